@@ -1,0 +1,139 @@
+"""The `ibtui` command: run a scenario (live app on a terminal, headless otherwise), show it, or view a run.
+
+Bad input (scenario file, key, value, device, data folder, export path) prints one sentence and
+exits with code 2; Ctrl-C in a headless run keeps the CSV valid and exits 130.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ibtui.scenario import ScenarioError, load_scenario, to_dict, to_toml
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
+                  help="Watch the information bottleneck at work: train a network and see the information plane live.")
+
+COMMANDS = {"run", "show", "view"}
+
+
+def fail(message: str) -> None:
+    typer.echo(f"ibtui: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+@app.command()
+def run(
+    scenario: Path = typer.Argument(..., help="scenario file (see scenarios/)"),
+    export: Optional[Path] = typer.Option(None, "--export", "-o", help="write every record to this CSV (+ .meta.json)"),
+    set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides run.device)"),
+    headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress bar"),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)"),
+    fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
+    no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
+) -> None:
+    """Train SCENARIO and measure it: the live app on a terminal, headless with --export or no TTY."""
+    import torch
+
+    from ibtui.engine.controls import Controls
+    from ibtui.engine.trainer import Engine
+    from ibtui.sinks.csv import CsvSink
+
+    try:
+        sc = load_scenario(scenario, set_)
+        if device is not None:
+            sc = _with_device(sc, device)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        engine = Engine(sc, scenario_path=str(scenario))
+    except ScenarioError as exc:
+        fail(str(exc))
+    sinks = []
+    if export is not None:
+        if not export.parent.exists() if str(export.parent) else False:
+            fail(f"--export {export}: the folder {export.parent} does not exist; create it or pick another path.")
+        try:
+            sinks.append(CsvSink(export, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
+        except OSError as exc:
+            fail(f"--export {export}: cannot write there ({exc.strerror}); pick another path.")
+    use_app = _interactive() and not headless
+    if use_app:
+        try:
+            from ibtui.tui.app import run_app
+        except ImportError:
+            use_app = False
+    if use_app:
+        code = run_app(engine, sinks, fps=fps, mouse=not no_mouse)
+        raise typer.Exit(code=code)
+    _run_headless(engine, sinks, quiet, export)
+
+
+def _with_device(sc, device: str):
+    from ibtui.scenario import with_changes
+
+    return with_changes(sc, {"run.device": device})
+
+
+def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> None:
+    from ibtui.engine.controls import Controls
+    from ibtui.sinks.progress import ProgressSink
+
+    if not quiet:
+        sinks = [*sinks, ProgressSink()]
+    finished = False
+    try:
+        finished = engine.run(sinks, Controls())
+    except KeyboardInterrupt:
+        for sink in sinks:
+            sink.close(False)
+        where = f"; {export} holds every snapshot up to epoch {engine.epoch}" if export else ""
+        typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{where}.", err=True)
+        raise typer.Exit(code=130)
+    for sink in sinks:
+        sink.close(finished)
+    if export is not None and not quiet:
+        typer.echo(f"ibtui: wrote {export} and {export.with_name(export.stem + '.meta.json')}", err=True)
+
+
+@app.command()
+def show(
+    scenario: Path = typer.Argument(..., help="scenario file"),
+    set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
+) -> None:
+    """Print the fully resolved scenario (every setting, defaults included) as TOML."""
+    try:
+        sc = load_scenario(scenario, set_)
+    except ScenarioError as exc:
+        fail(str(exc))
+    typer.echo(to_toml(sc), nl=False)
+
+
+@app.command()
+def view(
+    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    fps: float = typer.Option(3.0, "--fps", help="redraws per second"),
+) -> None:
+    """Open an exported run in the app's panes, without training."""
+    if not csv_path.is_file():
+        fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
+    try:
+        from ibtui.tui.app import view_app
+    except ImportError:
+        fail("the terminal app is not available in this build.")
+    raise typer.Exit(code=view_app(csv_path, fps=fps))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+        args.insert(0, "run")
+    app(args=args, prog_name="ibtui")

@@ -1,0 +1,60 @@
+"""A data set as the engine sees it: all points on the device once, and per-seed train/test masks.
+
+Keeping every point in one tensor and describing the split with masks [S, N] lets the engine
+evaluate all seeds on all points in one forward pass, even when each seed has its own split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ibtui.data.szt import make_split, szt_inputs, szt_labels
+
+
+@dataclass
+class Dataset:
+    name: str
+    x: torch.Tensor  # [N, ...] float32, on the device
+    y: torch.Tensor  # [N] int64
+    n_classes: int
+    train: torch.Tensor  # [S, N] bool
+    test: torch.Tensor  # [S, N] bool
+    distinct_inputs: bool  # every x appears once (then H(T|X) = 0 for a deterministic T)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train[0].sum())
+
+    def train_indices(self) -> torch.Tensor:
+        """[S, n_train] indices of each seed's training points (every seed has the same count)."""
+        s = self.train.shape[0]
+        return self.train.nonzero()[:, 1].reshape(s, -1)
+
+
+def load_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
+    """Build the scenario's data set on `device`."""
+    d = sc.data
+    if d.dataset == "szt":
+        x = szt_inputs()
+        y = szt_labels(x)
+        split = make_split(len(x), seeds, d.split, d.train_fraction, d.split_seed, d.split_per_seed)
+        notes = []
+        if split.biased:
+            pos_train = y[split.train[0]].mean() * 100
+            pos_test = y[split.test[0]].mean() * 100 if split.test[0].any() else float("nan")
+            notes.append(f"biased split: data.split = \"unshuffled\" takes the first rows in counting order "
+                         f"({pos_train:.1f} % positives in train, {pos_test:.1f} % in test), as the original IDNNs code")
+        return Dataset(
+            name="szt",
+            x=torch.as_tensor(x, dtype=torch.float32, device=device),
+            y=torch.as_tensor(y.astype(np.int64), device=device),
+            n_classes=2,
+            train=torch.as_tensor(split.train, device=device),
+            test=torch.as_tensor(split.test, device=device),
+            distinct_inputs=True,
+            notes=tuple(notes),
+        )
+    raise ValueError(f"unknown dataset {d.dataset!r}")

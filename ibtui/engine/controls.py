@@ -1,0 +1,28 @@
+"""Controls: the only channel from the UI back to the engine (DESIGN.md).
+
+Written by key handlers (or a test), read by the engine only at epoch boundaries. Single
+attribute writes are atomic under the GIL; pause and stop are Events so the engine can wait.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Controls:
+    paused: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    # Index into the scenario's list of noise levels (model.noise_levels); None = keep current.
+    noise_index: int | None = None
+
+    def request_noise(self, index: int) -> None:
+        """Ask the engine to switch to noise level `index` at the next epoch boundary."""
+        self.noise_index = index
+
+    def toggle_pause(self) -> bool:
+        if self.paused.is_set():
+            self.paused.clear()
+        else:
+            self.paused.set()
+        return self.paused.is_set()

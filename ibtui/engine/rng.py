@@ -1,0 +1,61 @@
+"""Counter-based random numbers: a seed's stream depends only on (seed, purpose, counters).
+
+Batch orders and noise must be drawn for all seeds at once on the device, yet each seed's numbers
+must not depend on how many other seeds run beside it. A stateful generator cannot give both, so
+we hash (seed, stream, epoch/step, element index) with an integer mixer (lowbias32-style, with
+multipliers below 2**31 so that every product fits in int64) and turn the hash into uniforms.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+_MASK = 0xFFFFFFFF
+
+# Stream ids: one per purpose, so two purposes never share numbers.
+STREAM_BATCH = 1
+STREAM_NOISE = 2
+STREAM_MEASURE = 3
+
+
+def _mix(x: torch.Tensor) -> torch.Tensor:
+    """Avalanche a uint32 value held in int64 (every intermediate stays below 2**63)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK
+    x = x ^ (x >> 15)
+    x = (x * 0x5BD1E995) & _MASK
+    x = x ^ (x >> 16)
+    x = (x * 0x27D4EB2D) & _MASK
+    x = x ^ (x >> 15)
+    return x
+
+
+def hash_bits(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
+    """uint32 hashes [S, n] (as int64) for seeds [S] at the given counters and element indices 0..n-1."""
+    key = _mix(seeds.to(torch.int64) & _MASK)
+    for c in counters:
+        key = _mix(key ^ (int(c) & _MASK))
+    idx = torch.arange(n, device=seeds.device, dtype=torch.int64)
+    return _mix(_mix(key[:, None] ^ idx[None, :]) ^ (idx[None, :] >> 32))
+
+
+def uniform(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
+    """Uniforms in (0, 1), shape [S, n], float32."""
+    u = (hash_bits(seeds, counters, n).to(torch.float64) + 0.5) / 4294967296.0
+    return u.to(torch.float32)
+
+
+def permutations(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
+    """One random permutation of 0..n-1 per seed, shape [S, n] (argsort of hashed keys)."""
+    keys = hash_bits(seeds, counters, n)
+    return torch.argsort(keys, dim=1, stable=True)
+
+
+def normal(seeds: torch.Tensor, counters: tuple[int, ...], shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normals of shape [S, *shape] by Box–Muller on two hashed uniform streams."""
+    n = math.prod(shape)
+    u1 = uniform(seeds, counters + (0x51ED,), n)
+    u2 = uniform(seeds, counters + (0xB0A7,), n)
+    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+    return z.reshape((seeds.shape[0],) + tuple(shape))

@@ -1,0 +1,36 @@
+"""When to take snapshots: log-spaced epochs, so the fast fitting phase gets as many points as the long tail.
+
+Epoch e means "after e completed epochs"; epoch 0 is the network at initialisation.
+IDNNs used np.unique(np.logspace(0, log2(E), K, base=2)) (274 unique epochs of 400 asked in 8000).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _epochs(epochs: int, num: int, schedule: str) -> list[int]:
+    if schedule == "log":
+        pts = np.logspace(0.0, np.log10(max(epochs, 1)), num=max(num, 1))
+    elif schedule == "linear":
+        pts = np.linspace(0.0, epochs, num=max(num, 2))
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}")
+    return sorted({0, epochs} | {int(round(p)) for p in pts if 0 <= round(p) <= epochs})
+
+
+def snapshot_epochs(epochs: int, count: int, schedule: str = "log") -> list[int]:
+    """Sorted unique snapshot epochs in 0..epochs, always including 0 and the last epoch.
+
+    Rounding log-spaced points merges the early ones, so the number of points asked of the spacing
+    is raised until `count` distinct epochs result (or every epoch is a snapshot).
+    """
+    if count >= epochs + 1:
+        return list(range(epochs + 1))
+    lo, hi = count, 64 * count + epochs
+    while lo < hi:  # smallest num giving at least `count` distinct epochs
+        mid = (lo + hi) // 2
+        if len(_epochs(epochs, mid, schedule)) >= count:
+            hi = mid
+        else:
+            lo = mid + 1
+    return _epochs(epochs, lo, schedule)

@@ -1,0 +1,189 @@
+"""The engine: trains every seed at once and emits records at snapshot epochs.
+
+It owns the data, the batched model, the optimiser and the measurement schedule, and knows nothing
+about Textual. `run(sinks, controls)` reads Controls only at epoch boundaries. In the training loop
+nothing is copied to the host: losses and measures stay on the device until a snapshot is emitted.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from ibtui.data.dataset import Dataset, load_dataset
+from ibtui.engine import records as R
+from ibtui.engine import rng
+from ibtui.engine.controls import Controls
+from ibtui.engine.device import describe, resolve_device
+from ibtui.engine.schedule import snapshot_epochs
+from ibtui.engine.snapshot import (Values, binning_description, binning_label, binning_values,
+                                   loss_and_accuracy, mi_points, take)
+from ibtui.models.mlp import BatchedMLP
+from ibtui.scenario import Scenario
+
+
+def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> BatchedMLP:
+    d_in = data.x[0].numel()
+    sizes = [d_in, *sc.model.hidden, data.n_classes]
+    return BatchedMLP(seeds, sizes, sc.model.activation, sc.model.init)
+
+
+def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    t = sc.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, foreach=True)
+
+
+class Engine:
+    """All seeds of one scenario, trained together. Construct, then `run(sinks, controls)`."""
+
+    def __init__(self, sc: Scenario, scenario_path: str = "", device: str | None = None):
+        self.sc = sc
+        self.device = resolve_device(device or sc.run.device)
+        self.seeds = list(range(sc.run.first_seed, sc.run.first_seed + sc.run.seeds))
+        self.seed_tensor = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
+        self.data = load_dataset(sc, self.seeds, self.device)
+        self.model = build_model(sc, self.seeds, self.data).to(self.device)
+        self.optimizer = build_optimizer(sc, self.model.parameters())
+        self.snapshots = set(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
+        self.train_idx = self.data.train_indices()
+        self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test)
+        self.noise_index = sc.model.noise_start
+        self.epoch = 0
+        self.step = 0
+        self.alive = torch.ones(len(self.seeds), dtype=torch.bool)
+        self.info = self._info(scenario_path)
+
+    # ------------------------------------------------------------------ description
+    @property
+    def beta(self) -> float:
+        return self.sc.model.noise_levels[self.noise_index]
+
+    def _layer_activations(self) -> list[str]:
+        return [self.sc.model.activation] * len(self.sc.model.hidden) + ["softmax"]
+
+    def _info(self, scenario_path: str) -> R.RunInfo:
+        sc = self.sc
+        n_points = self.data.x.shape[0] if self.mi_idx is None else self.mi_idx.shape[1]
+        estimators, settings = [], {}
+        if "binning" in sc.measure.estimators:
+            label = binning_label(sc.measure.binning)
+            estimators.append(label)
+            settings[label] = binning_description(sc.measure.binning, sc.model.activation)
+        notes = list(self.data.notes)
+        if self.data.distinct_inputs and sc.data.mi_points:
+            notes.append("binning: the measured inputs are distinct and the measured map is deterministic, "
+                         "so H(T|X) = 0 and I(X;T) = H(T)"
+                         + (" (noisy network: binning measures the noiseless representations)"
+                            if max(sc.model.noise_levels) > 0 else ""))
+        widths = [*sc.model.hidden, self.data.n_classes]
+        return R.RunInfo(
+            run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
+            epochs=sc.run.epochs, layers=tuple(str(i) for i in range(1, len(widths) + 1)),
+            layer_widths=tuple(widths), n_points=int(n_points), mi_points=sc.data.mi_points,
+            estimators=tuple(estimators), estimator_settings=settings,
+            noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes))
+
+    # ------------------------------------------------------------------ training
+    def _noise_fn(self):
+        seeds, step = self.seed_tensor, self.step
+
+        def noise(layer: int, like: torch.Tensor) -> torch.Tensor:
+            return rng.normal(seeds, (rng.STREAM_NOISE, step, layer), tuple(like.shape[1:])).to(like.dtype)
+
+        return noise
+
+    def train_epoch(self) -> None:
+        """One pass over each seed's training points in its own random order."""
+        data, model, opt = self.data, self.model, self.optimizer
+        n_train = self.train_idx.shape[1]
+        perm = rng.permutations(self.seed_tensor, (rng.STREAM_BATCH, self.epoch), n_train)
+        order = self.train_idx.gather(1, perm)
+        bs = self.sc.train.batch_size
+        beta = self.beta
+        for start in range(0, n_train, bs):
+            idx = order[:, start:start + bs]
+            xb, yb = data.x[idx], data.y[idx]
+            logits, _ = model(xb, beta, self._noise_fn() if beta > 0 else None)
+            s, b, c = logits.shape
+            per_seed = F.cross_entropy(logits.reshape(s * b, c), yb.reshape(s * b), reduction="none")
+            loss = per_seed.reshape(s, b).mean(dim=1).sum()  # seeds are independent: each gets its own mean
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self.step += 1
+        self.epoch += 1
+
+    # ------------------------------------------------------------------ measurement
+    @torch.no_grad()
+    def measure(self) -> Values:
+        """Every number of one snapshot, per seed, still on the device."""
+        sc, data = self.sc, self.data
+        logits, hidden = self.model(data.x)  # noiseless pass over all points, all seeds
+        values = loss_and_accuracy(logits, data.y, data.train, data.test)
+        layers = [take(h, self.mi_idx) for h in [*hidden, torch.softmax(logits, dim=-1)]]
+        labels = data.y if self.mi_idx is None else data.y[self.mi_idx]
+        if "binning" in sc.measure.estimators:
+            x_ids = None if data.distinct_inputs else None  # only distinct-input data sets so far
+            values.update(binning_values(layers, self._layer_activations(), labels, sc.measure.binning, x_ids))
+        return values
+
+    def _records(self, values: Values) -> list[R.Record]:
+        keys = list(values)
+        table = torch.stack([values[k].float() for k in keys]).cpu()  # one copy to the host
+        loss = values[("", R.LOSS_TRAIN, "")].cpu()
+        newly_dead = self.alive & ~torch.isfinite(loss)
+        out: list[R.Record] = []
+        run, epoch, step = self.sc.name, self.epoch, self.step
+        for i in newly_dead.nonzero().flatten().tolist():
+            out.append(R.Record(run, self.seeds[i], epoch, step, "", R.SEED_DIVERGED, "", 1.0))
+        self.alive &= ~newly_dead
+        alive = self.alive
+        for row, (layer, quantity, estimator) in zip(table, keys):
+            for i in alive.nonzero().flatten().tolist():
+                out.append(R.Record(run, self.seeds[i], epoch, step, layer, quantity, estimator, float(row[i])))
+            if alive.any():
+                mean = float(row[alive].mean())
+                out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, mean))
+        return out
+
+    def _noise_record(self) -> R.Record:
+        return R.Record(self.sc.name, "mean", self.epoch, self.step, "", R.NOISE_BETA, "", float(self.beta))
+
+    # ------------------------------------------------------------------ the run
+    def run(self, sinks: list, controls: Controls | None = None) -> bool:
+        """Train to the last epoch (True) or until controls.stop is set (False), emitting records."""
+        controls = controls or Controls()
+        total = self.sc.run.epochs
+        for sink in sinks:
+            if hasattr(sink, "start"):
+                sink.start(self.info)
+        if self.epoch == 0:
+            R.emit_all(sinks, [self._noise_record(), *self._records(self.measure())])
+        busy = 0.0
+        done_epochs = 0
+        while self.epoch < total:
+            if controls.stop.is_set():
+                return False
+            while controls.paused.is_set() and not controls.stop.is_set():
+                time.sleep(0.05)
+            if controls.stop.is_set():
+                return False
+            if controls.noise_index is not None and controls.noise_index != self.noise_index:
+                self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
+                R.emit_all(sinks, [self._noise_record()])
+            t0 = time.perf_counter()
+            self.train_epoch()
+            if self.epoch in self.snapshots:
+                R.emit_all(sinks, self._records(self.measure()))
+            busy += time.perf_counter() - t0
+            done_epochs += 1
+            rate = len(self.seeds) * done_epochs / busy if busy > 0 else math.nan
+            for sink in sinks:
+                if hasattr(sink, "progress"):
+                    sink.progress(self.epoch, total, rate, self.beta)
+        return True

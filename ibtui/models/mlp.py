@@ -1,0 +1,95 @@
+"""A fully connected network for many seeds at once: weights [S, in, out], one forward for all seeds.
+
+Each seed's parameters are drawn from its own generator, so a seed's initialisation does not depend
+on which other seeds share the tensor. With β > 0 Gaussian noise β·ε is added to every hidden
+layer's output after its nonlinearity (Goldfeld et al.'s noisy network); the returned
+representation of a layer is its noiseless output S_l (later layers see the noisy T_l = S_l + βε).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda z: z,
+}
+
+NoiseFn = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def init_weight(shape: tuple[int, int], scheme: str, generator: torch.Generator) -> torch.Tensor:
+    """One seed's weight [in, out] under an initialisation scheme.
+
+    truncated_normal: N(0, 1/fan_in) cut at ±2 std (IDNNs' `initilizae_layer`, TF's truncated normal);
+    normal: N(0, 1/fan_in); xavier_uniform / kaiming_uniform: PyTorch's usual schemes.
+    """
+    fan_in, fan_out = shape
+    w = torch.empty(shape)
+    std = 1.0 / math.sqrt(fan_in)
+    if scheme == "truncated_normal":
+        nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std, generator=generator)
+    elif scheme == "normal":
+        nn.init.normal_(w, std=std, generator=generator)
+    elif scheme == "xavier_uniform":
+        bound = math.sqrt(6.0 / (fan_in + fan_out))
+        nn.init.uniform_(w, -bound, bound, generator=generator)
+    elif scheme == "kaiming_uniform":
+        bound = math.sqrt(6.0 / fan_in)
+        nn.init.uniform_(w, -bound, bound, generator=generator)
+    else:
+        raise ValueError(f"unknown init {scheme!r}")
+    return w
+
+
+class BatchedMLP(nn.Module):
+    """sizes = [d_in, h_1, …, h_K, n_classes]; hidden activation as named; linear logits."""
+
+    def __init__(self, seeds: list[int], sizes: list[int], activation: str = "tanh",
+                 init: str = "truncated_normal"):
+        super().__init__()
+        self.seeds = list(seeds)
+        self.sizes = list(sizes)
+        self.activation_name = activation
+        self.act = ACTIVATIONS[activation]
+        weights, biases = [], []
+        for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            ws = []
+            for s in self.seeds:
+                g = torch.Generator().manual_seed(int(s) * 1000003 + layer)
+                ws.append(init_weight((fan_in, fan_out), init, g))
+            weights.append(nn.Parameter(torch.stack(ws)))
+            biases.append(nn.Parameter(torch.zeros(len(self.seeds), 1, fan_out)))
+        self.weights = nn.ParameterList(weights)
+        self.biases = nn.ParameterList(biases)
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        return self.sizes[1:-1]
+
+    def forward(self, x: torch.Tensor, beta: float = 0.0, noise: NoiseFn | None = None
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: [N, d_in] (same inputs for every seed) or [S, B, d_in] → (logits [S, B, C], hidden [S, B, h_l]…)."""
+        hidden = []
+        n_layers = len(self.weights)
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = torch.matmul(x, w) + b if x.dim() == 2 else torch.baddbmm(b, x, w)
+            if layer == n_layers - 1:
+                return z, hidden
+            s = self.act(z)
+            hidden.append(s)
+            if beta > 0:
+                eps = noise(layer, s) if noise is not None else torch.randn_like(s)
+                x = s + beta * eps
+            else:
+                x = s
+        raise AssertionError("unreachable")
+
+    def weight_matrices(self) -> list[torch.Tensor]:
+        """The weight of every layer (hidden and output), [S, in, out] each: what SNR is computed on."""
+        return list(self.weights)

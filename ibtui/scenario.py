@@ -1,0 +1,313 @@
+"""Scenario files: TOML → a frozen dataclass tree, validated in one place.
+
+Every setting a result depends on lives here, with its default written once. Bad input raises
+ScenarioError with one sentence naming the file, the key and the fix; the CLI prints it and exits 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+
+class ScenarioError(Exception):
+    """Bad scenario input; the message is one sentence a user can act on."""
+
+
+def _opt(default: Any, help: str, *, choices: tuple = (), lo: float | None = None, hi: float | None = None,
+         lo_open: bool = False) -> Any:
+    """A setting with its help line and its allowed values (checked by `_check_value`)."""
+    meta = {"help": help, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    seeds: int = _opt(10, "number of seeds trained at once (seed ids first_seed … first_seed+seeds−1)", lo=1)
+    first_seed: int = _opt(0, "id of the first seed", lo=0)
+    epochs: int = _opt(8000, "training epochs", lo=1)
+    device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    dataset: str = _opt("szt", "the data set", choices=("szt",))
+    split: str = _opt("random", "random (seeded) or unshuffled (the original IDNNs split, biased on SZT)",
+                      choices=("random", "unshuffled"))
+    train_fraction: float = _opt(0.8, "fraction of the points used for training", lo=0.0, hi=1.0, lo_open=True)
+    split_seed: int = _opt(0, "seed of the random split shared by all seeds", lo=0)
+    split_per_seed: bool = _opt(False, "draw a different random split for every seed (from the seed id)")
+    mi_points: str = _opt("all", "points MI is measured on: all, train or test", choices=("all", "train", "test"))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    kind: str = _opt("mlp", "network family", choices=("mlp",))
+    hidden: list[int] = _opt([10, 7, 5, 4, 3], "hidden layer widths")
+    activation: str = _opt("tanh", "hidden activation", choices=("tanh", "relu", "linear", "sigmoid"))
+    init: str = _opt("truncated_normal",
+                     "truncated_normal (std 1/sqrt(fan_in), cut at 2 std, zero biases: the original code), "
+                     "normal, xavier_uniform, kaiming_uniform",
+                     choices=("truncated_normal", "normal", "xavier_uniform", "kaiming_uniform"))
+    noise_levels: list[float] = _opt([0.0], "levels of Gaussian noise β added to every hidden layer (0 = none); "
+                                             "the app cycles through them")
+    noise_start: int = _opt(0, "index into noise_levels used at the start", lo=0)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    optimizer: str = _opt("adam", "adam or sgd", choices=("adam", "sgd"))
+    lr: float = _opt(4e-4, "learning rate", lo=0.0, lo_open=True)
+    batch_size: int = _opt(512, "mini-batch size (the last batch of an epoch may be smaller)", lo=1)
+    momentum: float = _opt(0.0, "SGD momentum", lo=0.0, hi=1.0)
+    weight_decay: float = _opt(0.0, "L2 weight decay", lo=0.0)
+
+
+@dataclass(frozen=True)
+class BinningSettings:
+    bins: int = _opt(30, "number of equal bins over the range (ignored when width > 0)", lo=1)
+    range: Union[list[float], str] = _opt([-1.0, 1.0],
+                                          "[lo, hi] for every layer, or \"auto\": activation-aware "
+                                          "([-1,1] tanh, [0,1] sigmoid/softmax, [min,max] per seed for relu/linear)")
+    width: float = _opt(0.0, "fixed bin width (0 = use bins over range)", lo=0.0)
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    snapshots: int = _opt(300, "number of snapshot epochs (log-spaced epochs may merge, so fewer can result)", lo=1)
+    schedule: str = _opt("log", "log or linear spacing of snapshot epochs", choices=("log", "linear"))
+    estimators: list[str] = _opt(["binning"], "MI estimators computed at every snapshot")
+    binning: BinningSettings = field(default_factory=BinningSettings)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = _opt("scenario", "run name (goes into every exported row)")
+    description: str = _opt("", "what this scenario reproduces")
+    run: RunSettings = field(default_factory=RunSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+
+
+ESTIMATORS = ("binning",)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parsing and validation
+
+
+def _is_section(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Return value converted to tp, or raise TypeError. Integers are accepted where a float is wanted."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                continue
+        raise TypeError
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError
+        return [_coerce(v, typing.get_args(tp)[0]) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    raise TypeError
+
+
+def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
+    items = value if isinstance(value, list) else [value]
+    for v in items:
+        if meta.get("choices") and v not in meta["choices"]:
+            raise ScenarioError(f"{origin}: {where} = {v!r} is not allowed; use one of: "
+                                f"{', '.join(map(str, meta['choices']))}.")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            lo, hi = meta.get("lo"), meta.get("hi")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ScenarioError(f"{origin}: {where} = {v} must be a finite number.")
+            if lo is not None and (v < lo or (meta.get("lo_open") and v == lo)):
+                rel = ">" if meta.get("lo_open") else "≥"
+                raise ScenarioError(f"{origin}: {where} = {v} is out of range; it must be {rel} {lo}.")
+            if hi is not None and v > hi:
+                raise ScenarioError(f"{origin}: {where} = {v} is out of range; it must be ≤ {hi}.")
+
+
+def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else \
+                f"; valid keys here: {', '.join(prefix + k for k in fields)}."
+            raise ScenarioError(f"{origin}: unknown key '{where}'{hint}")
+        tp = hints[key]
+        if _is_section(tp):
+            if not isinstance(value, dict):
+                raise ScenarioError(f"{origin}: '{where}' must be a table ([{where}]), not {value!r}.")
+            kwargs[key] = _build(tp, value, f"{where}.", origin)
+            continue
+        try:
+            coerced = _coerce(value, tp)
+        except TypeError:
+            raise ScenarioError(f"{origin}: {where} = {value!r} has the wrong type; it must be "
+                                f"{_type_name(tp)}.") from None
+        _check_value(coerced, dict(fields[key].metadata), where, origin)
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def _cross_check(sc: Scenario, origin: str) -> None:
+    """Rules that involve more than one setting."""
+    for est in sc.measure.estimators:
+        if est not in ESTIMATORS:
+            close = difflib.get_close_matches(est, ESTIMATORS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
+            raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
+    if not sc.model.hidden or any(w < 1 for w in sc.model.hidden):
+        raise ScenarioError(f"{origin}: model.hidden must be a non-empty list of positive widths.")
+    if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):
+        raise ScenarioError(f"{origin}: model.noise_levels must be a non-empty list of β ≥ 0.")
+    if sc.model.noise_start >= len(sc.model.noise_levels):
+        raise ScenarioError(f"{origin}: model.noise_start = {sc.model.noise_start} is out of range; "
+                            f"model.noise_levels has {len(sc.model.noise_levels)} entries.")
+    rng = sc.measure.binning.range
+    if isinstance(rng, str):
+        if rng != "auto":
+            raise ScenarioError(f"{origin}: measure.binning.range = {rng!r} must be \"auto\" or [lo, hi].")
+    elif len(rng) != 2 or not rng[0] < rng[1]:
+        raise ScenarioError(f"{origin}: measure.binning.range = {rng} must be [lo, hi] with lo < hi.")
+    if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
+        raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ScenarioError(f"--set {text!r}: write it as section.key=value, e.g. --set train.lr=1e-3.")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word: take it as a string (e.g. --set train.optimizer=sgd)
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Set `section.key=value` pairs (values in TOML syntax) into the raw scenario dict."""
+    for text in overrides:
+        path, value = _parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ScenarioError(f"--set {text!r}: '{part}' is a setting, not a section.")
+        node[path[-1]] = value
+    return data
+
+
+def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = ()) -> Scenario:
+    """Parse TOML text (plus --set overrides) into a validated Scenario."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{origin}: TOML syntax error: {exc}; fix that line.") from None
+    data = apply_overrides(data, list(overrides))
+    sc = _build(Scenario, data, "", origin)
+    _cross_check(sc, origin)
+    return sc
+
+
+def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError(f"{p}: no such scenario file; give the path of a .toml file "
+                            f"(the bundled ones are in scenarios/).")
+    return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides)
+
+
+def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
+    """A copy of `sc` with dotted settings replaced (used for sweeps and CLI shortcuts)."""
+    data = to_dict(sc)
+    for dotted, value in changes.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    return _build(Scenario, data, "", "<changes>")
+
+
+def to_dict(sc: Any) -> dict:
+    return dataclasses.asdict(sc)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)
+
+
+def to_toml(sc: Scenario) -> str:
+    """The fully resolved scenario as TOML, every setting with its help line as a comment."""
+    lines: list[str] = []
+
+    def emit(obj: Any, prefix: str) -> None:
+        sections = []
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                sections.append((f.name, v))
+                continue
+            lines.append(f"{f.name} = {_toml_value(v)}  # {f.metadata.get('help', '')}")
+        for name, sub in sections:
+            lines.append("")
+            lines.append(f"[{prefix}{name}]")
+            emit(sub, f"{prefix}{name}.")
+
+    emit(sc, "")
+    return "\n".join(lines) + "\n"
