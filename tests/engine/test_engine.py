@@ -1,0 +1,166 @@
+"""The batched engine: seeds are independent, both optimisers train, controls act at epoch boundaries."""
+import math
+import threading
+
+import pytest
+import torch
+
+from ibtui.engine import records as R
+from ibtui.engine import rng
+from ibtui.engine.controls import Controls
+from ibtui.engine.trainer import Engine
+from ibtui.scenario import parse_scenario
+
+
+class ListSink:
+    def __init__(self):
+        self.records, self.info, self.epochs, self.closed = [], None, [], None
+
+    def start(self, info):
+        self.info = info
+
+    def emit(self, records):
+        self.records.extend(records)
+
+    def progress(self, epoch, total, rate, beta):
+        self.epochs.append(epoch)
+
+    def close(self, finished):
+        self.closed = finished
+
+    def values(self, seed, quantity, layer="", estimator=""):
+        return {r.epoch: r.value for r in self.records
+                if r.seed == seed and r.quantity == quantity and r.layer == layer and r.estimator == estimator}
+
+
+def small(epochs=12, seeds=2, first=0, snapshots=6, train="", extra=""):
+    """A short SZT scenario on the CPU; `train` adds lines to [train], `extra` adds whole sections."""
+    return parse_scenario(f'[run]\nepochs = {epochs}\nseeds = {seeds}\nfirst_seed = {first}\ndevice = "cpu"\n'
+                          f'[measure]\nsnapshots = {snapshots}\n[train]\nbatch_size = 256\n{train}\n{extra}')
+
+
+def run_engine(sc, controls=None):
+    sink = ListSink()
+    finished = Engine(sc).run([sink], controls)
+    return sink, finished
+
+
+def test_permutations_are_valid_and_do_not_depend_on_other_seeds():
+    seeds = torch.tensor([0, 1, 2, 3])
+    p = rng.permutations(seeds, (rng.STREAM_BATCH, 5), 3277)
+    assert torch.equal(p.sort(dim=1).values, torch.arange(3277).expand(4, -1))
+    assert not torch.equal(p[0], p[1])
+    assert torch.equal(p[2], rng.permutations(torch.tensor([2]), (rng.STREAM_BATCH, 5), 3277)[0])
+    assert not torch.equal(p[2], rng.permutations(torch.tensor([2]), (rng.STREAM_BATCH, 6), 3277)[0])
+
+
+def test_hashed_normals_are_standard_normal():
+    z = rng.normal(torch.tensor([0, 1]), (rng.STREAM_NOISE, 3), (200_000,))
+    for row in z:
+        assert abs(row.mean().item()) < 0.01 and abs(row.std().item() - 1) < 0.01
+        assert abs((row.abs() < 1).float().mean().item() - 0.6827) < 0.005
+
+
+def test_batched_weights_and_per_seed_init():
+    eng = Engine(small(seeds=3))
+    ws = eng.model.weight_matrices()
+    assert [tuple(w.shape) for w in ws] == [(3, 12, 10), (3, 10, 7), (3, 7, 5), (3, 5, 4), (3, 4, 3), (3, 3, 2)]
+    w0 = ws[0][0]
+    assert abs(w0.std().item() - 1 / math.sqrt(12)) < 0.1 and w0.abs().max() <= 2 / math.sqrt(12) + 1e-6
+    assert all(torch.all(b == 0) for b in eng.model.biases)
+    assert not torch.equal(ws[0][0], ws[0][1])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_seed_does_not_depend_on_the_seeds_beside_it(optimizer):
+    # Batched matmuls of different seed counts may round differently (~1e-7); training amplifies that
+    # a little, so equality is within float tolerance. Epoch 0 (initialisation) must match exactly.
+    train = f'optimizer = "{optimizer}"\nlr = {0.01 if optimizer == "adam" else 0.1}'
+    together, _ = run_engine(small(epochs=15, seeds=4, snapshots=5, train=train))
+    alone, _ = run_engine(small(epochs=15, seeds=1, first=2, snapshots=5, train=train))
+    assert together.values(2, R.LOSS_TRAIN)[0] == alone.values(2, R.LOSS_TRAIN)[0]
+    for q in (R.LOSS_TRAIN, R.ACC_TEST):
+        a, b = together.values(2, q), alone.values(2, q)
+        assert a.keys() == b.keys() and len(a) >= 5
+        for e in a:
+            assert a[e] == pytest.approx(b[e], rel=1e-3, abs=1e-4)
+    a = together.values(2, R.MI_XT, "3", "bin30")
+    b = alone.values(2, R.MI_XT, "3", "bin30")
+    assert all(abs(a[e] - b[e]) < 0.02 for e in a)  # a bin-edge flip of one point moves H by < 0.01 bit
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 0.01), ("sgd", 0.5)])
+def test_training_lowers_the_loss(optimizer, lr):
+    sink, finished = run_engine(small(epochs=40, snapshots=4, train=f'optimizer = "{optimizer}"\nlr = {lr}'))
+    assert finished and sink.closed is None
+    loss = sink.values("mean", R.LOSS_TRAIN)
+    assert loss[40] < loss[0] - 0.05
+    assert sink.epochs == list(range(1, 41))
+
+
+def test_snapshot_records_cover_every_layer_seed_and_mean():
+    sink, _ = run_engine(small(seeds=3))
+    epochs = sorted({r.epoch for r in sink.records})
+    assert epochs[0] == 0 and epochs[-1] == 12
+    layers = {r.layer for r in sink.records if r.quantity == R.MI_XT}
+    assert layers == {"1", "2", "3", "4", "5", "6"}
+    mi = sink.values("mean", R.MI_XT, "1", "bin30")
+    assert all(0 <= v <= 12 for v in mi.values())
+    per_seed = [sink.values(s, R.MI_XT, "4", "bin30")[12] for s in range(3)]
+    assert sink.values("mean", R.MI_XT, "4", "bin30")[12] == pytest.approx(sum(per_seed) / 3, rel=1e-6)
+    assert sink.info.n_points == 4096 and sink.info.estimators == ("bin30",)
+
+
+def test_mi_points_train_and_test():
+    eng = Engine(small(epochs=1, extra='[data]\nmi_points = "test"\nsplit_per_seed = true'))
+    assert eng.info.n_points == 819
+    values = eng.measure()
+    assert all(v.shape == (2,) for v in values.values())
+    assert torch.all(values[("1", R.MI_XT, "bin30")] <= math.log2(819) + 1e-4)
+
+
+def test_stop_pause_and_noise_at_epoch_boundaries():
+    sc = parse_scenario('[run]\nepochs = 100000\nseeds = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.0, 0.1]\n'
+                        '[measure]\nsnapshots = 3\n')
+    eng = Engine(sc)
+    controls = Controls()
+    sink = ListSink()
+
+    seen = []
+
+    class Stopper(ListSink):
+        def progress(self, epoch, total, rate, beta):
+            seen.append((epoch, beta))
+            if epoch == 2:
+                controls.request_noise(1)
+            if epoch == 4:
+                controls.stop.set()
+
+    finished = eng.run([sink, Stopper()], controls)
+    assert not finished and eng.epoch == 4
+    assert seen == [(1, 0.0), (2, 0.0), (3, 0.1), (4, 0.1)]
+    noise = [(r.epoch, r.value) for r in sink.records if r.quantity == R.NOISE_BETA]
+    assert noise == [(0, 0.0), (2, 0.1)]  # applied and recorded at the boundary after epoch 2
+
+    controls = Controls()
+    controls.paused.set()
+    t = threading.Thread(target=eng.run, args=([ListSink()], controls))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and eng.epoch == 4  # paused: no epoch trains
+    controls.stop.set()
+    t.join(5)
+    assert not t.is_alive() and eng.epoch == 4
+
+
+def test_a_diverging_seed_stops_alone():
+    sc = parse_scenario('[run]\nepochs = 3\nseeds = 2\ndevice = "cpu"\n[measure]\nsnapshots = 4\n')
+    eng = Engine(sc)
+    with torch.no_grad():
+        eng.model.weights[0][1].fill_(float("nan"))  # seed 1 is broken from the start
+    sink = ListSink()
+    eng.run([sink])
+    assert [(r.seed, r.epoch) for r in sink.records if r.quantity == R.SEED_DIVERGED] == [(1, 0)]
+    assert not any(r.seed == 1 and r.quantity == R.LOSS_TRAIN for r in sink.records)
+    assert all(math.isfinite(v) for v in sink.values(0, R.LOSS_TRAIN).values())
+    assert sink.values("mean", R.LOSS_TRAIN) == sink.values(0, R.LOSS_TRAIN)
