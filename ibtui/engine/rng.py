@@ -47,9 +47,14 @@ def uniform(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Ten
 
 
 def permutations(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
-    """One random permutation of 0..n-1 per seed, shape [S, n] (argsort of hashed keys)."""
+    """One random permutation of 0..n-1 per seed, shape [S, n] (argsort of hashed keys).
+
+    One flat sort of (row, key) pairs is several times faster on the CPU than a row-wise sort.
+    """
     keys = hash_bits(seeds, counters, n)
-    return torch.argsort(keys, dim=1, stable=True)
+    rows = torch.arange(keys.shape[0], device=keys.device, dtype=torch.int64)[:, None]
+    order = torch.argsort((rows << 32 | keys).flatten(), stable=True).reshape(keys.shape)
+    return order - rows * n
 
 
 def normal(seeds: torch.Tensor, counters: tuple[int, ...], shape: tuple[int, ...]) -> torch.Tensor:

@@ -20,7 +20,7 @@ from ibtui.engine.controls import Controls
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.schedule import snapshot_epochs
 from ibtui.engine.snapshot import (Values, binning_description, binning_label, binning_values,
-                                   loss_and_accuracy, mi_points, take)
+                                   loss_and_accuracy, mi_points, pointwise_cross_entropy, take)
 from ibtui.models.mlp import BatchedMLP
 from ibtui.scenario import Scenario
 
@@ -51,6 +51,7 @@ class Engine:
         self.optimizer = build_optimizer(sc, self.model.parameters())
         self.snapshots = set(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
         self.train_idx = self.data.train_indices()
+        self._x_t = self.data.x.reshape(self.data.x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
         self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test)
         self.noise_index = sc.model.noise_start
         self.epoch = 0
@@ -107,11 +108,10 @@ class Engine:
         beta = self.beta
         for start in range(0, n_train, bs):
             idx = order[:, start:start + bs]
-            xb, yb = data.x[idx], data.y[idx]
-            logits, _ = model(xb, beta, self._noise_fn() if beta > 0 else None)
-            s, b, c = logits.shape
-            per_seed = F.cross_entropy(logits.reshape(s * b, c), yb.reshape(s * b), reduction="none")
-            loss = per_seed.reshape(s, b).mean(dim=1).sum()  # seeds are independent: each gets its own mean
+            xt = self._x_t[:, idx].permute(1, 0, 2)  # [S, d_in, B]
+            logits_t, _ = model.forward_t(xt, beta, self._noise_fn() if beta > 0 else None)
+            # Summing the per-seed means keeps seeds independent: each seed's gradient is its own mean's.
+            loss = pointwise_cross_entropy(logits_t, data.y[idx]).mean(dim=1).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -123,9 +123,10 @@ class Engine:
     def measure(self) -> Values:
         """Every number of one snapshot, per seed, still on the device."""
         sc, data = self.sc, self.data
-        logits, hidden = self.model(data.x)  # noiseless pass over all points, all seeds
-        values = loss_and_accuracy(logits, data.y, data.train, data.test)
-        layers = [take(h, self.mi_idx) for h in [*hidden, torch.softmax(logits, dim=-1)]]
+        s = len(self.seeds)
+        logits_t, hidden_t = self.model.forward_t(self._x_t.expand(s, -1, -1))  # noiseless, all points and seeds
+        values = loss_and_accuracy(logits_t, data.y, data.train, data.test)
+        layers = [take(h.transpose(1, 2), self.mi_idx) for h in [*hidden_t, torch.softmax(logits_t, dim=1)]]
         labels = data.y if self.mi_idx is None else data.y[self.mi_idx]
         if "binning" in sc.measure.estimators:
             x_ids = None if data.distinct_inputs else None  # only distinct-input data sets so far

@@ -88,6 +88,8 @@ def binning_mi(h: torch.Tensor, spec: BinSpec, labels: torch.Tensor | None,
         out["H(T|X)"] = h_xt - h_x
         out["I(X;T)"] = h_t + h_x - h_xt
     if labels is not None:
-        y = dense_ids(labels.to(torch.int64).expand(s, n))[0]
-        out["I(T;Y)"] = h_t + entropy_of_ids(y) - entropy_of_ids(joint_ids(t_ids, y))
+        y, n_y = dense_ids(labels.to(torch.int64).expand(s, n))
+        # (T, Y) pairs as t·C + y: exact, and counted by scatter without another sort.
+        joint = t_ids * int(n_y.max()) + y
+        out["I(T;Y)"] = h_t + entropy_of_ids(y) - entropy_of_ids(joint, n_values=n * int(n_y.max()))
     return out

@@ -20,15 +20,16 @@ def dense_ids(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, group[:, -1] + 1
 
 
-def entropy_of_ids(ids: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Entropy in bits [S] of the empirical distribution of ids [S, N] (values in 0..N-1).
+def entropy_of_ids(ids: torch.Tensor, weights: torch.Tensor | None = None, n_values: int | None = None
+                   ) -> torch.Tensor:
+    """Entropy in bits [S] of the empirical distribution of ids [S, N] (values in 0..n_values-1, default N-1).
 
     `weights` [S, N] (non-negative) restricts / weights the samples, e.g. a mask of the points
     measured for each seed; by default every sample counts once.
     """
     s, n = ids.shape
     w = torch.ones(s, n, dtype=torch.float64, device=ids.device) if weights is None else weights.to(torch.float64)
-    counts = torch.zeros(s, n, dtype=torch.float64, device=ids.device).scatter_add_(1, ids, w)
+    counts = torch.zeros(s, n_values or n, dtype=torch.float64, device=ids.device).scatter_add_(1, ids, w)
     p = counts / w.sum(dim=1, keepdim=True)
     plogp = torch.where(p > 0, p * torch.log(p.clamp_min(1e-300)), torch.zeros_like(p))
     return (-plogp.sum(dim=1) / _LOG2).to(torch.float32)

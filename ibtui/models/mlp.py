@@ -14,13 +14,33 @@ import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh,
+    "tanh": lambda z: fast_tanh(z),
     "relu": torch.relu,
     "sigmoid": torch.sigmoid,
     "linear": lambda z: z,
 }
 
 NoiseFn = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """tanh(x) = 2·sigmoid(2x) − 1, with backward 1 − tanh². On the CPU, PyTorch's sigmoid kernel is about
+    4× faster than its tanh kernel; the absolute difference is below 2e-7 (float32 rounding near 0.5)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        t = torch.sigmoid(2.0 * x).mul_(2.0).sub_(1.0)
+        ctx.save_for_backward(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad):
+        (t,) = ctx.saved_tensors
+        return grad * (1.0 - t * t)
+
+
+def fast_tanh(x: torch.Tensor) -> torch.Tensor:
+    return _SigmoidTanh.apply(x) if x.device.type == "cpu" else torch.tanh(x)
 
 
 def init_weight(shape: tuple[int, int], scheme: str, generator: torch.Generator) -> torch.Tensor:
@@ -74,20 +94,31 @@ class BatchedMLP(nn.Module):
 
     def forward(self, x: torch.Tensor, beta: float = 0.0, noise: NoiseFn | None = None
                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """x: [N, d_in] (same inputs for every seed) or [S, B, d_in] → (logits [S, B, C], hidden [S, B, h_l]…)."""
+        """x: [N, d_in] (same inputs for every seed) or [S, B, d_in] → (logits [S, B, C], hidden [S, B, h_l]…).
+
+        Internally activations are kept feature-major, [S, d, B]: the batch is the long, contiguous
+        dimension, which makes the batched matmuls of these narrow layers several times faster.
+        """
+        xt = x.t().expand(len(self.seeds), -1, -1) if x.dim() == 2 else x.transpose(1, 2)
+        logits_t, hidden_t = self.forward_t(xt, beta, noise)
+        return logits_t.transpose(1, 2), [h.transpose(1, 2) for h in hidden_t]
+
+    def forward_t(self, xt: torch.Tensor, beta: float = 0.0, noise: NoiseFn | None = None
+                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The same network on feature-major inputs xt [S, d_in, B] → logits [S, C, B], hidden [S, h_l, B]."""
         hidden = []
         n_layers = len(self.weights)
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = torch.matmul(x, w) + b if x.dim() == 2 else torch.baddbmm(b, x, w)
+            z = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), xt)
             if layer == n_layers - 1:
                 return z, hidden
             s = self.act(z)
             hidden.append(s)
             if beta > 0:
                 eps = noise(layer, s) if noise is not None else torch.randn_like(s)
-                x = s + beta * eps
+                xt = s + beta * eps
             else:
-                x = s
+                xt = s
         raise AssertionError("unreachable")
 
     def weight_matrices(self) -> list[torch.Tensor]:

@@ -1,0 +1,114 @@
+"""Training throughput on the SZT network: the batched engine against a plain per-seed PyTorch loop.
+
+Both run in this process on the same device and thread count, so the ratio is fair. The engine runs
+with binning measurement on at the snapshot density of scenarios/szt_tanh.toml (300 snapshots per 8000
+epochs); the plain loop measures nothing. Prints a table and writes JSON (--json).
+
+    python benchmarks/bench_szt.py [--device cpu|cuda] [--seeds 1 50] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ibtui.data.szt import szt_inputs, szt_labels  # noqa: E402
+from ibtui.engine.trainer import Engine  # noqa: E402
+from ibtui.scenario import load_scenario, with_changes  # noqa: E402
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "szt_tanh.toml"
+SNAPSHOT_DENSITY = 300 / 8000
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(device: torch.device, n_seeds: int, epochs: int) -> float:
+    """seed-epochs/s of the textbook loop: one nn.Sequential per seed, one seed after another."""
+    x = torch.as_tensor(szt_inputs(), dtype=torch.float32, device=device)
+    y = torch.as_tensor(szt_labels(szt_inputs()).astype("int64"), device=device)
+    g = torch.Generator().manual_seed(0)
+    train = torch.randperm(4096, generator=g)[:3277].to(device)
+    sizes = [12, 10, 7, 5, 4, 3, 2]
+    t0 = time.perf_counter()
+    for seed in range(n_seeds):
+        torch.manual_seed(seed)
+        layers = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [torch.nn.Linear(a, b), torch.nn.Tanh()]
+        net = torch.nn.Sequential(*layers[:-1]).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=4e-4)
+        for _ in range(epochs):
+            perm = train[torch.randperm(len(train), device=device)]
+            for start in range(0, len(perm), 512):
+                idx = perm[start:start + 512]
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    sync(device)
+    return n_seeds * epochs / (time.perf_counter() - t0)
+
+
+def engine_rate(device: torch.device, n_seeds: int, epochs: int, measure: bool) -> float:
+    sc = load_scenario(SCENARIO)
+    snaps = max(2, int(round(epochs * SNAPSHOT_DENSITY))) if measure else 1
+    sc = with_changes(sc, {"run.seeds": n_seeds, "run.epochs": epochs, "run.device": str(device),
+                           "measure.snapshots": snaps, "measure.schedule": "linear",
+                           "measure.estimators": ["binning"] if measure else []})
+    engine = Engine(sc)
+
+    class Null:
+        def emit(self, records):
+            pass
+
+    engine.run([Null()])  # warm-up is part of nothing: run a fresh engine for the timing
+    engine = Engine(sc)
+    sync(device)
+    t0 = time.perf_counter()
+    engine.run([Null()])
+    sync(device)
+    return n_seeds * epochs / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 50])
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides")
+    ap.add_argument("--epochs", type=int, default=0, help="engine epochs per timing (0 = auto)")
+    ap.add_argument("--plain-epochs", type=int, default=0, help="plain-loop epochs per seed (0 = auto)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows = []
+    for s in args.seeds:
+        plain_seeds = min(s, 3)  # the plain loop is per seed: its rate does not depend on the seed count
+        plain = plain_loop(device, plain_seeds, args.plain_epochs or 30)
+        epochs = args.epochs or (400 if s <= 10 else 160)
+        on = engine_rate(device, s, epochs, measure=True)
+        off = engine_rate(device, s, epochs, measure=False)
+        rows.append({"device": str(device), "seeds": s, "plain_seed_epochs_per_s": plain,
+                     "engine_measure_on": on, "engine_measure_off": off, "ratio_on": on / plain,
+                     "ratio_off": off / plain, "threads": args.threads, "torch": torch.__version__})
+    print(f"{'device':8} {'seeds':>5} {'plain loop':>12} {'engine (binning on)':>20} {'engine (off)':>13} "
+          f"{'ratio on':>9} {'ratio off':>9}   (seed-epochs/s)")
+    for r in rows:
+        print(f"{r['device']:8} {r['seeds']:5d} {r['plain_seed_epochs_per_s']:12.1f} {r['engine_measure_on']:20.1f} "
+              f"{r['engine_measure_off']:13.1f} {r['ratio_on']:8.1f}× {r['ratio_off']:8.1f}×")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
