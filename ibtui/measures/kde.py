@@ -1,0 +1,166 @@
+"""Kolchinsky–Tracey pairwise-distance bounds on I(X;T) and I(T;Y) (the "KDE" estimator of Saxe et al.).
+
+A hidden layer h(x) is read as the noisy variable T = h(X) + Z with Z ~ N(0, σ²I) and X uniform
+on the N measured points. T is then a mixture of N Gaussians, and its entropy is bounded by
+pairwise distances between the centres (Kolchinsky & Tracey, Entropy 2017, §4):
+the KL upper bound uses the kernel exp(−‖h_i−h_j‖²/(2σ²)), the Bhattacharyya lower bound
+exp(−‖h_i−h_j‖²/(8σ²)) (papers.md §4.3; earlier_tools.md §2.2, ibsgd `kde.py`).
+
+The pairwise sums are also the core of the sample-propagation estimator (`ibtui.measures.sp`),
+so `gaussian_kernel_log_sums` lives here and is shared.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+LN2 = math.log(2.0)
+
+# Elements of one [S, rows, cols] kernel block; two such blocks are alive at once (≈ 128 MiB float32).
+CHUNK_ELEMENTS = 1 << 24
+
+# A group sum below this (after shifting by the row maximum) is recomputed exactly by a masked
+# logsumexp: float32 loses precision in subnormals (< 1.2e-38).
+_UNDERFLOW = 1e-30
+
+
+def rows_per_chunk(n_seeds: int, n_cols: int, chunk_size: int | None) -> int:
+    """Rows of a [S, rows, n_cols] block: `chunk_size` if given, else what fits in CHUNK_ELEMENTS."""
+    if chunk_size is not None:
+        return max(1, int(chunk_size))
+    return max(1, CHUNK_ELEMENTS // max(1, n_seeds * n_cols))
+
+
+def _squarings(scale: float, prev: float | None) -> int | None:
+    """j if scale == 2^j · prev for j in 1..3, else None."""
+    if prev is None or prev <= 0:
+        return None
+    j = round(math.log2(scale / prev))
+    return j if 1 <= j <= 3 and math.isclose(scale, prev * 2.0**j, rel_tol=1e-12) else None
+
+
+def gaussian_kernel_log_sums(
+    points: torch.Tensor,
+    centers: torch.Tensor,
+    scales: Sequence[float],
+    *,
+    log_weights: torch.Tensor | None = None,
+    point_groups: torch.Tensor | None = None,
+    centre_groups: torch.Tensor | None = None,
+    n_groups: int | None = None,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log Σ_j w_j exp(−s·‖t_a − c_j‖²) for every point t_a and every scale s.
+
+    points [S, M, d], centers [S, n, d]; log_weights [n] or [S, n] (default 0: w_j = 1).
+    Returns (total [K, S, M], own [K, S, M] or None) for the K scales: `total` sums over all
+    centres; `own` (when point_groups [M] and centre_groups [n] are given, int64 shared by all
+    seeds) sums over the centres in the point's own group only (one matmul with the groups' one-hot
+    matrix; rows whose group sum underflows are redone by a masked logsumexp).
+    Squared distances are exact differences (torch.cdist without the matmul shortcut), so close
+    pairs keep full float32 precision. Chunked over points; no loop over samples or seeds.
+    """
+    s, m, _ = points.shape
+    n = centers.shape[1]
+    dtype = points.dtype
+    grouped = point_groups is not None
+    if grouped:
+        if centre_groups is None:
+            raise ValueError("point_groups needs centre_groups")
+        c = int(n_groups) if n_groups is not None else int(max(point_groups.max(), centre_groups.max())) + 1
+        onehot = torch.nn.functional.one_hot(centre_groups.to(points.device), c).to(dtype)
+        onehot = torch.cat([onehot, onehot.new_ones(n, 1)], dim=1)  # [n, C+1]: last column = total
+        pg = point_groups.to(points.device)
+    lw = None
+    if log_weights is not None:
+        lw = log_weights.to(device=points.device, dtype=dtype)
+        lw = lw.unsqueeze(-2) if lw.dim() == 2 else lw  # [S,1,n] or [n]
+    total = torch.empty(len(scales), s, m, dtype=dtype, device=points.device)
+    own = torch.empty_like(total) if grouped else None
+    # Ascending scales; a scale 2^j times the previous one (KDE: 8σ² then 2σ², j = 2) reuses its
+    # kernel by j in-place squarings instead of a new exp (exp dominates the cost).
+    order = sorted(range(len(scales)), key=lambda i: scales[i])
+    rows = rows_per_chunk(s, n, chunk_size)
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
+        sq = torch.cdist(points[:, r0:r1], centers, compute_mode="donot_use_mm_for_euclid_dist").square_()
+        e, prev = None, None
+        for k in order:
+            scale = float(scales[k])
+            squarings = _squarings(scale, prev) if (e is not None and lw is None) else None
+            if squarings is not None:
+                for _ in range(squarings):
+                    e.square_()
+                shift = shift * (scale / prev)
+            else:
+                logit = torch.mul(sq, -scale)
+                if lw is not None:
+                    logit.add_(lw)
+                shift = logit.amax(dim=-1, keepdim=True)  # [S, c, 1]; every term below is ≤ 1
+                e = logit.sub_(shift).exp_()
+            prev = scale
+            shift2 = shift.squeeze(-1)
+            if not grouped:
+                total[k, :, r0:r1] = e.sum(dim=-1).log_().add_(shift2)
+            else:
+                per_group = torch.matmul(e, onehot)  # [S, c, C+1]
+                total[k, :, r0:r1] = per_group[..., -1].log().add_(shift2)
+                idx = pg[r0:r1].view(1, -1, 1).expand(s, -1, 1)
+                g = per_group.gather(-1, idx).squeeze(-1)  # [S, c]
+                own[k, :, r0:r1] = g.log().add_(shift2)
+                bad = (g < _UNDERFLOW).nonzero()  # rare: the point's group is far from its nearest centre
+                if bad.numel():
+                    si, ri = bad[:, 0], bad[:, 1]
+                    lg = sq[si, ri] * -scale
+                    if lw is not None:
+                        lg = lg + (lw[si, 0] if lw.dim() == 3 else lw)
+                    mask = centre_groups.to(points.device)[None, :] == pg[r0 + ri][:, None]
+                    lg = lg.masked_fill(~mask, float("-inf"))
+                    own[k, si, r0 + ri] = torch.logsumexp(lg, dim=-1)
+    return total, own
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def kde_mi(
+    h: torch.Tensor,
+    labels: torch.Tensor | None,
+    noise_var: float,
+    n_classes: int | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Pairwise-distance bounds on I(X;T) and I(T;Y), in bits, per seed.
+
+    h [S, N, d] activations, labels [N] int64 (or None), noise_var σ². With K_ij = exp(−‖h_i−h_j‖²/(2σ²)):
+      upper_xt = −mean_i log mean_j K_ij                    (KL bound H_up(T) − H(T|X))
+      lower_xt = same with 8σ² in place of 2σ²              (Bhattacharyya: H_KL(4σ²) + (d/2)·log ¼ − H(T|X))
+    and, as in ibsgd, I(T;Y) = H(T) − Σ_y p(y) H(T|Y=y) with every H from the same bound
+    (a difference of two bounds, so it is an estimate, not a bound):
+      upper_ty = mean_i [log mean_{j: y_j=y_i} K_ij − log mean_j K_ij].
+    p(y) is the class frequency among the N points. Both *_xt lie in [0, log2 N]. float32 sums
+    (float64 if h is float64); chunked over rows (`chunk_size` rows, default: ≈ 2^24 kernel
+    entries a block, so S=10, N=10⁴ runs in ~100 MiB). Source: papers.md §4.3, ibsgd `kde.py`.
+    """
+    if h.dim() != 3:
+        raise ValueError(f"h must be [S, N, d], got shape {tuple(h.shape)}")
+    x = h.to(_compute_dtype(h))
+    s, n, _ = x.shape
+    scales = (1.0 / (2.0 * noise_var), 1.0 / (8.0 * noise_var))
+    kw = {}
+    if labels is not None:
+        labels = labels.to(device=x.device, dtype=torch.int64)
+        c = int(n_classes) if n_classes is not None else int(labels.max()) + 1
+        kw = dict(point_groups=labels, centre_groups=labels, n_groups=c)
+    total, own = gaussian_kernel_log_sums(x, x, scales, chunk_size=chunk_size, **kw)
+    log_n = math.log(n)
+    i_xt = (log_n - total).mean(dim=-1) / LN2  # [2, S]
+    out = {"upper_xt": i_xt[0], "lower_xt": i_xt[1]}
+    if labels is not None:
+        log_ny = torch.bincount(labels, minlength=c).to(x.dtype).log()[labels]  # [N]
+        i_ty = (own - log_ny - total + log_n).mean(dim=-1) / LN2
+        out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
+    return out

@@ -1,0 +1,163 @@
+"""Sample-propagation (SP) estimator of I(X;T) and I(T;Y) for noisy networks (Goldfeld et al., ICML 2019).
+
+In a noisy net T_ℓ = S_ℓ + Z_ℓ, Z_ℓ ~ N(0, β²I), and with X uniform on m inputs every entropy in the
+information plane is the entropy of a Gaussian mixture with known centres: h(T|X=x_i) of the k noiseless
+images of x_i (k noisy passes of the earlier layers), h(T) of all m·k of them pooled, h(T|Y=y) of the
+class-pooled ones (papers.md §1.2–1.3). SP estimates each mixture entropy by Monte Carlo: draw t from
+the mixture (a centre plus noise) and average −log2 g(t), with g evaluated over all centres by logsumexp
+(the same step as nonlinearIB `mc_entropy.py`, earlier_tools.md §2.3). Pairwise sums come from
+`ibtui.measures.kde.gaussian_kernel_log_sums` (exact distances, chunked, float32-safe).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ibtui.measures.kde import LN2, gaussian_kernel_log_sums
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _randn(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def mixture_entropy_mc(
+    centers: torch.Tensor,
+    beta: float,
+    n_mc: int,
+    weights_mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h, se) in bits [S] of g(t) = Σ_i w_i N(t; c_i, β²I), by Monte Carlo (Goldfeld et al. §1.3).
+
+    centers [S, n, d]; weights_mask [n] or [S, n] (bool or non-negative; None = equal weights,
+    normalised per seed). For every centre, n_mc draws t = c_i + z, z ~ N(0, β²I); then
+    ĥ = Σ_i w_i · mean_j [−log2 g(c_i + z_ij)] (stratified by centre, unbiased).
+    se² = Σ_i w_i² s_i² / n_mc with s_i² the sample variance of the n_mc values of centre i
+    (n_mc = 1: the between-centre variance, which over-covers). Cost: S·n²·n_mc kernel terms.
+    """
+    x = centers.to(_compute_dtype(centers))
+    s, n, d = x.shape
+    if weights_mask is None:
+        w = torch.ones(s, n, dtype=x.dtype, device=x.device)
+    else:
+        w = weights_mask.to(device=x.device, dtype=x.dtype).expand(s, n)
+    w = w / w.sum(dim=-1, keepdim=True)
+    pts = (x.unsqueeze(2) + beta * _randn((s, n, n_mc, d), x, generator)).reshape(s, n * n_mc, d)
+    total, _ = gaussian_kernel_log_sums(pts, x, [1.0 / (2.0 * beta**2)], log_weights=w.log(), chunk_size=chunk_size)
+    log_g = total[0] - 0.5 * d * (_LOG_2PI + 2.0 * math.log(beta))
+    f = (-log_g / LN2).view(s, n, n_mc)
+    f = torch.where(w.unsqueeze(-1) > 0, f, torch.zeros_like(f))  # draws of weightless centres are unused
+    fbar = f.mean(dim=-1)
+    h = (w * fbar).sum(dim=-1)
+    if n_mc >= 2:
+        var = (w**2 * f.var(dim=-1)).sum(dim=-1) / n_mc
+    else:
+        n_eff = (w > 0).sum(dim=-1).to(x.dtype)
+        var = (w**2 * (fbar - h.unsqueeze(-1)) ** 2).sum(dim=-1) * n_eff / (n_eff - 1)
+    return h, var.sqrt()
+
+
+def _mean_se(f: torch.Tensor, all_units: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard error of per-point values f [S, M, n_mc] (M units of n_mc i.i.d. draws)."""
+    m, n_mc = f.shape[1], f.shape[2]
+    fbar = f.mean(dim=-1)
+    if all_units and n_mc >= 2:
+        var = f.var(dim=-1).sum(dim=-1) / (n_mc * m * m)  # units fixed: only the MC noise counts
+    else:
+        var = fbar.var(dim=-1) / m  # units sampled (or n_mc = 1): between-unit variance, over-covers
+    return fbar.mean(dim=-1), var.sqrt()
+
+
+def sp_mutual_information(
+    cond_centers: torch.Tensor,
+    labels: torch.Tensor | None,
+    beta: float,
+    n_mc: int,
+    generator: torch.Generator | None = None,
+    n_points: int | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """SP estimates of I(X;T) and I(T;Y) in bits [S], with Monte Carlo standard errors (Goldfeld et al. 2019).
+
+    cond_centers [S, m, k, d]: cond_centers[:, i] are the k noiseless images S_ℓ of input x_i from k
+    independent noisy passes of the earlier layers (all equal for the first hidden layer: detected, and
+    then one copy is used — the mixture is the same). labels [m] int64 or None. With g_i the mixture of
+    x_i's k centres, g = mean_i g_i (all m·k centres) and g_y = mean_{i: y_i=y} g_i:
+        I(X;T) = h(T) − mean_i h(T|X=x_i) = E_i E_{t~g_i}[log2 g_i(t) − log2 g(t)]
+        I(T;Y) = h(T) − Σ_y p(y) h(T|Y=y) = E_i E_{t~g_i}[log2 g_{y_i}(t) − log2 g(t)]
+    For each input (or each of `n_points` inputs drawn at random without replacement, shared by all
+    seeds), n_mc points t = c + z are drawn, c uniform among its k centres, z ~ N(0, β²I); every term
+    is evaluated at the same points, so the MI is the mean of per-point differences and its SE is the
+    SE of those differences (this includes the correlation between h(T) and the conditional terms,
+    which is what makes the MI much more precise than either entropy). SE: with all inputs and
+    n_mc ≥ 2, from the within-input variance only; with a subset of inputs (or n_mc = 1), from the
+    between-input variance (it also covers the choice of inputs). Also returned: h_t, h_t_x (mean_i
+    h(T|X=x_i)), h_t_y (Σ_y p(y) h(T|Y=y)) in bits, each with *_se.
+
+    Cost: S·M·n_mc·m·k kernel terms (d-dim distance + exp) for the pooled mixtures, M = n_points or m;
+    S·M·n_mc·k for the m conditional mixtures (one batched op). Memory: two blocks of ≈ 2^24 floats.
+    Example: m=4096, k=8, n_mc=4, S=10, d=5 is 5.5e9 terms, ≈ 2 min on 2 busy CPU cores (25 s with
+    n_points=512, or for the first layer, where k collapses to 1). The generator must be on the input's device.
+    """
+    x = cond_centers.to(_compute_dtype(cond_centers))
+    s, m, k, d = x.shape
+    if k > 1 and bool((x == x[:, :, :1]).all()):
+        x, k = x[:, :, :1], 1
+    all_units = n_points is None or n_points >= m
+    if all_units:
+        idx = torch.arange(m, device=x.device)
+    else:
+        perm = torch.randperm(m, generator=generator, device=generator.device if generator else "cpu")
+        idx = perm[:n_points].to(x.device)
+    mm = idx.numel()
+    xe = x.index_select(1, idx)  # [S, M, k, d]
+    if k > 1:
+        comp = torch.randint(k, (s, mm, n_mc, 1), generator=generator, device=x.device).expand(-1, -1, -1, d)
+        base = xe.gather(2, comp)
+    else:
+        base = xe.expand(-1, -1, n_mc, -1)
+    t = base + beta * _randn((s, mm, n_mc, d), x, generator)  # [S, M, n_mc, d]
+    inv = 1.0 / (2.0 * beta**2)
+    const = 0.5 * d * (_LOG_2PI + 2.0 * math.log(beta))  # log normaliser of N(0, β²I)
+
+    # Conditional mixtures g_i, all m at once: [S·M, n_mc, k].
+    sq = torch.cdist(t.reshape(s * mm, n_mc, d), xe.reshape(s * mm, k, d), compute_mode="donot_use_mm_for_euclid_dist")
+    log_gi = torch.logsumexp(sq.square_().mul_(-inv), dim=-1).view(s, mm, n_mc) - math.log(k) - const
+
+    # Pooled mixtures g and g_y, at the same points.
+    kw = {}
+    if labels is not None:
+        labels = labels.to(device=x.device, dtype=torch.int64)
+        n_cls = int(labels.max()) + 1
+        kw = dict(
+            point_groups=labels[idx].repeat_interleave(n_mc),
+            centre_groups=labels.repeat_interleave(k),
+            n_groups=n_cls,
+        )
+    total, own = gaussian_kernel_log_sums(
+        t.reshape(s, mm * n_mc, d), x.reshape(s, m * k, d), [inv], chunk_size=chunk_size, **kw
+    )
+    log_g = (total[0] - math.log(m * k) - const).view(s, mm, n_mc)
+
+    out: dict[str, torch.Tensor] = {}
+
+    def put(name: str, f: torch.Tensor) -> None:
+        out[name], out[name + "_se"] = _mean_se(f / LN2, all_units)
+
+    put("mi_xt", log_gi - log_g)
+    put("h_t", -log_g)
+    put("h_t_x", -log_gi)
+    if labels is not None:
+        log_my = torch.bincount(labels, minlength=n_cls).to(x.dtype).mul_(k).log_()[labels[idx]]  # [M]
+        log_gy = (own[0].view(s, mm, n_mc) - log_my.view(1, -1, 1)) - const
+        put("mi_ty", log_gy - log_g)
+        put("h_t_y", -log_gy)
+    return out

@@ -1,0 +1,128 @@
+"""Kolchinsky–Tracey bounds (kde_mi) against closed-form cases and a float64 numpy restatement of ibsgd."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import logsumexp
+
+from ibtui.measures.kde import kde_mi
+
+KEYS = ("upper_xt", "lower_xt", "upper_ty", "lower_ty")
+
+
+def _clusters(centres, sizes, jitter, gen):
+    """Points in well-separated clusters: [1, N, d] and their cluster index [N]."""
+    c = torch.as_tensor(centres, dtype=torch.float32)
+    idx = torch.repeat_interleave(torch.arange(len(sizes)), torch.as_tensor(sizes))
+    pts = c[idx] + jitter * torch.randn(len(idx), c.shape[1], generator=gen)
+    return pts.unsqueeze(0), idx
+
+
+# --- a float64 numpy restatement of ibsgd kde.py (entropy_estimator_kl / _bd, kde_condentropy) ---
+def _h_kl(x, var):
+    n, d = x.shape
+    dists = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    lprobs = logsumexp(-dists / (2 * var), axis=1) - np.log(n) - (d / 2) * np.log(2 * np.pi * var)
+    return d / 2 - lprobs.mean()
+
+
+def _h_bd(x, var):
+    return _h_kl(x, 4 * var) + np.log(0.25) * x.shape[1] / 2
+
+
+def _ibsgd_mi(x, y, var):
+    h_cond_x = (x.shape[1] / 2) * (np.log(2 * np.pi * var) + 1)
+    out = {}
+    for name, hf in (("upper", _h_kl), ("lower", _h_bd)):
+        h = hf(x, var)
+        h_y = sum((y == c).mean() * hf(x[y == c], var) for c in np.unique(y))
+        out[f"{name}_xt"] = (h - h_cond_x) / math.log(2)
+        out[f"{name}_ty"] = (h - h_y) / math.log(2)
+    return out
+
+
+def test_identical_points_give_zero():
+    h = torch.full((2, 64, 3), 0.3)
+    labels = torch.arange(64) % 2
+    out = kde_mi(h, labels, noise_var=1e-3)
+    for k in KEYS:
+        torch.testing.assert_close(out[k], torch.zeros(2), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_separated_equal_clusters_give_log2_k(k):
+    gen = torch.Generator().manual_seed(k)
+    h, _ = _clusters(2.0 * torch.eye(k), [40] * k, 1e-5, gen)  # centres 2√2 apart, σ = 0.03; jitter costs < 2e-6
+    out = kde_mi(h, None, noise_var=1e-3)
+    for key in ("upper_xt", "lower_xt"):  # both bounds are exact here (overlap e^-125)
+        assert out[key].item() == pytest.approx(math.log2(k), abs=1e-4)
+    assert set(out) == {"upper_xt", "lower_xt"}
+
+
+def test_clusters_aligned_with_labels_give_h_y():
+    gen = torch.Generator().manual_seed(1)
+    # four clusters, labels (0, 0, 1, 2) by cluster, sizes 30/30/30/30 → p(y) = (1/2, 1/4, 1/4), H(Y) = 1.5 bits
+    h, cl = _clusters(torch.eye(4) * 3, [30, 30, 30, 30], 1e-4, gen)
+    labels = torch.tensor([0, 0, 1, 2])[cl]
+    out = kde_mi(h, labels, noise_var=1e-3)
+    for key in ("upper_ty", "lower_ty"):
+        assert out[key].item() == pytest.approx(1.5, abs=1e-4)
+    # 3:1 sizes, two clusters = two labels → H(1/4) = 0.8113 bits for both I(X;T) and I(T;Y)
+    h, cl = _clusters([[0.0, 0.0], [1.0, 1.0]], [90, 30], 1e-4, gen)
+    out = kde_mi(h, cl, noise_var=1e-3)
+    h14 = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+    for key in KEYS:
+        assert out[key].item() == pytest.approx(h14, abs=1e-4)
+
+
+def test_lower_below_upper_and_ceiling():
+    gen = torch.Generator().manual_seed(2)
+    n = 200
+    h = torch.tanh(torch.randn(5, n, 4, generator=gen))
+    labels = torch.randint(0, 3, (n,), generator=gen)
+    for var in (1e-3, 1e-2, 1e-1, 1.0):
+        out = kde_mi(h, labels, noise_var=var)
+        assert torch.all(out["lower_xt"] <= out["upper_xt"] + 1e-6)
+        assert torch.all(out["upper_xt"] <= math.log2(n) + 1e-5)
+        assert torch.all(out["lower_xt"] >= -1e-6)
+
+
+def test_chunked_equals_unchunked():
+    gen = torch.Generator().manual_seed(3)
+    h = torch.tanh(torch.randn(3, 300, 6, generator=gen))
+    labels = torch.randint(0, 2, (300,), generator=gen)
+    full = kde_mi(h, labels, noise_var=1e-2, chunk_size=300)
+    for cs in (1, 7, 64):
+        part = kde_mi(h, labels, noise_var=1e-2, chunk_size=cs)
+        for k in KEYS:
+            torch.testing.assert_close(part[k], full[k], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("var", [1e-3, 0.1])
+def test_matches_ibsgd_formulas_float64(var):
+    gen = torch.Generator().manual_seed(4)
+    s, n, d = 3, 60, 3
+    h = torch.tanh(torch.randn(s, n, d, generator=gen, dtype=torch.float64))
+    labels = torch.randint(0, 2, (n,), generator=gen)
+    out64 = kde_mi(h, labels, noise_var=var)
+    out32 = kde_mi(h.float(), labels, noise_var=var)
+    for i in range(s):
+        ref = _ibsgd_mi(h[i].numpy(), labels.numpy(), var)
+        for k in KEYS:
+            assert out64[k][i].item() == pytest.approx(ref[k], abs=1e-10)
+            assert out32[k][i].item() == pytest.approx(ref[k], abs=1e-4)
+
+
+def test_kernel_group_sums_far_group_is_exact():
+    """A point whose own group lies e^-500 below its nearest centre: the masked fallback gives the exact log-sum."""
+    from ibtui.measures.kde import gaussian_kernel_log_sums
+
+    pts = torch.zeros(2, 3, 1)
+    cen = torch.tensor([0.0, 1.0, 1.0]).view(1, 3, 1).expand(2, 3, 1).contiguous()
+    total, own = gaussian_kernel_log_sums(
+        pts, cen, [500.0], point_groups=torch.tensor([0, 1, 1]), centre_groups=torch.tensor([0, 1, 1]), n_groups=2
+    )
+    torch.testing.assert_close(total[0], torch.zeros(2, 3), atol=1e-6, rtol=0)  # log(1 + 2e^-500)
+    expect = torch.tensor([0.0, -500 + math.log(2), -500 + math.log(2)]).expand(2, 3)
+    torch.testing.assert_close(own[0], expect, atol=1e-4, rtol=0)

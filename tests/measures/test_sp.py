@@ -1,0 +1,125 @@
+"""Sample-propagation estimator (sp.py) against closed forms and quadrature (mixture.py), within 3 standard errors."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ibtui.measures.mixture import gaussian_entropy_bits, mixture_entropy_1d, mixture_entropy_2d
+from ibtui.measures.sp import mixture_entropy_mc, sp_mutual_information
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _within_3se(est, se, exact, floor=1e-5):
+    """|est − exact| ≤ 3·se (+ a float32 floor), per seed."""
+    est, se = est.double(), se.double()
+    assert torch.all(se > 0) or floor > 0
+    assert torch.all((est - exact).abs() <= 3 * se + floor), (est, se, exact)
+
+
+def test_mc_single_gaussian_closed_form():
+    beta, d = 0.1, 3
+    h, se = mixture_entropy_mc(torch.full((4, 1, d), 0.2), beta, n_mc=20000, generator=_gen(0))
+    exact = d / 2 * math.log2(2 * math.pi * math.e * beta**2)
+    _within_3se(h, se, exact, floor=0)
+    assert torch.all(se < 0.02)
+
+
+def test_mc_1d_weighted_mixture_matches_quadrature():
+    means, w, beta = [-0.2, 0.0, 0.05, 0.4], [0.1, 0.4, 0.3, 0.2], 0.1
+    c = torch.tensor(means).view(1, 4, 1).expand(3, 4, 1)
+    h, se = mixture_entropy_mc(c, beta, n_mc=4000, weights_mask=torch.tensor(w), generator=_gen(1))
+    _within_3se(h, se, mixture_entropy_1d(means, w, beta), floor=0)
+    assert torch.all(se < 0.02)
+
+
+def test_mc_2d_mixture_matches_quadrature():
+    rng = np.random.default_rng(2)
+    means, beta = rng.uniform(-0.3, 0.3, size=(5, 2)), 0.1
+    c = torch.tensor(means, dtype=torch.float32).unsqueeze(0).expand(2, 5, 2)
+    h, se = mixture_entropy_mc(c, beta, n_mc=3000, generator=_gen(2))
+    _within_3se(h, se, mixture_entropy_2d(means, None, beta), floor=0)
+    assert torch.all(se < 0.02)
+
+
+def test_mc_mask_per_seed_selects_submixture():
+    means, beta = [0.0, 0.15, 0.5], 0.1
+    c = torch.tensor(means).view(1, 3, 1).expand(2, 3, 1)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    h, se = mixture_entropy_mc(c, beta, n_mc=4000, weights_mask=mask, generator=_gen(3))
+    _within_3se(h[:1], se[:1], mixture_entropy_1d(means[:2], None, beta), floor=0)
+    _within_3se(h[1:], se[1:], mixture_entropy_1d(means, None, beta), floor=0)
+
+
+def test_sp_first_layer_conditional_entropy_is_noise_entropy():
+    beta, d = 0.05, 3
+    s = torch.rand(2, 50, 1, d, generator=_gen(4)) * 2 - 1
+    out = sp_mutual_information(s.expand(2, 50, 4, d), None, beta, n_mc=200, generator=_gen(5))
+    _within_3se(out["h_t_x"], out["h_t_x_se"], d / 2 * math.log2(2 * math.pi * math.e * beta**2), floor=0)
+    assert set(out) == {"mi_xt", "mi_xt_se", "h_t", "h_t_se", "h_t_x", "h_t_x_se"}
+
+
+def test_sp_separated_inputs_give_log2_m_and_h_y():
+    beta, m = 0.01, 8
+    c = torch.arange(m, dtype=torch.float32).view(1, m, 1, 1).expand(3, m, 2, 1)  # 1 apart = 100 β
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])  # p = (1/2, 1/4, 1/4): H(Y) = 1.5
+    out = sp_mutual_information(c, labels, beta, n_mc=10, generator=_gen(6))
+    torch.testing.assert_close(out["mi_xt"], torch.full((3,), 3.0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out["mi_ty"], torch.full((3,), 1.5), atol=1e-4, rtol=0)
+
+
+def _exact_1d(cond, labels, beta):
+    """I(X;T), I(T;Y) by quadrature for 1-D cond centres [m, k] (inputs equiprobable)."""
+    m = cond.shape[0]
+    h_t = mixture_entropy_1d(cond.ravel(), None, beta)
+    h_tx = np.mean([mixture_entropy_1d(cond[i], None, beta) for i in range(m)])
+    h_ty = sum((labels == y).mean() * mixture_entropy_1d(cond[labels == y].ravel(), None, beta) for y in np.unique(labels))
+    return h_t - h_tx, h_t - h_ty
+
+
+def test_sp_deeper_layer_1d_matches_quadrature():
+    cond = np.array([[0.0, 0.1], [0.05, 0.5], [0.45, 0.9]])
+    labels = np.array([0, 0, 1])
+    beta = 0.1
+    i_xt, i_ty = _exact_1d(cond, labels, beta)
+    c = torch.tensor(cond, dtype=torch.float32).view(1, 3, 2, 1).expand(2, 3, 2, 1)
+    out = sp_mutual_information(c, torch.tensor(labels), beta, n_mc=20000, generator=_gen(7))
+    _within_3se(out["mi_xt"], out["mi_xt_se"], i_xt)
+    _within_3se(out["mi_ty"], out["mi_ty_se"], i_ty)
+    assert torch.all(out["mi_xt_se"] < 0.01) and torch.all(out["mi_ty_se"] < 0.01)
+
+
+def test_sp_deeper_layer_2d_matches_quadrature():
+    rng = np.random.default_rng(8)
+    cond = rng.uniform(-0.2, 0.2, size=(3, 2, 2))  # m=3 inputs, k=2 centres each, d=2
+    beta = 0.1
+    h_t = mixture_entropy_2d(cond.reshape(-1, 2), None, beta)
+    h_tx = np.mean([mixture_entropy_2d(cond[i], None, beta) for i in range(3)])
+    c = torch.tensor(cond, dtype=torch.float32).unsqueeze(0)
+    out = sp_mutual_information(c, None, beta, n_mc=10000, generator=_gen(9))
+    _within_3se(out["mi_xt"], out["mi_xt_se"], h_t - h_tx)
+    _within_3se(out["h_t"], out["h_t_se"], h_t)
+
+
+def test_sp_subsampled_inputs_match_quadrature():
+    rng = np.random.default_rng(10)
+    cond = rng.uniform(-0.5, 0.5, size=(16, 2))
+    labels = (np.arange(16) % 2).astype(np.int64)
+    beta = 0.05
+    i_xt, i_ty = _exact_1d(cond, labels, beta)
+    c = torch.tensor(cond, dtype=torch.float32).view(1, 16, 2, 1).expand(3, 16, 2, 1)
+    out = sp_mutual_information(c, torch.tensor(labels), beta, n_mc=400, generator=_gen(11), n_points=8)
+    _within_3se(out["mi_xt"], out["mi_xt_se"], i_xt)
+    _within_3se(out["mi_ty"], out["mi_ty_se"], i_ty)
+
+
+def test_sp_chunking_does_not_change_result():
+    c = torch.rand(2, 30, 3, 2, generator=_gen(12))
+    labels = torch.arange(30) % 3
+    a = sp_mutual_information(c, labels, 0.1, n_mc=5, generator=_gen(13))
+    b = sp_mutual_information(c, labels, 0.1, n_mc=5, generator=_gen(13), chunk_size=7)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=0)
