@@ -1,0 +1,274 @@
+"""Real image data sets (MNIST, CIFAR-10, CIFAR-100) read from their official files, offline.
+
+Why this module exists: the MNIST and CIFAR experiments of the source papers (papers.md §1.7, §2.8)
+need the real images, and ibtui must run on machines without a network. So it reads the files users
+already have, in the layouts they usually come in:
+
+- MNIST: the four official IDX files (`train-images-idx3-ubyte`, ...), gzipped or not, in the folder
+  itself, in `folder/MNIST/raw` (torchvision's layout) or in `folder/mnist`. IDX is parsed with numpy;
+  the magic numbers (0x803 images, 0x801 labels) and the sizes are checked.
+- CIFAR-10: `cifar-10-batches-py/` (`data_batch_1..5`, `test_batch`, `batches.meta`), either inside
+  the folder or the folder itself. CIFAR-100: `cifar-100-python/` (`train`, `test`, `meta`; the
+  `fine_labels` are used), same rule. Batches may be subsets of the official ones (the copy in
+  ../shared/data is), so sizes come from the files, never from `batches.meta`.
+
+Images become float32 tensors scaled to [0, 1], shaped [N, 1, 28, 28] or [N, 3, 32, 32]; labels
+int64. Anything missing or malformed raises `DataMissingError` with a one-sentence message that
+names the folder, the files expected and where to get them, so the CLI can print it and exit 2.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ENV_VAR = "IBTUI_DATA"
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+MNIST_SOURCE = ("the official MNIST page (http://yann.lecun.com/exdb/mnist/) "
+                "or torchvision.datasets.MNIST(root, download=True)")
+CIFAR10_DIR = "cifar-10-batches-py"
+CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
+CIFAR100_DIR = "cifar-100-python"
+CIFAR100_FILES = ("train", "test")
+CIFAR_SOURCE = ("the official CIFAR page (https://www.cs.toronto.edu/~kriz/cifar.html, the python "
+                "version) or torchvision.datasets.CIFAR{n}(root, download=True)")
+
+IDX_IMAGES_MAGIC = 0x803  # 0x00 0x00, dtype 0x08 (uint8), 3 dimensions
+IDX_LABELS_MAGIC = 0x801  # 0x00 0x00, dtype 0x08 (uint8), 1 dimension
+
+
+class DataMissingError(Exception):
+    """Data files are absent or unreadable. The message is one sentence, fit to print before exit 2."""
+
+
+class DataFormatError(DataMissingError):
+    """A data file exists but is not what its name says (bad magic number, wrong size, bad pickle).
+
+    A subclass of DataMissingError so that one handler in the CLI reports both.
+    """
+
+
+@dataclass(frozen=True, eq=False)
+class ImageData:
+    """A train/test image set in memory.
+
+    x_*: float32 [N, C, H, W] in [0, 1]; y_*: int64 [N]; `source` lists the files read.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+    name: str
+    source: tuple[Path, ...]
+    class_names: tuple[str, ...] = ()
+
+    def subset(self, n: int, seed: int, split: str = "train") -> torch.Tensor:
+        """A fixed, seeded subset of n indices into `split` ("train" or "test"), int64 [n], sorted.
+
+        The first n entries of a permutation drawn from torch.Generator().manual_seed(seed), so the
+        same (n, seed, split) always gives the same points, on any device, and a subset of size n is
+        contained in the subset of size n' > n for the same seed. n ≥ N gives all N indices.
+        Used to measure MI on a manageable number of images.
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        if n < 1:
+            raise ValueError(f"subset size must be at least 1, not {n}")
+        total = len(self.y_train if split == "train" else self.y_test)
+        gen = torch.Generator().manual_seed(int(seed))
+        perm = torch.randperm(total, generator=gen)
+        return torch.sort(perm[: min(n, total)]).values
+
+
+# --------------------------------------------------------------------------------------------
+# Locating the data folder
+
+
+def resolve_data_dir(setting: str | None, cli_value: str | None, *,
+                     relative_to: Path | None = None) -> Path:
+    """The data folder: CLI `--data-dir` > scenario setting > environment IBTUI_DATA > error.
+
+    `~` is expanded. A relative scenario setting is taken relative to `relative_to` (the scenario
+    file's folder) when given, else to the working directory. Raises DataMissingError when no
+    source names a folder or the folder named does not exist.
+    """
+    if cli_value:
+        raw, origin, base = cli_value, "--data-dir", None
+    elif setting:
+        raw, origin, base = setting, "the scenario's data directory setting", relative_to
+    elif os.environ.get(ENV_VAR):
+        raw, origin, base = os.environ[ENV_VAR], f"the environment variable {ENV_VAR}", None
+    else:
+        raise DataMissingError(
+            f"No data folder is set: pass --data-dir DIR, set the scenario's data directory, or "
+            f"export {ENV_VAR}=DIR, where DIR holds the MNIST IDX files or cifar-10-batches-py/.")
+    path = Path(raw).expanduser()
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    if not path.is_dir():
+        raise DataMissingError(f"The data folder {path} (from {origin}) does not exist or is not a folder.")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataFormatError(f"Cannot read {path}: {exc}.") from exc
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """Parse one IDX file (gzipped if its name ends in .gz) into a uint8 array of its dimensions.
+
+    IDX layout (LeCun's MNIST page): big-endian int32 magic (0x00 0x00, type 0x08 = uint8, ndim),
+    then ndim big-endian int32 sizes, then the data. Checks the magic and the total size.
+    """
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DataFormatError(f"{path} is too short to be an IDX file ({len(raw)} bytes).")
+    found = int.from_bytes(raw[:4], "big")
+    if found != magic:
+        raise DataFormatError(f"{path} has magic number {found:#x}, expected {magic:#x}; "
+                              f"it is not an MNIST IDX file of that kind.")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if len(raw) != header + int(np.prod(dims)):
+        raise DataFormatError(f"{path} holds {len(raw) - header} data bytes but its header "
+                              f"announces {int(np.prod(dims))} (dimensions {dims}); it is truncated or corrupt.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find_mnist(folder: Path) -> list[Path]:
+    """The four MNIST files in the first candidate folder that has all of them (plain before .gz)."""
+    for cand in (folder, folder / "MNIST" / "raw", folder / "mnist"):
+        found = []
+        for name in MNIST_FILES:
+            hit = next((p for p in (cand / name, cand / f"{name}.gz") if p.is_file()), None)
+            if hit is None:
+                break
+            found.append(hit)
+        else:
+            return found
+    raise DataMissingError(
+        f"No complete MNIST set in {folder} (searched it, MNIST/raw/ and mnist/ under it): expected "
+        f"{', '.join(MNIST_FILES)} (each may end in .gz), from {MNIST_SOURCE}.")
+
+
+def load_mnist(folder: Path) -> ImageData:
+    """MNIST from its four IDX files: x float32 [N, 1, 28, 28] in [0, 1] (pixel/255), y int64 [N]."""
+    folder = Path(folder)
+    paths = _find_mnist(folder)
+    xtr, ytr, xte, yte = (read_idx(p, m) for p, m in zip(paths, (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC) * 2))
+    for x, y, px, py in ((xtr, ytr, paths[0], paths[1]), (xte, yte, paths[2], paths[3])):
+        if x.shape[1:] != (28, 28) or x.shape[0] != y.shape[0]:
+            raise DataFormatError(f"{px} holds images of shape {x.shape} but {py} holds {y.shape[0]} labels; "
+                                  f"expected N images of 28×28 and N labels.")
+        if y.size and y.max() > 9:
+            raise DataFormatError(f"{py} has label {int(y.max())}; MNIST labels are 0..9.")
+    return ImageData(
+        x_train=_to_unit(xtr[:, None]), y_train=torch.from_numpy(ytr.astype(np.int64)),
+        x_test=_to_unit(xte[:, None]), y_test=torch.from_numpy(yte.astype(np.int64)),
+        n_classes=10, name="mnist", source=tuple(paths), class_names=tuple(str(i) for i in range(10)))
+
+
+def _to_unit(x: np.ndarray) -> torch.Tensor:
+    """uint8 → float32 in [0, 1] (x/255)."""
+    return torch.from_numpy(x.astype(np.float32) / np.float32(255.0))
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR
+
+
+def _unpickle(path: Path) -> dict:
+    """A CIFAR python pickle as a dict with str keys (the files have Python-2 str keys → bytes)."""
+    try:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+        raise DataFormatError(f"Cannot read the CIFAR pickle {path}: {exc}.") from exc
+    if not isinstance(d, dict):
+        raise DataFormatError(f"{path} holds a {type(d).__name__}, not the dict of a CIFAR batch.")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+def _cifar_dir(folder: Path, dirname: str, files: tuple[str, ...], n: int) -> Path:
+    for cand in (folder / dirname, folder):
+        if all((cand / f).is_file() for f in files):
+            return cand
+    raise DataMissingError(
+        f"No CIFAR-{n} data in {folder} (searched it and {dirname}/ under it): expected "
+        f"{', '.join(files)} from {CIFAR_SOURCE.format(n=n)}.")
+
+
+def _cifar_arrays(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+    d = _unpickle(path)
+    if "data" not in d or label_key not in d:
+        raise DataFormatError(f"{path} lacks the keys 'data' and '{label_key}' of a CIFAR batch "
+                              f"(it has {sorted(map(str, d))}).")
+    data = np.asarray(d["data"], dtype=np.uint8)
+    labels = np.asarray(d[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
+        raise DataFormatError(f"{path} has data of shape {data.shape} and {labels.shape[0]} labels; "
+                              f"expected N×3072 and N labels.")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _names(path: Path, key: str) -> tuple[str, ...]:
+    if not path.is_file():
+        return ()
+    names = _unpickle(path).get(key, [])
+    return tuple(n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names)
+
+
+def load_cifar(folder: Path, which: int = 10) -> ImageData:
+    """CIFAR-10 or CIFAR-100 (fine labels) from the python pickles: x float32 [N, 3, 32, 32] in [0, 1].
+
+    Each row of `data` is 1024 red, 1024 green, 1024 blue values, each 32×32 row-major
+    (Krizhevsky's CIFAR page), so reshape(N, 3, 32, 32) gives channels-first images.
+    """
+    folder = Path(folder)
+    if which == 10:
+        base = _cifar_dir(folder, CIFAR10_DIR, CIFAR10_FILES, 10)
+        parts = [_cifar_arrays(base / f, "labels") for f in CIFAR10_FILES[:-1]]
+        xtr = np.concatenate([p[0] for p in parts])
+        ytr = np.concatenate([p[1] for p in parts])
+        xte, yte = _cifar_arrays(base / "test_batch", "labels")
+        source = tuple(base / f for f in CIFAR10_FILES)
+        names = _names(base / "batches.meta", "label_names")
+    elif which == 100:
+        base = _cifar_dir(folder, CIFAR100_DIR, CIFAR100_FILES, 100)
+        xtr, ytr = _cifar_arrays(base / "train", "fine_labels")
+        xte, yte = _cifar_arrays(base / "test", "fine_labels")
+        source = tuple(base / f for f in CIFAR100_FILES)
+        names = _names(base / "meta", "fine_label_names")
+    else:
+        raise ValueError(f"which must be 10 or 100, not {which!r}")
+    for y, p in ((ytr, source[0]), (yte, source[-1])):
+        if y.size and (y.min() < 0 or y.max() >= which):
+            raise DataFormatError(f"{p} has labels outside 0..{which - 1}.")
+    return ImageData(
+        x_train=_to_unit(xtr), y_train=torch.from_numpy(ytr), x_test=_to_unit(xte), y_test=torch.from_numpy(yte),
+        n_classes=which, name=f"cifar{which}", source=source, class_names=names)
