@@ -36,8 +36,10 @@ def hash_bits(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.T
     key = _mix(seeds.to(torch.int64) & _MASK)
     for c in counters:
         key = _mix(key ^ (int(c) & _MASK))
+    key = _mix(key * 0x9E3779B1 & _MASK)  # spread the key so that key ^ idx differs in high bits too
     idx = torch.arange(n, device=seeds.device, dtype=torch.int64)
-    return _mix(_mix(key[:, None] ^ idx[None, :]) ^ (idx[None, :] >> 32))
+    # One more round after folding in the index: the mixer avalanches, so neighbouring indices decorrelate.
+    return _mix(key[:, None] ^ idx[None, :])
 
 
 def uniform(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
