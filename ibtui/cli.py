@@ -43,8 +43,7 @@ def run(
     """Train SCENARIO and measure it: the live app on a terminal, headless with --export or no TTY."""
     import torch
 
-    from ibtui.engine.controls import Controls
-    from ibtui.engine.trainer import Engine
+    from ibtui.engine.sweep import SweepRunner
     from ibtui.sinks.csv import CsvSink
 
     try:
@@ -53,7 +52,7 @@ def run(
             sc = _with_device(sc, device)
         if threads > 0:
             torch.set_num_threads(threads)
-        engine = Engine(sc, scenario_path=str(scenario))
+        engine = SweepRunner(sc, scenario_path=str(scenario))
     except ScenarioError as exc:
         fail(str(exc))
     sinks = []

@@ -39,7 +39,16 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class DataSettings:
-    dataset: str = _opt("szt", "the data set", choices=("szt",))
+    dataset: str = _opt("szt", "the data set: szt (12-bit task), saturation (the 4-point single-neuron toy), "
+                                "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100",
+                        choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100"))
+    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches); overridden by --data-dir, "
+                        "falls back to $IBTUI_DATA")
+    samples: int = _opt(4096, "boolean4: number of samples drawn", lo=1)
+    label_noise: float = _opt(0.07, "boolean4: probability that a label is flipped", lo=0.0, hi=0.5)
+    mi_subset: int = _opt(0, "measure MI on a fixed random subset of this many of the chosen points (0 = all)",
+                          lo=0)
+    augment: bool = _opt(False, "CIFAR: random crops with 4-pixel padding and horizontal flips while training")
     split: str = _opt("random", "random (seeded) or unshuffled (the original IDNNs split, biased on SZT)",
                       choices=("random", "unshuffled"))
     train_fraction: float = _opt(0.8, "fraction of the points used for training", lo=0.0, hi=1.0, lo_open=True)
@@ -50,7 +59,8 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    kind: str = _opt("mlp", "network family", choices=("mlp",))
+    kind: str = _opt("mlp", "network family: mlp, cnn (the noisy MNIST CNN), resnet32",
+                     choices=("mlp", "cnn", "resnet32"))
     hidden: list[int] = _opt([10, 7, 5, 4, 3], "hidden layer widths")
     activation: str = _opt("tanh", "hidden activation", choices=("tanh", "relu", "linear", "sigmoid"))
     init: str = _opt("truncated_normal",
@@ -60,6 +70,11 @@ class ModelSettings:
     noise_levels: list[float] = _opt([0.0], "levels of Gaussian noise β added to every hidden layer (0 = none); "
                                              "the app cycles through them")
     noise_start: int = _opt(0, "index into noise_levels used at the start", lo=0)
+    init_weight: float = _opt(0.0, "if not 0: every weight starts at this value (toys and sweeps)")
+    init_bias: float = _opt(0.0, "every bias starts at this value")
+    orthonormal: float = _opt(0.0, "strength λ of the orthonormality penalty λ·‖WᵀW − I‖²_F (Parseval-style; "
+                                   "0 = off)", lo=0.0)
+    orthonormal_layers: list[int] = _opt([], "layers (1-based) the penalty applies to; empty = every hidden layer")
 
 
 @dataclass(frozen=True)
@@ -81,11 +96,59 @@ class BinningSettings:
 
 
 @dataclass(frozen=True)
+class KdeSettings:
+    noise_variance: float = _opt(1e-3, "σ² of the Gaussian kernel (Saxe et al.: 1e-3 on SZT, 0.1 on MNIST)",
+                                 lo=0.0, lo_open=True)
+    points: int = _opt(0, "measure on a fixed random subset of this many MI points (0 = all)", lo=0)
+
+
+@dataclass(frozen=True)
+class SpSettings:
+    samples: int = _opt(8, "noisy passes per input: the components of each conditional mixture", lo=1)
+    mc: int = _opt(4, "Monte Carlo draws per input", lo=1)
+    points: int = _opt(512, "evaluate at a fixed random subset of this many inputs (0 = all)", lo=0)
+
+
+@dataclass(frozen=True)
+class DynamicsSettings:
+    enabled: bool = _opt(True, "gradient SNR, weight norms, drift→diffusion transition and the Gaussian bound")
+    snr: str = _opt("ratio", "SNR form: ratio ‖mean g‖/√tr Cov g, or squared", choices=("ratio", "squared"))
+    window: float = _opt(0.1, "transition detector: smoothing half-width in decades of epochs", lo=0.0, lo_open=True)
+    margin: float = _opt(0.3, "transition detector: fall of log10 SNR (decades) that confirms a transition",
+                         lo=0.0, lo_open=True)
+    hold: float = _opt(0.1, "transition detector: decades the fall must last before it is declared", lo=0.0)
+    bound_w_star: str = _opt("transition", "W* of the Gaussian bound: the weights at the detected transition, "
+                                           "or at bound_epoch", choices=("transition", "epoch"))
+    bound_epoch: int = _opt(0, "epoch whose weights are W* when bound_w_star = \"epoch\"", lo=0)
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
+    enabled: bool = _opt(False, "per-layer clustering table (cells, spread, close pairs, homogeneity …)")
+    bin_size: float = _opt(0.0, "cell width of the clustering grid (0 = 10β, Goldfeld et al.; 0.1 when β = 0)",
+                           lo=0.0)
+    radius: float = _opt(0.0, "pairs closer than this count as close (0 = β; 0.01 when β = 0)", lo=0.0)
+    points: int = _opt(0, "measure on a fixed random subset of this many MI points (0 = all)", lo=0)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    setting: str = _opt("", "one dotted setting to sweep, e.g. train.batch_size (empty = no sweep)")
+    values: list[float] = _opt([], "the values it takes, one run (all seeds batched) after another")
+
+
+@dataclass(frozen=True)
 class MeasureSettings:
     snapshots: int = _opt(300, "number of snapshot epochs (log-spaced epochs may merge, so fewer can result)", lo=1)
     schedule: str = _opt("log", "log or linear spacing of snapshot epochs", choices=("log", "linear"))
-    estimators: list[str] = _opt(["binning"], "MI estimators computed at every snapshot")
+    estimators: list[str] = _opt(["binning"], "MI estimators computed at every snapshot: binning, kde, sp "
+                                              "(sp needs a noisy network: model.noise_levels > 0), exact "
+                                              "(quadrature; a noisy first layer of 1 unit)")
     binning: BinningSettings = field(default_factory=BinningSettings)
+    kde: KdeSettings = field(default_factory=KdeSettings)
+    sp: SpSettings = field(default_factory=SpSettings)
+    dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
+    clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
 
 
 @dataclass(frozen=True)
@@ -97,9 +160,10 @@ class Scenario:
     model: ModelSettings = field(default_factory=ModelSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     measure: MeasureSettings = field(default_factory=MeasureSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
 
 
-ESTIMATORS = ("binning",)
+ESTIMATORS = ("binning", "kde", "sp", "exact")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,8 +279,43 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             raise ScenarioError(f"{origin}: measure.binning.range = {rng!r} must be \"auto\" or [lo, hi].")
     elif len(rng) != 2 or not rng[0] < rng[1]:
         raise ScenarioError(f"{origin}: measure.binning.range = {rng} must be [lo, hi] with lo < hi.")
+    if sc.sweep.setting:
+        path = sc.sweep.setting.split(".")
+        node: Any = sc
+        for part in path:
+            if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+                raise ScenarioError(f"{origin}: sweep.setting = {sc.sweep.setting!r} is not a setting; "
+                                    f"write it as section.key, e.g. \"train.batch_size\".")
+            node = getattr(node, part)
+        if dataclasses.is_dataclass(node) or sc.sweep.setting.startswith("sweep."):
+            raise ScenarioError(f"{origin}: sweep.setting = {sc.sweep.setting!r} must name one setting.")
+        if not sc.sweep.values:
+            raise ScenarioError(f"{origin}: sweep.values is empty; list the values of {sc.sweep.setting}.")
+        for v in sc.sweep.values:
+            sweep_point(sc, v, origin)  # every value must give a valid scenario
     if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
         raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
+
+
+def sweep_point(sc: Scenario, value: float, origin: str = "<sweep>") -> Scenario:
+    """The scenario of one sweep value: the swept setting replaced (ints stay ints), the sweep removed."""
+    data = to_dict(sc)
+    path = sc.sweep.setting.split(".")
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    old = node[path[-1]]
+    if isinstance(old, bool) or isinstance(old, (str, list)):
+        raise ScenarioError(f"{origin}: sweep.setting = {sc.sweep.setting!r} is not numeric; only numbers sweep.")
+    if isinstance(old, int):
+        if float(value) != int(value):
+            raise ScenarioError(f"{origin}: sweep.values has {value} but {sc.sweep.setting} is an integer.")
+        value = int(value)
+    node[path[-1]] = value
+    data["sweep"] = {"setting": "", "values": []}
+    out = _build(Scenario, data, "", origin)
+    _cross_check(out, origin)
+    return out
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

@@ -23,6 +23,7 @@ class Dataset:
     test: torch.Tensor  # [S, N] bool
     distinct_inputs: bool  # every x appears once (then H(T|X) = 0 for a deterministic T)
     notes: tuple[str, ...] = ()
+    input_ids: torch.Tensor | None = None  # [N] identity of each input when inputs repeat (equal x → equal id)
 
     @property
     def n_train(self) -> int:

@@ -1,15 +1,16 @@
 """One number per record: the unit every sink consumes (DESIGN.md, "Data flow").
 
-A record is `(run, seed, epoch, step, layer, quantity, estimator, value)`. `seed` is an int or
-"mean"; `layer` is "" (whole network), "3" (layer 3, 1-based, the output layer counts) or "2-3"
-(the pair 2→3). MI values are in bits. The CSV export is exactly these records.
+A record is `(run, sweep, seed, epoch, step, layer, quantity, estimator, value)`. `sweep` is "" or
+"setting=value" for one point of a sweep; `seed` is an int or "mean"; `layer` is "" (whole network),
+"3" (layer 3, 1-based, the output layer counts) or "2-3" (the pair 2→3). MI values are in bits.
+The CSV export is exactly these records.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
-FIELDS = ("run", "seed", "epoch", "step", "layer", "quantity", "estimator", "value")
+FIELDS = ("run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value")
 
 # Quantity names used across the engine, the export and the TUI. One place, so they cannot drift.
 MI_XT = "I(X;T)"
@@ -34,6 +35,7 @@ class Record:
     quantity: str
     estimator: str
     value: float
+    sweep: str = ""
 
 
 class Sink(Protocol):
@@ -75,6 +77,7 @@ class RunInfo:
     estimator_settings: dict  # label -> one-line description of its settings, e.g. "30 bins on [-1, 1]"
     noise_levels: tuple[float, ...]  # β levels the user can cycle through; (0.0,) = deterministic net
     notes: tuple[str, ...] = ()  # warnings a researcher must see (biased split, H(T|X)=0 assumption, …)
+    sweep: str = ""  # "setting=value" when this run is one point of a sweep
 
 
 # A sink may also implement, optionally:

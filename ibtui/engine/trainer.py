@@ -11,7 +11,6 @@ import time
 from typing import Iterable
 
 import torch
-import torch.nn.functional as F
 
 from ibtui.data.dataset import Dataset, load_dataset
 from ibtui.engine import records as R
@@ -19,8 +18,8 @@ from ibtui.engine import rng
 from ibtui.engine.controls import Controls
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.schedule import snapshot_epochs
-from ibtui.engine.snapshot import (Values, binning_description, binning_label, binning_values,
-                                   loss_and_accuracy, mi_points, pointwise_cross_entropy, take)
+from ibtui.engine.probes import Snapshot, build_probes
+from ibtui.engine.snapshot import Values, loss_and_accuracy, mi_points, take
 from ibtui.models.mlp import BatchedMLP
 from ibtui.scenario import Scenario
 
@@ -45,8 +44,9 @@ def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter]) -> torch
 class Engine:
     """All seeds of one scenario, trained together. Construct, then `run(sinks, controls)`."""
 
-    def __init__(self, sc: Scenario, scenario_path: str = "", device: str | None = None):
+    def __init__(self, sc: Scenario, scenario_path: str = "", device: str | None = None, sweep: str = ""):
         self.sc = sc
+        self.sweep = sweep  # "setting=value" when this engine runs one point of a sweep
         self.device = resolve_device(device or sc.run.device)
         self.seeds = list(range(sc.run.first_seed, sc.run.first_seed + sc.run.seeds))
         self.seed_tensor = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
@@ -61,6 +61,8 @@ class Engine:
         self.epoch = 0
         self.step = 0
         self.alive = torch.ones(len(self.seeds), dtype=torch.bool)
+        self.probes = build_probes(self)
+        self._step_probes = [p for p in self.probes if p.watches_steps]
         self.info = self._info(scenario_path)
 
     # ------------------------------------------------------------------ description
@@ -74,13 +76,10 @@ class Engine:
     def _info(self, scenario_path: str) -> R.RunInfo:
         sc = self.sc
         n_points = self.data.x.shape[0] if self.mi_idx is None else self.mi_idx.shape[1]
-        estimators, settings = [], {}
-        if "binning" in sc.measure.estimators:
-            label = binning_label(sc.measure.binning)
-            estimators.append(label)
-            settings[label] = binning_description(sc.measure.binning, sc.model.activation)
-        notes = list(self.data.notes)
-        if self.data.distinct_inputs and sc.data.mi_points:
+        settings = {label: desc for p in self.probes for label, desc in p.estimators.items()}
+        estimators = list(settings)
+        notes = list(self.data.notes) + [n for p in self.probes for n in p.notes]
+        if self.data.distinct_inputs and "binning" in sc.measure.estimators:
             notes.append("binning: the measured inputs are distinct and the measured map is deterministic, "
                          "so H(T|X) = 0 and I(X;T) = H(T)"
                          + (" (noisy network: binning measures the noiseless representations)"
@@ -91,7 +90,7 @@ class Engine:
             epochs=sc.run.epochs, layers=tuple(str(i) for i in range(1, len(widths) + 1)),
             layer_widths=tuple(widths), n_points=int(n_points), mi_points=sc.data.mi_points,
             estimators=tuple(estimators), estimator_settings=settings,
-            noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes))
+            noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep)
 
     # ------------------------------------------------------------------ training
     def _noise_fn(self):
@@ -116,9 +115,13 @@ class Engine:
             xt = x_epoch[:, :, start:start + bs]
             # Each seed's gradient is that of its own mean loss, so seeds stay independent.
             model.train_grads(xt, y_epoch[:, start:start + bs], beta, self._noise_fn() if beta > 0 else None)
+            for probe in self._step_probes:
+                probe.after_step(self)
             opt.step()
             self.step += 1
         self.epoch += 1
+        for probe in self.probes:
+            probe.after_epoch(self)
 
     # ------------------------------------------------------------------ measurement
     @torch.no_grad()
@@ -130,10 +133,17 @@ class Engine:
         values = loss_and_accuracy(logits_t, data.y, data.train, data.test)
         layers = [take(h.transpose(1, 2), self.mi_idx) for h in [*hidden_t, torch.softmax(logits_t, dim=1)]]
         labels = data.y if self.mi_idx is None else data.y[self.mi_idx]
-        if "binning" in sc.measure.estimators:
-            x_ids = None if data.distinct_inputs else None  # only distinct-input data sets so far
-            values.update(binning_values(layers, self._layer_activations(), labels, sc.measure.binning, x_ids))
+        snap = Snapshot(self.epoch, self.beta, layers, self._layer_activations(), labels, self.mi_idx)
+        for probe in self.probes:
+            values.update(probe.at_snapshot(self, snap))
         return values
+
+    def x_ids(self, snap: Snapshot) -> torch.Tensor | None:
+        """Identity of each measured input (equal ids for repeated inputs), or None when all are distinct."""
+        if self.data.distinct_inputs:
+            return None
+        ids = self.data.input_ids
+        return ids if snap.point_idx is None else ids[snap.point_idx]
 
     def _records(self, values: Values) -> list[R.Record]:
         keys = list(values)
@@ -141,21 +151,25 @@ class Engine:
         loss = values[("", R.LOSS_TRAIN, "")].cpu()
         newly_dead = self.alive & ~torch.isfinite(loss)
         out: list[R.Record] = []
-        run, epoch, step = self.sc.name, self.epoch, self.step
+        run, epoch, step, sweep = self.sc.name, self.epoch, self.step, self.sweep
         for i in newly_dead.nonzero().flatten().tolist():
-            out.append(R.Record(run, self.seeds[i], epoch, step, "", R.SEED_DIVERGED, "", 1.0))
+            out.append(R.Record(run, self.seeds[i], epoch, step, "", R.SEED_DIVERGED, "", 1.0, sweep))
         self.alive &= ~newly_dead
         alive = self.alive
+        alive_idx = alive.nonzero().flatten().tolist()
         for row, (layer, quantity, estimator) in zip(table, keys):
-            for i in alive.nonzero().flatten().tolist():
-                out.append(R.Record(run, self.seeds[i], epoch, step, layer, quantity, estimator, float(row[i])))
-            if alive.any():
-                mean = float(row[alive].mean())
-                out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, mean))
+            values = row.tolist()
+            for i in alive_idx:
+                out.append(R.Record(run, self.seeds[i], epoch, step, layer, quantity, estimator, values[i], sweep))
+            if alive_idx:
+                finite = row[alive][torch.isfinite(row[alive])]
+                mean = float(finite.mean()) if finite.numel() else math.nan
+                out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, mean, sweep))
         return out
 
     def _noise_record(self) -> R.Record:
-        return R.Record(self.sc.name, "mean", self.epoch, self.step, "", R.NOISE_BETA, "", float(self.beta))
+        return R.Record(self.sc.name, "mean", self.epoch, self.step, "", R.NOISE_BETA, "", float(self.beta),
+                        self.sweep)
 
     # ------------------------------------------------------------------ the run
     def run(self, sinks: list, controls: Controls | None = None) -> bool:

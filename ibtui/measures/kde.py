@@ -51,6 +51,7 @@ def gaussian_kernel_log_sums(
     centre_groups: torch.Tensor | None = None,
     n_groups: int | None = None,
     chunk_size: int | None = None,
+    exact_distances: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log Σ_j w_j exp(−s·‖t_a − c_j‖²) for every point t_a and every scale s.
 
@@ -60,7 +61,10 @@ def gaussian_kernel_log_sums(
     seeds) sums over the centres in the point's own group only (one matmul with the groups' one-hot
     matrix; rows whose group sum underflows are redone by a masked logsumexp).
     Squared distances are exact differences (torch.cdist without the matmul shortcut), so close
-    pairs keep full float32 precision. Chunked over points; no loop over samples or seeds.
+    pairs keep full float32 precision; `exact_distances=False` takes ‖t‖² + ‖c‖² − 2t·c from one
+    batched matmul instead (several times faster; absolute error ~1e-6 on a squared distance, which
+    is negligible against a kernel width 2σ² ≥ 1e-3 but not against SP's 2β² at small β).
+    Chunked over points; no loop over samples or seeds.
     """
     s, m, _ = points.shape
     n = centers.shape[1]
@@ -83,9 +87,15 @@ def gaussian_kernel_log_sums(
     # kernel by j in-place squarings instead of a new exp (exp dominates the cost).
     order = sorted(range(len(scales)), key=lambda i: scales[i])
     rows = rows_per_chunk(s, n, chunk_size)
+    c_norm2 = None if exact_distances else (centers * centers).sum(-1).unsqueeze(1)  # [S, 1, n]
     for r0 in range(0, m, rows):
         r1 = min(m, r0 + rows)
-        sq = torch.cdist(points[:, r0:r1], centers, compute_mode="donot_use_mm_for_euclid_dist").square_()
+        if exact_distances:
+            sq = torch.cdist(points[:, r0:r1], centers, compute_mode="donot_use_mm_for_euclid_dist").square_()
+        else:
+            p = points[:, r0:r1]
+            sq = torch.baddbmm((p * p).sum(-1, keepdim=True), p, centers.transpose(1, 2), alpha=-2.0)
+            sq.add_(c_norm2).clamp_min_(0.0)
         e, prev = None, None
         for k in order:
             scale = float(scales[k])
@@ -132,6 +142,7 @@ def kde_mi(
     noise_var: float,
     n_classes: int | None = None,
     chunk_size: int | None = None,
+    exact_distances: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Pairwise-distance bounds on I(X;T) and I(T;Y), in bits, per seed.
 
@@ -155,7 +166,8 @@ def kde_mi(
         labels = labels.to(device=x.device, dtype=torch.int64)
         c = int(n_classes) if n_classes is not None else int(labels.max()) + 1
         kw = dict(point_groups=labels, centre_groups=labels, n_groups=c)
-    total, own = gaussian_kernel_log_sums(x, x, scales, chunk_size=chunk_size, **kw)
+    total, own = gaussian_kernel_log_sums(x, x, scales, chunk_size=chunk_size, exact_distances=exact_distances,
+                                          **kw)
     log_n = math.log(n)
     i_xt = (log_n - total).mean(dim=-1) / LN2  # [2, S]
     out = {"upper_xt": i_xt[0], "lower_xt": i_xt[1]}

@@ -65,14 +65,19 @@ class CsvSink:
         self._write_meta()
 
     def start(self, info: RunInfo) -> None:
-        self.meta["run_info"] = asdict(info)
+        """Called once per engine: once for a run, once per point for a sweep (kept in sweep_points)."""
+        if "run_info" not in self.meta:
+            self.meta["run_info"] = asdict(info)
+        if info.sweep:
+            self.meta.setdefault("sweep_points", []).append(asdict(info))
         self._write_meta()
 
     def emit(self, records: list[Record]) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         for r in records:
-            writer.writerow((r.run, r.seed, r.epoch, r.step, r.layer, r.quantity, r.estimator, format_value(r.value)))
+            writer.writerow((r.run, r.sweep, r.seed, r.epoch, r.step, r.layer, r.quantity, r.estimator,
+                             format_value(r.value)))
         self._file.write(buf.getvalue())  # one write per snapshot: a crash never leaves half a snapshot
         self._file.flush()
         self.rows += len(records)
@@ -102,5 +107,6 @@ def read_records(path: str | Path) -> list[Record]:
         for row in reader:
             seed = row["seed"]
             out.append(Record(row["run"], int(seed) if seed.lstrip("-").isdigit() else seed, int(row["epoch"]),
-                              int(row["step"]), row["layer"], row["quantity"], row["estimator"], float(row["value"])))
+                              int(row["step"]), row["layer"], row["quantity"], row["estimator"], float(row["value"]),
+                              row.get("sweep", "")))
     return out

@@ -126,3 +126,17 @@ def test_kernel_group_sums_far_group_is_exact():
     torch.testing.assert_close(total[0], torch.zeros(2, 3), atol=1e-6, rtol=0)  # log(1 + 2e^-500)
     expect = torch.tensor([0.0, -500 + math.log(2), -500 + math.log(2)]).expand(2, 3)
     torch.testing.assert_close(own[0], expect, atol=1e-4, rtol=0)
+
+
+def test_matmul_distances_agree_with_exact_ones():
+    import torch as _t
+
+    from ibtui.measures.kde import kde_mi as _kde
+
+    g = _t.Generator().manual_seed(3)
+    h = _t.rand(2, 600, 5, generator=g) * 2 - 1
+    y = _t.randint(0, 2, (600,), generator=g)
+    exact = _kde(h, y, 1e-3)
+    fast = _kde(h, y, 1e-3, exact_distances=False)
+    for key in exact:
+        assert _t.allclose(exact[key], fast[key], atol=1e-3), key

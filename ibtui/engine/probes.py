@@ -1,0 +1,178 @@
+"""Probes: what the engine measures, one object per measure family, all driven the same way.
+
+A probe can watch every training step (`after_step`, e.g. gradient moments) and returns, at each
+snapshot, a dict {(layer, quantity, estimator): Tensor[S]} computed on the device. The engine knows
+nothing about any particular measure; adding one means adding a probe.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from ibtui.engine import records as R
+from ibtui.engine import rng
+from ibtui.engine.snapshot import Values, binning_description, binning_label, binning_values
+from ibtui.measures.kde import kde_mi
+from ibtui.measures.sp import sp_mutual_information
+
+if TYPE_CHECKING:
+    from ibtui.engine.trainer import Engine
+
+
+@dataclass
+class Snapshot:
+    """What every probe sees at a snapshot (all tensors on the device, all seeds at once)."""
+
+    epoch: int
+    beta: float  # the network's noise level now
+    layers: list[torch.Tensor]  # [S, n, d_l] noiseless representations on the MI points; the last is the output
+    activations: list[str]  # per layer: "tanh", "relu", …, "softmax"
+    labels: torch.Tensor  # [n] (or [S, n] when seeds measure different points)
+    point_idx: torch.Tensor | None  # [S, n] indices of the MI points in the data set, None = all points
+    extra: dict = field(default_factory=dict)  # values computed by one probe that another may read
+
+
+class Probe:
+    """Base probe: no step hook, no estimator, nothing measured."""
+
+    estimators: dict[str, str] = {}  # estimator label → one line describing its settings
+    notes: tuple[str, ...] = ()
+    watches_steps = False
+
+    def after_step(self, engine: "Engine") -> None:  # called after backward, before the optimiser step
+        pass
+
+    def after_epoch(self, engine: "Engine") -> None:
+        pass
+
+    def at_snapshot(self, engine: "Engine", snap: Snapshot) -> Values:
+        return {}
+
+
+def _shared_labels(labels: torch.Tensor) -> torch.Tensor | None:
+    """labels [n] → itself; [S, n] with identical rows → row 0; otherwise None (per-seed labels)."""
+    if labels.dim() == 1:
+        return labels
+    return labels[0] if bool((labels == labels[:1]).all()) else None
+
+
+class BinningProbe(Probe):
+    """Binned I(X;T), I(T;Y) of every layer (Shwartz-Ziv & Tishby 2017)."""
+
+    def __init__(self, engine: "Engine"):
+        settings = engine.sc.measure.binning
+        self.settings = settings
+        self.estimators = {binning_label(settings): binning_description(settings, engine.sc.model.activation)}
+
+    def at_snapshot(self, engine, snap):
+        return binning_values(snap.layers, snap.activations, snap.labels, self.settings, x_ids=engine.x_ids(snap))
+
+
+class KdeProbe(Probe):
+    """Kolchinsky–Tracey KDE upper and lower bounds of every layer (Saxe et al. 2018)."""
+
+    def __init__(self, engine: "Engine"):
+        self.settings = engine.sc.measure.kde
+        where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
+        desc = f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}"
+        self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
+
+    def at_snapshot(self, engine, snap):
+        n = snap.layers[0].shape[1]
+        keep = subset_indices(n, self.settings.points, engine.seed_tensor.device, snap.epoch)
+        labels = snap.labels if keep is None else snap.labels[..., keep]
+        shared = _shared_labels(labels)
+        out: Values = {}
+        for index, h in enumerate(snap.layers, start=1):
+            h = h if keep is None else h[:, keep]
+            if shared is not None:
+                mi = kde_mi(h, shared, self.settings.noise_variance, exact_distances=False)
+            else:  # seeds measure different points: one call per seed
+                parts = [kde_mi(h[i:i + 1], labels[i], self.settings.noise_variance, exact_distances=False)
+                         for i in range(h.shape[0])]
+                mi = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            out[(str(index), R.MI_XT, "kde_upper")] = mi["upper_xt"]
+            out[(str(index), R.MI_XT, "kde_lower")] = mi["lower_xt"]
+            out[(str(index), R.MI_TY, "kde_upper")] = mi["upper_ty"]
+            out[(str(index), R.MI_TY, "kde_lower")] = mi["lower_ty"]
+        return out
+
+
+class SpProbe(Probe):
+    """Sample-propagation estimates for the hidden layers of a noisy network (Goldfeld et al. 2019).
+
+    For each measured input, `samples` noisy passes through the earlier layers give the centres of
+    its conditional mixture; SP then integrates the Gaussian-mixture entropies by Monte Carlo. With
+    β = 0 the true I(X;T) of a deterministic network is not finite, so nothing is recorded.
+    """
+
+    def __init__(self, engine: "Engine"):
+        self.settings = engine.sc.measure.sp
+        st = self.settings
+        where = f"averaged over {st.points} inputs" if st.points else "averaged over all MI inputs"
+        self.estimators = {"sp": f"sample propagation with the network's noise β, {st.samples} noisy passes a "
+                                 f"input, {st.mc} Monte Carlo draws an input, {where}"}
+        if min(engine.sc.model.noise_levels) == 0:
+            self.notes = ("sp: no value while the noise level β is 0 (I(X;T) of a deterministic network is not "
+                          "finite)",)
+
+    def at_snapshot(self, engine, snap):
+        beta = snap.beta
+        if beta <= 0:
+            return {}
+        st = self.settings
+        n = snap.layers[0].shape[1]
+        idx = snap.point_idx
+        s = engine.seed_tensor.shape[0]
+        if idx is None:
+            idx = torch.arange(n, device=engine.seed_tensor.device).expand(s, n)
+        labels = engine.data.y[idx]
+        m = idx.shape[1]
+        x = engine.data.x.reshape(engine.data.x.shape[0], -1)[idx]  # [S, m, d_in]
+        x = x.repeat_interleave(st.samples, dim=1)  # [S, m·k, d_in], copies of x_i adjacent
+        counter = (rng.STREAM_MEASURE, snap.epoch)
+
+        def noise(layer: int, like: torch.Tensor) -> torch.Tensor:
+            return rng.normal(engine.seed_tensor, counter + (layer,), tuple(like.shape[1:])).to(like.dtype)
+
+        with torch.no_grad():
+            _, hidden = engine.model(x, beta, noise)
+        gen = torch.Generator(device=engine.seed_tensor.device).manual_seed(snap.epoch * 7919 + 17)
+        shared = _shared_labels(labels)
+        out: Values = {}
+        for index, h in enumerate(hidden, start=1):
+            centers = h.reshape(s, m, st.samples, -1)
+            # X is uniform over all m measured inputs (every centre enters the pooled mixture); the Monte
+            # Carlo average runs over `points` of them, which only widens the standard error.
+            n_points = st.points or None
+            if shared is not None:
+                mi = sp_mutual_information(centers, shared, beta, st.mc, generator=gen, n_points=n_points)
+            else:
+                parts = [sp_mutual_information(centers[i:i + 1], labels[i], beta, st.mc, generator=gen,
+                                               n_points=n_points) for i in range(s)]
+                mi = {k: torch.cat([p[k] for p in parts]) for k in ("mi_xt", "mi_xt_se", "mi_ty", "mi_ty_se")}
+            out[(str(index), R.MI_XT, "sp")] = mi["mi_xt"]
+            out[(str(index), R.MI_XT_SE, "sp")] = mi["mi_xt_se"]
+            out[(str(index), R.MI_TY, "sp")] = mi["mi_ty"]
+            out[(str(index), R.MI_TY_SE, "sp")] = mi["mi_ty_se"]
+        return out
+
+
+def subset_indices(n: int, points: int, device: torch.device, epoch: int) -> torch.Tensor | None:
+    """A fixed random subset of `points` of n measured points (the same at every snapshot), or None for all."""
+    if not points or points >= n:
+        return None
+    g = torch.Generator().manual_seed(12345)
+    return torch.randperm(n, generator=g)[:points].sort().values.to(device)
+
+
+PROBES = {"binning": BinningProbe, "kde": KdeProbe, "sp": SpProbe}
+
+
+def build_probes(engine: "Engine") -> list[Probe]:
+    """The probes a scenario asks for, in a fixed order (estimators first, then the other measures)."""
+    probes: list[Probe] = [PROBES[name](engine) for name in engine.sc.measure.estimators]
+    return probes
