@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from ibtui.scenario import ScenarioError, load_scenario, to_dict, to_toml
+from ibtui.data.images import DataMissingError
+from ibtui.scenario import ScenarioError, load_scenario, to_dict, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Watch the information bottleneck at work: train a network and see the information plane live.")
@@ -37,6 +38,7 @@ def run(
     headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress bar"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
     fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
     no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
 ) -> None:
@@ -49,11 +51,13 @@ def run(
     try:
         sc = load_scenario(scenario, set_)
         if device is not None:
-            sc = _with_device(sc, device)
+            sc = with_changes(sc, {"run.device": device})
+        if data_dir is not None:
+            sc = with_changes(sc, {"data.dir": str(data_dir)})
         if threads > 0:
             torch.set_num_threads(threads)
         engine = SweepRunner(sc, scenario_path=str(scenario))
-    except ScenarioError as exc:
+    except (ScenarioError, DataMissingError) as exc:
         fail(str(exc))
     sinks = []
     if export is not None:
@@ -72,13 +76,15 @@ def run(
     if use_app:
         code = run_app(engine, sinks, fps=fps, mouse=not no_mouse)
         raise typer.Exit(code=code)
+    report = None
+    if sc.sweep.setting:
+        from ibtui.engine.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
+
+        report = SweepReport(sc)
+        sinks.append(report)
     _run_headless(engine, sinks, quiet, export)
-
-
-def _with_device(sc, device: str):
-    from ibtui.scenario import with_changes
-
-    return with_changes(sc, {"run.device": device})
+    if report is not None:
+        typer.echo(report.text())
 
 
 def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> None:

@@ -62,6 +62,7 @@ class ModelSettings:
     kind: str = _opt("mlp", "network family: mlp, cnn (the noisy MNIST CNN), resnet32",
                      choices=("mlp", "cnn", "resnet32"))
     hidden: list[int] = _opt([10, 7, 5, 4, 3], "hidden layer widths")
+    depth: int = _opt(0, "use only the first `depth` hidden layers (0 = all; lets a sweep vary depth)", lo=0)
     activation: str = _opt("tanh", "hidden activation", choices=("tanh", "relu", "linear", "sigmoid"))
     init: str = _opt("truncated_normal",
                      "truncated_normal (std 1/sqrt(fan_in), cut at 2 std, zero biases: the original code), "
@@ -266,6 +267,9 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             close = difflib.get_close_matches(est, ESTIMATORS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
             raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
+    if sc.model.depth > len(sc.model.hidden):
+        raise ScenarioError(f"{origin}: model.depth = {sc.model.depth} is larger than model.hidden "
+                            f"({len(sc.model.hidden)} layers).")
     if not sc.model.hidden or any(w < 1 for w in sc.model.hidden):
         raise ScenarioError(f"{origin}: model.hidden must be a non-empty list of positive widths.")
     if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):

@@ -58,4 +58,26 @@ def load_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
             distinct_inputs=True,
             notes=tuple(notes),
         )
-    raise ValueError(f"unknown dataset {d.dataset!r}")
+    if d.dataset == "saturation":
+        return saturation_dataset(len(seeds), device)
+    if d.dataset == "boolean4":
+        from ibtui.data.boolean import load_boolean4
+
+        return load_boolean4(sc, seeds, device)
+    from ibtui.data.images import load_image_dataset  # mnist, cifar10, cifar100
+
+    return load_image_dataset(sc, seeds, device)
+
+
+def saturation_dataset(n_seeds: int, device: torch.device) -> Dataset:
+    """The four inputs of Goldfeld et al.'s single-neuron toy, X uniform on {−3, −1, 1, 3}.
+
+    Classes {−3, −1, 1} → 0 and {3} → 1 (papers.md §1.4, recalled). All four points train, and MI is
+    measured on all four; there is no test set.
+    """
+    from ibtui.data.toys import SATURATION_X, saturation_labels
+
+    x = torch.tensor(SATURATION_X, dtype=torch.float32, device=device).reshape(-1, 1)
+    train = torch.ones(n_seeds, len(x), dtype=torch.bool, device=device)
+    return Dataset(name="saturation", x=x, y=saturation_labels().to(device), n_classes=2, train=train,
+                   test=~train, distinct_inputs=True)

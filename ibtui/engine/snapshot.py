@@ -74,12 +74,21 @@ def loss_and_accuracy(logits_t: torch.Tensor, y: torch.Tensor, train: torch.Tens
     return out
 
 
-def mi_points(mode: str, train: torch.Tensor, test: torch.Tensor) -> torch.Tensor | None:
-    """Indices [S, n] of the points MI is measured on, or None for all points (shared by every seed)."""
+def mi_points(mode: str, train: torch.Tensor, test: torch.Tensor, subset: int = 0) -> torch.Tensor | None:
+    """Indices [S, n] of the points MI is measured on, or None for all points (shared by every seed).
+
+    `subset` > 0 keeps a fixed random subset of that many of them (the same positions for every seed).
+    """
+    s, n = train.shape
     if mode == "all":
-        return None
-    mask = train if mode == "train" else test
-    return mask.nonzero()[:, 1].reshape(mask.shape[0], -1)
+        idx = None if not subset or subset >= n else torch.arange(n, device=train.device).expand(s, n)
+    else:
+        mask = train if mode == "train" else test
+        idx = mask.nonzero()[:, 1].reshape(s, -1)
+    if idx is None or not subset or subset >= idx.shape[1]:
+        return idx
+    keep = torch.randperm(idx.shape[1], generator=torch.Generator().manual_seed(2024))[:subset].sort().values
+    return idx[:, keep.to(idx.device)]
 
 
 def take(h: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:

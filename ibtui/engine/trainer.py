@@ -18,16 +18,35 @@ from ibtui.engine import rng
 from ibtui.engine.controls import Controls
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.schedule import snapshot_epochs
+from ibtui.engine.paths import build_path
 from ibtui.engine.probes import Snapshot, build_probes
-from ibtui.engine.snapshot import Values, loss_and_accuracy, mi_points, take
+from ibtui.engine.regularizers import build_regularizers
+from ibtui.engine.snapshot import Values, mi_points
 from ibtui.models.mlp import BatchedMLP
 from ibtui.scenario import Scenario
 
 
-def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> BatchedMLP:
+def hidden_widths(sc: Scenario) -> list[int]:
+    """The hidden widths in use: model.hidden, cut to model.depth layers when depth > 0."""
+    return sc.model.hidden[:sc.model.depth] if sc.model.depth else list(sc.model.hidden)
+
+
+def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> torch.nn.Module:
+    """The scenario's network for all seeds at once."""
+    if sc.model.kind != "mlp":
+        from ibtui.engine.module_path import build_module  # convolutional models
+
+        return build_module(sc, seeds, data)
     d_in = data.x[0].numel()
-    sizes = [d_in, *sc.model.hidden, data.n_classes]
-    return BatchedMLP(seeds, sizes, sc.model.activation, sc.model.init)
+    sizes = [d_in, *hidden_widths(sc), data.n_classes]
+    model = BatchedMLP(seeds, sizes, sc.model.activation, sc.model.init)
+    if sc.model.init_weight != 0.0 or sc.model.init_bias != 0.0:
+        with torch.no_grad():
+            for w, b in zip(model.weights, model.biases):
+                if sc.model.init_weight != 0.0:
+                    w.fill_(sc.model.init_weight)
+                b.fill_(sc.model.init_bias)
+    return model
 
 
 def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -55,23 +74,21 @@ class Engine:
         self.optimizer = build_optimizer(sc, self.model.parameters())
         self.snapshots = set(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
         self.train_idx = self.data.train_indices()
-        self._x_t = self.data.x.reshape(self.data.x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
-        self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test)
+        self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test, sc.data.mi_subset)
+        self.path = build_path(self)
         self.noise_index = sc.model.noise_start
         self.epoch = 0
         self.step = 0
         self.alive = torch.ones(len(self.seeds), dtype=torch.bool)
+        self.regularizers = build_regularizers(self)
         self.probes = build_probes(self)
-        self._step_probes = [p for p in self.probes if p.watches_steps]
+        self._step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
         self.info = self._info(scenario_path)
 
     # ------------------------------------------------------------------ description
     @property
     def beta(self) -> float:
         return self.sc.model.noise_levels[self.noise_index]
-
-    def _layer_activations(self) -> list[str]:
-        return [self.sc.model.activation] * len(self.sc.model.hidden) + ["softmax"]
 
     def _info(self, scenario_path: str) -> R.RunInfo:
         sc = self.sc
@@ -84,7 +101,7 @@ class Engine:
                          "so H(T|X) = 0 and I(X;T) = H(T)"
                          + (" (noisy network: binning measures the noiseless representations)"
                             if max(sc.model.noise_levels) > 0 else ""))
-        widths = [*sc.model.hidden, self.data.n_classes]
+        widths = [*getattr(self.model, "layer_widths", hidden_widths(sc)), self.data.n_classes]
         return R.RunInfo(
             run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
             epochs=sc.run.epochs, layers=tuple(str(i) for i in range(1, len(widths) + 1)),
@@ -103,21 +120,16 @@ class Engine:
 
     def train_epoch(self) -> None:
         """One pass over each seed's training points in its own random order."""
-        data, model, opt = self.data, self.model, self.optimizer
         n_train = self.train_idx.shape[1]
         perm = rng.permutations(self.seed_tensor, (rng.STREAM_BATCH, self.epoch), n_train)
-        order = self.train_idx.gather(1, perm)
+        self.path.start_epoch(self.train_idx.gather(1, perm))
         bs = self.sc.train.batch_size
         beta = self.beta
-        x_epoch = self._x_t[:, order].permute(1, 0, 2)  # [S, d_in, n_train]: one gather per epoch
-        y_epoch = data.y[order]
         for start in range(0, n_train, bs):
-            xt = x_epoch[:, :, start:start + bs]
-            # Each seed's gradient is that of its own mean loss, so seeds stay independent.
-            model.train_grads(xt, y_epoch[:, start:start + bs], beta, self._noise_fn() if beta > 0 else None)
-            for probe in self._step_probes:
-                probe.after_step(self)
-            opt.step()
+            self.path.grads(start, min(start + bs, n_train), beta, self._noise_fn() if beta > 0 else None)
+            for hook in self._step_hooks:  # regularisers add to the gradients; probes read them
+                hook.after_step(self)
+            self.optimizer.step()
             self.step += 1
         self.epoch += 1
         for probe in self.probes:
@@ -127,13 +139,9 @@ class Engine:
     @torch.no_grad()
     def measure(self) -> Values:
         """Every number of one snapshot, per seed, still on the device."""
-        sc, data = self.sc, self.data
-        s = len(self.seeds)
-        logits_t, hidden_t = self.model.forward_t(self._x_t.expand(s, -1, -1))  # noiseless, all points and seeds
-        values = loss_and_accuracy(logits_t, data.y, data.train, data.test)
-        layers = [take(h.transpose(1, 2), self.mi_idx) for h in [*hidden_t, torch.softmax(logits_t, dim=1)]]
-        labels = data.y if self.mi_idx is None else data.y[self.mi_idx]
-        snap = Snapshot(self.epoch, self.beta, layers, self._layer_activations(), labels, self.mi_idx)
+        values, layers, activations = self.path.snapshot(self.mi_idx)
+        labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
+        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx)
         for probe in self.probes:
             values.update(probe.at_snapshot(self, snap))
         return values
