@@ -33,7 +33,7 @@ def _opt(default: Any, help: str, *, choices: tuple = (), lo: float | None = Non
 class RunSettings:
     seeds: int = _opt(10, "number of seeds trained at once (seed ids first_seed … first_seed+seeds−1)", lo=1)
     first_seed: int = _opt(0, "id of the first seed", lo=0)
-    epochs: int = _opt(8000, "training epochs", lo=1)
+    epochs: int = _opt(8000, "training epochs (0 = measure the initial network only, e.g. in a sweep)", lo=0)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
 
 
@@ -73,6 +73,8 @@ class ModelSettings:
     noise_start: int = _opt(0, "index into noise_levels used at the start", lo=0)
     init_weight: float = _opt(0.0, "if not 0: every weight starts at this value (toys and sweeps)")
     init_bias: float = _opt(0.0, "every bias starts at this value")
+    fixed_readout: bool = _opt(False, "two classes only: the output layer is fixed at logits (−mean T, +mean T) "
+                                      "of the last hidden layer and not trained (the saturation toy's readout)")
     orthonormal: float = _opt(0.0, "strength λ of the orthonormality penalty λ·‖WᵀW − I‖²_F (Parseval-style; "
                                    "0 = off)", lo=0.0)
     orthonormal_layers: list[int] = _opt([], "layers (1-based) the penalty applies to; empty = every hidden layer")
@@ -94,6 +96,8 @@ class BinningSettings:
                                           "[lo, hi] for every layer, or \"auto\": activation-aware "
                                           "([-1,1] tanh, [0,1] sigmoid/softmax, [min,max] per seed for relu/linear)")
     width: float = _opt(0.0, "fixed bin width (0 = use bins over range)", lo=0.0)
+    max_width: int = _opt(64, "image data: refuse to bin a layer wider than this (every point gets its own cell)",
+                          lo=1)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class KdeSettings:
     noise_variance: float = _opt(1e-3, "σ² of the Gaussian kernel (Saxe et al.: 1e-3 on SZT, 0.1 on MNIST)",
                                  lo=0.0, lo_open=True)
     points: int = _opt(0, "measure on a fixed random subset of this many MI points (0 = all)", lo=0)
+    max_width: int = _opt(8192, "image data: refuse KDE on a layer wider than this", lo=1)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ class SpSettings:
     samples: int = _opt(8, "noisy passes per input: the components of each conditional mixture", lo=1)
     mc: int = _opt(4, "Monte Carlo draws per input", lo=1)
     points: int = _opt(512, "evaluate at a fixed random subset of this many inputs (0 = all)", lo=0)
+    max_width: int = _opt(8192, "image data: refuse SP on a layer wider than this", lo=1)
 
 
 @dataclass(frozen=True)
@@ -267,6 +273,8 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             close = difflib.get_close_matches(est, ESTIMATORS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
             raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
+    if sc.model.fixed_readout and sc.data.dataset not in ("szt", "saturation", "boolean4"):
+        raise ScenarioError(f"{origin}: model.fixed_readout needs a two-class data set (szt, saturation, boolean4).")
     if sc.model.depth > len(sc.model.hidden):
         raise ScenarioError(f"{origin}: model.depth = {sc.model.depth} is larger than model.hidden "
                             f"({len(sc.model.hidden)} layers).")

@@ -161,6 +161,45 @@ class SpProbe(Probe):
         return out
 
 
+class ExactProbe(Probe):
+    """Exact I(X;T_1) and I(T_1;Y) of a noisy first hidden layer of one unit (the saturation toy).
+
+    Given X = x, T_1 = s(x) + Z with Z ~ N(0, β²): a single Gaussian. So h(T_1) is the entropy of a 1-D
+    mixture of Gaussians at the noiseless images of the measured inputs, integrated numerically with
+    scipy (ibtui.measures.mixture), and I(X;T_1) = h(T_1) − ½ log2(2πeβ²). One quadrature per seed.
+    """
+
+    def __init__(self, engine: "Engine"):
+        self.estimators = {"exact": "numerical integration (scipy quad) of the noisy 1-unit first layer's "
+                                    "Gaussian-mixture entropy; no estimate"}
+        first = engine.model.weight_matrices()[0].shape[-1]
+        if first != 1:
+            from ibtui.scenario import ScenarioError
+
+            raise ScenarioError(f"measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
+                                f"(model.hidden[0] = {first}); remove it or use a 1-unit layer.")
+
+    def at_snapshot(self, engine, snap):
+        from ibtui.measures.mixture import mixture_entropy_1d
+
+        beta = snap.beta
+        if beta <= 0:
+            return {}
+        centres = snap.layers[0][..., 0].double().cpu().numpy()  # [S, n]
+        labels = snap.labels.cpu().numpy()
+        h_z = 0.5 * math.log2(2 * math.pi * math.e * beta**2)
+        xt, ty = [], []
+        for row, c in enumerate(centres):
+            y = labels if labels.ndim == 1 else labels[row]
+            h_t = mixture_entropy_1d(c, None, beta)
+            h_t_y = sum((y == k).mean() * mixture_entropy_1d(c[y == k], None, beta) for k in set(y.tolist()))
+            xt.append(h_t - h_z)
+            ty.append(h_t - h_t_y)
+        dev = snap.layers[0].device
+        return {("1", R.MI_XT, "exact"): torch.tensor(xt, device=dev),
+                ("1", R.MI_TY, "exact"): torch.tensor(ty, device=dev)}
+
+
 def subset_indices(n: int, points: int, device: torch.device, epoch: int) -> torch.Tensor | None:
     """A fixed random subset of `points` of n measured points (the same at every snapshot), or None for all."""
     if not points or points >= n:
@@ -169,7 +208,7 @@ def subset_indices(n: int, points: int, device: torch.device, epoch: int) -> tor
     return torch.randperm(n, generator=g)[:points].sort().values.to(device)
 
 
-PROBES = {"binning": BinningProbe, "kde": KdeProbe, "sp": SpProbe}
+PROBES = {"binning": BinningProbe, "kde": KdeProbe, "sp": SpProbe, "exact": ExactProbe}
 
 
 def build_probes(engine: "Engine") -> list[Probe]:

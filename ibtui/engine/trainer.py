@@ -46,6 +46,15 @@ def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> torch.nn.Modul
                 if sc.model.init_weight != 0.0:
                     w.fill_(sc.model.init_weight)
                 b.fill_(sc.model.init_bias)
+    if sc.model.fixed_readout:
+        with torch.no_grad():
+            w, b = model.weights[-1], model.biases[-1]
+            width = w.shape[1]
+            w[:, :, 0] = -1.0 / width
+            w[:, :, 1] = 1.0 / width
+            b.zero_()
+        w.requires_grad_(False)
+        b.requires_grad_(False)
     return model
 
 
@@ -71,7 +80,7 @@ class Engine:
         self.seed_tensor = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
         self.data = load_dataset(sc, self.seeds, self.device)
         self.model = build_model(sc, self.seeds, self.data).to(self.device)
-        self.optimizer = build_optimizer(sc, self.model.parameters())
+        self.optimizer = build_optimizer(sc, [p for p in self.model.parameters() if p.requires_grad])
         self.snapshots = set(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
         self.train_idx = self.data.train_indices()
         self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test, sc.data.mi_subset)
@@ -141,7 +150,7 @@ class Engine:
         """Every number of one snapshot, per seed, still on the device."""
         values, layers, activations = self.path.snapshot(self.mi_idx)
         labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
-        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx)
+        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx, extra={"values": values})
         for probe in self.probes:
             values.update(probe.at_snapshot(self, snap))
         return values
