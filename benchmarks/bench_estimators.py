@@ -1,0 +1,81 @@
+"""Per-snapshot cost of the MI estimators (binning, KDE, SP) at SZT and MNIST sizes, all layers, many seeds.
+
+Activations are synthetic but shaped like the real layers (tanh of random projections, so points spread the
+way a trained layer's do). Each estimator is timed on the device given; the first call is a warm-up.
+
+    python benchmarks/bench_estimators.py [--device cpu|cuda] [--seeds 10] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ibtui.measures.binning import BinSpec, binning_mi  # noqa: E402
+from ibtui.measures.kde import kde_mi  # noqa: E402
+from ibtui.measures.sp import sp_mutual_information  # noqa: E402
+
+SIZES = {"szt": (4096, [10, 7, 5, 4, 3, 2], 2), "mnist": (10000, [500, 250, 100, 50, 20, 10], 10)}
+
+
+def layers(n: int, widths: list[int], seeds: int, device, k: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator(device="cpu").manual_seed(0)
+    return [torch.tanh(torch.randn(seeds, n * k, w, generator=g) * 0.7).to(device) for w in widths]
+
+
+def timed(fn, device, repeat: int = 2) -> float:
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeat
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--sizes", nargs="+", default=["szt", "mnist"])
+    ap.add_argument("--sp-samples", type=int, default=4)
+    ap.add_argument("--sp-mc", type=int, default=2)
+    ap.add_argument("--sp-points", type=int, default=256)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    rows = []
+    for size in args.sizes:
+        n, widths, n_cls = SIZES[size]
+        y = torch.randint(0, n_cls, (n,), generator=torch.Generator().manual_seed(1)).to(device)
+        hs = layers(n, widths, args.seeds, device)
+        rows.append((size, "binning (30 bins)", timed(lambda: [binning_mi(h, BinSpec(), y) for h in hs if h.shape[-1] <= 64], device)))
+        var = 1e-3 if size == "szt" else 0.1
+        rows.append((size, f"KDE upper+lower σ²={var:g}, all N",
+                     timed(lambda: [kde_mi(h, y, var, exact_distances=False) for h in hs], device, repeat=1)))
+        k = args.sp_samples
+        hk = layers(n, widths[:-1], args.seeds, device, k=k)
+        cond = [h.reshape(args.seeds, n, k, -1) for h in hk]
+        gen = torch.Generator(device=device).manual_seed(0)
+        rows.append((size, f"SP k={k} mc={args.sp_mc} points={args.sp_points} (hidden layers)",
+                     timed(lambda: [sp_mutual_information(c, y, 0.01 if size == "szt" else 0.1, args.sp_mc,
+                                                          generator=gen, n_points=args.sp_points) for c in cond],
+                           device, repeat=1)))
+    print(f"device {device}, {args.seeds} seeds, all layers — seconds per snapshot")
+    for size, est, sec in rows:
+        print(f"  {size:6} {est:48} {sec:9.3f} s")
+    if args.json:
+        args.json.write_text(json.dumps([{"size": s, "estimator": e, "seconds": t, "device": str(device),
+                                          "seeds": args.seeds} for s, e, t in rows], indent=2))
+
+
+if __name__ == "__main__":
+    main()
