@@ -67,7 +67,7 @@ def main() -> None:
         gen = torch.Generator(device=device).manual_seed(0)
         rows.append((size, f"SP k={k} mc={args.sp_mc} points={args.sp_points} (hidden layers)",
                      timed(lambda: [sp_mutual_information(c, y, 0.01 if size == "szt" else 0.1, args.sp_mc,
-                                                          generator=gen, n_points=args.sp_points) for c in cond],
+                                                          generator=gen, n_points=args.sp_points or None) for c in cond],
                            device, repeat=1)))
     print(f"device {device}, {args.seeds} seeds, all layers — seconds per snapshot")
     for size, est, sec in rows:

@@ -1,0 +1,79 @@
+"""Training dynamics per layer on log-scaled epochs: gradient SNR, mean, std, weight change and norm.
+
+One quantity at a time (`d` cycles them), one curve per layer drawn with the layer's number. The
+drift→diffusion transition the engine detected for a layer (record `transition_epoch`) is a vertical
+line labelled `T<layer>`; a noise change is a vertical line labelled with the new β. The SNR is the
+engine's per-layer definition (ibtui.measures.gradients.SNR_DEFINITION), shown on the `?` screen.
+"""
+from __future__ import annotations
+
+import math
+
+from textual.markup import escape
+
+from ibtui.tui.panes.base import PlotPane, finite, layer_marker, thin
+from ibtui.tui.panes.info_plane import shown_layers
+from ibtui.tui.state import DYNAMICS_QUANTITIES, StateView, ViewState
+
+LABELS = {  # short: they go in the pane title (the definitions are on the `?` screen)
+    "snr": "gradient SNR per layer",
+    "grad_mean": "‖mean gradient‖ per layer",
+    "grad_std": "gradient std (√tr Cov) per layer",
+    "weight_change": "‖W(t) − W(0)‖_F per layer",
+    "weight_norm": "‖W(t)‖_F per layer",
+}
+LOG_Y = {"snr", "grad_mean", "grad_std"}
+TRANSITION = "transition_epoch"
+POINTS = 200
+
+
+class DynamicsPane(PlotPane):
+    TITLE = "dynamics"
+    PAGE = 2
+    HELP = ("Dynamics, against the epoch on a log scale, one curve per layer drawn with the layer's number "
+            "(d cycles the quantity): gradient SNR = ‖mean of the epoch's mini-batch gradients‖ / √(tr of their "
+            "covariance), per layer (definition below); ‖mean gradient‖; gradient std = √tr Cov; weight change "
+            "‖W(t) − W(0)‖_F; weight norm ‖W(t)‖_F. T<k> marks the drift→diffusion transition the engine "
+            "detected for layer k (steepest fall of the smoothed log SNR); β=… marks a noise change.")
+
+    def redraw(self, view: StateView, vs: ViewState) -> None:
+        q = vs.dynamics
+        layers = shown_layers(view, vs)
+        others = " · ".join(x for x in DYNAMICS_QUANTITIES if x != q)
+        self.set_titles(["dynamics", LABELS.get(q, q)], escape(f"digits = layer · T = transition · d: {others}"))
+        curves = {layer: finite(view.get(q, "", layer), min_epoch=1, positive=q in LOG_Y) for layer in layers}
+        if not any(xs for xs, _ in curves.values()):
+            self.show_message(f"{q}: " + view.pending_measure(view.has(q)) if not view.has(q)
+                              else f"{q}: no finite values yet")
+            self.mark_drawn(view, vs)
+            return
+        self.show_message(None)
+        plot = self.plots()[0]
+        plt = self.begin(plot)
+        ymax = max(max(ys) for xs, ys in curves.values() if ys)
+        ymin = min(min(ys) for xs, ys in curves.values() if ys)
+        labels = []  # (epoch, text): transitions and noise changes; lines first, so curves are drawn over them
+        for layer in layers:
+            tr = view.get(TRANSITION, "", layer).last()
+            if tr is not None and math.isfinite(tr[1]) and tr[1] >= 1:
+                plt.vline(tr[1], "gray")
+                labels.append((tr[1], f"T{layer}"))
+        for epoch, beta in view.noise_events:
+            if epoch >= 1:
+                plt.vline(epoch, 196)
+                labels.append((epoch, f"β={beta:g}"))
+        for layer in layers:
+            xs, ys = curves[layer]
+            if xs:
+                pts = thin(list(zip(xs, ys)), POINTS)
+                plt.plot([p[0] for p in pts], [p[1] for p in pts], marker=layer_marker(layer))
+        for i, (x, label) in enumerate(sorted(labels)):
+            f = 1 - (i % 4) / 5  # stagger: labels of close epochs do not overwrite each other
+            y = ymin * (ymax / ymin) ** f if q in LOG_Y and ymin > 0 else ymin + (ymax - ymin) * f
+            plt.text(label, x, y)
+        plt.xscale("log")
+        if q in LOG_Y:
+            plt.yscale("log")
+        plt.xlabel("epoch (log)")
+        plot.refresh()
+        self.mark_drawn(view, vs)

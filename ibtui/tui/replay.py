@@ -1,0 +1,182 @@
+"""Replay an exported run (`ibtui view run.csv`): read the CSV, following it while it is still written.
+
+`CsvReplay` looks like the engine to the app (`info`, `run(sinks, controls) -> bool`), so a recorded
+run fills the same panes as a live one. It reads only complete lines (the CSV sink writes one
+snapshot per `write` and flushes, sinks/csv.py), maps columns by the header's names (so older files
+without a `sweep` column read too), emits them to the sinks, and keeps polling the file
+until the sidecar `run.meta.json` says the run ended, or `controls.stop` is set. `controls.paused`
+pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
+it is inferred from the records (layers, estimators and seeds seen; no N, so no log2 N ceiling).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+from ibtui.engine.controls import Controls
+from ibtui.engine.records import FIELDS, MI_TY, MI_XT, NOISE_BETA, Record, RunInfo
+
+CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.stem + ".meta.json")
+
+
+def read_meta(path: Path) -> dict | None:
+    try:
+        return json.loads(sidecar(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent, or caught mid-replace: try again later
+
+
+def info_from_meta(meta: dict | None) -> RunInfo | None:
+    if not meta or not isinstance(meta.get("run_info"), dict):
+        return None
+    d = dict(meta["run_info"])
+    fields = RunInfo.__dataclass_fields__
+    try:
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
+        return RunInfo(**kw)
+    except TypeError:
+        return None
+
+
+def column_index(header: list[str]) -> dict[str, int] | None:
+    """Column positions from a header row (any order; `step` and `sweep` optional), None if not a header."""
+    idx = {name: i for i, name in enumerate(header)}
+    required = ("run", "seed", "epoch", "layer", "quantity", "estimator", "value")
+    return idx if all(k in idx for k in required) else None
+
+
+def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
+    """One CSV row as a Record; None for a malformed row (skipped, never fatal)."""
+    if len(row) < len(idx):
+        return None
+    try:
+        seed = row[idx["seed"]]
+        s: int | str = int(seed) if seed.lstrip("-").isdigit() else seed
+        step = row[idx["step"]] if "step" in idx else ""
+        return Record(row[idx["run"]], s, int(row[idx["epoch"]]), int(step or 0), row[idx["layer"]],
+                      row[idx["quantity"]], row[idx["estimator"]], float(row[idx["value"]]),
+                      row[idx["sweep"]] if "sweep" in idx else "")
+    except ValueError:
+        return None
+
+
+def infer_info(records: list[Record], path: Path, meta: dict | None) -> RunInfo:
+    """A RunInfo from what the records show (used when the sidecar has none)."""
+    layers = sorted({r.layer for r in records if r.quantity in (MI_XT, MI_TY)}, key=lambda s: int(s) if s.isdigit() else 0)
+    ests = sorted({r.estimator for r in records if r.quantity in (MI_XT, MI_TY) and r.estimator})
+    seeds = sorted({r.seed for r in records if isinstance(r.seed, int)})
+    epochs = 0
+    sc = (meta or {}).get("scenario") or {}
+    if isinstance(sc.get("run"), dict) and isinstance(sc["run"].get("epochs"), int):
+        epochs = sc["run"]["epochs"]
+    betas = sorted({r.value for r in records if r.quantity == NOISE_BETA}) or [0.0]
+    return RunInfo(run=records[0].run if records else path.stem, scenario_path=str(path),
+                   device=str((meta or {}).get("device", "recorded")), seeds=tuple(seeds), epochs=epochs,
+                   layers=tuple(layers), layer_widths=(), n_points=0, mi_points="?", estimators=tuple(ests),
+                   estimator_settings={}, noise_levels=tuple(betas),
+                   notes=("no run description beside the CSV: N, and so the log2 N ceiling, is unknown",))
+
+
+class CsvReplay:
+    """Reads `path` and feeds the records to sinks, following the file until its run has ended."""
+
+    def __init__(self, path: str | Path, poll_s: float = 0.25, follow: bool = True):
+        self.path = Path(path)
+        self.poll_s = poll_s
+        self.follow = follow
+        self.meta = read_meta(self.path)
+        self.info: RunInfo | None = info_from_meta(self.meta)
+        self.epoch = 0
+        self.rows = 0
+        self._offset = 0
+        self._rest = b""
+        self._index: dict[str, int] | None = None  # column positions, from the header
+
+    def ended(self) -> bool | None:
+        """None while the writer is still at work (or unknown), else whether the run finished."""
+        meta = read_meta(self.path)
+        if meta is not None:
+            self.meta = meta
+        if self.meta is None or not self.meta.get("ended"):
+            return None
+        return bool(self.meta.get("finished"))
+
+    def read_new(self) -> list[Record]:
+        """Records from the complete lines appended since the last call."""
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            data = f.read(CHUNK)
+        if not data:
+            return []
+        self._offset += len(data)
+        data = self._rest + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._rest = data
+            return []
+        self._rest = data[cut + 1:]
+        lines = data[:cut].decode("utf-8", errors="replace").splitlines()
+        out = []
+        for row in csv.reader(lines):
+            if self._index is None:
+                self._index = column_index(row)
+                if self._index is not None:
+                    continue  # the header
+                self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
+            rec = parse_row(row, self._index)
+            if rec is not None:
+                out.append(rec)
+        self.rows += len(out)
+        return out
+
+    def run(self, sinks: list, controls: Controls | None = None) -> bool:
+        controls = controls or Controls()
+        started = False
+        beta = math.nan
+        if self.info is None:  # the writer may have described the run since this object was made
+            self.meta = read_meta(self.path) or self.meta
+            self.info = info_from_meta(self.meta)
+        total = self.info.epochs if self.info is not None else 0
+        if self.info is not None:
+            started = _start(sinks, self.info)
+        while not controls.stop.is_set():
+            if controls.paused.is_set():
+                time.sleep(0.05)
+                continue
+            ended = self.ended()  # read before the data: an end seen here means the data below is complete
+            records = self.read_new()
+            if records:
+                if not started:
+                    self.info = info_from_meta(self.meta) or infer_info(records, self.path, self.meta)
+                    total = self.info.epochs
+                    started = _start(sinks, self.info)
+                for r in records:
+                    if r.quantity == NOISE_BETA:
+                        beta = r.value
+                self.epoch = max(self.epoch, max(r.epoch for r in records))
+                for sink in sinks:
+                    sink.emit(records)
+                for sink in sinks:
+                    if hasattr(sink, "progress"):
+                        sink.progress(self.epoch, total or self.epoch, math.nan, beta)
+                continue  # more may be waiting: read on before sleeping
+            if ended is not None:
+                return ended
+            if not self.follow:
+                return False
+            controls.stop.wait(self.poll_s)
+        return False
+
+
+def _start(sinks: list, info: RunInfo) -> bool:
+    for sink in sinks:
+        if hasattr(sink, "start"):
+            sink.start(info)
+    return True
