@@ -118,7 +118,7 @@ def test_real_ibtui_command_in_tmux():
     try:
         first = t.wait(plane_filled, timeout=60, what="the information plane to fill")
         info_estimators = first.split("estimator ")[1].split(" ")[0] if "estimator " in first else ""
-        drive(t, check_estimator=False)
+        drive(t, check_estimator=True)  # szt_tanh computes bin30 and kde_upper/lower
         assert "szt_tanh" in status_lines(first)[0] and info_estimators
     finally:
         t.close()
