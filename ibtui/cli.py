@@ -48,12 +48,17 @@ def run(
     from ibtui.engine.sweep import SweepRunner
     from ibtui.sinks.csv import CsvSink
 
+    from ibtui.engine import distributed as dist
+
+    ctx = dist.context_from_env()
     try:
         sc = load_scenario(scenario, set_)
         if device is not None:
             sc = with_changes(sc, {"run.device": device})
         if data_dir is not None:
             sc = with_changes(sc, {"data.dir": str(data_dir)})
+        if ctx.active:  # torchrun: this process trains its block of seeds
+            sc = dist.shard(sc, ctx)
         if threads > 0:
             torch.set_num_threads(threads)
         engine = SweepRunner(sc, scenario_path=str(scenario))
@@ -63,10 +68,20 @@ def run(
     if export is not None:
         if not export.parent.exists() if str(export.parent) else False:
             fail(f"--export {export}: the folder {export.parent} does not exist; create it or pick another path.")
+        target = dist.rank_path(export, ctx.rank) if ctx.active else export
         try:
-            sinks.append(CsvSink(export, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
+            sinks.append(CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
         except OSError as exc:
             fail(f"--export {export}: cannot write there ({exc.strerror}); pick another path.")
+    if ctx.active:
+        dist.init(ctx, sc.run.device)
+        _run_headless(engine, sinks, quiet or ctx.rank > 0, None)
+        dist.barrier()
+        if ctx.rank == 0 and export is not None:
+            rows = dist.merge(export, ctx.world)
+            if not quiet:
+                typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
+        raise typer.Exit(code=0)
     use_app = _interactive() and not headless
     if use_app:
         try:
