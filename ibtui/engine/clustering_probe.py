@@ -1,7 +1,88 @@
-"""Per-layer clustering table. Being written."""
-from ibtui.engine.probes import Probe
+"""The per-layer clustering table: at each snapshot, how far every layer has collapsed into clusters.
+
+Goldfeld et al. (ICML 2019, papers.md §1.6) show that what the information plane calls compression is
+the geometric clustering of same-class representations; the survey (seed 002) asks whether a layer's
+partition is homogeneous in the label. This probe records the measures of
+`ibtui.measures.clustering` (their names and one-line definitions are `DEFINITIONS`) for every layer and
+seed, on the device, as quantities with estimator "". The scales follow the noise level β in force at
+the snapshot: grid cells of width B = 10β (Goldfeld et al.'s bin for H(Bin(T))) and close pairs within
+r = β (the noise scale), unless the scenario fixes them; a deterministic network (β = 0) has no noise
+scale, so B = 0.1 and r = 0.01 stand in (settings `measure.clustering.bin_size` / `radius`).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ibtui.engine.probes import Probe, Snapshot, _shared_labels, subset_indices
+from ibtui.engine.snapshot import Values
+from ibtui.measures.clustering import DEFINITIONS, clustering_measures, partition_homogeneity
+
+if TYPE_CHECKING:
+    from ibtui.engine.trainer import Engine
+
+# Stand-ins for the noise scale of a deterministic network (β = 0).
+DEFAULT_BIN_SIZE = 0.1
+DEFAULT_RADIUS = 0.01
+
+
+def clustering_scales(settings, beta: float) -> tuple[float, float]:
+    """(bin size B, radius r) at noise level β: the settings if set, else 10β and β (0.1 and 0.01 at β = 0)."""
+    bin_size = settings.bin_size or (10.0 * beta if beta > 0 else DEFAULT_BIN_SIZE)
+    radius = settings.radius or (beta if beta > 0 else DEFAULT_RADIUS)
+    return bin_size, radius
+
+
+def _scale_rule(value: float, factor: str, default: float) -> str:
+    return f"{value:g} (fixed)" if value else f"{factor}β ({default:g} when β = 0)"
 
 
 class ClusteringProbe(Probe):
-    def __init__(self, engine):
-        pass
+    """Cells, H_bin, spread ratio, close pairs, cosine similarities and homogeneity of every layer."""
+
+    def __init__(self, engine: "Engine"):
+        st = engine.sc.measure.clustering
+        self.settings = st
+        levels = sorted(set(engine.sc.model.noise_levels))
+        scales = "; ".join(f"β = {b:g}: B = {bs:g}, r = {r:g}"
+                           for b, (bs, r) in ((b, clustering_scales(st, b)) for b in levels))
+        where = f"a fixed random subset of {st.points} MI points" if st.points else "all MI points"
+        self.notes = (
+            f"clustering: on {where}, noiseless representations; grid cell width B = "
+            f"{_scale_rule(st.bin_size, '10', DEFAULT_BIN_SIZE)}, close-pair radius r = "
+            f"{_scale_rule(st.radius, '', DEFAULT_RADIUS)}, β the noise level at the snapshot ({scales})",
+            *(f"clustering {name}: {text}" for name, text in DEFINITIONS.items()),
+        )
+        if not engine.data.distinct_inputs and engine.data.input_ids is not None:
+            self.notes += (self._repeat_note(engine),)
+
+    @staticmethod
+    def _repeat_note(engine: "Engine") -> str:
+        """With repeated inputs and noisy labels no cell can be purer than the inputs it holds: the ceiling of
+        homogeneity is that of the partition into inputs, I(X;Y)/H(Y) on the measured points (seed 0's)."""
+        ids, y = engine.data.input_ids, engine.data.y
+        if engine.mi_idx is not None:
+            ids, y = ids[engine.mi_idx[0]], y[engine.mi_idx[0]]
+        ceiling = float(partition_homogeneity(ids.to(torch.float64).view(1, -1, 1), y, 0.5)[0])
+        return (f"clustering: inputs repeat ({int(ids.unique().numel())} distinct), so copies of one input sit at "
+                f"distance 0 (close_pairs counts them; cells ≤ distinct inputs), and homogeneity is at most that of "
+                f"the partition into inputs, I(X;Y)/H(Y) = {ceiling:.4f} here")
+
+    def at_snapshot(self, engine: "Engine", snap: Snapshot) -> Values:
+        bin_size, radius = clustering_scales(self.settings, snap.beta)
+        n = snap.layers[0].shape[1]
+        keep = subset_indices(n, self.settings.points, snap.layers[0].device, snap.epoch)
+        labels = snap.labels if keep is None else snap.labels[..., keep]
+        shared = _shared_labels(labels)
+        out: Values = {}
+        for index, h in enumerate(snap.layers, start=1):
+            h = h if keep is None else h[:, keep]
+            if shared is not None:
+                m = clustering_measures(h, shared, bin_size, radius)
+            else:  # each seed measures its own points (per-seed split): one call per seed
+                parts = [clustering_measures(h[i:i + 1], labels[i], bin_size, radius) for i in range(h.shape[0])]
+                m = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            for name in DEFINITIONS:
+                out[(str(index), name, "")] = m[name]
+        return out
