@@ -272,3 +272,77 @@ def load_cifar(folder: Path, which: int = 10) -> ImageData:
     return ImageData(
         x_train=_to_unit(xtr), y_train=torch.from_numpy(ytr), x_test=_to_unit(xte), y_test=torch.from_numpy(yte),
         n_classes=which, name=f"cifar{which}", source=source, class_names=names)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's view of an image set
+
+IMAGE_SETS = {  # data.dataset → (image shape C×H×W, classes)
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+
+
+def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(id [N] int64, number of distinct images) with equal ids exactly for equal images.
+
+    Images are k/255 values, so round(255·x) recovers their bytes. A 64-bit multiply-add key of the
+    bytes (numpy's uint64 arithmetic wraps) decides the common case at once: distinct keys mean
+    distinct images. Only when keys repeat are the bytes compared exactly (np.unique on whole rows).
+    """
+    u8 = np.rint(x.reshape(x.shape[0], -1).cpu().numpy() * 255.0).astype(np.uint8)
+    n, d = u8.shape
+    if d % 8:
+        u8 = np.pad(u8, ((0, 0), (0, 8 - d % 8)))
+    words = np.ascontiguousarray(u8).view(np.uint64)
+    mult = np.random.default_rng(0x1B7).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
+    keys = (words * mult).sum(axis=1, dtype=np.uint64)
+    if len(np.unique(keys)) == n:
+        return torch.arange(n), n
+    rows = np.ascontiguousarray(u8).view(np.dtype((np.void, u8.shape[1]))).ravel()
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    return torch.from_numpy(inverse.reshape(-1).astype(np.int64)), len(uniq)
+
+
+def load_image_dataset(sc, seeds: list[int], device: torch.device):
+    """The scenario's image set as the engine's Dataset: all images on `device` once, train first, then test.
+
+    Split: the official one (MNIST 60k/10k, CIFAR 50k/10k, or whatever the files hold), the same for
+    every seed; data.split, data.train_fraction and data.split_seed do not apply to images. Inputs:
+    MNIST pixels in [0, 1]; CIFAR with the per-pixel mean of the training images subtracted (He et
+    al. 2016 §4.2). Repeated images (if any) are detected exactly and given equal input ids, so the
+    binning estimator's H(T|X) stays right. The folder is `data.dir` (the CLI's --data-dir replaces
+    it) or $IBTUI_DATA. Estimators that are meaningless on the scenario's layers are refused before
+    any file is read (`ibtui.engine.module_path.check_estimators`).
+    """
+    from ibtui.data.dataset import Dataset
+    from ibtui.engine.module_path import check_estimators
+
+    name = sc.data.dataset
+    shape, n_classes = IMAGE_SETS[name]
+    check_estimators(sc, shape, n_classes)
+    if sc.data.augment and sc.model.kind == "mlp":
+        from ibtui.scenario import ScenarioError
+
+        raise ScenarioError(f"{sc.name}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
+                            f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
+    folder = resolve_data_dir(sc.data.dir, None)
+    data = load_mnist(folder) if name == "mnist" else load_cifar(folder, n_classes)
+    n_train, n_test = len(data.y_train), len(data.y_test)
+    x = torch.cat([data.x_train, data.x_test])
+    ids, n_distinct = input_identities(x)
+    notes = [f"{name}: {n_train} training and {n_test} test images from {data.source[0].parent} "
+             f"(the files' own split, the same for every seed)"]
+    if name != "mnist":
+        x -= data.x_train.mean(dim=0)
+        notes.append(f"{name}: the per-pixel mean of the training images is subtracted (He et al. 2016)")
+    if n_distinct < len(x):
+        notes.append(f"{name}: {len(x) - n_distinct} images repeat an earlier one; they share an input id")
+    s = len(seeds)
+    train = torch.zeros(s, len(x), dtype=torch.bool)
+    train[:, :n_train] = True
+    return Dataset(
+        name=name, x=x.to(device), y=torch.cat([data.y_train, data.y_test]).to(device), n_classes=n_classes,
+        train=train.to(device), test=(~train).to(device), distinct_inputs=n_distinct == len(x),
+        notes=tuple(notes), input_ids=ids.to(device) if n_distinct < len(x) else None)

@@ -16,6 +16,8 @@ from ibtui.engine.snapshot import Values, loss_and_accuracy, take
 if TYPE_CHECKING:
     from ibtui.engine.trainer import Engine
 
+SNAPSHOT_CHUNK = 16384  # MlpPath: points per forward at a snapshot when there are more (images)
+
 
 class ModelPath(Protocol):
     def start_epoch(self, order: torch.Tensor) -> None:
@@ -47,9 +49,31 @@ class MlpPath:
     def snapshot(self, mi_idx):
         e = self.engine
         s = len(e.seeds)
+        if self.x_t.shape[1] > SNAPSHOT_CHUNK:
+            return self._snapshot_chunked(mi_idx)
         logits_t, hidden_t = e.model.forward_t(self.x_t.expand(s, -1, -1))  # noiseless, all points and seeds
         values = loss_and_accuracy(logits_t, e.data.y, e.data.train, e.data.test)
         layers = [take(h.transpose(1, 2), mi_idx) for h in [*hidden_t, torch.softmax(logits_t, dim=1)]]
+        activations = [e.sc.model.activation] * len(hidden_t) + ["softmax"]
+        return values, layers, activations
+
+    def _snapshot_chunked(self, mi_idx):
+        """The same for many points (images): logits of all points in chunks, layers of the MI points only.
+
+        Forwarding all 70k MNIST points at once would hold [S, 500, 70k] floats per layer; chunks of
+        SNAPSHOT_CHUNK points keep memory bounded, and only the (usually fewer) MI points keep their layers.
+        """
+        e = self.engine
+        s, n = len(e.seeds), self.x_t.shape[1]
+        logits_t = torch.cat([e.model.forward_t(self.x_t[:, a:a + SNAPSHOT_CHUNK].expand(s, -1, -1))[0]
+                              for a in range(0, n, SNAPSHOT_CHUNK)], dim=2)
+        values = loss_and_accuracy(logits_t, e.data.y, e.data.train, e.data.test)
+        idx = mi_idx if mi_idx is not None else torch.arange(n, device=self.x_t.device).expand(s, n)
+        parts = [e.model.forward_t(self.x_t[:, idx[:, a:a + SNAPSHOT_CHUNK]].permute(1, 0, 2))
+                 for a in range(0, idx.shape[1], SNAPSHOT_CHUNK)]
+        hidden_t = [torch.cat(hs, dim=2) for hs in zip(*(h for _, h in parts))]
+        logits_mi = torch.cat([z for z, _ in parts], dim=2)
+        layers = [h.transpose(1, 2) for h in [*hidden_t, torch.softmax(logits_mi, dim=1)]]
         activations = [e.sc.model.activation] * len(hidden_t) + ["softmax"]
         return values, layers, activations
 

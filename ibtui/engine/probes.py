@@ -133,6 +133,8 @@ class SpProbe(Probe):
         m = idx.shape[1]
         x = engine.data.x.reshape(engine.data.x.shape[0], -1)[idx]  # [S, m, d_in]
         x = x.repeat_interleave(st.samples, dim=1)  # [S, m·k, d_in], copies of x_i adjacent
+        if engine.sc.model.kind != "mlp":  # convolutional models take images [S, m·k, C, H, W]
+            x = x.reshape(*x.shape[:2], *engine.data.x.shape[1:])
         counter = (rng.STREAM_MEASURE, snap.epoch)
 
         def noise(layer: int, like: torch.Tensor) -> torch.Tensor:
