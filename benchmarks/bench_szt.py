@@ -64,7 +64,8 @@ def engine_rate(device: torch.device, n_seeds: int, epochs: int, measure: bool) 
     snaps = max(2, int(round(epochs * SNAPSHOT_DENSITY))) if measure else 1
     sc = with_changes(sc, {"run.seeds": n_seeds, "run.epochs": epochs, "run.device": str(device),
                            "measure.snapshots": snaps, "measure.schedule": "linear",
-                           "measure.estimators": ["binning"] if measure else []})
+                           "measure.estimators": ["binning"] if measure else [],
+                           "measure.dynamics.enabled": False, "measure.clustering.enabled": False})
     engine = Engine(sc)
 
     class Null:
@@ -84,25 +85,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 50])
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads for the engine (0 = torch's default); the plain loop gets the best of "
+                         "1 thread and this count")
     ap.add_argument("--epochs", type=int, default=0, help="engine epochs per timing (0 = auto)")
     ap.add_argument("--plain-epochs", type=int, default=0, help="plain-loop epochs per seed (0 = auto)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = args.threads or torch.get_num_threads()
     device = torch.device(args.device)
     rows = []
+    plain_loop(device, 1, 3)  # warm-up (CUDA context, allocator)
+    plain_by_threads = {}
+    for t in sorted({1, threads}):  # tiny ops often run faster on one thread: give the plain loop its best
+        torch.set_num_threads(t)
+        plain_by_threads[t] = plain_loop(device, 3, args.plain_epochs or 30)
+    plain = max(plain_by_threads.values())
+    torch.set_num_threads(threads)
     for s in args.seeds:
-        plain_seeds = min(s, 3)  # the plain loop is per seed: its rate does not depend on the seed count
-        plain = plain_loop(device, plain_seeds, args.plain_epochs or 30)
         epochs = args.epochs or (400 if s <= 10 else 160)
         on = engine_rate(device, s, epochs, measure=True)
         off = engine_rate(device, s, epochs, measure=False)
         rows.append({"device": str(device), "seeds": s, "plain_seed_epochs_per_s": plain,
-                     "engine_measure_on": on, "engine_measure_off": off, "ratio_on": on / plain,
-                     "ratio_off": off / plain, "threads": args.threads, "torch": torch.__version__})
+                     "plain_by_threads": plain_by_threads, "engine_measure_on": on, "engine_measure_off": off,
+                     "ratio_on": on / plain, "ratio_off": off / plain, "engine_threads": threads,
+                     "torch": torch.__version__})
     print(f"{'device':8} {'seeds':>5} {'plain loop':>12} {'engine (binning on)':>20} {'engine (off)':>13} "
           f"{'ratio on':>9} {'ratio off':>9}   (seed-epochs/s)")
+    print("plain loop seed-epochs/s by thread count: "
+          + ", ".join(f"{t}: {v:.1f}" for t, v in plain_by_threads.items()) + f"; engine threads: {threads}")
     for r in rows:
         print(f"{r['device']:8} {r['seeds']:5d} {r['plain_seed_epochs_per_s']:12.1f} {r['engine_measure_on']:20.1f} "
               f"{r['engine_measure_off']:13.1f} {r['ratio_on']:8.1f}× {r['ratio_off']:8.1f}×")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ibtui.engine import records as R
-from ibtui.measures.binning import BinSpec, binning_mi
+from ibtui.measures.binning import BinSpec, LabelIds, binning_mi
 
 Values = dict[tuple[str, str, str], torch.Tensor]
 
@@ -107,8 +107,9 @@ def binning_values(layers: list[torch.Tensor], activations: list[str], labels: t
     """
     label = binning_label(settings)
     out: Values = {}
+    prepared = LabelIds.of(labels, layers[0].shape[0])  # once for all layers
     for index, (h, act) in enumerate(zip(layers, activations), start=1):
-        mi = binning_mi(h, layer_bin_spec(settings, h, act), labels, x_ids=x_ids)
+        mi = binning_mi(h, layer_bin_spec(settings, h, act), prepared, x_ids=x_ids)
         out[(str(index), R.MI_XT, label)] = mi["I(X;T)"]
         out[(str(index), R.MI_TY, label)] = mi["I(T;Y)"]
     return out

@@ -8,6 +8,7 @@ H(T|X) is computed, not assumed: it is 0 exactly when T is a function of the inp
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,17 +65,51 @@ def row_keys(idx: torch.Tensor) -> torch.Tensor:
     return (shifted * mult).sum(dim=-1)
 
 
-def binning_mi(h: torch.Tensor, spec: BinSpec, labels: torch.Tensor | None,
+@dataclass(frozen=True)
+class LabelIds:
+    """Labels prepared once for many layers: dense ids [S, N], their count and H(Y) [S]."""
+
+    ids: torch.Tensor
+    n_values: int
+    entropy: torch.Tensor
+
+    @staticmethod
+    def of(labels: torch.Tensor, n_seeds: int) -> "LabelIds":
+        ids, count = dense_ids(labels.to(torch.int64).expand(n_seeds, labels.shape[-1]))
+        return LabelIds(ids, int(count.max()), entropy_of_ids(ids))
+
+
+def cell_keys(h: torch.Tensor, spec: BinSpec) -> torch.Tensor:
+    """One int64 key per row [S, N] naming the row's cell; equal rows of bins ↔ equal keys.
+
+    For bins counted over a range, when n_bins**d < 2**52, the bin indices are packed base n_bins by one
+    float64 matmul (exact below 2**53): about ten times faster than integer packing on the CPU.
+    """
+    d = h.shape[-1]
+    if spec.width > 0 or d * math.log2(max(spec.n_bins, 2)) > 52:
+        return row_keys(bin_indices(h, spec))
+    lo = spec.lo if not torch.is_tensor(spec.lo) else spec.lo.reshape(-1, 1, 1)
+    hi = spec.hi if not torch.is_tensor(spec.hi) else spec.hi.reshape(-1, 1, 1)
+    scale = spec.n_bins / (hi - lo)
+    if torch.is_tensor(scale):
+        scale = torch.where(torch.isfinite(scale), scale, torch.zeros_like(scale))  # a constant layer: one bin
+    idx = ((h - lo) * scale).floor_().clamp_(0, spec.n_bins - 1)
+    place = torch.tensor([float(spec.n_bins) ** j for j in range(d)], dtype=torch.float64, device=h.device)
+    return torch.matmul(idx.double(), place).long()
+
+
+def binning_mi(h: torch.Tensor, spec: BinSpec, labels: torch.Tensor | LabelIds | None,
                x_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Binned MI in bits for one layer and all seeds.
 
     h [S, N, d]: the layer's activations on the N measured inputs (equiprobable).
-    labels [N] or [S, N]: class of each input (I(T;Y) needs it). x_ids [N] or [S, N]: identity of
+    labels [N] or [S, N] (or LabelIds prepared once for many layers): class of each input (I(T;Y)
+    needs it). x_ids [N] or [S, N]: identity of
     each input, equal for repeated inputs; None means all N inputs are distinct.
     Returns "H(T)", "I(X;T)", "I(T;Y)" and "H(T|X)" (each [S]).
     """
     s, n, _ = h.shape
-    t_ids, _ = dense_ids(row_keys(bin_indices(h, spec)))
+    t_ids, _ = dense_ids(cell_keys(h, spec))
     h_t = entropy_of_ids(t_ids) + 0.0  # + 0.0 turns -0.0 into 0.0
     out = {"H(T)": h_t}
     if x_ids is None:
@@ -88,8 +123,8 @@ def binning_mi(h: torch.Tensor, spec: BinSpec, labels: torch.Tensor | None,
         out["H(T|X)"] = h_xt - h_x
         out["I(X;T)"] = h_t + h_x - h_xt
     if labels is not None:
-        y, n_y = dense_ids(labels.to(torch.int64).expand(s, n))
+        y = labels if isinstance(labels, LabelIds) else LabelIds.of(labels, s)
         # (T, Y) pairs as t·C + y: exact, and counted by scatter without another sort.
-        joint = t_ids * int(n_y.max()) + y
-        out["I(T;Y)"] = h_t + entropy_of_ids(y) - entropy_of_ids(joint, n_values=n * int(n_y.max()))
+        joint = t_ids * y.n_values + y.ids
+        out["I(T;Y)"] = h_t + y.entropy - entropy_of_ids(joint, n_values=n * y.n_values)
     return out

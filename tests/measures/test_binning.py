@@ -97,3 +97,15 @@ def test_seeds_are_independent():
     for s in range(3):
         alone = binning_mi(h[s:s + 1], BinSpec(), y)
         assert together["I(X;T)"][s] == alone["I(X;T)"][0] and together["I(T;Y)"][s] == alone["I(T;Y)"][0]
+
+
+def test_fast_cell_keys_partition_like_integer_packing():
+    from ibtui.measures.binning import cell_keys
+
+    torch.manual_seed(4)
+    h = torch.cat([torch.rand(3, 2000, 6) * 2.4 - 1.2, torch.full((3, 1, 6), 1.0)], dim=1)  # edges and outside
+    for spec in (BinSpec(), BinSpec(n_bins=7, lo=-0.5, hi=0.5),
+                 BinSpec(n_bins=30, lo=torch.tensor([-1.0, 0.0, -2.0]), hi=torch.tensor([1.0, 1.0, 2.0]))):
+        fast = dense_ids(cell_keys(h, spec))[0]
+        slow = dense_ids(row_keys(bin_indices(h, spec)))[0]
+        assert torch.equal(fast, slow)
