@@ -1,7 +1,185 @@
-"""Training dynamics per layer (gradient SNR, weight norms, transition, Gaussian bound). Being written."""
-from ibtui.engine.probes import Probe
+"""Training dynamics per layer, live: gradient SNR, weight norms, the drift→diffusion transition, the bounds.
+
+Shwartz-Ziv, Painsky & Tishby (2019; papers.md §2) describe SGD in two phases, per layer: drift (the mean
+mini-batch gradient dominates its batch-to-batch fluctuation) and diffusion (the fluctuation dominates),
+and bound what a layer passes on with a Gaussian-channel argument.  This probe wires the pure measures
+(`ibtui.measures.gradients`, `ibtui.measures.gaussian_bound`) into the engine:
+
+- the gradients are those of the mini-batches actually used in training, read in `after_step` (after the
+  regularisers added theirs, before the optimiser step): no extra passes, running sums per seed only;
+- the SNR window is one epoch.  The engine's order is steps → `after_epoch` → snapshot → the next epoch's
+  steps, so the window is reset lazily at the first step of a new epoch and summarised at the snapshot.
+  Only epochs that end in a snapshot are accumulated (any other epoch's window would be thrown away
+  unread), so with the log schedule the cost falls as the snapshots thin out;
+- the transition detector is fed the ratio SNR of every snapshot (whatever form is displayed), so its
+  margin means the same in both forms;
+- the Gaussian bound is computed for every layer j = 1..L on the pair (j−1)-j, the input of layer j being
+  T_{j−1} (T_0 = X): W* of layer j is frozen at layer j's transition (or at `bound_epoch`) with σ_T² of its
+  input at that snapshot;
+- the input-compression bound (Theorem 1) comes from the I(X;T) of the last hidden layer that an MI probe
+  measured at the same snapshot (binning preferred), next to the measured generalisation gaps.
+
+Quantities (estimator ""): per layer "1".."L" (L = number of weight matrices, the last is the output):
+grad_mean, grad_std, snr, weight_norm, weight_change, transition_epoch (NaN until declared), phase
+(0 drift, 1 diffusion); per pair "(j−1)-j": gaussian_bound (bits, NaN until W* is frozen); whole network
+"": gen_gap (loss_test − loss_train, nats), error_gap (acc_train − acc_test), input_compression_bound.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from ibtui.engine import records as R
+from ibtui.engine.probes import Probe, Snapshot
+from ibtui.engine.snapshot import Values
+from ibtui.measures.gaussian_bound import BOUND_DEFINITION, BoundWindow, input_compression_bound, input_variance
+from ibtui.measures.gradients import SNR_DEFINITION, GradientMoments, TransitionDetector, weight_norms
+
+if TYPE_CHECKING:
+    from ibtui.engine.trainer import Engine
+
+GRAD_MEAN = "grad_mean"
+GRAD_STD = "grad_std"
+SNR = "snr"
+WEIGHT_NORM = "weight_norm"
+WEIGHT_CHANGE = "weight_change"
+TRANSITION_EPOCH = "transition_epoch"
+PHASE = "phase"
+GAUSSIAN_BOUND = "gaussian_bound"
+GEN_GAP = "gen_gap"
+ERROR_GAP = "error_gap"
+INPUT_COMPRESSION_BOUND = "input_compression_bound"
+
+COMPRESSION_DELTA = 0.05  # confidence 1 − δ of Theorem 1
+
+
+def as_matrix(w: torch.Tensor) -> torch.Tensor | None:
+    """A layer's weight as the [S, d_in, d_out] matrix the Gaussian bound needs (y = x @ W).
+
+    Dense layers are already so; a convolution [S, c_out, c_in, k_h, k_w] becomes its matrix on patches
+    [S, c_in·k_h·k_w, c_out].  Anything else has no matrix form here (None).
+    """
+    if w.dim() == 3:
+        return w
+    if w.dim() == 5:
+        return w.flatten(2).transpose(1, 2)
+    return None
 
 
 class DynamicsProbe(Probe):
-    def __init__(self, engine):
-        pass
+    """Gradient SNR, weight norms, transition, phase and bounds per layer and seed (see the module doc)."""
+
+    watches_steps = True
+
+    def __init__(self, engine: "Engine"):
+        st = engine.sc.measure.dynamics
+        self.settings = st
+        self.device = engine.device
+        self.weights = list(engine.model.weight_matrices())  # the parameters themselves: .grad is read each step
+        s, n_layers = len(engine.seeds), len(self.weights)
+        self.n_layers = n_layers
+        self.w0 = [w.detach().clone() for w in self.weights]
+        self.moments = GradientMoments(s, n_layers, device=self.device, dtype=torch.float32)  # shifted sums
+        self.detector = TransitionDetector(s, n_layers, window=st.window, margin=st.margin, hold=st.hold,
+                                           device=self.device)
+        epoch_mode = st.bound_w_star == "epoch"
+        self.bound = BoundWindow(s, n_layers, mode="epoch" if epoch_mode else "transition",
+                                 freeze_epoch=float(st.bound_epoch) if epoch_mode else None)
+        self.matrices_ok = all(as_matrix(w) is not None for w in self.weights)
+        self.x_variance = self._input_variance(engine)  # [S]: σ_T² of layer 1's input X (fixed)
+        self.m_train = int(engine.train_idx.shape[1])
+        self._window_epoch: int | None = None  # the epoch whose steps the moments hold
+        w_star = f"the weights at epoch {st.bound_epoch}" if epoch_mode else "the weights at the layer's transition"
+        snr_form = "reported squared (SNR²)" if st.snr == "squared" else "reported as the ratio"
+        self.notes = (
+            f"dynamics: {SNR_DEFINITION}; {snr_form}; window = the last epoch before each snapshot. Transition = "
+            f"steepest fall of the smoothed log SNR (ratio) against log epoch, window ±{st.window:g}, margin "
+            f"{st.margin:g}, hold {st.hold:g} decades; declared some snapshots after it happens.",
+            f"dynamics: {BOUND_DEFINITION}; pair (j-1)-j bounds layer j, T_0 = X; W* = {w_star}, sigma_z = 0."
+            + ("" if self.matrices_ok else " Not computed: a layer's weight has no matrix form."),
+            f"dynamics: input_compression_bound = sqrt((2^I(X;T) + ln(2/delta)) / (2m)), Theorem 1 as printed, "
+            f"I(X;T) of the last hidden layer from the first MI estimator, m = {self.m_train} training points, "
+            f"delta = {COMPRESSION_DELTA:g}; compare with error_gap = acc_train - acc_test (gen_gap = loss_test - "
+            f"loss_train in nats).",
+        )
+
+    @staticmethod
+    @torch.no_grad()
+    def _input_variance(engine: "Engine") -> torch.Tensor:
+        """σ_T² of X: the per-feature variance over all data points, averaged over features, for every seed."""
+        x = engine.data.x.reshape(engine.data.x.shape[0], -1).float()
+        return input_variance(x[None]).expand(len(engine.seeds)).to(torch.float64)
+
+    # ------------------------------------------------------------------ every step
+    def after_step(self, engine: "Engine") -> None:
+        epoch = engine.epoch
+        if epoch + 1 not in engine.snapshots:  # this epoch's window would never be reported
+            return
+        if self._window_epoch != epoch:  # first step of a new epoch: a new window
+            self.moments.reset()
+            self._window_epoch = epoch
+        self.moments.update([w.grad if w.grad is not None else torch.zeros_like(w) for w in self.weights])
+
+    # ------------------------------------------------------------------ every snapshot
+    @torch.no_grad()
+    def at_snapshot(self, engine: "Engine", snap: Snapshot) -> Values:
+        epoch = snap.epoch
+        if self._window_epoch == epoch - 1 and self.moments.count > 0:
+            grads = self.moments.summary()
+        else:  # the initial snapshot (or a snapshot whose epoch was not watched): no gradients yet
+            nan = torch.full((len(engine.seeds), self.n_layers), math.nan, device=self.device)
+            grads = {GRAD_MEAN: nan, GRAD_STD: nan, SNR: nan}
+        snr = grads[SNR]
+        if epoch > 0:
+            self.detector.update(epoch, snr)
+        norms = weight_norms([w.detach() for w in self.weights], self.w0)
+        shown = {GRAD_MEAN: grads[GRAD_MEAN], GRAD_STD: grads[GRAD_STD],
+                 SNR: snr.square() if self.settings.snr == "squared" else snr,
+                 WEIGHT_NORM: norms["weight_norm"], WEIGHT_CHANGE: norms["weight_change"],
+                 TRANSITION_EPOCH: self.detector.epoch, PHASE: self.detector.in_diffusion(epoch).float()}
+        out: Values = {}
+        for quantity, table in shown.items():
+            for j in range(self.n_layers):
+                out[(str(j + 1), quantity, "")] = table[:, j]
+        out.update(self._gaussian_bound(epoch, snap))
+        out.update(self._generalisation(snap))
+        return out
+
+    def _gaussian_bound(self, epoch: int, snap: Snapshot) -> Values:
+        """Eq. 9 for every layer j on the pair (j−1)-j, once its W* is frozen (NaN before)."""
+        if not self.matrices_ok or len(snap.layers) != self.n_layers:
+            return {}
+        sigma_t2 = self._sigma_t2(snap)
+        matrices = [as_matrix(w.detach()) for w in self.weights]
+        bound = self.bound.update(float(epoch), matrices, sigma_t2, transition_epoch=self.detector.epoch,
+                                  keep_from=self.detector.earliest_pending_epoch)
+        return {(f"{j}-{j + 1}", GAUSSIAN_BOUND, ""): bound[:, j] for j in range(self.n_layers)}
+
+    def _sigma_t2(self, snap: Snapshot) -> torch.Tensor:
+        """σ_T² of each layer's input [S, L] (X, then T_1..T_{L−1} on the MI points).
+
+        Eq. 9 uses it only through σ_z²/σ_T²: with σ_z = 0 (the paper's limit, used here) it cancels, so
+        the variances (a pass over every representation) are computed only when σ_z > 0.
+        """
+        s = self.x_variance.shape[0]
+        if self.bound.sigma_z2 <= 0:
+            return torch.ones(s, self.n_layers, dtype=torch.float64, device=self.device)
+        inputs = [self.x_variance] + [input_variance(h.flatten(2)).to(torch.float64) for h in snap.layers[:-1]]
+        return torch.stack(inputs, dim=1)
+
+    def _generalisation(self, snap: Snapshot) -> Values:
+        """Measured gaps and the Theorem 1 bound from the last hidden layer's I(X;T) (needs the engine's values)."""
+        values: Values = snap.extra.get("values", {})
+        out: Values = {}
+        if ("", R.LOSS_TEST, "") in values and ("", R.LOSS_TRAIN, "") in values:
+            out[("", GEN_GAP, "")] = values[("", R.LOSS_TEST, "")] - values[("", R.LOSS_TRAIN, "")]
+        if ("", R.ACC_TEST, "") in values and ("", R.ACC_TRAIN, "") in values:
+            out[("", ERROR_GAP, "")] = values[("", R.ACC_TRAIN, "")] - values[("", R.ACC_TEST, "")]
+        last_hidden = str(len(snap.layers) - 1)
+        mi = next((v for (layer, q, _), v in values.items() if layer == last_hidden and q == R.MI_XT), None)
+        if mi is not None and len(snap.layers) > 1:
+            out[("", INPUT_COMPRESSION_BOUND, "")] = input_compression_bound(
+                mi, self.m_train, COMPRESSION_DELTA).to(mi.dtype)
+        return out

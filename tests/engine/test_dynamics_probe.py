@@ -1,0 +1,254 @@
+"""The dynamics probe in the engine: SNR of the epoch's own mini-batches, weight bookkeeping, seed
+independence, the transition through the probe interface, the Gaussian and input-compression bounds."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ibtui.engine import records as R
+from ibtui.engine.dynamics_probe import DynamicsProbe, as_matrix
+from ibtui.engine.probes import Snapshot
+from ibtui.engine.trainer import Engine
+from ibtui.measures.gaussian_bound import gaussian_bound, input_compression_bound, input_variance
+from ibtui.measures.gradients import detect_transition
+from ibtui.scenario import parse_scenario
+
+
+class ListSink:
+    def __init__(self):
+        self.records = []
+
+    def emit(self, records):
+        self.records.extend(records)
+
+    def close(self, finished):
+        pass
+
+    def series(self, seed, quantity, layer=""):
+        return {r.epoch: r.value for r in self.records
+                if r.seed == seed and r.quantity == quantity and r.layer == layer and r.estimator == ""}
+
+
+def tiny(epochs=30, seeds=3, first=0, snapshots=None, dynamics=""):
+    """A short SZT run on the CPU (binning on, a snapshot after every epoch unless told)."""
+    snaps = epochs + 1 if snapshots is None else snapshots
+    return parse_scenario(f'[run]\nepochs = {epochs}\nseeds = {seeds}\nfirst_seed = {first}\ndevice = "cpu"\n'
+                          f'[measure]\nsnapshots = {snaps}\n[train]\nbatch_size = 256\n'
+                          f'[measure.dynamics]\n{dynamics}\n')
+
+
+def run(sc, spy=None):
+    engine = Engine(sc)
+    if spy is not None:
+        engine._step_hooks.append(spy)
+    sink = ListSink()
+    assert engine.run([sink])
+    return engine, sink
+
+
+class GradSpy:
+    """Keeps every step's weight gradients of one epoch (what the probe must not need to do)."""
+
+    def __init__(self, epoch):
+        self.epoch, self.grads = epoch, []
+
+    def after_step(self, engine):
+        if engine.epoch == self.epoch:
+            self.grads.append([w.grad.double().clone() for w in engine.model.weight_matrices()])
+
+
+@pytest.fixture(scope="module")
+def base_run():
+    spy = GradSpy(epoch=19)  # the steps of epoch index 19 are summarised at the snapshot of epoch 20
+    engine, sink = run(tiny(), spy)
+    return engine, sink, spy
+
+
+def test_snr_is_that_of_the_epochs_own_minibatches(base_run):
+    engine, sink, spy = base_run
+    n_layers = len(engine.model.weight_matrices())
+    assert len(spy.grads) == math.ceil(3277 / 256)
+    for layer in range(n_layers):
+        g = np.stack([step[layer].numpy() for step in spy.grads])  # [n, S, d_in, d_out]
+        g = g.reshape(g.shape[0], g.shape[1], -1)
+        mean = np.linalg.norm(g.mean(0), axis=1)
+        std = np.sqrt(((g - g.mean(0)) ** 2).sum(axis=(0, 2)) / (g.shape[0] - 1))
+        for s in engine.seeds:
+            label = str(layer + 1)
+            assert sink.series(s, "grad_mean", label)[20] == pytest.approx(mean[s], rel=1e-5)
+            assert sink.series(s, "grad_std", label)[20] == pytest.approx(std[s], rel=1e-5)
+            assert sink.series(s, "snr", label)[20] == pytest.approx(mean[s] / std[s], rel=1e-5)
+
+
+def test_snr_is_finite_per_layer_after_epoch_zero(base_run):
+    engine, sink, _ = base_run
+    labels = [str(j) for j in range(1, len(engine.model.weight_matrices()) + 1)]
+    assert labels == list(engine.info.layers)  # one weight matrix per layer, the last is the output
+    for s in engine.seeds:
+        for label in labels:
+            snr = sink.series(s, "snr", label)
+            assert math.isnan(snr[0])  # no gradient before training
+            assert all(math.isfinite(v) and v > 0 for e, v in snr.items() if e > 0)
+            assert set(snr) == set(range(31))
+
+
+def test_weight_change_and_norm_against_the_model(base_run):
+    engine, sink, _ = base_run
+    initial = Engine(tiny()).model.weight_matrices()  # a fresh engine: the same initial weights, independently
+    for layer, (w, w0) in enumerate(zip(engine.model.weight_matrices(), initial)):
+        change = (w.detach().double() - w0.detach().double()).flatten(1).norm(dim=1)
+        norm = w.detach().double().flatten(1).norm(dim=1)
+        for i, s in enumerate(engine.seeds):
+            assert sink.series(s, "weight_change", str(layer + 1))[30] == pytest.approx(float(change[i]), rel=1e-5)
+            assert sink.series(s, "weight_norm", str(layer + 1))[30] == pytest.approx(float(norm[i]), rel=1e-6)
+            assert sink.series(s, "weight_change", str(layer + 1))[0] == 0.0
+
+
+def test_seeds_are_independent(base_run):
+    _, together, _ = base_run
+    _, alone = run(tiny(seeds=1, first=2))
+    quantities = ("grad_mean", "grad_std", "snr", "weight_norm", "weight_change", "transition_epoch", "phase")
+    compared = 0
+    for q in quantities:
+        for layer in map(str, range(1, 7)):
+            a, b = together.series(2, q, layer), alone.series(2, q, layer)
+            assert set(a) == set(b)
+            np.testing.assert_allclose([b[e] for e in sorted(b)], [a[e] for e in sorted(a)], rtol=1e-4, atol=1e-7)
+            compared += len(a)
+    assert compared == len(quantities) * 6 * 31
+
+
+def test_generalisation_gaps_and_input_compression_bound(base_run):
+    engine, sink, _ = base_run
+    m = engine.train_idx.shape[1]
+    assert m == 3277
+    for s in engine.seeds:
+        gap, err = sink.series(s, "gen_gap"), sink.series(s, "error_gap")
+        lt, ltr = sink.series(s, R.LOSS_TEST), sink.series(s, R.LOSS_TRAIN)
+        at, atr = sink.series(s, R.ACC_TEST), sink.series(s, R.ACC_TRAIN)
+        mi = {r.epoch: r.value for r in sink.records
+              if r.seed == s and r.quantity == R.MI_XT and r.layer == "5" and r.estimator == "bin30"}
+        bound = sink.series(s, "input_compression_bound")
+        for e in (0, 10, 30):
+            assert gap[e] == np.float32(lt[e] - ltr[e])  # float32 difference of the recorded losses, exactly
+            assert err[e] == np.float32(atr[e] - at[e])
+            expected = math.sqrt((2.0 ** mi[e] + math.log(2 / 0.05)) / (2 * m))
+            assert bound[e] == pytest.approx(expected, rel=1e-6)
+
+
+def test_gaussian_bound_from_frozen_epoch_weights():
+    """W* at epoch 10: NaN up to and at the frozen snapshot, then eq. 9 of (W(10), W(t)), ≥ 0."""
+    engine, sink = run(tiny(epochs=16, seeds=2, dynamics='bound_w_star = "epoch"\nbound_epoch = 10'))
+    w10 = Engine(tiny(epochs=10, seeds=2))
+    w10.run([ListSink()])  # training is deterministic per seed: these are the weights at epoch 10
+    for j, (ws, w) in enumerate(zip(w10.model.weight_matrices(), engine.model.weight_matrices())):
+        pair = f"{j}-{j + 1}"
+        expected = gaussian_bound(as_matrix(ws.detach()), as_matrix(w.detach()), 1.0)
+        for i, s in enumerate(engine.seeds):
+            series = sink.series(s, "gaussian_bound", pair)
+            assert all(math.isnan(series[e]) for e in range(11))
+            assert all(math.isfinite(series[e]) and series[e] >= 0 for e in range(11, 17))
+            assert series[16] == pytest.approx(float(expected[i]), rel=1e-4)
+    assert {r.layer for r in sink.records if r.quantity == "gaussian_bound"} == {f"{j}-{j + 1}" for j in range(6)}
+
+
+def test_sigma_t2_is_the_input_variance_when_it_matters(base_run):
+    """σ_T² enters only with σ_z > 0; then it is X's variance for layer 1 and T_{j−1}'s for layer j."""
+    engine, _, _ = base_run
+    probe = next(p for p in engine.probes if isinstance(p, DynamicsProbe))
+    _, layers, acts = engine.path.snapshot(None)
+    snap = Snapshot(engine.epoch, 0.0, layers, acts, engine.data.y, None)
+    assert torch.equal(probe._sigma_t2(snap), torch.ones(3, 6, dtype=torch.float64))
+    probe.bound.sigma_z2 = 0.1
+    got = probe._sigma_t2(snap)
+    x = engine.data.x.double()
+    assert torch.allclose(got[:, 0], ((x - x.mean(0)) ** 2).mean(0).mean().expand(3), rtol=1e-6)
+    for j in range(1, 6):
+        assert torch.allclose(got[:, j], input_variance(layers[j - 1]).double(), rtol=1e-6)
+    probe.bound.sigma_z2 = 0.0
+
+
+def _synthetic_probe(snr_form="ratio"):
+    """A probe on a real (untrained) engine, to be fed synthetic gradients step by step."""
+    engine = Engine(tiny(epochs=300, seeds=2, snapshots=301, dynamics=f'snr = "{snr_form}"'))
+    probe = next(p for p in engine.probes if isinstance(p, DynamicsProbe))
+    return engine, probe
+
+
+def _feed_epoch(engine, probe, means, deltas):
+    """Two mini-batches g = m ± δ per layer: ‖mean‖ = ‖m‖, √tr Cov = √2‖δ‖ (n − 1 = 1)."""
+    for sign in (1.0, -1.0):
+        for w, m, d in zip(engine.model.weight_matrices(), means, deltas):
+            w.grad = m + sign * d
+        probe.after_step(engine)
+
+
+def test_transition_through_the_probe_interface():
+    """An SNR flat at 10 that falls as (e/e_k)^−2 after a kink at e_k (per seed and layer) is declared
+    once, as the detector alone declares it on the same series, between the kink and 0.55 decade after."""
+    engine, probe = _synthetic_probe()
+    shapes = [w.shape for w in engine.model.weight_matrices()]
+    kinks = torch.tensor([[20.0, 30, 40, 50, 60, 70], [25.0, 35, 45, math.inf, 65, 80]],  # inf: no kink
+                         dtype=torch.float64)
+    unit = [torch.zeros(sh, dtype=torch.float32) for sh in shapes]
+    for u in unit:
+        u[:, 0, 0] = 1.0
+    other = [torch.zeros(sh, dtype=torch.float32) for sh in shapes]
+    for o in other:
+        o[:, 0, 1] = 1.0 / math.sqrt(2.0)
+    epochs = list(range(1, 301))
+    seen_snr, recorded, phases = [], [], []
+    for e in epochs:
+        engine.epoch = e - 1
+        snr = 10.0 * torch.where(e > kinks, (kinks / e) ** 2, torch.ones_like(kinks))  # [S, L]
+        means = [u * snr[:, j, None, None].float() for j, u in enumerate(unit)]
+        _feed_epoch(engine, probe, means, other)  # √tr Cov = 1
+        engine.epoch = e
+        snap = Snapshot(e, 0.0, [], [], engine.data.y, None)
+        out = probe.at_snapshot(engine, snap)
+        got = torch.stack([out[(str(j + 1), "snr", "")] for j in range(6)], dim=1)
+        assert torch.allclose(got.double(), snr, rtol=1e-5)
+        seen_snr.append(got.double())
+        recorded.append(torch.stack([out[(str(j + 1), "transition_epoch", "")] for j in range(6)], dim=1))
+        phases.append(torch.stack([out[(str(j + 1), "phase", "")] for j in range(6)], dim=1))
+    offline = detect_transition(torch.tensor(epochs, dtype=torch.float64), torch.stack(seen_snr, dim=-1),
+                                window=0.1, margin=0.3, hold=0.1)
+    final = recorded[-1]
+    assert torch.equal(torch.isnan(final), torch.isinf(kinks))
+    assert torch.allclose(final[~torch.isnan(final)], offline[~torch.isnan(offline)])
+    finite = ~torch.isinf(kinks)
+    assert bool((final[finite] >= kinks[finite]).all() and (final[finite] <= kinks[finite] * 10 ** 0.55).all())
+    for t, (rec, ph) in enumerate(zip(recorded, phases)):  # NaN until declared, then fixed; phase follows it
+        e = epochs[t]
+        declared = ~torch.isnan(rec)
+        assert torch.equal(rec[declared], final[declared])
+        assert torch.equal(ph, (declared & (rec <= e)).float())
+    assert bool((phases[-1][finite] == 1).all()) and bool((phases[-1][~finite] == 0).all())
+
+
+def test_snr_squared_form_and_lazy_window_reset():
+    engine, probe = _synthetic_probe("squared")
+    shapes = [w.shape for w in engine.model.weight_matrices()]
+    means = [torch.full(sh, 0.5) for sh in shapes]
+    deltas = [torch.full(sh, 0.25) for sh in shapes]
+    for epoch in (0, 1):  # the second epoch's window must not contain the first's steps
+        engine.epoch = epoch
+        _feed_epoch(engine, probe, [m * (epoch + 1) for m in means], deltas)
+    assert probe.moments.count == 2
+    out = probe.at_snapshot(engine, Snapshot(2, 0.0, [], [], engine.data.y, None))
+    for j, sh in enumerate(shapes):
+        n = math.prod(sh[1:])
+        snr = (1.0 * math.sqrt(n)) / (math.sqrt(2.0) * 0.25 * math.sqrt(n))  # ‖m‖ / (√2‖δ‖)
+        assert torch.allclose(out[(str(j + 1), "snr", "")], torch.full((2,), snr ** 2), rtol=1e-5)
+        assert torch.allclose(out[(str(j + 1), "grad_mean", "")], torch.full((2,), math.sqrt(n)), rtol=1e-5)
+    engine.snapshots = {0, 300}  # an epoch that ends in no snapshot is not accumulated
+    engine.epoch = 5
+    _feed_epoch(engine, probe, means, deltas)
+    assert probe.moments.count == 2 and probe._window_epoch == 1
+
+
+def test_snr_definition_reaches_the_run_info():
+    engine = Engine(tiny(epochs=2, seeds=1))
+    assert any("SNR = ||mean_b g_b||_2 / sqrt(tr Cov_b g_b)" in n for n in engine.info.notes)
+    assert any("Gaussian bound" in n for n in engine.info.notes)
