@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
+pytest.importorskip("textual")  # a machine without the app's packages (a bare GPU box) skips these
+
 from tui_helpers import RecordingSink, screen_text, wait_for
 
 from ibtui.engine.records import MI_XT

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
+pytest.importorskip("textual")  # a machine without the app's packages (a bare GPU box) skips these
+
 from tui_helpers import RecordingSink, wait_for
 
 from ibtui.engine.controls import Controls
