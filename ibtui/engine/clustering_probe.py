@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ibtui.engine.probes import Probe, Snapshot, _shared_labels, subset_indices
+from ibtui.engine.probes import Probe, Snapshot, per_labels, subset_of
 from ibtui.engine.snapshot import Values
 from ibtui.measures.clustering import DEFINITIONS, clustering_measures, partition_homogeneity
 
@@ -71,18 +71,11 @@ class ClusteringProbe(Probe):
 
     def at_snapshot(self, engine: "Engine", snap: Snapshot) -> Values:
         bin_size, radius = clustering_scales(self.settings, snap.beta)
-        n = snap.layers[0].shape[1]
-        keep = subset_indices(n, self.settings.points, snap.layers[0].device, snap.epoch)
-        labels = snap.labels if keep is None else snap.labels[..., keep]
-        shared = _shared_labels(labels)
+        layers, labels = subset_of(snap, self.settings.points)
+        measures = lambda h, y: clustering_measures(h, y, bin_size, radius)  # noqa: E731
         out: Values = {}
-        for index, h in enumerate(snap.layers, start=1):
-            h = h if keep is None else h[:, keep]
-            if shared is not None:
-                m = clustering_measures(h, shared, bin_size, radius)
-            else:  # each seed measures its own points (per-seed split): one call per seed
-                parts = [clustering_measures(h[i:i + 1], labels[i], bin_size, radius) for i in range(h.shape[0])]
-                m = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        for index, h in enumerate(layers, start=1):
+            m = per_labels(measures, h, labels)
             for name in DEFINITIONS:
                 out[(str(index), name, "")] = m[name]
         return out

@@ -59,6 +59,24 @@ def _shared_labels(labels: torch.Tensor) -> torch.Tensor | None:
     return labels[0] if bool((labels == labels[:1]).all()) else None
 
 
+def per_labels(fn, h: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """fn(h, labels [n]) → {name: Tensor[S]}, for all seeds in one call when they measure the same points,
+    else one call per seed (a per-seed split gives each seed its own points and labels)."""
+    shared = _shared_labels(labels)
+    if shared is not None:
+        return fn(h, shared)
+    parts = [fn(h[i:i + 1], labels[i]) for i in range(h.shape[0])]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def subset_of(snap: "Snapshot", points: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The snapshot's layers and labels on a fixed random subset of `points` MI points (all when 0)."""
+    keep = subset_indices(snap.layers[0].shape[1], points, snap.layers[0].device, snap.epoch)
+    if keep is None:
+        return snap.layers, snap.labels
+    return [h[:, keep] for h in snap.layers], snap.labels[..., keep]
+
+
 class BinningProbe(Probe):
     """Binned I(X;T), I(T;Y) of every layer (Shwartz-Ziv & Tishby 2017)."""
 
@@ -81,19 +99,11 @@ class KdeProbe(Probe):
         self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
 
     def at_snapshot(self, engine, snap):
-        n = snap.layers[0].shape[1]
-        keep = subset_indices(n, self.settings.points, engine.seed_tensor.device, snap.epoch)
-        labels = snap.labels if keep is None else snap.labels[..., keep]
-        shared = _shared_labels(labels)
+        layers, labels = subset_of(snap, self.settings.points)
+        kde = lambda h, y: kde_mi(h, y, self.settings.noise_variance, exact_distances=False)  # noqa: E731
         out: Values = {}
-        for index, h in enumerate(snap.layers, start=1):
-            h = h if keep is None else h[:, keep]
-            if shared is not None:
-                mi = kde_mi(h, shared, self.settings.noise_variance, exact_distances=False)
-            else:  # seeds measure different points: one call per seed
-                parts = [kde_mi(h[i:i + 1], labels[i], self.settings.noise_variance, exact_distances=False)
-                         for i in range(h.shape[0])]
-                mi = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        for index, h in enumerate(layers, start=1):
+            mi = per_labels(kde, h, labels)
             out[(str(index), R.MI_XT, "kde_upper")] = mi["upper_xt"]
             out[(str(index), R.MI_XT, "kde_lower")] = mi["lower_xt"]
             out[(str(index), R.MI_TY, "kde_upper")] = mi["upper_ty"]
@@ -143,19 +153,12 @@ class SpProbe(Probe):
         with torch.no_grad():
             _, hidden = engine.model(x, beta, noise)
         gen = torch.Generator(device=engine.seed_tensor.device).manual_seed(snap.epoch * 7919 + 17)
-        shared = _shared_labels(labels)
+        # X is uniform over all m measured inputs (every centre enters the pooled mixture); the Monte
+        # Carlo average runs over `points` of them, which only widens the standard error.
+        sp = lambda c, y: sp_mutual_information(c, y, beta, st.mc, generator=gen, n_points=st.points or None)  # noqa: E731
         out: Values = {}
         for index, h in enumerate(hidden, start=1):
-            centers = h.reshape(s, m, st.samples, -1)
-            # X is uniform over all m measured inputs (every centre enters the pooled mixture); the Monte
-            # Carlo average runs over `points` of them, which only widens the standard error.
-            n_points = st.points or None
-            if shared is not None:
-                mi = sp_mutual_information(centers, shared, beta, st.mc, generator=gen, n_points=n_points)
-            else:
-                parts = [sp_mutual_information(centers[i:i + 1], labels[i], beta, st.mc, generator=gen,
-                                               n_points=n_points) for i in range(s)]
-                mi = {k: torch.cat([p[k] for p in parts]) for k in ("mi_xt", "mi_xt_se", "mi_ty", "mi_ty_se")}
+            mi = per_labels(sp, h.reshape(s, m, st.samples, -1), labels)
             out[(str(index), R.MI_XT, "sp")] = mi["mi_xt"]
             out[(str(index), R.MI_XT_SE, "sp")] = mi["mi_xt_se"]
             out[(str(index), R.MI_TY, "sp")] = mi["mi_ty"]
