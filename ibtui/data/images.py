@@ -109,7 +109,7 @@ def resolve_data_dir(setting: str | None, cli_value: str | None, *,
     if cli_value:
         raw, origin, base = cli_value, "--data-dir", None
     elif setting:
-        raw, origin, base = setting, "the scenario's data directory setting", relative_to
+        raw, origin, base = setting, "data.dir, set in the scenario or by --data-dir", relative_to
     elif os.environ.get(ENV_VAR):
         raw, origin, base = os.environ[ENV_VAR], f"the environment variable {ENV_VAR}", None
     else:
@@ -120,7 +120,8 @@ def resolve_data_dir(setting: str | None, cli_value: str | None, *,
     if base is not None and not path.is_absolute():
         path = Path(base) / path
     if not path.is_dir():
-        raise DataMissingError(f"The data folder {path} (from {origin}) does not exist or is not a folder.")
+        raise DataMissingError(f"The data folder {path} (from {origin}) does not exist or is not a folder; "
+                               f"name the folder that holds the MNIST IDX files or cifar-10-batches-py/.")
     return path
 
 
