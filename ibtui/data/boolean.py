@@ -61,14 +61,4 @@ def load_boolean4(sc, seeds: list[int], device: torch.device) -> Dataset:
              f"survey's rule is lost), {flipped.mean() * 100:.2f} % of labels flipped (p = {d.label_noise:g}): "
              f"I(X;Y) = 1 − H_b({p:g}) = {1 - h_b:.4f} bits, I(X;T) ≤ 4 bits; inputs repeat, so binning "
              f"computes H(T|X)",)
-    return Dataset(
-        name="boolean4",
-        x=torch.as_tensor(x, dtype=torch.float32, device=device),
-        y=torch.as_tensor(y.astype(np.int64), device=device),
-        n_classes=2,
-        train=torch.as_tensor(split.train, device=device),
-        test=torch.as_tensor(split.test, device=device),
-        distinct_inputs=False,
-        notes=notes,
-        input_ids=torch.as_tensor(idx, device=device),
-    )
+    return Dataset.from_arrays("boolean4", x, y, split, device, distinct_inputs=False, notes=notes, input_ids=idx)

@@ -29,6 +29,23 @@ class Dataset:
     def n_train(self) -> int:
         return int(self.train[0].sum())
 
+    @classmethod
+    def from_arrays(cls, name: str, x: np.ndarray, y: np.ndarray, split, device: torch.device, *,
+                    distinct_inputs: bool, notes: tuple[str, ...] = (), input_ids: np.ndarray | None = None
+                    ) -> "Dataset":
+        """A small two-class data set held as numpy arrays (SZT, boolean4), moved to the device once."""
+        return cls(
+            name=name,
+            x=torch.as_tensor(x, dtype=torch.float32, device=device),
+            y=torch.as_tensor(y.astype(np.int64), device=device),
+            n_classes=2,
+            train=torch.as_tensor(split.train, device=device),
+            test=torch.as_tensor(split.test, device=device),
+            distinct_inputs=distinct_inputs,
+            notes=tuple(notes),
+            input_ids=None if input_ids is None else torch.as_tensor(input_ids, device=device),
+        )
+
     def train_indices(self) -> torch.Tensor:
         """[S, n_train] indices of each seed's training points (every seed has the same count)."""
         s = self.train.shape[0]
@@ -48,16 +65,7 @@ def load_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
             pos_test = y[split.test[0]].mean() * 100 if split.test[0].any() else float("nan")
             notes.append(f"biased split: data.split = \"unshuffled\" takes the first rows in counting order "
                          f"({pos_train:.1f} % positives in train, {pos_test:.1f} % in test), as the original IDNNs code")
-        return Dataset(
-            name="szt",
-            x=torch.as_tensor(x, dtype=torch.float32, device=device),
-            y=torch.as_tensor(y.astype(np.int64), device=device),
-            n_classes=2,
-            train=torch.as_tensor(split.train, device=device),
-            test=torch.as_tensor(split.test, device=device),
-            distinct_inputs=True,
-            notes=tuple(notes),
-        )
+        return Dataset.from_arrays("szt", x, y, split, device, distinct_inputs=True, notes=tuple(notes))
     if d.dataset == "saturation":
         return saturation_dataset(len(seeds), device)
     if d.dataset == "boolean4":
