@@ -59,10 +59,11 @@ def plain_loop(device: torch.device, n_seeds: int, epochs: int) -> float:
     return n_seeds * epochs / (time.perf_counter() - t0)
 
 
-def engine_rate(device: torch.device, n_seeds: int, epochs: int, measure: bool) -> float:
+def engine_rate(device: torch.device, n_seeds: int, epochs: int, measure: bool, graph: bool = False) -> float:
     sc = load_scenario(SCENARIO)
     snaps = max(2, int(round(epochs * SNAPSHOT_DENSITY))) if measure else 1
     sc = with_changes(sc, {"run.seeds": n_seeds, "run.epochs": epochs, "run.device": str(device),
+                           "run.cuda_graph": graph,
                            "measure.snapshots": snaps, "measure.schedule": "linear",
                            "measure.estimators": ["binning"] if measure else [],
                            "measure.dynamics.enabled": False, "measure.clustering.enabled": False})
@@ -106,10 +107,16 @@ def main() -> None:
         epochs = args.epochs or (400 if s <= 10 else 160)
         on = engine_rate(device, s, epochs, measure=True)
         off = engine_rate(device, s, epochs, measure=False)
-        rows.append({"device": str(device), "seeds": s, "plain_seed_epochs_per_s": plain,
-                     "plain_by_threads": plain_by_threads, "engine_measure_on": on, "engine_measure_off": off,
-                     "ratio_on": on / plain, "ratio_off": off / plain, "engine_threads": threads,
-                     "torch": torch.__version__})
+        row = {"device": str(device), "seeds": s, "plain_seed_epochs_per_s": plain,
+               "plain_by_threads": plain_by_threads, "engine_measure_on": on, "engine_measure_off": off,
+               "ratio_on": on / plain, "ratio_off": off / plain, "engine_threads": threads,
+               "torch": torch.__version__}
+        if device.type == "cuda":  # the same with training epochs replayed as CUDA graphs (run.cuda_graph)
+            row["graph_measure_on"] = engine_rate(device, s, epochs, measure=True, graph=True)
+            row["graph_measure_off"] = engine_rate(device, s, epochs, measure=False, graph=True)
+            row["graph_ratio_on"] = row["graph_measure_on"] / plain
+            row["graph_ratio_off"] = row["graph_measure_off"] / plain
+        rows.append(row)
     print(f"{'device':8} {'seeds':>5} {'plain loop':>12} {'engine (binning on)':>20} {'engine (off)':>13} "
           f"{'ratio on':>9} {'ratio off':>9}   (seed-epochs/s)")
     print("plain loop seed-epochs/s by thread count: "
@@ -117,6 +124,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['device']:8} {r['seeds']:5d} {r['plain_seed_epochs_per_s']:12.1f} {r['engine_measure_on']:20.1f} "
               f"{r['engine_measure_off']:13.1f} {r['ratio_on']:8.1f}× {r['ratio_off']:8.1f}×")
+        if "graph_measure_on" in r:
+            print(f"{'  graph':8} {r['seeds']:5d} {'':12} {r['graph_measure_on']:20.1f} {r['graph_measure_off']:13.1f} "
+                  f"{r['graph_ratio_on']:8.1f}× {r['graph_ratio_off']:8.1f}×   (run.cuda_graph = true)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -48,6 +48,17 @@ def main() -> None:
         out = {"device": args.device, "szt": json.loads((t / "szt.json").read_text()),
                "estimators": json.loads((t / "est.json").read_text()),
                "end_to_end": {"scenario": "szt_tanh", "seeds": 50, "epochs": int(epochs), "seconds": end_to_end}}
+        if args.device != "cpu":  # the target run: 10k epochs, binning (and the dynamics probe), 300 snapshots
+            epochs = "500" if args.quick else "10000"
+            for graph in ("false", "true"):
+                t0 = time.perf_counter()
+                run([py, "-m", "ibtui", "scenarios/szt_tanh.toml", "--device", args.device, "--set", "run.seeds=50",
+                     "--set", f"run.epochs={epochs}", "--set", 'measure.estimators=["binning"]',
+                     "--set", f"run.cuda_graph={graph}", "--export", str(t / "run.csv"), "--quiet"])
+                seconds = time.perf_counter() - t0
+                print(f"end-to-end szt_tanh, 50 seeds, {epochs} epochs, binning at 300 snapshots, "
+                      f"cuda_graph={graph}: {seconds:.1f} s")
+                out[f"end_to_end_binning_graph_{graph}"] = {"epochs": int(epochs), "seconds": seconds}
     args.json.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.json}")
 

@@ -35,6 +35,8 @@ class RunSettings:
     first_seed: int = _opt(0, "id of the first seed", lo=0)
     epochs: int = _opt(8000, "training epochs (0 = measure the initial network only, e.g. in a sweep)", lo=0)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    cuda_graph: bool = _opt(False, "MLP on a GPU: capture a training epoch as a CUDA graph and replay it (far "
+                                   "fewer kernel launches; epochs the dynamics probe watches run eagerly)")
 
 
 @dataclass(frozen=True)

@@ -113,9 +113,12 @@ class DynamicsProbe(Probe):
         return input_variance(x[None]).expand(len(engine.seeds)).to(torch.float64)
 
     # ------------------------------------------------------------------ every step
+    def watches_epoch(self, engine: "Engine", epoch: int) -> bool:
+        return epoch + 1 in engine.snapshots  # any other epoch's window would never be reported
+
     def after_step(self, engine: "Engine") -> None:
         epoch = engine.epoch
-        if epoch + 1 not in engine.snapshots:  # this epoch's window would never be reported
+        if not self.watches_epoch(engine, epoch):
             return
         if self._window_epoch != epoch:  # first step of a new epoch: a new window
             self.moments.reset()

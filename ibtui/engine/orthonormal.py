@@ -61,6 +61,7 @@ class OrthonormalPenalty:
     """
 
     watches_steps = True
+    graph_safe = True  # pure device arithmetic on the weights: it can be part of a captured epoch
 
     def __init__(self, engine: "Engine"):
         sc = engine.sc
@@ -97,6 +98,9 @@ class OrthonormalPenalty:
                 w.grad = g
             else:
                 w.grad.add_(g)
+
+    def watches_epoch(self, engine: "Engine", epoch: int) -> bool:
+        return True
 
     def after_epoch(self, engine: "Engine") -> None:
         pass

@@ -41,6 +41,11 @@ class Probe:
     estimators: dict[str, str] = {}  # estimator label → one line describing its settings
     notes: tuple[str, ...] = ()
     watches_steps = False
+    graph_safe = False  # True if after_step is pure device work that may be captured in a CUDA graph
+
+    def watches_epoch(self, engine: "Engine", epoch: int) -> bool:
+        """Whether after_step must see the steps of this epoch (only asked when watches_steps)."""
+        return self.watches_steps
 
     def after_step(self, engine: "Engine") -> None:  # called after backward, before the optimiser step
         pass

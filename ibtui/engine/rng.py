@@ -31,18 +31,25 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def hash_bits(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
-    """uint32 hashes [S, n] (as int64) for seeds [S] at the given counters and element indices 0..n-1."""
+Counter = int | torch.Tensor  # a Python int, or a 0-dim int64 tensor on the seeds' device (CUDA graphs)
+
+
+def hash_bits(seeds: torch.Tensor, counters: tuple[Counter, ...], n: int) -> torch.Tensor:
+    """uint32 hashes [S, n] (as int64) for seeds [S] at the given counters and element indices 0..n-1.
+
+    A counter may be a 0-dim int64 tensor (the step counter of a captured CUDA graph lives on the device);
+    it hashes exactly as the same Python int.
+    """
     key = _mix(seeds.to(torch.int64) & _MASK)  # & makes a new tensor: the caller's seeds are not overwritten
     for c in counters:
-        key = _mix(key ^ (int(c) & _MASK))
+        key = _mix(key ^ ((c if isinstance(c, torch.Tensor) else int(c)) & _MASK))
     key = _mix(key * 0x9E3779B1 & _MASK)  # spread the key so that key ^ idx differs in high bits too
     idx = torch.arange(n, device=seeds.device, dtype=torch.int64)
     # One more round after folding in the index: the mixer avalanches, so neighbouring indices decorrelate.
     return _mix(key[:, None] ^ idx[None, :])
 
 
-def uniform(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torch.Tensor:
+def uniform(seeds: torch.Tensor, counters: tuple[Counter, ...], n: int) -> torch.Tensor:
     """Uniforms in (0, 1), shape [S, n], float32."""
     u = (hash_bits(seeds, counters, n).to(torch.float64) + 0.5) / 4294967296.0
     return u.to(torch.float32)
@@ -65,7 +72,7 @@ def permutations(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torc
     return order - rows * n
 
 
-def normal(seeds: torch.Tensor, counters: tuple[int, ...], shape: tuple[int, ...]) -> torch.Tensor:
+def normal(seeds: torch.Tensor, counters: tuple[Counter, ...], shape: tuple[int, ...]) -> torch.Tensor:
     """Standard normals of shape [S, *shape] by Box–Muller on two hashed uniform streams."""
     n = math.prod(shape)
     u1 = uniform(seeds, counters + (0x51ED,), n)

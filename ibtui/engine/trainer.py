@@ -16,6 +16,7 @@ from ibtui.data.dataset import Dataset, load_dataset
 from ibtui.engine import records as R
 from ibtui.engine import rng
 from ibtui.engine.controls import Controls
+from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.schedule import snapshot_epochs
 from ibtui.engine.paths import build_path
@@ -58,14 +59,16 @@ def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> torch.nn.Modul
     return model
 
 
-def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter], capturable: bool = False
+                    ) -> torch.optim.Optimizer:
     """Adam or SGD over the batched parameters: both act elementwise, so every seed is optimised on its own.
 
     The fused implementations (one kernel for all parameters) are used; they compute the same update.
+    `capturable` keeps Adam's step count on the device, as a captured CUDA graph needs.
     """
     t = sc.train
     if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=True, capturable=capturable)
     return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, fused=True)
 
 
@@ -80,11 +83,14 @@ class Engine:
         self.seed_tensor = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
         self.data = load_dataset(sc, self.seeds, self.device)
         self.model = build_model(sc, self.seeds, self.data).to(self.device)
-        self.optimizer = build_optimizer(sc, [p for p in self.model.parameters() if p.requires_grad])
         self.snapshots = set(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
         self.train_idx = self.data.train_indices()
         self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test, sc.data.mi_subset)
         self.path = build_path(self)
+        self.steps_per_epoch = -(-self.train_idx.shape[1] // sc.train.batch_size)
+        use_graphs = sc.run.cuda_graph and graphs_possible(self)
+        self.optimizer = build_optimizer(sc, [p for p in self.model.parameters() if p.requires_grad],
+                                         capturable=use_graphs)
         self.noise_index = sc.model.noise_start
         self.epoch = 0
         self.step = 0
@@ -92,6 +98,7 @@ class Engine:
         self.regularizers = build_regularizers(self)
         self.probes = build_probes(self)
         self._step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
+        self.graphs = EpochGraphs(self) if use_graphs else None
         self.info = self._info(scenario_path)
 
     # ------------------------------------------------------------------ description
@@ -119,8 +126,8 @@ class Engine:
             noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep)
 
     # ------------------------------------------------------------------ training
-    def _noise_fn(self):
-        seeds, step = self.seed_tensor, self.step
+    def _noise_fn(self, step: rng.Counter):
+        seeds = self.seed_tensor
 
         def noise(layer: int, like: torch.Tensor) -> torch.Tensor:
             return rng.normal(seeds, (rng.STREAM_NOISE, step, layer), tuple(like.shape[1:])).to(like.dtype)
@@ -132,17 +139,30 @@ class Engine:
         n_train = self.train_idx.shape[1]
         perm = rng.permutations(self.seed_tensor, (rng.STREAM_BATCH, self.epoch), n_train)
         self.path.start_epoch(self.train_idx.gather(1, perm))
-        bs = self.sc.train.batch_size
         beta = self.beta
-        for start in range(0, n_train, bs):
-            self.path.grads(start, min(start + bs, n_train), beta, self._noise_fn() if beta > 0 else None)
-            for hook in self._step_hooks:  # regularisers add to the gradients; probes read them
-                hook.after_step(self)
-            self.optimizer.step()
-            self.step += 1
+        hooks = [h for h in self._step_hooks if h.watches_epoch(self, self.epoch)]
+        if self.graphs is not None and self.graphs.covers(hooks):
+            self.graphs.run_epoch(beta, hooks)
+        else:
+            self.run_steps(beta, hooks)
         self.epoch += 1
         for probe in self.probes:
             probe.after_epoch(self)
+
+    def run_steps(self, beta: float, hooks: list, step_counter: torch.Tensor | None = None) -> None:
+        """The epoch's optimiser steps over the batches set by `path.start_epoch`.
+
+        The noise of step i is drawn at counter `self.step` (or `step_counter + i`, a device tensor, when
+        the steps are being captured into a CUDA graph: the same numbers).
+        """
+        n_train, bs = self.train_idx.shape[1], self.sc.train.batch_size
+        for i, start in enumerate(range(0, n_train, bs)):
+            step = self.step if step_counter is None else step_counter + i
+            self.path.grads(start, min(start + bs, n_train), beta, self._noise_fn(step) if beta > 0 else None)
+            for hook in hooks:  # regularisers add to the gradients; probes read them
+                hook.after_step(self)
+            self.optimizer.step()
+            self.step += 1
 
     # ------------------------------------------------------------------ measurement
     @torch.no_grad()

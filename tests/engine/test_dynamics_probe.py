@@ -8,7 +8,7 @@ import torch
 
 from ibtui.engine import records as R
 from ibtui.engine.dynamics_probe import DynamicsProbe, as_matrix
-from ibtui.engine.probes import Snapshot
+from ibtui.engine.probes import Probe, Snapshot
 from ibtui.engine.trainer import Engine
 from ibtui.measures.gaussian_bound import gaussian_bound, input_compression_bound, input_variance
 from ibtui.measures.gradients import detect_transition
@@ -47,8 +47,10 @@ def run(sc, spy=None):
     return engine, sink
 
 
-class GradSpy:
+class GradSpy(Probe):
     """Keeps every step's weight gradients of one epoch (what the probe must not need to do)."""
+
+    watches_steps = True
 
     def __init__(self, epoch):
         self.epoch, self.grads = epoch, []
