@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ibtui.measures.binning import BinSpec, binning_mi  # noqa: E402
-from ibtui.measures.kde import kde_mi  # noqa: E402
+from ibtui.measures.kde import kde_mi, kde_mi_attention  # noqa: E402
 from ibtui.measures.sp import sp_mutual_information  # noqa: E402
 
 SIZES = {"szt": (4096, [10, 7, 5, 4, 3, 2], 2), "mnist": (10000, [500, 250, 100, 50, 20, 10], 10)}
@@ -59,8 +59,10 @@ def main() -> None:
         hs = layers(n, widths, args.seeds, device)
         rows.append((size, "binning (30 bins)", timed(lambda: [binning_mi(h, BinSpec(), y) for h in hs if h.shape[-1] <= 64], device)))
         var = 1e-3 if size == "szt" else 0.1
-        rows.append((size, f"KDE upper+lower σ²={var:g}, all N",
+        rows.append((size, f"KDE upper+lower σ²={var:g}, all N, pairwise sums",
                      timed(lambda: [kde_mi(h, y, var, exact_distances=False) for h in hs], device, repeat=1)))
+        rows.append((size, f"KDE upper+lower σ²={var:g}, all N, fused (probe)",
+                     timed(lambda: kde_mi_attention(hs, y, var), device, repeat=1)))
         k = args.sp_samples
         hk = layers(n, widths[:-1], args.seeds, device, k=k)
         cond = [h.reshape(args.seeds, n, k, -1) for h in hk]
@@ -71,7 +73,7 @@ def main() -> None:
                            device, repeat=1)))
     print(f"device {device}, {args.seeds} seeds, all layers — seconds per snapshot")
     for size, est, sec in rows:
-        print(f"  {size:6} {est:48} {sec:9.3f} s")
+        print(f"  {size:6} {est:52} {sec:9.3f} s")
     if args.json:
         args.json.write_text(json.dumps([{"size": s, "estimator": e, "seconds": t, "device": str(device),
                                           "seeds": args.seeds} for s, e, t in rows], indent=2))

@@ -15,7 +15,7 @@ import torch
 from ibtui.engine import records as R
 from ibtui.engine import rng
 from ibtui.engine.snapshot import Values, binning_description, binning_label, binning_values
-from ibtui.measures.kde import kde_mi
+from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention
 from ibtui.measures.sp import sp_mutual_information
 
 if TYPE_CHECKING:
@@ -95,20 +95,36 @@ class BinningProbe(Probe):
 
 
 class KdeProbe(Probe):
-    """Kolchinsky–Tracey KDE upper and lower bounds of every layer (Saxe et al. 2018)."""
+    """Kolchinsky–Tracey KDE upper and lower bounds of every layer (Saxe et al. 2018).
+
+    All layers and seeds go through the fused attention kernel (`kde_mi_attention`) when a start-up check
+    finds it accurate on the device; otherwise one pairwise-sum pass per layer (`kde_mi`).
+    """
 
     def __init__(self, engine: "Engine"):
         self.settings = engine.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
         desc = f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}"
         self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
+        self.fused = attention_agrees(engine.device, self.settings.noise_variance)
+        if not self.fused:
+            self.notes = (f"kde: the fused attention kernel is not accurate on {engine.device} (start-up check); "
+                          f"pairwise sums are used instead (slower).",)
+
+    def _mi(self, layers: list[torch.Tensor], labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        var = self.settings.noise_variance
+        if not self.fused:
+            return [per_labels(lambda h, y: kde_mi(h, y, var, exact_distances=False), h, labels) for h in layers]
+        shared = _shared_labels(labels)
+        if shared is not None:
+            return kde_mi_attention(layers, shared, var)
+        per_seed = [kde_mi_attention([h[i:i + 1] for h in layers], labels[i], var) for i in range(labels.shape[0])]
+        return [{k: torch.cat([seed[j][k] for seed in per_seed]) for k in per_seed[0][j]} for j in range(len(layers))]
 
     def at_snapshot(self, engine, snap):
         layers, labels = subset_of(snap, self.settings.points)
-        kde = lambda h, y: kde_mi(h, y, self.settings.noise_variance, exact_distances=False)  # noqa: E731
         out: Values = {}
-        for index, h in enumerate(layers, start=1):
-            mi = per_labels(kde, h, labels)
+        for index, mi in enumerate(self._mi(layers, labels), start=1):
             out[(str(index), R.MI_XT, "kde_upper")] = mi["upper_xt"]
             out[(str(index), R.MI_XT, "kde_lower")] = mi["lower_xt"]
             out[(str(index), R.MI_TY, "kde_upper")] = mi["upper_ty"]

@@ -136,6 +136,97 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
+def _round8(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+def self_kernel_log_sums_attention(
+    x: torch.Tensor,
+    scale: float,
+    labels: torch.Tensor | None = None,
+    n_groups: int | None = None,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log Σ_j exp(−s‖x_a − x_j‖²) over all points j of the same set, and over a's own label group, by
+    scaled-dot-product attention (one fused kernel: the N×N kernel matrix is never stored).
+
+    x [B, N, d] (B = any batch, e.g. layers × seeds), labels [N] int64 or None. Returns (total [B, N],
+    own [B, N] or None). The logits −s‖x_a − x_j‖² equal q_a·k_j − s‖x_a‖² with q_a = (2s·x_a, 1) and
+    k_j = (x_j, −s‖x_j‖²); the row's constant −s‖x_a‖² is restored with an extra "sink" key whose logit
+    is that of the point itself (q_a gets s‖x_a‖², the sink key 1): the sink's share of the softmax is
+    o = 1/(1 + Σ_j K_aj), so Σ_j K_aj = (1 − o)/o, and a value column of one-hot labels gives each
+    group's share the same way. Since every row contains its own point (K_aa = 1), o ≤ ½ never
+    underflows. Squared distances enter through a dot product, so their precision is that of the
+    matmul distances (absolute ~1e-6·‖x‖²), as in `gaussian_kernel_log_sums(exact_distances=False)`.
+    Feature columns are zero-padded to a multiple of 8 (zeros change no distance). Chunked over rows.
+    """
+    b, n, d = x.shape
+    dtype = x.dtype
+    n2 = (x * x).sum(-1)  # [B, N]
+    width = _round8(d + 2)
+    q = x.new_zeros(b, n, width)
+    q[..., :d] = x * (2.0 * scale)
+    q[..., d] = 1.0
+    q[..., d + 1] = n2 * scale
+    k = x.new_zeros(b, n + 1, width)
+    k[:, :n, :d] = x
+    k[:, :n, d] = n2 * -scale
+    k[:, n, d + 1] = 1.0
+    c = 0
+    if labels is not None:
+        labels = labels.to(device=x.device, dtype=torch.int64)
+        c = int(n_groups) if n_groups is not None else int(labels.max()) + 1
+    v = x.new_zeros(b, n + 1, _round8(c + 1))
+    if c:
+        v[:, :n, :c] = torch.nn.functional.one_hot(labels, c).to(dtype)
+    v[:, n, c] = 1.0
+    rows = rows_per_chunk(b, n, chunk_size)
+    out = torch.cat([
+        torch.nn.functional.scaled_dot_product_attention(q[:, None, r0:r0 + rows], k[:, None], v[:, None], scale=1.0)[:, 0]
+        for r0 in range(0, n, rows)], dim=1)  # [B, N, C+1 (padded)]
+    log_sink = out[..., c].log()
+    total = torch.log1p(-out[..., c]).sub_(log_sink)
+    own = None
+    if c:
+        own = out.gather(-1, labels.view(1, n, 1).expand(b, n, 1)).squeeze(-1).log_().sub_(log_sink)
+    return total, own
+
+
+def kde_mi_attention(
+    layers: Sequence[torch.Tensor],
+    labels: torch.Tensor | None,
+    noise_var: float,
+    n_classes: int | None = None,
+    chunk_size: int | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """`kde_mi` of several layers [S, N, d_l] (same points) at once, by attention (see
+    `self_kernel_log_sums_attention`): layers whose padded width agrees share one kernel call per bound,
+    so the SZT network's six layers take two calls for each of the two bounds, all seeds together."""
+    if labels is not None:
+        labels = labels.to(device=layers[0].device, dtype=torch.int64)
+        n_classes = int(n_classes) if n_classes is not None else int(labels.max()) + 1
+    groups: dict[int, list[int]] = {}
+    for i, h in enumerate(layers):
+        groups.setdefault(_round8(h.shape[-1] + 2), []).append(i)
+    results: list[dict[str, torch.Tensor]] = [{} for _ in layers]
+    for members in groups.values():
+        dmax = max(layers[i].shape[-1] for i in members)
+        xs = [layers[i].to(_compute_dtype(layers[i])) for i in members]
+        x = torch.cat([torch.nn.functional.pad(h, (0, dmax - h.shape[-1])) for h in xs])  # [L·S, N, dmax]
+        s, n = xs[0].shape[0], x.shape[1]
+        log_n = math.log(n)
+        log_ny = torch.bincount(labels, minlength=n_classes).to(x.dtype).log()[labels] if labels is not None else None
+        for name, var in (("upper", 2.0 * noise_var), ("lower", 8.0 * noise_var)):
+            total, own = self_kernel_log_sums_attention(x, 1.0 / var, labels, n_classes, chunk_size)
+            i_xt = (log_n - total).mean(dim=-1) / LN2  # [L·S]
+            i_ty = (own - log_ny - total + log_n).mean(dim=-1) / LN2 if own is not None else None
+            for j, i in enumerate(members):
+                results[i][f"{name}_xt"] = i_xt[j * s:(j + 1) * s]
+                if i_ty is not None:
+                    results[i][f"{name}_ty"] = i_ty[j * s:(j + 1) * s]
+    return results
+
+
 def kde_mi(
     h: torch.Tensor,
     labels: torch.Tensor | None,
@@ -176,3 +267,18 @@ def kde_mi(
         i_ty = (own - log_ny - total + log_n).mean(dim=-1) / LN2
         out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
     return out
+
+
+def attention_agrees(device: torch.device | str, noise_var: float, tolerance_bits: float = 1e-3) -> bool:
+    """Whether `kde_mi_attention` matches float64 exact-distance sums on this device to `tolerance_bits`.
+
+    The attention kernels a device dispatches to may compute their dot products with reduced-precision
+    tensor-core arithmetic; a 512-point check at start-up decides whether the fused path may be used.
+    """
+    g = torch.Generator().manual_seed(12345)
+    h = torch.tanh(torch.randn(2, 512, 10, generator=g) * 0.7)
+    y = torch.randint(0, 2, (512,), generator=g)
+    exact = kde_mi(h.double(), y, noise_var)
+    fused = kde_mi_attention([h.to(device)], y.to(device), noise_var)[0]
+    return all(float((fused[k].double().cpu() - exact[k]).abs().max()) <= tolerance_bits for k in exact)
+

@@ -85,3 +85,30 @@ def test_exact_estimator_refuses_a_wide_first_layer():
     with pytest.raises(ScenarioError, match="1 unit"):
         Engine(parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
                               '[measure]\nestimators = ["exact"]\n'))
+
+
+@pytest.mark.parametrize("per_seed", [False, True])
+def test_kde_probe_equals_kde_mi_of_each_layer(per_seed):
+    """The probe's fused all-layer kernel gives what kde_mi gives layer by layer (also with per-seed splits)."""
+    from ibtui.engine.probes import KdeProbe, Snapshot
+    from ibtui.measures.kde import kde_mi
+
+    sc = parse_scenario('[run]\nepochs = 0\nseeds = 3\ndevice = "cpu"\n'
+                        f'[data]\nmi_points = "train"\nsplit_per_seed = {str(per_seed).lower()}\n'
+                        '[measure]\nestimators = ["kde"]\n[measure.kde]\npoints = 600\n')
+    e = Engine(sc)
+    probe = next(p for p in e.probes if isinstance(p, KdeProbe))
+    assert probe.fused
+    _, layers, acts = e.path.snapshot(e.mi_idx)
+    labels = e.data.y[e.mi_idx]
+    assert (labels.dim() == 2 and not bool((labels == labels[:1]).all())) == per_seed
+    values = probe.at_snapshot(e, Snapshot(0, 0.0, layers, acts, labels, e.mi_idx))
+    from ibtui.engine.probes import subset_of
+
+    sub_layers, sub_labels = subset_of(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx), 600)
+    for index, h in enumerate(sub_layers, start=1):
+        for s in range(3):
+            ref = kde_mi(h[s:s + 1], sub_labels[s] if sub_labels.dim() == 2 else sub_labels, 1e-3)
+            for key, (q, est) in {"upper_xt": (R.MI_XT, "kde_upper"), "lower_ty": (R.MI_TY, "kde_lower")}.items():
+                got = values[(str(index), q, est)][s].item()
+                assert got == pytest.approx(ref[key].item(), abs=2e-4), (index, s, key)

@@ -140,3 +140,76 @@ def test_matmul_distances_agree_with_exact_ones():
     fast = _kde(h, y, 1e-3, exact_distances=False)
     for key in exact:
         assert _t.allclose(exact[key], fast[key], atol=1e-3), key
+
+
+# --- the fused attention path (kde_mi_attention): all layers and seeds in few kernel calls ---
+def test_attention_matches_ibsgd_formulas():
+    from ibtui.measures.kde import kde_mi_attention
+
+    gen = torch.Generator().manual_seed(5)
+    n = 80
+    labels = torch.randint(0, 3, (n,), generator=gen)
+    layers = [torch.tanh(torch.randn(2, n, d, generator=gen)) for d in (7, 3, 1, 12)]
+    for var in (1e-3, 0.1):
+        outs = kde_mi_attention(layers, labels, noise_var=var)
+        for h, out in zip(layers, outs):
+            for i in range(2):
+                ref = _ibsgd_mi(h[i].double().numpy(), labels.numpy(), var)
+                for k in KEYS:
+                    assert out[k][i].item() == pytest.approx(ref[k], abs=2e-4), (h.shape, var, k)
+
+
+def test_attention_on_closed_form_cases():
+    from ibtui.measures.kde import kde_mi_attention
+
+    gen = torch.Generator().manual_seed(6)
+    same = kde_mi_attention([torch.full((2, 64, 3), 0.3)], torch.arange(64) % 2, noise_var=1e-3)[0]
+    for k in KEYS:  # 64 identical points: every kernel is 1, the sink's share is 1/65
+        torch.testing.assert_close(same[k], torch.zeros(2), atol=1e-5, rtol=0)
+    h, cl = _clusters(2.0 * torch.eye(4), [40] * 4, 1e-5, gen)
+    out = kde_mi_attention([h], None, noise_var=1e-3)[0]
+    assert set(out) == {"upper_xt", "lower_xt"}
+    for key in out:
+        assert out[key].item() == pytest.approx(2.0, abs=1e-4)
+    h, cl = _clusters([[0.0, 0.0], [1.0, 1.0]], [90, 30], 1e-4, gen)
+    out = kde_mi_attention([h], cl, noise_var=1e-3)[0]
+    h14 = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
+    for key in KEYS:
+        assert out[key].item() == pytest.approx(h14, abs=1e-4)
+
+
+def test_attention_equals_pairwise_sums_per_layer_chunked_or_not():
+    from ibtui.measures.kde import kde_mi_attention
+
+    gen = torch.Generator().manual_seed(7)
+    n = 700
+    labels = torch.randint(0, 2, (n,), generator=gen)
+    layers = [torch.tanh(torch.randn(3, n, d, generator=gen) * 0.7) for d in (10, 7, 5, 4, 3, 2)]
+    batched = kde_mi_attention(layers, labels, noise_var=1e-3)
+    chunked = kde_mi_attention(layers, labels, noise_var=1e-3, chunk_size=97)
+    for h, a, c in zip(layers, batched, chunked):
+        exact = kde_mi(h, labels, noise_var=1e-3)
+        for k in KEYS:
+            torch.testing.assert_close(a[k], exact[k], atol=1e-4, rtol=0)
+            torch.testing.assert_close(c[k], a[k], atol=1e-5, rtol=0)
+
+
+def test_attention_passes_its_start_up_check_on_the_cpu():
+    from ibtui.measures.kde import attention_agrees
+
+    assert attention_agrees("cpu", 1e-3) and attention_agrees("cpu", 0.1)
+
+
+@pytest.mark.gpu
+def test_attention_on_a_gpu_matches_the_cpu():
+    from ibtui.measures.kde import attention_agrees, kde_mi_attention
+
+    assert attention_agrees("cuda", 1e-3)
+    gen = torch.Generator().manual_seed(8)
+    labels = torch.randint(0, 2, (4096,), generator=gen)
+    layers = [torch.tanh(torch.randn(4, 4096, d, generator=gen) * 0.7) for d in (10, 7, 5, 4, 3, 2)]
+    cpu = kde_mi_attention(layers, labels, 1e-3)
+    gpu = kde_mi_attention([h.cuda() for h in layers], labels.cuda(), 1e-3)
+    for a, b in zip(cpu, gpu):
+        for k in KEYS:
+            torch.testing.assert_close(b[k].cpu(), a[k], atol=1e-3, rtol=0)
