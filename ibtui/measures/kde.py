@@ -19,18 +19,21 @@ import torch
 LN2 = math.log(2.0)
 
 # Elements of one [S, rows, cols] kernel block; two such blocks are alive at once (≈ 128 MiB float32).
+# A GPU gets blocks 8× larger: fewer, longer kernels (≈ 1 GiB alive).
 CHUNK_ELEMENTS = 1 << 24
+CHUNK_ELEMENTS_CUDA = 1 << 27
 
 # A group sum below this (after shifting by the row maximum) is recomputed exactly by a masked
 # logsumexp: float32 loses precision in subnormals (< 1.2e-38).
 _UNDERFLOW = 1e-30
 
 
-def rows_per_chunk(n_seeds: int, n_cols: int, chunk_size: int | None) -> int:
-    """Rows of a [S, rows, n_cols] block: `chunk_size` if given, else what fits in CHUNK_ELEMENTS."""
+def rows_per_chunk(n_seeds: int, n_cols: int, chunk_size: int | None, device: torch.device | None = None) -> int:
+    """Rows of a [S, rows, n_cols] block: `chunk_size` if given, else what fits in the device's block size."""
     if chunk_size is not None:
         return max(1, int(chunk_size))
-    return max(1, CHUNK_ELEMENTS // max(1, n_seeds * n_cols))
+    budget = CHUNK_ELEMENTS_CUDA if device is not None and device.type == "cuda" else CHUNK_ELEMENTS
+    return max(1, budget // max(1, n_seeds * n_cols))
 
 
 def _squarings(scale: float, prev: float | None) -> int | None:
@@ -83,10 +86,11 @@ def gaussian_kernel_log_sums(
         lw = lw.unsqueeze(-2) if lw.dim() == 2 else lw  # [S,1,n] or [n]
     total = torch.empty(len(scales), s, m, dtype=dtype, device=points.device)
     own = torch.empty_like(total) if grouped else None
+    under = torch.zeros(total.shape, dtype=torch.bool, device=points.device) if grouped else None
     # Ascending scales; a scale 2^j times the previous one (KDE: 8σ² then 2σ², j = 2) reuses its
     # kernel by j in-place squarings instead of a new exp (exp dominates the cost).
     order = sorted(range(len(scales)), key=lambda i: scales[i])
-    rows = rows_per_chunk(s, n, chunk_size)
+    rows = rows_per_chunk(s, n, chunk_size, points.device)
     c_norm2 = None if exact_distances else (centers * centers).sum(-1).unsqueeze(1)  # [S, 1, n]
     for r0 in range(0, m, rows):
         r1 = min(m, r0 + rows)
@@ -120,16 +124,26 @@ def gaussian_kernel_log_sums(
                 idx = pg[r0:r1].view(1, -1, 1).expand(s, -1, 1)
                 g = per_group.gather(-1, idx).squeeze(-1)  # [S, c]
                 own[k, :, r0:r1] = g.log().add_(shift2)
-                bad = (g < _UNDERFLOW).nonzero()  # rare: the point's group is far from its nearest centre
-                if bad.numel():
-                    si, ri = bad[:, 0], bad[:, 1]
-                    lg = sq[si, ri] * -scale
-                    if lw is not None:
-                        lg = lg + (lw[si, 0] if lw.dim() == 3 else lw)
-                    mask = centre_groups.to(points.device)[None, :] == pg[r0 + ri][:, None]
-                    lg = lg.masked_fill(~mask, float("-inf"))
-                    own[k, si, r0 + ri] = torch.logsumexp(lg, dim=-1)
+                under[k, :, r0:r1] = g < _UNDERFLOW  # redone below, after one check for all chunks
+    if grouped and bool(under.any()):  # rare: a point's group is far from its nearest centre
+        _redo_underflowed_groups(points, centers, scales, lw, pg, centre_groups.to(points.device), under, own)
     return total, own
+
+
+def _redo_underflowed_groups(points, centers, scales, lw, point_groups, centre_groups, under, own) -> None:
+    """Exact log-sums over the own group, by a masked logsumexp, for the rows flagged in `under` [K, S, M]."""
+    bad = under.nonzero()  # [nb, 3]: scale index, seed, row
+    n = centers.shape[1]
+    step = max(1, CHUNK_ELEMENTS // max(1, n * centers.shape[2]))
+    for a in range(0, bad.shape[0], step):
+        k, si, ri = bad[a:a + step].unbind(1)
+        sq = (points[si, ri].unsqueeze(1) - centers[si]).square_().sum(-1)  # [b, n]
+        scale = torch.tensor([float(x) for x in scales], dtype=sq.dtype, device=sq.device)[k]
+        lg = sq.mul_(-scale.unsqueeze(1))
+        if lw is not None:
+            lg = lg + (lw[si, 0] if lw.dim() == 3 else lw)
+        lg = lg.masked_fill(centre_groups[None, :] != point_groups[ri][:, None], float("-inf"))
+        own[k, si, ri] = torch.logsumexp(lg, dim=-1)
 
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -180,7 +194,7 @@ def self_kernel_log_sums_attention(
     if c:
         v[:, :n, :c] = torch.nn.functional.one_hot(labels, c).to(dtype)
     v[:, n, c] = 1.0
-    rows = rows_per_chunk(b, n, chunk_size)
+    rows = rows_per_chunk(b, n, chunk_size, x.device)
     out = torch.cat([
         torch.nn.functional.scaled_dot_product_attention(q[:, None, r0:r0 + rows], k[:, None], v[:, None], scale=1.0)[:, 0]
         for r0 in range(0, n, rows)], dim=1)  # [B, N, C+1 (padded)]

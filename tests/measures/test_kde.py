@@ -213,3 +213,30 @@ def test_attention_on_a_gpu_matches_the_cpu():
     for a, b in zip(cpu, gpu):
         for k in KEYS:
             torch.testing.assert_close(b[k].cpu(), a[k], atol=1e-3, rtol=0)
+
+
+def test_underflowed_group_sums_are_redone_exactly_across_chunks_and_scales():
+    """Many points whose own group lies far beyond their nearest centre, spread over chunks, two scales and
+    per-seed log weights: every own-group log-sum equals a float64 brute force."""
+    from ibtui.measures.kde import gaussian_kernel_log_sums
+
+    gen = torch.Generator().manual_seed(9)
+    s, m, n = 2, 50, 40
+    cen = torch.randn(s, n, 2, generator=gen)
+    cg = torch.arange(n) % 2
+    cen[:, cg == 1] += 30.0  # group 1 far from everything
+    pts = cen[:, :m % n] if m <= n else torch.cat([cen, cen[:, :m - n]], dim=1)
+    pts = pts + 0.01 * torch.randn(pts.shape, generator=gen)
+    pg = torch.ones(m, dtype=torch.int64)  # every point claims the far group
+    pg[::3] = 0
+    lw = torch.log(torch.rand(s, n, generator=gen) + 0.5)
+    scales = [2.0, 8.0]
+    total, own = gaussian_kernel_log_sums(pts, cen, scales, log_weights=lw, point_groups=pg, centre_groups=cg,
+                                          n_groups=2, chunk_size=7)
+    sq = ((pts.double()[:, :, None] - cen.double()[:, None]) ** 2).sum(-1)  # [S, M, n]
+    for k, sc in enumerate(scales):
+        lg = -sc * sq + lw.double()[:, None, :]
+        ref_total = torch.logsumexp(lg, -1)
+        ref_own = torch.logsumexp(lg.masked_fill(cg[None, None, :] != pg[None, :, None], float("-inf")), -1)
+        torch.testing.assert_close(total[k].double(), ref_total, atol=1e-3, rtol=1e-5)
+        torch.testing.assert_close(own[k].double(), ref_own, atol=1e-3, rtol=1e-5)
