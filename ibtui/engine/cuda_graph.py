@@ -37,7 +37,6 @@ class EpochGraphs:
 
     def __init__(self, engine: "Engine"):
         self.engine = engine
-        self.pool = torch.cuda.graph_pool_handle()
         self.graphs: dict[float, torch.cuda.CUDAGraph] = {}
         self.warmed: set[float] = set()
         self.step_counter = torch.zeros((), dtype=torch.int64, device=engine.device)
@@ -75,7 +74,7 @@ class EpochGraphs:
         first_step = e.step
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, pool=self.pool):
+            with torch.cuda.graph(graph):  # a private memory pool per graph: replays never share temporaries
                 e.run_steps(beta, hooks, step_counter=self.step_counter)
         except Exception as exc:  # noqa: BLE001 — any capture failure means: train eagerly
             self.error = f"{type(exc).__name__}: {exc}"
