@@ -240,3 +240,21 @@ def test_underflowed_group_sums_are_redone_exactly_across_chunks_and_scales():
         ref_own = torch.logsumexp(lg.masked_fill(cg[None, None, :] != pg[None, :, None], float("-inf")), -1)
         torch.testing.assert_close(total[k].double(), ref_total, atol=1e-3, rtol=1e-5)
         torch.testing.assert_close(own[k].double(), ref_own, atol=1e-3, rtol=1e-5)
+
+
+def test_attention_centres_offsets_and_hands_large_logits_to_exact_sums():
+    """Features far from the origin are centred (same distances); features whose centred logits are too large
+    for float32 dot products (wide ReLU features, σ² = 1e-3: an earlier version returned inf) use exact sums."""
+    from ibtui.measures.kde import ATTENTION_MAX_LOGIT, kde_mi_attention
+
+    gen = torch.Generator().manual_seed(10)
+    labels = torch.randint(0, 2, (500,), generator=gen)
+    near = torch.tanh(torch.randn(2, 500, 6, generator=gen))
+    big = torch.relu(torch.randn(2, 500, 64, generator=gen)) * 100.0
+    assert float((big - big.mean(1, keepdim=True)).square().sum(-1).max()) / 2e-3 > ATTENTION_MAX_LOGIT
+    outs = kde_mi_attention([near + 300.0, big], labels, noise_var=1e-3)
+    for h, out in zip([near, big], outs):
+        exact = kde_mi(h.double(), labels, noise_var=1e-3)
+        for k in KEYS:
+            assert torch.isfinite(out[k]).all()
+            torch.testing.assert_close(out[k].double(), exact[k], atol=2e-4, rtol=0)
