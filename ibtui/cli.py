@@ -1,7 +1,8 @@
 """The `ibtui` command: run a scenario (live app on a terminal, headless otherwise), show it, or view a run.
 
 Bad input (scenario file, key, value, device, data folder, export path) prints one sentence and
-exits with code 2; Ctrl-C in a headless run keeps the CSV valid and exits 130.
+exits with code 2. Ctrl-C, a hang-up (SIGHUP: the SSH session dropped) or SIGTERM in a headless run keeps
+the CSV valid and exits 128 + the signal's number (130 for Ctrl-C).
 """
 from __future__ import annotations
 
@@ -102,6 +103,26 @@ def run(
         typer.echo(report.text())
 
 
+class _Stopped(KeyboardInterrupt):
+    """A hang-up (the SSH session dropped) or a termination request, handled like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signals() -> None:
+    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal."""
+    import signal
+
+    def stop(signum, frame):
+        raise _Stopped(signum)
+
+    for name in ("SIGHUP", "SIGTERM"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> None:
     from ibtui.engine.controls import Controls
     from ibtui.sinks.progress import ProgressSink
@@ -109,14 +130,18 @@ def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> N
     if not quiet:
         sinks = [*sinks, ProgressSink()]
     finished = False
+    _stop_on_signals()
     try:
         finished = engine.run(sinks, Controls())
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         for sink in sinks:
             sink.close(False)
         where = f"; {export} holds every snapshot up to epoch {engine.epoch}" if export else ""
-        typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{where}.", err=True)
-        raise typer.Exit(code=130)
+        try:  # after a hang-up the terminal may be gone
+            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{where}.", err=True)
+        except OSError:
+            pass
+        raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
     for sink in sinks:
         sink.close(finished)
     if export is not None and not quiet:
