@@ -45,7 +45,7 @@ class EpochGraphs:
 
     def covers(self, hooks: list) -> bool:
         """True if this epoch may be replayed: capture has not failed and every active hook is graph-safe."""
-        return self.error is None and all(getattr(h, "graph_safe", False) for h in hooks)
+        return self.error is None and all(h.graph_safe for h in hooks)
 
     def run_epoch(self, beta: float, hooks: list) -> None:
         """Train one epoch at noise level β: eagerly the first time, captured the second, replayed after."""

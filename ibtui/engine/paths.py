@@ -36,7 +36,7 @@ class MlpPath:
         x = engine.data.x
         self.x_t = x.reshape(x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
         self.x_epoch = self.y_epoch = None
-        self._x_buf = self._y_buf = None
+        self._x_buf = None  # [d_in, S, n_train]; x_epoch is its [S, d_in, n_train] view
 
     def start_epoch(self, order: torch.Tensor) -> None:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address
@@ -45,12 +45,11 @@ class MlpPath:
         d, y = self.x_t.shape[0], self.engine.data.y
         if self._x_buf is None or self._x_buf.shape != (d, s, n):
             self._x_buf = self.x_t.new_empty((d, s, n))
-            self._y_buf = y.new_empty((s, n))
+            self.x_epoch = self._x_buf.permute(1, 0, 2)
+            self.y_epoch = y.new_empty((s, n))
         flat = order.reshape(-1)
         torch.index_select(self.x_t, 1, flat, out=self._x_buf.view(d, s * n))
-        torch.index_select(y, 0, flat, out=self._y_buf.view(s * n))
-        self.x_epoch = self._x_buf.permute(1, 0, 2)  # [S, d_in, n_train]
-        self.y_epoch = self._y_buf
+        torch.index_select(y, 0, flat, out=self.y_epoch.view(s * n))
 
     def grads(self, start: int, stop: int, beta: float, noise) -> None:
         # Each seed's gradient is that of its own mean loss, so seeds stay independent.

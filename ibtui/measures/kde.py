@@ -11,6 +11,7 @@ so `gaussian_kernel_log_sums` lives here and is shared.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -135,11 +136,11 @@ def _redo_underflowed_groups(points, centers, scales, lw, point_groups, centre_g
     bad = under.nonzero()  # [nb, 3]: scale index, seed, row
     n = centers.shape[1]
     step = max(1, CHUNK_ELEMENTS // max(1, n * centers.shape[2]))
+    neg_scales = torch.tensor([-float(x) for x in scales], dtype=points.dtype, device=points.device)
     for a in range(0, bad.shape[0], step):
         k, si, ri = bad[a:a + step].unbind(1)
         sq = (points[si, ri].unsqueeze(1) - centers[si]).square_().sum(-1)  # [b, n]
-        scale = torch.tensor([float(x) for x in scales], dtype=sq.dtype, device=sq.device)[k]
-        lg = sq.mul_(-scale.unsqueeze(1))
+        lg = sq.mul_(neg_scales[k].unsqueeze(1))
         if lw is not None:
             lg = lg + (lw[si, 0] if lw.dim() == 3 else lw)
         lg = lg.masked_fill(centre_groups[None, :] != point_groups[ri][:, None], float("-inf"))
@@ -148,6 +149,19 @@ def _redo_underflowed_groups(points, centers, scales, lw, point_groups, centre_g
 
 def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _bits_from_log_sums(total: torch.Tensor, own: torch.Tensor | None, labels: torch.Tensor | None,
+                        n_classes: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(I(X;T), I(T;Y)) in bits from the kernel log-sums over all N points (`total`) and over each point's
+    own class (`own`), both [..., N]: I(X;T) = mean_a [log N − total_a], I(T;Y) = mean_a [own_a − log N_{y_a}
+    − total_a + log N] (`kde_mi`'s formulas)."""
+    log_n = math.log(total.shape[-1])
+    i_xt = (log_n - total).mean(dim=-1) / LN2
+    if own is None:
+        return i_xt, None
+    log_ny = torch.bincount(labels, minlength=n_classes).to(total.dtype).log()[labels]  # [N]
+    return i_xt, (own - log_ny - total + log_n).mean(dim=-1) / LN2
 
 
 # Largest logit size s‖x‖² (after centring) for which the attention path's float32 dot products keep the
@@ -238,17 +252,14 @@ def kde_mi_attention(
         xs = [layers[i].to(_compute_dtype(layers[i])) for i in members]
         x = torch.cat([torch.nn.functional.pad(h, (0, dmax - h.shape[-1])) for h in xs])  # [L·S, N, dmax]
         x = x - x.mean(dim=1, keepdim=True)
-        s, n = xs[0].shape[0], x.shape[1]
+        s = xs[0].shape[0]
         if float((x * x).sum(-1).amax()) / (2.0 * noise_var) > ATTENTION_MAX_LOGIT:
             for i in members:
                 results[i] = kde_mi(layers[i], labels, noise_var, n_classes, chunk_size, exact_distances=True)
             continue
-        log_n = math.log(n)
-        log_ny = torch.bincount(labels, minlength=n_classes).to(x.dtype).log()[labels] if labels is not None else None
         for name, var in (("upper", 2.0 * noise_var), ("lower", 8.0 * noise_var)):
             total, own = self_kernel_log_sums_attention(x, 1.0 / var, labels, n_classes, chunk_size)
-            i_xt = (log_n - total).mean(dim=-1) / LN2  # [L·S]
-            i_ty = (own - log_ny - total + log_n).mean(dim=-1) / LN2 if own is not None else None
+            i_xt, i_ty = _bits_from_log_sums(total, own, labels, n_classes)  # [L·S] each
             for j, i in enumerate(members):
                 results[i][f"{name}_xt"] = i_xt[j * s:(j + 1) * s]
                 if i_ty is not None:
@@ -279,7 +290,6 @@ def kde_mi(
     if h.dim() != 3:
         raise ValueError(f"h must be [S, N, d], got shape {tuple(h.shape)}")
     x = h.to(_compute_dtype(h))
-    s, n, _ = x.shape
     scales = (1.0 / (2.0 * noise_var), 1.0 / (8.0 * noise_var))
     kw = {}
     if labels is not None:
@@ -288,21 +298,20 @@ def kde_mi(
         kw = dict(point_groups=labels, centre_groups=labels, n_groups=c)
     total, own = gaussian_kernel_log_sums(x, x, scales, chunk_size=chunk_size, exact_distances=exact_distances,
                                           **kw)
-    log_n = math.log(n)
-    i_xt = (log_n - total).mean(dim=-1) / LN2  # [2, S]
+    i_xt, i_ty = _bits_from_log_sums(total, own, labels, kw.get("n_groups"))  # [2, S] each
     out = {"upper_xt": i_xt[0], "lower_xt": i_xt[1]}
-    if labels is not None:
-        log_ny = torch.bincount(labels, minlength=c).to(x.dtype).log()[labels]  # [N]
-        i_ty = (own - log_ny - total + log_n).mean(dim=-1) / LN2
+    if i_ty is not None:
         out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def attention_agrees(device: torch.device | str, noise_var: float, tolerance_bits: float = 1e-3) -> bool:
     """Whether `kde_mi_attention` matches float64 exact-distance sums on this device to `tolerance_bits`.
 
     The attention kernels a device dispatches to may compute their dot products with reduced-precision
-    tensor-core arithmetic; a 512-point check at start-up decides whether the fused path may be used.
+    tensor-core arithmetic; a 512-point check at start-up decides whether the fused path may be used
+    (once per device and σ²: the engines of a sweep share the answer).
     """
     g = torch.Generator().manual_seed(12345)
     h = torch.tanh(torch.randn(2, 512, 10, generator=g) * 0.7)
@@ -310,4 +319,3 @@ def attention_agrees(device: torch.device | str, noise_var: float, tolerance_bit
     exact = kde_mi(h.double(), y, noise_var)
     fused = kde_mi_attention([h.to(device)], y.to(device), noise_var)[0]
     return all(float((fused[k].double().cpu() - exact[k]).abs().max()) <= tolerance_bits for k in exact)
-
