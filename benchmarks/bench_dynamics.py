@@ -15,46 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import SNAPSHOT_DENSITY, SZT_SCENARIO, NullSink, seed_epochs_per_s, sync
 
-from ibtui.engine.trainer import Engine  # noqa: E402
-from ibtui.scenario import load_scenario, with_changes  # noqa: E402
-
-SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "szt_tanh.toml"
-SNAPSHOT_DENSITY = 300 / 8000
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class Null:
-    def emit(self, records):
-        pass
+from ibtui.engine.trainer import Engine
+from ibtui.scenario import load_scenario, with_changes
 
 
 def scenario(device: torch.device, n_seeds: int, epochs: int, dynamics: bool, every_epoch: bool):
-    sc = load_scenario(SCENARIO)
+    sc = load_scenario(SZT_SCENARIO)
     snaps = epochs + 1 if every_epoch else max(2, int(round(epochs * SNAPSHOT_DENSITY)))
     return with_changes(sc, {"run.seeds": n_seeds, "run.epochs": epochs, "run.device": str(device),
                              "measure.snapshots": snaps, "measure.schedule": "linear",
                              "measure.estimators": ["binning"], "measure.dynamics.enabled": dynamics})
-
-
-def engine_rate(sc, device: torch.device) -> float:
-    engine = Engine(sc)
-    sync(device)
-    t0 = time.perf_counter()
-    engine.run([Null()])
-    sync(device)
-    return sc.run.seeds * sc.run.epochs / (time.perf_counter() - t0)
 
 
 def probe_share(sc, device: torch.device) -> float:
@@ -82,7 +59,7 @@ def probe_share(sc, device: torch.device) -> float:
     probe.at_snapshot = timed(probe.at_snapshot)
     sync(device)
     t0 = time.perf_counter()
-    engine.run([Null()])
+    engine.run([NullSink()])
     sync(device)
     return spent[0] / (time.perf_counter() - t0)
 
@@ -103,11 +80,11 @@ def main() -> None:
     sc_on = scenario(device, args.seeds, epochs, True, args.every_epoch)
     sc_off = scenario(device, args.seeds, epochs, False, args.every_epoch)
     for sc in (sc_on, sc_off):  # warm-up: first-call costs belong to neither side
-        Engine(with_changes(sc, {"run.epochs": 4, "measure.snapshots": 5})).run([Null()])
+        Engine(with_changes(sc, {"run.epochs": 4, "measure.snapshots": 5})).run([NullSink()])
     on, off = [], []
     for _ in range(args.repeats):
-        on.append(engine_rate(sc_on, device))
-        off.append(engine_rate(sc_off, device))
+        on.append(seed_epochs_per_s(sc_on, device))
+        off.append(seed_epochs_per_s(sc_off, device))
     r_on, r_off = statistics.median(on), statistics.median(off)
     share = statistics.median(probe_share(sc_on, device) for _ in range(args.repeats))
     row = {"probe_share": share, "device": str(device), "seeds": args.seeds, "epochs": epochs,

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import sync
 
-from ibtui.measures.binning import BinSpec, binning_mi  # noqa: E402
-from ibtui.measures.kde import kde_mi, kde_mi_attention  # noqa: E402
-from ibtui.measures.sp import sp_mutual_information  # noqa: E402
+from ibtui.measures.binning import BinSpec, binning_mi
+from ibtui.measures.kde import kde_mi, kde_mi_attention
+from ibtui.measures.sp import sp_mutual_information
 
 SIZES = {"szt": (4096, [10, 7, 5, 4, 3, 2], 2), "mnist": (10000, [500, 250, 100, 50, 20, 10], 10)}
 
@@ -31,13 +30,11 @@ def layers(n: int, widths: list[int], seeds: int, device, k: int = 1) -> list[to
 
 def timed(fn, device, repeat: int = 2) -> float:
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     t0 = time.perf_counter()
     for _ in range(repeat):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync(device)
     return (time.perf_counter() - t0) / repeat
 
 

@@ -15,21 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import REPO, sync
 
-import ibtui.data.images as images  # noqa: E402
-from ibtui.engine import rng  # noqa: E402
-from ibtui.engine.trainer import Engine  # noqa: E402
-from ibtui.scenario import load_scenario  # noqa: E402
+import ibtui.data.images as images
+from ibtui.engine.trainer import Engine
+from ibtui.scenario import load_scenario
 
-SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "cifar10_resnet32.toml"
+SCENARIO = REPO / "scenarios" / "cifar10_resnet32.toml"
 N_TRAIN, N_TEST = 50_000, 10_000
 
 
@@ -45,23 +43,9 @@ def synthetic_cifar(folder, which: int = 10) -> images.ImageData:
     return images.ImageData(xtr, ytr, xte, yte, which, f"cifar{which}", (Path("synthetic/data_batch_1"),))
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train_steps(engine: Engine, n_steps: int) -> None:
-    """The first n_steps steps of an epoch, exactly as Engine.train_epoch runs them."""
-    n_train = engine.train_idx.shape[1]
-    perm = rng.permutations(engine.seed_tensor, (rng.STREAM_BATCH, engine.epoch), n_train)
-    engine.path.start_epoch(engine.train_idx.gather(1, perm))
-    bs = engine.sc.train.batch_size
-    for start in list(range(0, n_train, bs))[:n_steps]:
-        engine.path.grads(start, min(start + bs, n_train), engine.beta, None)
-        for hook in engine._step_hooks:
-            hook.after_step(engine)
-        engine.optimizer.step()
-        engine.step += 1
+    """The first n_steps steps of an epoch, as Engine.train_epoch runs them."""
+    engine.run_steps(engine.beta, engine.start_epoch(), limit=n_steps)
 
 
 def bench(n_seeds: int, device: str, steps: int, warmup: int, extra: list[str], snapshot: bool = True) -> dict:

@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import SNAPSHOT_DENSITY, SZT_SCENARIO, NullSink, seed_epochs_per_s, sync
 
-from ibtui.data.szt import szt_inputs, szt_labels  # noqa: E402
-from ibtui.engine.trainer import Engine  # noqa: E402
-from ibtui.scenario import load_scenario, with_changes  # noqa: E402
-
-SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "szt_tanh.toml"
-SNAPSHOT_DENSITY = 300 / 8000
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from ibtui.data.szt import szt_inputs, szt_labels
+from ibtui.engine.trainer import Engine
+from ibtui.scenario import load_scenario, with_changes
 
 
 def plain_loop(device: torch.device, n_seeds: int, epochs: int) -> float:
@@ -60,26 +51,15 @@ def plain_loop(device: torch.device, n_seeds: int, epochs: int) -> float:
 
 
 def engine_rate(device: torch.device, n_seeds: int, epochs: int, measure: bool, graph: bool = False) -> float:
-    sc = load_scenario(SCENARIO)
+    sc = load_scenario(SZT_SCENARIO)
     snaps = max(2, int(round(epochs * SNAPSHOT_DENSITY))) if measure else 1
     sc = with_changes(sc, {"run.seeds": n_seeds, "run.epochs": epochs, "run.device": str(device),
                            "run.cuda_graph": graph,
                            "measure.snapshots": snaps, "measure.schedule": "linear",
                            "measure.estimators": ["binning"] if measure else [],
                            "measure.dynamics.enabled": False, "measure.clustering.enabled": False})
-    engine = Engine(sc)
-
-    class Null:
-        def emit(self, records):
-            pass
-
-    engine.run([Null()])  # warm-up is part of nothing: run a fresh engine for the timing
-    engine = Engine(sc)
-    sync(device)
-    t0 = time.perf_counter()
-    engine.run([Null()])
-    sync(device)
-    return n_seeds * epochs / (time.perf_counter() - t0)
+    Engine(sc).run([NullSink()])  # warm-up is part of nothing: a fresh engine is timed
+    return seed_epochs_per_s(sc, device)
 
 
 def main() -> None:

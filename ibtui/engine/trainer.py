@@ -136,27 +136,31 @@ class Engine:
 
     def train_epoch(self) -> None:
         """One pass over each seed's training points in its own random order."""
-        n_train = self.train_idx.shape[1]
-        perm = rng.permutations(self.seed_tensor, (rng.STREAM_BATCH, self.epoch), n_train)
-        self.path.start_epoch(self.train_idx.gather(1, perm))
-        beta = self.beta
-        hooks = [h for h in self._step_hooks if h.watches_epoch(self, self.epoch)]
+        hooks = self.start_epoch()
         if self.graphs is not None and self.graphs.covers(hooks):
-            self.graphs.run_epoch(beta, hooks)
+            self.graphs.run_epoch(self.beta, hooks)
         else:
-            self.run_steps(beta, hooks)
+            self.run_steps(self.beta, hooks)
         self.epoch += 1
         for probe in self.probes:
             probe.after_epoch(self)
 
-    def run_steps(self, beta: float, hooks: list, step_counter: torch.Tensor | None = None) -> None:
-        """The epoch's optimiser steps over the batches set by `path.start_epoch`.
+    def start_epoch(self) -> list:
+        """Shuffle each seed's training points for this epoch; returns the step hooks that watch it."""
+        n_train = self.train_idx.shape[1]
+        perm = rng.permutations(self.seed_tensor, (rng.STREAM_BATCH, self.epoch), n_train)
+        self.path.start_epoch(self.train_idx.gather(1, perm))
+        return [h for h in self._step_hooks if h.watches_epoch(self, self.epoch)]
+
+    def run_steps(self, beta: float, hooks: list, step_counter: torch.Tensor | None = None,
+                  limit: int | None = None) -> None:
+        """The epoch's optimiser steps (the first `limit` only, if given) over the batches of `start_epoch`.
 
         The noise of step i is drawn at counter `self.step` (or `step_counter + i`, a device tensor, when
         the steps are being captured into a CUDA graph: the same numbers).
         """
         n_train, bs = self.train_idx.shape[1], self.sc.train.batch_size
-        for i, start in enumerate(range(0, n_train, bs)):
+        for i, start in enumerate(list(range(0, n_train, bs))[:limit]):
             step = self.step if step_counter is None else step_counter + i
             self.path.grads(start, min(start + bs, n_train), beta, self._noise_fn(step) if beta > 0 else None)
             for hook in hooks:  # regularisers add to the gradients; probes read them

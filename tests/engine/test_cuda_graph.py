@@ -35,9 +35,7 @@ def test_steps_counted_on_the_device_train_exactly_like_steps_counted_in_python(
     assert eager.beta > 0  # the noise depends on the step counter
     for _ in range(3):
         eager.train_epoch()
-        perm = rng.permutations(counted.seed_tensor, (rng.STREAM_BATCH, counted.epoch), counted.train_idx.shape[1])
-        counted.path.start_epoch(counted.train_idx.gather(1, perm))
-        hooks = [h for h in counted._step_hooks if h.watches_epoch(counted, counted.epoch)]
+        hooks = counted.start_epoch()
         first = counted.step
         counted.run_steps(counted.beta, hooks, step_counter=torch.tensor(first))
         assert counted.step == first + counted.steps_per_epoch
