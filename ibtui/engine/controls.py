@@ -6,6 +6,7 @@ attribute writes are atomic under the GIL; pause and stop are Events so the engi
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -26,3 +27,9 @@ class Controls:
         else:
             self.paused.set()
         return self.paused.is_set()
+
+    def should_stop(self, poll: float = 0.05) -> bool:
+        """At an epoch boundary: wait while paused; True if the run must stop now."""
+        while self.paused.is_set() and not self.stop.is_set():
+            time.sleep(poll)
+        return self.stop.is_set()

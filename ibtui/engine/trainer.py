@@ -225,11 +225,7 @@ class Engine:
         busy = 0.0
         done_epochs = 0
         while self.epoch < total:
-            if controls.stop.is_set():
-                return False
-            while controls.paused.is_set() and not controls.stop.is_set():
-                time.sleep(0.05)
-            if controls.stop.is_set():
+            if controls.should_stop():
                 return False
             if controls.noise_index is not None and controls.noise_index != self.noise_index:
                 self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)

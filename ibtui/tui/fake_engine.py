@@ -168,11 +168,7 @@ class FakeEngine:
             _emit(sinks, [self._noise_record(), *self.records_at(0)])
         busy, done = 0.0, 0
         while self.epoch < self.epochs:
-            if controls.stop.is_set():
-                return False
-            while controls.paused.is_set() and not controls.stop.is_set():
-                time.sleep(0.02)
-            if controls.stop.is_set():
+            if controls.should_stop(0.02):
                 return False
             if controls.noise_index is not None and controls.noise_index % len(self.noise_levels) != self.noise_index:
                 self.noise_index = controls.noise_index % len(self.noise_levels)
