@@ -119,7 +119,7 @@ run_spec("szt_batch_sweep", "szt_batch_sweep",
          {"run.seeds": 3, "run.epochs": 1000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
          {"run.seeds": 50, "run.epochs": 8000, "sweep.values": [32, 64, 128, 256, 512, 1024]})
 run_spec("mnist_batch_sweep", "mnist_batch_sweep",
-         {"run.seeds": 2, "run.epochs": 30, "measure.snapshots": 25, "sweep.values": [32, 64, 128, 256, 512]},
+         {"run.seeds": 2, "run.epochs": 60, "measure.snapshots": 30, "sweep.values": [16, 32, 64, 128, 256]},
          {"run.seeds": 10, "run.epochs": 200}, data="mnist-5k", full_data="mnist",
          gpu_note="full MNIST, 10 seeds, 200 epochs per batch size")
 run_spec("szt_depth_sweep", "szt_depth_sweep",
@@ -621,8 +621,8 @@ def c_saturation(runs):
         ref = SAT_REF.get(w)
         if ref is not None and np.isfinite(x):
             worst_ref = max(worst_ref, abs(x - ref))
-        if np.isfinite(se) and se > 0:
-            worst_sp = max(worst_sp, abs(sp - x) / se)
+        if np.isfinite(se) and np.isfinite(sp):   # in SE, with 0.001 bit of float32 slack (SE → 0 at 2 bits)
+            worst_sp = max(worst_sp, max(abs(sp - x) - 1e-3, 0.0) / max(se, 1e-12))
         ws.append(w); ex.append(x); spv.append(sp); sev.append(se)
         rows.append(f"| {w:g} | {x:.3f} | {'–' if ref is None else f'{ref:.3f}'} | {sp:.3f} ± {se:.3f} | {b:.3f} |")
     e, tx = toy.series("I(X;T)", "exact", "1")
@@ -653,12 +653,12 @@ def c_saturation(runs):
     toy_ok = abs(mfin - H_QUARTER) <= 0.02 and tx[0] >= 1.9
     verdict = "reproduced" if sweep_ok and toy_ok else ("partially" if sweep_ok or toy_ok else "not reproduced")
     measured = (f"Sweep: {len(ws)} weights, {sw.sc['run']['seeds']} seeds (MC draws); largest |exact − reference| "
-                f"= {worst_ref:.3f} bits, largest |SP − exact| = {worst_sp:.1f} SE. Trained toy: {seeds_epochs(toy)}, "
+                f"= {worst_ref:.3f} bits, largest (|SP − exact| − 0.001 bit) = {worst_sp:.1f} SE. Trained toy: {seeds_epochs(toy)}, "
                 f"exact I(X;T) {tx[0]:.3f} bits at epoch 0 → {ms(fin, 4)} at epoch {last_epoch(toy)} "
                 f"(H(1/4) = {H_QUARTER:.4f}); SP ends at {tsp[-1]:.3f}, binning at {tb[-1]:.3f}; I(T;Y) ends at "
                 f"{ty[-1]:.3f}.\n\n" + "\n".join(rows))
     why = (f"Rule: reproduced if the sweep's exact values match the quadrature reference within 0.01 bit and SP lies "
-           f"within 3 SE of exact, and the trained toy starts ≥ 1.9 bits and ends within 0.02 bit of H(1/4). "
+           f"within 3 SE (+ 0.001 bit of float32 slack) of exact, and the trained toy starts ≥ 1.9 bits and ends within 0.02 bit of H(1/4). "
            f"Sweep {'passes' if sweep_ok else 'fails'}; toy {'passes' if toy_ok else 'fails'}.")
     key = f"sweep 2→1 bit (max dev {worst_ref:.3f}); toy ends {mfin:.3f} bits"
     return Result(measured, verdict, why, [figp], key)
@@ -1171,8 +1171,9 @@ Rows whose paper-scale run needs a GPU say so. Machine: {platform.machine()}, {o
 other jobs (wall time is therefore longer than CPU time). Total over the {len(used)} runs: **{total_cpu / 60:.1f} min CPU,
 {total_wall / 60:.1f} min wall**.
 
-**Verdicts** follow a rule stated in each row, fixed before reading the numbers: *reproduced* (the claim's effect is
-there, at the threshold stated), *partially* (part of it), *not reproduced* (the numbers do not show it). A mean over
+**Verdicts** follow the rule stated in each row (its thresholds are this report's choices, the papers give none):
+*reproduced* (the claim's effect is there, at the threshold stated), *partially* (part of it), *not reproduced* (the
+numbers do not show it). A mean over
 seeds is written "mean ± sd (n=seeds)". MI in bits; losses in nats.
 
 | claim | source | verdict | key numbers |
