@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this tree's ibtui (its figure functions), not an installed copy
 SCEN = "ibtui/scenarios"
 DOC = ROOT / "docs" / "REPRODUCTION.md"
 FIGDIR = ROOT / "docs" / "figures"
@@ -358,6 +359,7 @@ class Claim:
     runs: list
     analyze: Callable
     note: str = ""          # scale / GPU / pending-feature remarks
+    module_figs: list = field(default_factory=list)   # (run index, figure function of ibtui.sinks.figures, sweep)
 
     @property
     def short(self) -> str:
@@ -374,11 +376,38 @@ class Claim:
 CLAIMS: list[Claim] = []
 
 
-def claim(name, title, source, runs, note=""):
+def claim(name, title, source, runs, note="", figs=()):
     def deco(fn):
-        CLAIMS.append(Claim(name, title, source, runs, fn, note))
+        CLAIMS.append(Claim(name, title, source, runs, fn, note, list(figs)))
         return fn
     return deco
+
+
+def module_figure(csv_path: Path, kind: str, name: str, sweep: str = "") -> str | None:
+    """A figure drawn by `ibtui plot`'s own functions (ibtui/sinks/figures.py), saved ~800 px wide, < 150 kB.
+
+    None when this tree has no figure module yet or the export holds none of the figure's data."""
+    try:
+        from ibtui.sinks import figures as F
+    except ImportError:
+        return None
+    try:
+        ex = F.read_export(csv_path)
+        fn = getattr(F, kind)
+        fig = fn(ex) if kind == "sweep_fit" else fn(ex, sweep)
+    except Exception as exc:  # a figure must not stop the report
+        print(f"[reproduce] {kind} of {csv_path.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+    if fig is None:
+        return None
+    FIGDIR.mkdir(parents=True, exist_ok=True)
+    path = FIGDIR / f"{name}.png"
+    dpi = 800 / fig.get_size_inches()[0]
+    for scale in (1.0, 0.85, 0.7, 0.6):
+        fig.savefig(path, dpi=dpi * scale)
+        if path.stat().st_size <= 150_000:
+            break
+    return f"figures/{name}.png"
 
 
 # ---- helpers shared by the claims
@@ -450,7 +479,7 @@ def seeds_epochs(run: Csv) -> str:
 
 @claim("szt_tanh", "SZT tanh network: the layers first fit (I(X;T), I(T;Y) rise), then compress (I(X;T) falls), "
        "with binning and with KDE", "Shwartz-Ziv & Tishby 2017 (arXiv 1703.00810), Fig. 3; KDE: Saxe et al. 2018",
-       ["szt_tanh"], note="Paper scale: 50 seeds × 8000 epochs, KDE on all 4096 inputs (`--full`).")
+       ["szt_tanh"], figs=[(0, "info_plane", "")], note="Paper scale: 50 seeds × 8000 epochs, KDE on all 4096 inputs (`--full`).")
 def c_szt_tanh(runs):
     (r,) = runs
     L = hidden(r)
@@ -482,7 +511,7 @@ def c_szt_tanh(runs):
 
 
 @claim("szt_relu", "SZT ReLU network: binning shows no compression phase", "Saxe et al. 2018 (ICLR), Fig. 1B",
-       ["szt_relu"], note="Bins follow the activation ([0, max] per seed and snapshot, 30 bins). Paper scale: "
+       ["szt_relu"], figs=[(0, "info_plane", "")], note="Bins follow the activation ([0, max] per seed and snapshot, 30 bins). Paper scale: "
        "50 seeds × 10⁴ epochs.")
 def c_szt_relu(runs):
     (r,) = runs
@@ -498,15 +527,19 @@ def c_szt_relu(runs):
     measured = (f"{seeds_epochs(r)}, estimator {est}. Largest fall after a peak: T{worst}, "
                 f"{f2(drops[worst]['peak'])} → {f2(drops[worst]['final'])} bits (fall {f2(drops[worst]['drop'])}). "
                 f"Last hidden layer T{L[-1]}: {f2(drops[L[-1]]['start'])} → {f2(drops[L[-1]]['final'])} bits.\n\n{tab}")
+    out_l = r.layers()[-1]
+    od = peak_drop(*r.series("I(X;T)", est, out_l))
     why = (f"Rule: reproduced if no hidden layer's mean I(X;T) falls ≥ {FLAT} bit after its peak. "
-           f"{some} of {len(L)} hidden layers do.")
+           f"{some} of {len(L)} hidden layers do. (The softmax output T{out_l}, bounded in [0, 1] like tanh, does "
+           f"fall: {f2(od['peak'])} → {f2(od['final'])} bits; the hidden ReLU layers dip by a few tenths of a bit "
+           f"after the fit and then rise again.)")
     key = f"largest fall T{worst}: {f2(drops[worst]['drop'])} bits"
     return Result(measured, verdict, why, [fig], key)
 
 
 @claim("szt_fullbatch", "Compression is not caused by SGD noise: full-batch gradient descent gives the same "
        "information plane", "Saxe et al. 2018, as told in the survey (seed 002; papers.md §4.5)",
-       ["szt_tanh_fullbatch", "szt_tanh"],
+       ["szt_tanh_fullbatch", "szt_tanh"], figs=[(0, "info_plane", "")],
        note="Full batch = one step an epoch (batch 4096 ≥ the 3277 training points), so the run has 6000 epochs "
             "(6000 steps) against SGD's 3000 epochs of 7 steps. Same Adam 4e-4, same bins and KDE.")
 def c_szt_fullbatch(runs):
@@ -544,7 +577,7 @@ def _corr(a, b):
 
 @claim("noisy_sp", "Noisy networks: the true I(X;T) (sample propagation, SP) of a noisy tanh net compresses, and "
        "binning (H(Bin(T)), bin 10β) tracks the clustering behind it", "Goldfeld et al. 2019 (ICML), §5 "
-       "(papers.md §1.5–1.6, 1.8 #1)", ["szt_orthonormal"],
+       "(papers.md §1.5–1.6, 1.8 #1)", ["szt_orthonormal"], figs=[(0, "clustering", "=0.0")],
        note="The λ = 0 arm of the orthonormal sweep (noisy tanh SZT net, β = 0.01, Adam 4e-4, batch 512). SP over "
             "64 of the 4096 inputs (8 noisy passes × 4 MC draws), clustering on 1024 inputs.")
 def c_noisy(runs):
@@ -666,7 +699,7 @@ def c_saturation(runs):
 
 @claim("orthonormal", "Orthonormal regularisation of a noisy tanh net reduces clustering and with it the compression "
        "of I(X;T)", "Goldfeld et al. 2019 (ICML), §5 (papers.md §1.5; λ and the figure's details recalled)",
-       ["szt_orthonormal"], note="λ = 0.1 (ibtui's choice; the paper's value was not found), β = 0.01, SP over 64 "
+       ["szt_orthonormal"], figs=[(0, "clustering", "=0.1")], note="λ = 0.1 (ibtui's choice; the paper's value was not found), β = 0.01, SP over 64 "
        "inputs; same runs as the previous row.")
 def c_orthonormal(runs):
     (r,) = runs
@@ -719,7 +752,7 @@ def transitions(run: Csv, layer: str, sweep="") -> list[float]:
 
 @claim("snr_transition", "The gradient SNR falls from drift (high SNR) to diffusion (low SNR), and compression of "
        "I(X;T) starts at that transition", "Shwartz-Ziv, Painsky & Tishby 2019 (ICLR workshop / arXiv), §2.2, §6; "
-       "SZT 2017 §3.5", ["szt_tanh"],
+       "SZT 2017 §3.5", ["szt_tanh"], figs=[(0, "dynamics", "")],
        note="SNR = ‖mean g‖/√tr Cov g over the mini-batches of the epoch before each snapshot (7 batches at batch "
             "512); transition = steepest fall of the smoothed log SNR (ibtui's detector). Depends on the SNR window: "
             "the step-based window being added to the engine would use more batches per estimate.")
@@ -807,6 +840,7 @@ def batch_verdict(rr, b, n):
 @claim("batch_sweep", "Across mini-batch sizes, the iteration where compression starts is linear in the iteration "
        "of the SNR drift→diffusion transition", "Shwartz-Ziv, Painsky & Tishby 2019, Fig. 1b (MNIST); here on MNIST "
        "and on SZT", ["mnist_batch_sweep", "szt_batch_sweep"],
+       figs=[(0, "sweep_fit", ""), (1, "sweep_fit", "")],
        note="MNIST: the 5k subset (4000 train), MI on its 1000 test images, KDE σ² = 1 (see the MNIST-plane row); "
             "SZT: 30 bins. Both depend on the SNR window (one epoch of mini-batches; the step-based window being "
             "added would estimate the SNR at fixed numbers of steps, the paper's iteration axis).")
@@ -818,6 +852,7 @@ def c_batch(runs):
     for ax, (tag, r, est) in zip(axs, (("MNIST", mn, "kde_upper"), ("SZT", szt, "bin30"))):
         pts = batch_points(r, est)
         b, a, rr, n = linfit([p["tr_it"] for p in pts], [p["comp_it"] for p in pts])
+        be, ae, re_, _ = linfit([p["tr_ep"] for p in pts], [p["comp_ep"] for p in pts])
         v = batch_verdict(rr, b, n)
         verdicts.append(v)
         rows = [f"| batch | steps/epoch | transition of T{hidden(r)[-1]}: epoch (seeds) | iterations | compression start "
@@ -835,7 +870,9 @@ def c_batch(runs):
         ax.set_xlabel("SNR transition [iterations]"); ax.set_ylabel("compression start [iterations]")
         ax.set_title(f"{tag}: {seeds_epochs(r)}")
         parts.append(f"**{tag}** ({seeds_epochs(r)} per batch size): least squares start = {g3(a)} + {g3(b)} × "
-                     f"transition (iterations), r = {f2(rr)} over {n} batch sizes with both defined → {v}.\n\n"
+                     f"transition (iterations), r = {f2(rr)} over {n} batch sizes with both defined → {v}. "
+                     f"(In epochs: start = {g3(ae)} + {g3(be)} × transition, r = {f2(re_)}; the transitions span "
+                     f"{g3(np.nanmin([p['tr_it'] for p in pts]))}–{g3(np.nanmax([p['tr_it'] for p in pts]))} iterations.)\n\n"
                      + "\n".join(rows))
         keys.append(f"{tag} r = {f2(rr)} (n={n})")
     fig.tight_layout()
@@ -924,7 +961,7 @@ def ceiling(run: Csv) -> float:
 
 @claim("mnist_fc", "MNIST FC tanh 784-500-250-100-50-20-10: the weight change grows ~linearly in drift; at one "
        "transition the SNR falls, I(X;T) and the Gaussian bound start to fall", "Shwartz-Ziv, Painsky & Tishby 2019, "
-       "Fig. 1a (papers.md §2.8–2.9 #1)", ["mnist_fc"],
+       "Fig. 1a (papers.md §2.8–2.9 #1)", ["mnist_fc"], figs=[(0, "dynamics", ""), (0, "gaussian_bound", "")],
        note="Layer T5 (20 units; the paper shows one layer without naming it). I(X;T) by the KDE upper bound with "
             "σ² = 1 (see the MNIST-plane row; the paper bins, which sits at log2 N here). The 5k subset, plain SGD "
             "lr 0.1, batch 128 (ibtui defaults; the paper states none). Depends on the SNR window (one epoch = 32 "
@@ -986,7 +1023,7 @@ def c_mnist_fc(runs):
 
 @claim("cifar_resnet32", "ResNet-32 on CIFAR-10 and CIFAR-100: one layer's SNR shows two phases and the Gaussian "
        "bound falls during diffusion (mean of 50 runs)", "Shwartz-Ziv, Painsky & Tishby 2019, Fig. 2",
-       ["cifar10_resnet32"],
+       ["cifar10_resnet32"], figs=[(0, "dynamics", "")],
        note="The paper-scale run needs a GPU (50 seeds × 64k iterations of batch 128). The CPU-scale run here is 1 "
             "seed × 2 epochs (80 iterations) on the 5000-image CIFAR-10 subset, He et al.'s recipe at a constant "
             "lr 0.1 (the lr ÷ 10 at 32k/48k schedule being added to the engine is needed for the paper scale; the "
@@ -1021,6 +1058,7 @@ def c_cifar(runs):
 
 @claim("boolean4", "The 4-boolean task: the ε-partition of the second-to-last layer has a handful of cells (6 in the "
        "survey) that are far from homogeneous in the labels", "Survey (seed 002; papers.md §5)", ["boolean4"],
+       figs=[(0, "clustering", "")],
        note="The survey's label rule is lost: ibtui uses majority with the last bit breaking ties (boolean4.toml), "
             "labels flipped with p = 0.07, so even the Bayes partition has homogeneity I(X;Y)/H(Y) = 0.634. Cell "
             "width 0.1 (the survey's ε is not given).")
@@ -1072,7 +1110,7 @@ def _setting_label(r: Csv, est: str) -> str:
 
 @claim("mnist_plane", "Open finding: with 30 bins the MNIST FC hidden layers sit at log2 N; which measurement lets "
        "the MNIST information plane show its dynamics?", "ibtui (issue 16 part 5); Saxe et al. 2018 used KDE σ² = 0.1 "
-       "on MNIST", MNIST_CANDIDATES,
+       "on MNIST", MNIST_CANDIDATES, figs=[(2, "info_plane", "")],
        note="Same net and training (mnist_fc.toml, 2 seeds × 100 epochs on the 5k subset, MI on its 1000 test images, "
             "ceiling log2 1000 = 9.97 bits), measured six ways. A layer 'moves' if its mean I(X;T) spans ≥ 0.3 bit "
             "over the run.")
@@ -1152,13 +1190,19 @@ def write_report(out: Path) -> None:
 
             traceback.print_exc()
             res = Result(f"analysis failed: {type(exc).__name__}: {exc}", "not analysed", "", [], "analysis failed")
+        for i, kind, sweep in c.module_figs:
+            if i < len(runs):
+                sw = next((s for s in runs[i].sweeps() if s.endswith(sweep)), "") if sweep else ""
+                f = module_figure(runs[i].path, kind, f"{c.name}_{kind}" + (f"_{i}" if kind == "sweep_fit" else ""), sw)
+                if f:
+                    res.figures.append(f)
         figs = "\n".join(f"![{c.name}]({f})" for f in res.figures)
         gpu = [RUNS[n].gpu_note for n in c.runs if RUNS[n].gpu_note]
         scale = ("Paper scale (`--full`, GPU): " + "; ".join(gpu) + ". Not run here; this row shows the CPU-scale "
                  "result.") if gpu else ""
         summary.append(f"| [{c.name}](#{c.name}) | {c.short} | **{res.verdict}** | {res.key} |")
         sections.append(
-            f"## {c.name}\n\n**Claim.** {c.title}. *{c.source}.*\n\n"
+            f"## {c.name}\n\n**Claim.** {c.title}{'' if c.title[-1] in '.?' else '.'} *{c.source}.*\n\n"
             f"**Runs.** {run_header(runs)}.\n\n```\n{spec_cmds}\n```\n\n"
             + (f"{c.note}\n\n" if c.note else "") + (f"{scale}\n\n" if scale else "")
             + f"{figs}\n\n**Measured.** {res.measured}\n\n**Verdict: {res.verdict}.** {res.why}\n")
