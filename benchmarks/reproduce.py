@@ -790,11 +790,15 @@ def c_snr(runs):
     figp = save(fig, "snr_transition")
     mr, sdr, nr = mean_sd(ratio)
     aligned = nr > 0 and abs(mr) <= 0.3
+    es, sn = r.series("snr", "", last)
+    e_snr_max = float(es[int(np.nanargmax(sn))]) if len(sn) else math.nan
     declared = nt >= 0.8 * len(r.seeds())
     verdict = "reproduced" if aligned and declared else ("partially" if declared else "not reproduced")
     measured = (f"{seeds_epochs(r)}. Last hidden layer T{last}: transition at epoch {ms(tr)} "
                 f"({nt}/{len(r.seeds())} seeds declared); compression start (peak of binned I(X;T), per seed) "
-                f"{ms(cs)}; log10(start / transition) per seed = {ms(ratio, 2)} decades.\n\n" + "\n".join(rows))
+                f"{ms(cs)}; log10(start / transition) per seed = {mr:.3f} ± {sdr:.2f} decades (n={nr}). The mean SNR of "
+                f"T{last} rises during the fit and peaks at epoch {e_snr_max:.0f}; the detector's transition is the "
+                f"steepest point of the fall that follows.\n\n" + "\n".join(rows))
     why = (f"Rule: reproduced if a transition is declared in ≥ 80 % of seeds and, per seed, the compression start "
            f"lies within 0.3 decades of the transition of the last hidden layer (mean of log10 ratio); partially "
            f"if the SNR transition is found but does not line up with the compression start.")
@@ -931,7 +935,10 @@ def c_depth(runs):
         ax.plot(ks, taus, "o-", label=f"{tag}: τ ∝ K^{p:.2f}" + (f" (α = {alpha:.2f})" if np.isfinite(alpha) else ""))
         parts.append(f"**{tag}** ({seeds_epochs(r)} per depth, threshold {thr} nats; every seed of every depth "
                      f"reaches it: {'yes' if all_reach else 'no'}): τ = {math.exp(logc):.3g} × K^{p:.2f}"
-                     + (f", α = −1/p = {alpha:.2f}" if np.isfinite(alpha) else "") + f" → {v}.\n\n" + "\n".join(rows))
+                     + (f", α = −1/p = {alpha:.2f}" if np.isfinite(alpha) else "")
+                     + (f"; the fastest depth is K = {ks[int(np.argmin(taus))]:.0f}"
+                        + (" (τ does not fall monotonically)" if any(np.diff(taus) > 0) else " (τ falls at every step)")
+                        if taus else "") + f" → {v}.\n\n" + "\n".join(rows))
         keys.append(f"{tag} K^{p:.2f}")
     k = np.array([1, 5.0])
     ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("hidden layers K"); ax.set_ylabel("convergence epoch")
