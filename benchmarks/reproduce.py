@@ -818,7 +818,11 @@ def batch_points(r: Csv, est: str):
         mt, sdt, nt = mean_sd(tr)
         comp = peak_drop(*r.series("I(X;T)", est, last, sweep=s))
         ce = comp["peak_epoch"] if comp["drop"] > 0.05 else math.nan   # a peak must be followed by a fall
-        pts.append({"batch": bs, "spe": spe, "tr_ep": mt, "tr_sd": sdt, "n": nt, "seeds": len(r.seeds(s)),
+        es, sn = r.series("snr", "", last, sweep=s)
+        ok = np.isfinite(sn)
+        emax = float(es[ok][int(np.argmax(sn[ok]))]) if ok.any() else math.nan
+        pts.append({"snr_max_ep": emax, "first_ep": float(es[ok][0]) if ok.any() else math.nan,
+                    "batch": bs, "spe": spe, "tr_ep": mt, "tr_sd": sdt, "n": nt, "seeds": len(r.seeds(s)),
                     "comp_ep": ce, "drop": comp["drop"], "tr_it": mt * spe, "comp_it": ce * spe})
     return pts
 
@@ -860,10 +864,10 @@ def c_batch(runs):
         v = batch_verdict(rr, b, n)
         verdicts.append(v)
         rows = [f"| batch | steps/epoch | transition of T{hidden(r)[-1]}: epoch (seeds) | iterations | compression start "
-                f"({est}): epoch | iterations | fall after start |", "|---|---|---|---|---|---|---|"]
+                f"({est}): epoch | iterations | fall after start | epoch of the SNR maximum |", "|---|---|---|---|---|---|---|---|"]
         for p in pts:
             rows.append(f"| {p['batch']:.0f} | {p['spe']:.0f} | {g3(p['tr_ep'])} ± {g3(p['tr_sd'])} ({p['n']}/{p['seeds']}) | "
-                        f"{g3(p['tr_it'])} | {g3(p['comp_ep'])} | {g3(p['comp_it'])} | {f2(p['drop'])} |")
+                        f"{g3(p['tr_it'])} | {g3(p['comp_ep'])} | {g3(p['comp_it'])} | {f2(p['drop'])} | {g3(p['snr_max_ep'])} |")
             ax.plot(p["tr_it"], p["comp_it"], "o", color="C0")
             ax.annotate(f"{p['batch']:.0f}", (p["tr_it"], p["comp_it"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
@@ -871,6 +875,8 @@ def c_batch(runs):
             xs = np.array([p["tr_it"] for p in pts if np.isfinite(p["tr_it"])])
             ax.plot(xs, a + b * xs, "k--", lw=0.8, label=f"fit: slope {b:.3g}, r = {rr:.2f}")
             ax.legend()
+        if n < 2:
+            ax.text(0.5, 0.5, f"both defined at {n} of {len(pts)} batch sizes", transform=ax.transAxes, ha="center")
         ax.set_xlabel("SNR transition [iterations]"); ax.set_ylabel("compression start [iterations]")
         ax.set_title(f"{tag}: {seeds_epochs(r)}")
         parts.append(f"**{tag}** ({seeds_epochs(r)} per batch size): least squares start = {g3(a)} + {g3(b)} × "
@@ -878,6 +884,14 @@ def c_batch(runs):
                      f"(In epochs: start = {g3(ae)} + {g3(be)} × transition, r = {f2(re_)}; the transitions span "
                      f"{g3(np.nanmin([p['tr_it'] for p in pts]))}–{g3(np.nanmax([p['tr_it'] for p in pts]))} iterations.)\n\n"
                      + "\n".join(rows))
+        early = [p for p in pts if p["n"] == 0 and p["snr_max_ep"] == p["first_ep"]]
+        if early:
+            bl = ", ".join("%.0f" % p["batch"] for p in early)
+            sl = ", ".join("%.0f" % p["spe"] for p in early)
+            parts[-1] += (f"\n\nNo transition is declared at batch {bl}: "
+                          f"there the SNR is largest at the first snapshot (epoch {early[0]['first_ep']:.0f} = "
+                          f"{sl} steps) and only falls afterwards, so the "
+                          f"drift phase ends inside the first epoch, below the resolution of a one-epoch SNR window.")
         keys.append(f"{tag} r = {f2(rr)} (n={n})")
     fig.tight_layout()
     figp = save(fig, "batch_sweep")
@@ -932,7 +946,10 @@ def c_depth(runs):
         v = "reproduced" if np.isfinite(p) and p <= -2 and all_reach else (
             "partially" if np.isfinite(p) and p < 0 else "not reproduced")
         verdicts.append(v)
-        ax.plot(ks, taus, "o-", label=f"{tag}: τ ∝ K^{p:.2f}" + (f" (α = {alpha:.2f})" if np.isfinite(alpha) else ""))
+        l, = ax.plot(ks, taus, "o-", label=f"{tag}: τ ∝ K^{p:.2f}" + (f" (α = {alpha:.2f})" if np.isfinite(alpha) else ""))
+        if taus:
+            kk = np.linspace(1, 5, 20)
+            ax.plot(kk, taus[0] * kk ** -2.0, ":", color=l.get_color(), lw=0.8, label=f"{tag}: K^-2 from K = 1 (paper's bound)")
         parts.append(f"**{tag}** ({seeds_epochs(r)} per depth, threshold {thr} nats; every seed of every depth "
                      f"reaches it: {'yes' if all_reach else 'no'}): τ = {math.exp(logc):.3g} × K^{p:.2f}"
                      + (f", α = −1/p = {alpha:.2f}" if np.isfinite(alpha) else "")
