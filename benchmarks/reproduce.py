@@ -472,7 +472,8 @@ def fig_plane_and_curves(run: Csv, est: str, name: str, title: str, ceiling=None
 
 def seeds_epochs(run: Csv) -> str:
     r = run.sc.get("run", {})
-    return f"{r.get('seeds')} seeds × {r.get('epochs')} epochs"
+    s, e = r.get("seeds"), r.get("epochs")
+    return f"{s} seed{'' if s == 1 else 's'} × {e} epoch{'' if e == 1 else 's'}"
 
 
 # ---- the claims
@@ -627,7 +628,8 @@ def c_noisy(runs):
            f"(correlations there: {', '.join(f'T{l} {f2(c)}' for l, c in track) or 'none'}). The 30-bin estimate "
            f"(width 0.067) is in the table too; SP's Monte Carlo SE ({f2(final(r, 'I(X;T)_se', 'sp', L[-1], sw))} bit "
            f"in T{L[-1]}) limits the correlations over {len(r.series('I(X;T)', 'sp', L[-1], sweep=sw)[0])} snapshots.")
-    key = f"SP compresses in {', '.join('T' + x for x in comp) or 'none'}; corr(SP, H_bin) ≥ {f2(min(good_track)) if good_track else '–'}"
+    key = (f"SP compresses in {', '.join('T' + x for x in comp) or 'none'}; corr(SP, H_bin): "
+           + (", ".join(f"T{l} {f2(c)}" for l, c in track) or "–"))
     return Result(measured, verdict, why, [figp], key)
 
 
@@ -1076,6 +1078,8 @@ def c_cifar(runs):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
     curves_axes(ax, r, "snr", "", r.layers(), ylabel="gradient SNR", logx=False, logy=True)
+    for line in ax.lines:
+        line.set_marker("o")
     ax.legend(); ax.set_title(f"CIFAR-10 subset, ResNet-32, CPU scale ({seeds_epochs(r)}): SNR per layer")
     fig.tight_layout()
     figp = save(fig, "cifar_resnet32")
