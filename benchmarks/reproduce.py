@@ -142,12 +142,13 @@ run_spec("boolean4", "boolean4",
          {"run.seeds": 5, "run.epochs": 300, "measure.snapshots": 40},
          {"run.seeds": 10})
 # part 3: which measurement shows the MNIST plane (mnist_fc above is the third candidate: 2 bins + KDE σ² = 1)
-run_spec("mnist_mi_bin30_kde0.1", "mnist_fc",
-         {"run.seeds": 2, "run.epochs": 100, "measure.snapshots": 30, "measure.dynamics.enabled": False,
-          "measure.binning.bins": 30, "measure.kde.noise_variance": 0.1}, data="mnist-5k")
-run_spec("mnist_mi_bin4_kde0.01", "mnist_fc",
-         {"run.seeds": 2, "run.epochs": 100, "measure.snapshots": 30, "measure.dynamics.enabled": False,
-          "measure.binning.bins": 4, "measure.kde.noise_variance": 0.01}, data="mnist-5k")
+for _tag, _bins, _var in (("mnist_mi_bin30_kde0.1", 30, 0.1), ("mnist_mi_bin4_kde0.01", 4, 0.01)):
+    run_spec(_tag, "mnist_fc",
+             {"run.seeds": 2, "run.epochs": 100, "measure.snapshots": 30, "measure.dynamics.enabled": False,
+              "measure.binning.bins": _bins, "measure.kde.noise_variance": _var},
+             {"run.seeds": 10, "measure.dynamics.enabled": False, "measure.binning.bins": _bins,
+              "measure.kde.noise_variance": _var}, data="mnist-5k", full_data="mnist",
+             gpu_note="full MNIST, 10 seeds, 200 epochs")
 
 
 # --------------------------------------------------------------------------------------------- data
