@@ -12,13 +12,13 @@ from typing import List, Optional
 
 import typer
 
-from ibtui.data.images import DataMissingError
-from ibtui.scenario import ScenarioError, load_scenario, to_dict, to_toml, with_changes
+from ibtui.errors import IbtuiError
+from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Watch the information bottleneck at work: train a network and see the information plane live.")
 
-COMMANDS = {"run", "show", "view"}
+COMMANDS = {"run", "show", "view", "scenarios"}
 
 
 def fail(message: str) -> None:
@@ -32,7 +32,7 @@ def _interactive() -> bool:
 
 @app.command()
 def run(
-    scenario: Path = typer.Argument(..., help="scenario file (see scenarios/)"),
+    scenario: Path = typer.Argument(..., help="scenario file, or a bundled scenario's name (`ibtui scenarios`)"),
     export: Optional[Path] = typer.Option(None, "--export", "-o", help="write every record to this CSV (+ .meta.json)"),
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides run.device)"),
@@ -47,7 +47,7 @@ def run(
     import torch
 
     from ibtui.engine.sweep import SweepRunner
-    from ibtui.sinks.csv import CsvSink
+    from ibtui.sinks.csv import CsvSink, merge, rank_path
 
     from ibtui.engine import distributed as dist
 
@@ -63,13 +63,13 @@ def run(
         if threads > 0:
             torch.set_num_threads(threads)
         engine = SweepRunner(sc, scenario_path=str(scenario))
-    except (ScenarioError, DataMissingError) as exc:
+    except IbtuiError as exc:
         fail(str(exc))
     sinks = []
     if export is not None:
         if not export.parent.exists() if str(export.parent) else False:
             fail(f"--export {export}: the folder {export.parent} does not exist; create it or pick another path.")
-        target = dist.rank_path(export, ctx.rank) if ctx.active else export
+        target = rank_path(export, ctx.rank) if ctx.active else export
         try:
             sinks.append(CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
         except OSError as exc:
@@ -79,7 +79,7 @@ def run(
         _run_headless(engine, sinks, quiet or ctx.rank > 0, None)
         dist.barrier()
         if ctx.rank == 0 and export is not None:
-            rows = dist.merge(export, ctx.world)
+            rows = merge(export, ctx.world)
             if not quiet:
                 typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
         raise typer.Exit(code=0)
@@ -94,7 +94,7 @@ def run(
         raise typer.Exit(code=code)
     report = None
     if sc.sweep.setting:
-        from ibtui.engine.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
+        from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
         sinks.append(report)
@@ -124,39 +124,37 @@ def _stop_on_signals() -> None:
 
 
 def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> None:
-    from ibtui.engine.controls import Controls
+    from ibtui.controls import Controls
+    from ibtui.records import Fanout
     from ibtui.sinks.progress import ProgressSink
 
-    if not quiet:
-        sinks = [*sinks, ProgressSink()]
+    sink = Fanout([*sinks, *([] if quiet else [ProgressSink()])])
     finished = False
     _stop_on_signals()
     try:
-        finished = engine.run(sinks, Controls())
+        finished = engine.run(sink, Controls())
     except KeyboardInterrupt as exc:
-        for sink in sinks:
-            sink.close(False)
+        sink.close(False)
         where = f"; {export} holds every snapshot up to epoch {engine.epoch}" if export else ""
         try:  # after a hang-up the terminal may be gone
             typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{where}.", err=True)
         except OSError:
             pass
         raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
-    for sink in sinks:
-        sink.close(finished)
+    sink.close(finished)
     if export is not None and not quiet:
         typer.echo(f"ibtui: wrote {export} and {export.with_name(export.stem + '.meta.json')}", err=True)
 
 
 @app.command()
 def show(
-    scenario: Path = typer.Argument(..., help="scenario file"),
+    scenario: Path = typer.Argument(..., help="scenario file, or a bundled scenario's name"),
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
 ) -> None:
     """Print the fully resolved scenario (every setting, defaults included) as TOML."""
     try:
         sc = load_scenario(scenario, set_)
-    except ScenarioError as exc:
+    except IbtuiError as exc:
         fail(str(exc))
     typer.echo(to_toml(sc), nl=False)
 
@@ -174,6 +172,17 @@ def view(
     except ImportError:
         fail("the terminal app is not available in this build.")
     raise typer.Exit(code=view_app(csv_path, fps=fps))
+
+
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the bundled scenarios (run one by name from any folder: `ibtui szt_tanh`)."""
+    from ibtui.scenario import bundled_scenarios, scenario_description
+
+    bundled = bundled_scenarios()
+    width = max(map(len, bundled), default=0)
+    for name, path in bundled.items():
+        typer.echo(f"{name:<{width}}  {scenario_description(path)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
-
-class ScenarioError(Exception):
-    """Bad scenario input; the message is one sentence a user can act on."""
+from ibtui.errors import ScenarioError
 
 
 def _opt(default: Any, help: str, *, choices: tuple = (), lo: float | None = None, hi: float | None = None,
@@ -369,11 +367,39 @@ def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] =
     return sc
 
 
+BUNDLED = Path(__file__).resolve().parent / "scenarios"  # shipped in the wheel
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """The scenarios that come with ibtui, by name (file name without .toml)."""
+    return {p.stem: p for p in sorted(BUNDLED.glob("*.toml"))}
+
+
+def find_scenario(spec: str | Path) -> Path:
+    """A scenario file: `spec` as a path if it is a file, else the bundled scenario of that name."""
+    p = Path(spec)
+    if p.is_file():
+        return p
+    bundled = bundled_scenarios()
+    name = p.name[:-5] if p.name.endswith(".toml") else p.name
+    if p.parent == Path(".") and name in bundled:
+        return bundled[name]
+    close = difflib.get_close_matches(name, list(bundled), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ScenarioError(f"{spec}: no such scenario file or bundled scenario{hint}; give the path of a .toml file "
+                        f"or a bundled name (`ibtui scenarios` lists them).")
+
+
+def scenario_description(path: Path) -> str:
+    """The one-line `description` of a scenario file, read without validating the rest."""
+    try:
+        return str(tomllib.loads(path.read_text(encoding="utf-8")).get("description", ""))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return ""
+
+
 def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
-    p = Path(path)
-    if not p.is_file():
-        raise ScenarioError(f"{p}: no such scenario file; give the path of a .toml file "
-                            f"(the bundled ones are in scenarios/).")
+    p = find_scenario(path)
     return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides)
 
 

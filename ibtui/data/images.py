@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ibtui.errors import DataFormatError, DataMissingError, ScenarioError
+
 ENV_VAR = "IBTUI_DATA"
 
 MNIST_FILES = (
@@ -47,17 +49,6 @@ CIFAR_SOURCE = ("the official CIFAR page (https://www.cs.toronto.edu/~kriz/cifar
 
 IDX_IMAGES_MAGIC = 0x803  # 0x00 0x00, dtype 0x08 (uint8), 3 dimensions
 IDX_LABELS_MAGIC = 0x801  # 0x00 0x00, dtype 0x08 (uint8), 1 dimension
-
-
-class DataMissingError(Exception):
-    """Data files are absent or unreadable. The message is one sentence, fit to print before exit 2."""
-
-
-class DataFormatError(DataMissingError):
-    """A data file exists but is not what its name says (bad magic number, wrong size, bad pickle).
-
-    A subclass of DataMissingError so that one handler in the CLI reports both.
-    """
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,7 +315,7 @@ def load_image_dataset(sc, seeds: list[int], device: torch.device):
     shape, n_classes = IMAGE_SETS[name]
     check_estimators(sc, shape, n_classes)
     if sc.data.augment and sc.model.kind == "mlp":
-        from ibtui.scenario import ScenarioError
+
 
         raise ScenarioError(f"{sc.name}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
                             f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ibtui.scenario import ScenarioError
+from ibtui.errors import ScenarioError
 
 
 def resolve_device(name: str, origin: str = "run.device") -> torch.device:

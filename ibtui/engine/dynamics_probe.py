@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine.probes import Probe, Snapshot
 from ibtui.engine.snapshot import Values
 from ibtui.measures.gaussian_bound import BOUND_DEFINITION, BoundWindow, input_compression_bound, input_variance
@@ -176,12 +176,12 @@ class DynamicsProbe(Probe):
         """Measured gaps and the Theorem 1 bound from the last hidden layer's I(X;T) (needs the engine's values)."""
         values: Values = snap.extra.get("values", {})
         out: Values = {}
-        if ("", R.LOSS_TEST, "") in values and ("", R.LOSS_TRAIN, "") in values:
-            out[("", GEN_GAP, "")] = values[("", R.LOSS_TEST, "")] - values[("", R.LOSS_TRAIN, "")]
-        if ("", R.ACC_TEST, "") in values and ("", R.ACC_TRAIN, "") in values:
-            out[("", ERROR_GAP, "")] = values[("", R.ACC_TRAIN, "")] - values[("", R.ACC_TEST, "")]
+        if ("", Q.LOSS_TEST, "") in values and ("", Q.LOSS_TRAIN, "") in values:
+            out[("", GEN_GAP, "")] = values[("", Q.LOSS_TEST, "")] - values[("", Q.LOSS_TRAIN, "")]
+        if ("", Q.ACC_TEST, "") in values and ("", Q.ACC_TRAIN, "") in values:
+            out[("", ERROR_GAP, "")] = values[("", Q.ACC_TRAIN, "")] - values[("", Q.ACC_TEST, "")]
         last_hidden = str(len(snap.layers) - 1)
-        mi = next((v for (layer, q, _), v in values.items() if layer == last_hidden and q == R.MI_XT), None)
+        mi = next((v for (layer, q, _), v in values.items() if layer == last_hidden and q == Q.MI_XT), None)
         if mi is not None and len(snap.layers) > 1:
             out[("", INPUT_COMPRESSION_BOUND, "")] = input_compression_bound(
                 mi, self.m_train, COMPRESSION_DELTA).to(mi.dtype)

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.scenario import ScenarioError
+from ibtui.errors import ScenarioError
 
 if TYPE_CHECKING:
     from ibtui.data.dataset import Dataset
@@ -279,9 +279,9 @@ class ModulePath:
         else:  # before any training: one pass over the training set
             logits_train, _ = self._forward(e.train_idx)
             loss_train, acc_train = self._mean_loss_acc(logits_train, self.y[e.train_idx])
-        values[("", R.LOSS_TRAIN, "")] = loss_train
-        values[("", R.ACC_TRAIN, "")] = acc_train
-        values[("", R.LOSS_TEST, "")] = loss_test
-        values[("", R.ACC_TEST, "")] = acc_test
+        values[("", Q.LOSS_TRAIN, "")] = loss_train
+        values[("", Q.ACC_TRAIN, "")] = acc_train
+        values[("", Q.LOSS_TEST, "")] = loss_test
+        values[("", Q.ACC_TEST, "")] = acc_test
         layers = [*layers, torch.softmax(logits_mi, dim=2)]
         return values, layers, [*self.activations, "softmax"]

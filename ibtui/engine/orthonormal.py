@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ibtui.scenario import ScenarioError
+from ibtui.errors import ScenarioError
 
 if TYPE_CHECKING:
     from ibtui.engine.trainer import Engine

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine import rng
 from ibtui.engine.snapshot import Values, binning_description, binning_label, binning_values
 from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention
@@ -125,10 +125,10 @@ class KdeProbe(Probe):
         layers, labels = subset_of(snap, self.settings.points)
         out: Values = {}
         for index, mi in enumerate(self._mi(layers, labels), start=1):
-            out[(str(index), R.MI_XT, "kde_upper")] = mi["upper_xt"]
-            out[(str(index), R.MI_XT, "kde_lower")] = mi["lower_xt"]
-            out[(str(index), R.MI_TY, "kde_upper")] = mi["upper_ty"]
-            out[(str(index), R.MI_TY, "kde_lower")] = mi["lower_ty"]
+            out[(str(index), Q.MI_XT, "kde_upper")] = mi["upper_xt"]
+            out[(str(index), Q.MI_XT, "kde_lower")] = mi["lower_xt"]
+            out[(str(index), Q.MI_TY, "kde_upper")] = mi["upper_ty"]
+            out[(str(index), Q.MI_TY, "kde_lower")] = mi["lower_ty"]
         return out
 
 
@@ -180,10 +180,10 @@ class SpProbe(Probe):
         out: Values = {}
         for index, h in enumerate(hidden, start=1):
             mi = per_labels(sp, h.reshape(s, m, st.samples, -1), labels)
-            out[(str(index), R.MI_XT, "sp")] = mi["mi_xt"]
-            out[(str(index), R.MI_XT_SE, "sp")] = mi["mi_xt_se"]
-            out[(str(index), R.MI_TY, "sp")] = mi["mi_ty"]
-            out[(str(index), R.MI_TY_SE, "sp")] = mi["mi_ty_se"]
+            out[(str(index), Q.MI_XT, "sp")] = mi["mi_xt"]
+            out[(str(index), Q.MI_XT_SE, "sp")] = mi["mi_xt_se"]
+            out[(str(index), Q.MI_TY, "sp")] = mi["mi_ty"]
+            out[(str(index), Q.MI_TY_SE, "sp")] = mi["mi_ty_se"]
         return out
 
 
@@ -200,7 +200,7 @@ class ExactProbe(Probe):
                                     "Gaussian-mixture entropy; no estimate"}
         first = engine.model.weight_matrices()[0].shape[-1]
         if first != 1:
-            from ibtui.scenario import ScenarioError
+            from ibtui.errors import ScenarioError
 
             raise ScenarioError(f"measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
                                 f"(model.hidden[0] = {first}); remove it or use a 1-unit layer.")
@@ -222,8 +222,8 @@ class ExactProbe(Probe):
             xt.append(h_t - h_z)
             ty.append(h_t - h_t_y)
         dev = snap.layers[0].device
-        return {("1", R.MI_XT, "exact"): torch.tensor(xt, device=dev),
-                ("1", R.MI_TY, "exact"): torch.tensor(ty, device=dev)}
+        return {("1", Q.MI_XT, "exact"): torch.tensor(xt, device=dev),
+                ("1", Q.MI_TY, "exact"): torch.tensor(ty, device=dev)}
 
 
 def subset_indices(n: int, points: int, device: torch.device, epoch: int) -> torch.Tensor | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.measures.binning import BinSpec, LabelIds, binning_mi
 
 Values = dict[tuple[str, str, str], torch.Tensor]
@@ -64,7 +64,7 @@ def loss_and_accuracy(logits_t: torch.Tensor, y: torch.Tensor, train: torch.Tens
     pred = (logits_t[:, 1, :] > logits_t[:, 0, :]).long() if logits_t.shape[1] == 2 else logits_t.argmax(dim=1)
     correct = (pred == y).to(ce.dtype)
     out: Values = {}
-    for mask, loss_q, acc_q in ((train, R.LOSS_TRAIN, R.ACC_TRAIN), (test, R.LOSS_TEST, R.ACC_TEST)):
+    for mask, loss_q, acc_q in ((train, Q.LOSS_TRAIN, Q.ACC_TRAIN), (test, Q.LOSS_TEST, Q.ACC_TEST)):
         m = mask.to(ce.dtype)
         count = m.sum(dim=1).clamp_min(1.0)
         empty = m.sum(dim=1) == 0
@@ -110,6 +110,6 @@ def binning_values(layers: list[torch.Tensor], activations: list[str], labels: t
     prepared = LabelIds.of(labels, layers[0].shape[0])  # once for all layers
     for index, (h, act) in enumerate(zip(layers, activations), start=1):
         mi = binning_mi(h, layer_bin_spec(settings, h, act), prepared, x_ids=x_ids)
-        out[(str(index), R.MI_XT, label)] = mi["I(X;T)"]
-        out[(str(index), R.MI_TY, label)] = mi["I(T;Y)"]
+        out[(str(index), Q.MI_XT, label)] = mi["I(X;T)"]
+        out[(str(index), Q.MI_TY, label)] = mi["I(T;Y)"]
     return out

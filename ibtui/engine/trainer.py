@@ -13,9 +13,10 @@ from typing import Iterable
 import torch
 
 from ibtui.data.dataset import Dataset, load_dataset
-from ibtui.engine import records as R
+from ibtui import records as R
+from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.engine.controls import Controls
+from ibtui.controls import Controls
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.schedule import snapshot_epochs
@@ -189,12 +190,12 @@ class Engine:
     def _records(self, values: Values) -> list[R.Record]:
         keys = list(values)
         table = torch.stack([values[k].float() for k in keys]).cpu()  # one copy to the host
-        loss = values[("", R.LOSS_TRAIN, "")].cpu()
+        loss = values[("", Q.LOSS_TRAIN, "")].cpu()
         newly_dead = self.alive & ~torch.isfinite(loss)
         out: list[R.Record] = []
         run, epoch, step, sweep = self.sc.name, self.epoch, self.step, self.sweep
         for i in newly_dead.nonzero().flatten().tolist():
-            out.append(R.Record(run, self.seeds[i], epoch, step, "", R.SEED_DIVERGED, "", 1.0, sweep))
+            out.append(R.Record(run, self.seeds[i], epoch, step, "", Q.SEED_DIVERGED, "", 1.0, sweep))
         self.alive &= ~newly_dead
         alive = self.alive
         alive_idx = alive.nonzero().flatten().tolist()
@@ -209,19 +210,17 @@ class Engine:
         return out
 
     def _noise_record(self) -> R.Record:
-        return R.Record(self.sc.name, "mean", self.epoch, self.step, "", R.NOISE_BETA, "", float(self.beta),
+        return R.Record(self.sc.name, "mean", self.epoch, self.step, "", Q.NOISE_BETA, "", float(self.beta),
                         self.sweep)
 
     # ------------------------------------------------------------------ the run
-    def run(self, sinks: list, controls: Controls | None = None) -> bool:
-        """Train to the last epoch (True) or until controls.stop is set (False), emitting records."""
+    def run(self, sink: R.Sink, controls: Controls | None = None) -> bool:
+        """Train to the last epoch (True) or until controls.stop is set (False), emitting records to `sink`."""
         controls = controls or Controls()
         total = self.sc.run.epochs
-        for sink in sinks:
-            if hasattr(sink, "start"):
-                sink.start(self.info)
+        sink.start(self.info)
         if self.epoch == 0:
-            R.emit_all(sinks, [self._noise_record(), *self._records(self.measure())])
+            sink.emit([self._noise_record(), *self._records(self.measure())])
         busy = 0.0
         done_epochs = 0
         while self.epoch < total:
@@ -229,15 +228,13 @@ class Engine:
                 return False
             if controls.noise_index is not None and controls.noise_index != self.noise_index:
                 self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
-                R.emit_all(sinks, [self._noise_record()])
+                sink.emit([self._noise_record()])
             t0 = time.perf_counter()
             self.train_epoch()
             if self.epoch in self.snapshots:
-                R.emit_all(sinks, self._records(self.measure()))
+                sink.emit(self._records(self.measure()))
             busy += time.perf_counter() - t0
             done_epochs += 1
             rate = len(self.seeds) * done_epochs / busy if busy > 0 else math.nan
-            for sink in sinks:
-                if hasattr(sink, "progress"):
-                    sink.progress(self.epoch, total, rate, self.beta)
+            sink.progress(self.epoch, total, rate, self.beta)
         return True

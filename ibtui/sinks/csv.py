@@ -16,7 +16,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ibtui.engine.records import FIELDS, Record, RunInfo
+from ibtui.records import FIELDS, Record, RunInfo, Sink
 
 
 def sidecar_path(csv_path: str | Path) -> Path:
@@ -41,7 +41,7 @@ def format_value(v: float) -> str:
     return repr(float(v))
 
 
-class CsvSink:
+class CsvSink(Sink):
     def __init__(self, path: str | Path, scenario: dict, scenario_toml: str, extra_meta: dict | None = None):
         self.path = Path(path)
         self.meta_path = sidecar_path(self.path)
@@ -110,3 +110,67 @@ def read_records(path: str | Path) -> list[Record]:
                               int(row["step"]), row["layer"], row["quantity"], row["estimator"], float(row["value"]),
                               row.get("sweep", "")))
     return out
+
+
+def rank_path(export: Path, rank: int) -> Path:
+    return export.with_name(f"{export.stem}.rank{rank}{export.suffix}")
+
+
+def merge(export: Path, world: int) -> int:
+    """torchrun: merge the rank files into `export` and its sidecar; returns the number of rows written.
+
+    The mean rows are recomputed over all ranks' seeds in float32, as the engine computes them for one process.
+    """
+    import torch
+
+    parts = [rank_path(export, r) for r in range(world)]
+    rows_by_rank = []
+    for p in parts:
+        with open(p, newline="", encoding="utf-8") as f:
+            rows_by_rank.append(list(csv.DictReader(f)))
+    # Every rank emits the same keys in the same order; walk rank 0's rows and gather the seeds of all ranks.
+    seeds_of: dict[tuple, list[dict]] = {}
+    for rows in rows_by_rank:
+        for row in rows:
+            if row["seed"] != "mean":
+                seeds_of.setdefault(_key(row), []).append(row)
+    out: list[list[str]] = []
+    for row in rows_by_rank[0]:
+        key = _key(row)
+        if row["seed"] != "mean":
+            continue
+        per_seed = seeds_of.pop(key, [])
+        if per_seed:
+            out.extend([r[f] for f in FIELDS] for r in per_seed)
+            values = torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32)
+            finite = values[torch.isfinite(values)]
+            mean = float(finite.mean()) if finite.numel() else float("nan")
+            out.append([*(row[f] for f in FIELDS[:-1]), format_value(mean)])
+        else:  # a run-wide record (noise level), identical on every rank
+            out.append([row[f] for f in FIELDS])
+    for key, rest in seeds_of.items():  # records without a mean row (a diverged seed's marker)
+        out.extend([r[f] for f in FIELDS] for r in rest)
+    tmp = export.with_suffix(export.suffix + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(FIELDS)
+        w.writerows(out)
+    os.replace(tmp, export)
+    metas = [json.loads(sidecar_path(p).read_text()) for p in parts]
+    meta = dict(metas[0])
+    meta["csv"] = export.name
+    meta["rows"] = len(out)
+    meta["finished"] = all(m.get("finished") for m in metas)
+    meta["ended"] = max((m.get("ended") or "") for m in metas) or None
+    meta["distributed"] = {"world_size": world, "ranks": [m.get("run_info", {}).get("seeds") for m in metas]}
+    meta["scenario"]["run"]["first_seed"] = min(m["scenario"]["run"]["first_seed"] for m in metas)
+    meta["scenario"]["run"]["seeds"] = sum(m["scenario"]["run"]["seeds"] for m in metas)
+    sidecar_path(export).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    for p in parts:
+        p.unlink()
+        sidecar_path(p).unlink()
+    return len(out)
+
+
+def _key(row: dict) -> tuple:
+    return (row["run"], row["sweep"], row["epoch"], row["step"], row["layer"], row["quantity"], row["estimator"])

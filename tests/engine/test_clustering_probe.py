@@ -11,14 +11,7 @@ from ibtui.engine.trainer import Engine
 from ibtui.measures.clustering import DEFINITIONS, clustering_measures
 from ibtui.scenario import ClusteringSettings, load_scenario, parse_scenario
 from tests.conftest import REPO
-
-
-class ListSink:
-    def __init__(self):
-        self.records = []
-
-    def emit(self, records):
-        self.records.extend(records)
+from helpers import ListSink
 
 
 def noisy_szt(beta=0.02, clustering="", data="", seeds=2, epochs=3):
@@ -47,7 +40,7 @@ def test_scales_follow_beta_unless_fixed():
 def test_records_are_the_measures_of_every_layer_at_10_beta_and_beta():
     eng = Engine(noisy_szt(beta=0.02))
     sink = ListSink()
-    assert eng.run([sink])
+    assert eng.run(sink)
     last = [r for r in sink.records if r.epoch == 3 and r.quantity in DEFINITIONS]
     assert {r.estimator for r in last} == {""}
     assert {(r.layer, r.quantity) for r in last} == {(str(l), q) for l in range(1, 7) for q in DEFINITIONS}
@@ -99,7 +92,7 @@ def test_noisy_orthonormal_sweep_puts_both_points_in_one_export():
     assert sc.model.noise_levels == [0.01] and "sp" in sc.measure.estimators and sc.measure.clustering.enabled
     runner = SweepRunner(sc)
     sink = ListSink()
-    assert runner.run([sink])
+    assert runner.run(sink)
     lam = sc.sweep.values[1]
     assert {r.sweep for r in sink.records} == {"model.orthonormal=0", f"model.orthonormal={lam:g}"}
     for sweep in {r.sweep for r in sink.records}:

@@ -13,6 +13,7 @@ from ibtui.engine.dynamics_probe import DynamicsProbe
 from ibtui.engine.orthonormal import OrthonormalPenalty
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import parse_scenario
+from helpers import ListSink
 
 
 def scenario(device="cpu", graph=False, epochs=6, extra=""):
@@ -85,13 +86,9 @@ def test_captured_epochs_train_like_eager_epochs_on_a_gpu():
     engines = {}
     for graph in (False, True):
         e = Engine(scenario("cuda", graph, epochs=30))
-        records = []
-
-        class Sink:
-            def emit(self, rs):
-                records.extend(rs)
-
-        assert e.run([Sink()])
+        sink = ListSink()
+        assert e.run(sink)
+        records = sink.records
         engines[graph], sink_records[graph] = e, records
     assert engines[True].graphs.replays > 0 and engines[True].graphs.error is None
     for a, b in zip(engines[False].model.parameters(), engines[True].model.parameters()):

@@ -6,28 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine.dynamics_probe import DynamicsProbe, as_matrix
 from ibtui.engine.probes import Probe, Snapshot
 from ibtui.engine.trainer import Engine
-from ibtui.measures.gaussian_bound import gaussian_bound, input_compression_bound, input_variance
+from ibtui.measures.gaussian_bound import gaussian_bound, input_variance
 from ibtui.measures.gradients import detect_transition
 from ibtui.scenario import parse_scenario
-
-
-class ListSink:
-    def __init__(self):
-        self.records = []
-
-    def emit(self, records):
-        self.records.extend(records)
-
-    def close(self, finished):
-        pass
-
-    def series(self, seed, quantity, layer=""):
-        return {r.epoch: r.value for r in self.records
-                if r.seed == seed and r.quantity == quantity and r.layer == layer and r.estimator == ""}
+from helpers import ListSink
 
 
 def tiny(epochs=30, seeds=3, first=0, snapshots=None, dynamics=""):
@@ -43,7 +29,7 @@ def run(sc, spy=None):
     if spy is not None:
         engine._step_hooks.append(spy)
     sink = ListSink()
-    assert engine.run([sink])
+    assert engine.run(sink)
     return engine, sink
 
 
@@ -127,10 +113,10 @@ def test_generalisation_gaps_and_input_compression_bound(base_run):
     assert m == 3277
     for s in engine.seeds:
         gap, err = sink.series(s, "gen_gap"), sink.series(s, "error_gap")
-        lt, ltr = sink.series(s, R.LOSS_TEST), sink.series(s, R.LOSS_TRAIN)
-        at, atr = sink.series(s, R.ACC_TEST), sink.series(s, R.ACC_TRAIN)
+        lt, ltr = sink.series(s, Q.LOSS_TEST), sink.series(s, Q.LOSS_TRAIN)
+        at, atr = sink.series(s, Q.ACC_TEST), sink.series(s, Q.ACC_TRAIN)
         mi = {r.epoch: r.value for r in sink.records
-              if r.seed == s and r.quantity == R.MI_XT and r.layer == "5" and r.estimator == "bin30"}
+              if r.seed == s and r.quantity == Q.MI_XT and r.layer == "5" and r.estimator == "bin30"}
         bound = sink.series(s, "input_compression_bound")
         for e in (0, 10, 30):
             assert gap[e] == np.float32(lt[e] - ltr[e])  # float32 difference of the recorded losses, exactly
@@ -143,7 +129,7 @@ def test_gaussian_bound_from_frozen_epoch_weights():
     """W* at epoch 10: NaN up to and at the frozen snapshot, then eq. 9 of (W(10), W(t)), ≥ 0."""
     engine, sink = run(tiny(epochs=16, seeds=2, dynamics='bound_w_star = "epoch"\nbound_epoch = 10'))
     w10 = Engine(tiny(epochs=10, seeds=2))
-    w10.run([ListSink()])  # training is deterministic per seed: these are the weights at epoch 10
+    w10.run(ListSink())  # training is deterministic per seed: these are the weights at epoch 10
     for j, (ws, w) in enumerate(zip(w10.model.weight_matrices(), engine.model.weight_matrices())):
         pair = f"{j}-{j + 1}"
         expected = gaussian_bound(as_matrix(ws.detach()), as_matrix(w.detach()), 1.0)

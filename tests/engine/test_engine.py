@@ -5,32 +5,13 @@ import threading
 import pytest
 import torch
 
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.engine.controls import Controls
+from ibtui.controls import Controls
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import parse_scenario
-
-
-class ListSink:
-    def __init__(self):
-        self.records, self.info, self.epochs, self.closed = [], None, [], None
-
-    def start(self, info):
-        self.info = info
-
-    def emit(self, records):
-        self.records.extend(records)
-
-    def progress(self, epoch, total, rate, beta):
-        self.epochs.append(epoch)
-
-    def close(self, finished):
-        self.closed = finished
-
-    def values(self, seed, quantity, layer="", estimator=""):
-        return {r.epoch: r.value for r in self.records
-                if r.seed == seed and r.quantity == quantity and r.layer == layer and r.estimator == estimator}
+from helpers import ListSink
+from ibtui.records import Fanout
 
 
 def small(epochs=12, seeds=2, first=0, snapshots=6, train="", extra=""):
@@ -41,7 +22,7 @@ def small(epochs=12, seeds=2, first=0, snapshots=6, train="", extra=""):
 
 def run_engine(sc, controls=None):
     sink = ListSink()
-    finished = Engine(sc).run([sink], controls)
+    finished = Engine(sc).run(sink, controls)
     return sink, finished
 
 
@@ -78,14 +59,14 @@ def test_a_seed_does_not_depend_on_the_seeds_beside_it(optimizer):
     train = f'optimizer = "{optimizer}"\nlr = {0.01 if optimizer == "adam" else 0.1}'
     together, _ = run_engine(small(epochs=15, seeds=4, snapshots=5, train=train))
     alone, _ = run_engine(small(epochs=15, seeds=1, first=2, snapshots=5, train=train))
-    assert together.values(2, R.LOSS_TRAIN)[0] == alone.values(2, R.LOSS_TRAIN)[0]
-    for q in (R.LOSS_TRAIN, R.ACC_TEST):
-        a, b = together.values(2, q), alone.values(2, q)
+    assert together.series(2, Q.LOSS_TRAIN)[0] == alone.series(2, Q.LOSS_TRAIN)[0]
+    for q in (Q.LOSS_TRAIN, Q.ACC_TEST):
+        a, b = together.series(2, q), alone.series(2, q)
         assert a.keys() == b.keys() and len(a) >= 5
         for e in a:
             assert a[e] == pytest.approx(b[e], rel=1e-3, abs=1e-4)
-    a = together.values(2, R.MI_XT, "3", "bin30")
-    b = alone.values(2, R.MI_XT, "3", "bin30")
+    a = together.series(2, Q.MI_XT, "3", "bin30")
+    b = alone.series(2, Q.MI_XT, "3", "bin30")
     assert all(abs(a[e] - b[e]) < 0.02 for e in a)  # a bin-edge flip of one point moves H by < 0.01 bit
 
 
@@ -93,7 +74,7 @@ def test_a_seed_does_not_depend_on_the_seeds_beside_it(optimizer):
 def test_training_lowers_the_loss(optimizer, lr):
     sink, finished = run_engine(small(epochs=40, snapshots=4, train=f'optimizer = "{optimizer}"\nlr = {lr}'))
     assert finished and sink.closed is None
-    loss = sink.values("mean", R.LOSS_TRAIN)
+    loss = sink.series("mean", Q.LOSS_TRAIN)
     assert loss[40] < loss[0] - 0.05
     assert sink.epochs == list(range(1, 41))
 
@@ -102,12 +83,12 @@ def test_snapshot_records_cover_every_layer_seed_and_mean():
     sink, _ = run_engine(small(seeds=3))
     epochs = sorted({r.epoch for r in sink.records})
     assert epochs[0] == 0 and epochs[-1] == 12
-    layers = {r.layer for r in sink.records if r.quantity == R.MI_XT}
+    layers = {r.layer for r in sink.records if r.quantity == Q.MI_XT}
     assert layers == {"1", "2", "3", "4", "5", "6"}
-    mi = sink.values("mean", R.MI_XT, "1", "bin30")
+    mi = sink.series("mean", Q.MI_XT, "1", "bin30")
     assert all(0 <= v <= 12 for v in mi.values())
-    per_seed = [sink.values(s, R.MI_XT, "4", "bin30")[12] for s in range(3)]
-    assert sink.values("mean", R.MI_XT, "4", "bin30")[12] == pytest.approx(sum(per_seed) / 3, rel=1e-6)
+    per_seed = [sink.series(s, Q.MI_XT, "4", "bin30")[12] for s in range(3)]
+    assert sink.series("mean", Q.MI_XT, "4", "bin30")[12] == pytest.approx(sum(per_seed) / 3, rel=1e-6)
     assert sink.info.n_points == 4096 and sink.info.estimators == ("bin30",)
 
 
@@ -116,7 +97,7 @@ def test_mi_points_train_and_test():
     assert eng.info.n_points == 819
     values = eng.measure()
     assert all(v.shape == (2,) for v in values.values())
-    assert torch.all(values[("1", R.MI_XT, "bin30")] <= math.log2(819) + 1e-4)
+    assert torch.all(values[("1", Q.MI_XT, "bin30")] <= math.log2(819) + 1e-4)
 
 
 def test_stop_pause_and_noise_at_epoch_boundaries():
@@ -136,15 +117,15 @@ def test_stop_pause_and_noise_at_epoch_boundaries():
             if epoch == 4:
                 controls.stop.set()
 
-    finished = eng.run([sink, Stopper()], controls)
+    finished = eng.run(Fanout([sink, Stopper()]), controls)
     assert not finished and eng.epoch == 4
     assert seen == [(1, 0.0), (2, 0.0), (3, 0.1), (4, 0.1)]
-    noise = [(r.epoch, r.value) for r in sink.records if r.quantity == R.NOISE_BETA]
+    noise = [(r.epoch, r.value) for r in sink.records if r.quantity == Q.NOISE_BETA]
     assert noise == [(0, 0.0), (2, 0.1)]  # applied and recorded at the boundary after epoch 2
 
     controls = Controls()
     controls.paused.set()
-    t = threading.Thread(target=eng.run, args=([ListSink()], controls))
+    t = threading.Thread(target=eng.run, args=(ListSink(), controls))
     t.start()
     t.join(0.3)
     assert t.is_alive() and eng.epoch == 4  # paused: no epoch trains
@@ -159,8 +140,8 @@ def test_a_diverging_seed_stops_alone():
     with torch.no_grad():
         eng.model.weights[0][1].fill_(float("nan"))  # seed 1 is broken from the start
     sink = ListSink()
-    eng.run([sink])
-    assert [(r.seed, r.epoch) for r in sink.records if r.quantity == R.SEED_DIVERGED] == [(1, 0)]
-    assert not any(r.seed == 1 and r.quantity == R.LOSS_TRAIN for r in sink.records)
-    assert all(math.isfinite(v) for v in sink.values(0, R.LOSS_TRAIN).values())
-    assert sink.values("mean", R.LOSS_TRAIN) == sink.values(0, R.LOSS_TRAIN)
+    eng.run(sink)
+    assert [(r.seed, r.epoch) for r in sink.records if r.quantity == Q.SEED_DIVERGED] == [(1, 0)]
+    assert not any(r.seed == 1 and r.quantity == Q.LOSS_TRAIN for r in sink.records)
+    assert all(math.isfinite(v) for v in sink.series(0, Q.LOSS_TRAIN).values())
+    assert sink.series("mean", Q.LOSS_TRAIN) == sink.series(0, Q.LOSS_TRAIN)

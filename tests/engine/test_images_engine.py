@@ -16,26 +16,16 @@ import pytest
 import torch
 
 from ibtui.data.images import MNIST_FILES, read_idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine import rng
 from ibtui.engine.module_path import STREAM_AUGMENT, augment_batch
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import ScenarioError, load_scenario
 
 from conftest import REPO, SHARED_DATA, run_ibtui
+from helpers import ListSink
 
 SCENARIOS = REPO / "scenarios"
-
-
-class ListSink:
-    def __init__(self):
-        self.records, self.info = [], None
-
-    def start(self, info):
-        self.info = info
-
-    def emit(self, records):
-        self.records.extend(records)
 
 
 def _write_idx(path: Path, arr: np.ndarray, magic: int) -> None:
@@ -86,7 +76,7 @@ def run_tiny(name: str, data_dir: Path, extra: list[str]) -> tuple[Engine, ListS
     sc = load_scenario(SCENARIOS / name, [*TINY, f'data.dir="{data_dir}"', *extra])
     engine = Engine(sc, str(SCENARIOS / name))
     sink = ListSink()
-    assert engine.run([sink]) is True
+    assert engine.run(sink) is True
     return engine, sink
 
 
@@ -96,14 +86,14 @@ def check_records(engine: Engine, sink: ListSink, estimators: dict[str, int]) ->
     by = {}
     for r in sink.records:
         by.setdefault((r.epoch, r.seed, r.layer, r.quantity, r.estimator), r.value)
-    assert not [r for r in sink.records if r.quantity == R.SEED_DIVERGED]
+    assert not [r for r in sink.records if r.quantity == Q.SEED_DIVERGED]
     for epoch in (0, 1):
         for seed in engine.seeds:
-            for q in (R.LOSS_TRAIN, R.ACC_TRAIN, R.LOSS_TEST, R.ACC_TEST):
+            for q in (Q.LOSS_TRAIN, Q.ACC_TRAIN, Q.LOSS_TEST, Q.ACC_TEST):
                 assert math.isfinite(by[(epoch, seed, "", q, "")]), (epoch, seed, q)
             for label, n_layers in estimators.items():
                 for layer in range(1, n_layers + 1):
-                    for q in (R.MI_XT, R.MI_TY):
+                    for q in (Q.MI_XT, Q.MI_TY):
                         v = by[(epoch, seed, str(layer), q, label)]
                         assert math.isfinite(v) and v >= -0.05, (epoch, seed, layer, q, label, v)
     # every record of the last snapshot that a seed emits is finite, except quantities that are NaN by
@@ -134,7 +124,7 @@ def test_mnist_fc_on_mnist5k(shared_data):
     assert engine.data.x.shape == (5000, 1, 28, 28) and engine.data.n_train == 4000
     assert engine.info.layer_widths == (500, 250, 100, 50, 20, 10)
     check_records(engine, sink, {"bin30": 6, "kde_upper": 6, "kde_lower": 6})
-    acc = [r.value for r in sink.records if r.epoch == 1 and r.seed == "mean" and r.quantity == R.ACC_TEST]
+    acc = [r.value for r in sink.records if r.epoch == 1 and r.seed == "mean" and r.quantity == Q.ACC_TEST]
     assert acc[0] > 0.2  # ten classes: chance is 0.1
 
 
@@ -146,7 +136,7 @@ def test_mnist_cnn_noisy_sp(mnist_small):
     assert engine.beta > 0
     assert engine.info.layer_widths == (6272, 3136, 128, 10)
     check_records(engine, sink, {"sp": 3, "kde_upper": 4})  # SP: hidden layers only
-    se = [r.value for r in sink.records if r.quantity == R.MI_XT_SE and r.estimator == "sp" and r.seed != "mean"]
+    se = [r.value for r in sink.records if r.quantity == Q.MI_XT_SE and r.estimator == "sp" and r.seed != "mean"]
     assert se and all(math.isfinite(v) and v >= 0 for v in se)
 
 
@@ -198,15 +188,15 @@ def test_module_path_train_values_are_running_means(mnist_small):
     engine.train_epoch()
     values, layers, acts = engine.path.snapshot(engine.mi_idx)
     expected = torch.stack(seen).sum(dim=0) / 256
-    torch.testing.assert_close(values[("", R.LOSS_TRAIN, "")], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(values[("", Q.LOSS_TRAIN, "")], expected, rtol=1e-5, atol=1e-6)
     assert not model.training  # measured in eval mode
     with torch.no_grad():
         test = data.test[0].nonzero().flatten()
         logits, hidden = model(data.x[test])
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), data.y[test].repeat(2), reduction="none")
-        torch.testing.assert_close(values[("", R.LOSS_TEST, "")], ce.view(2, -1).mean(dim=1))
+        torch.testing.assert_close(values[("", Q.LOSS_TEST, "")], ce.view(2, -1).mean(dim=1))
         acc = (logits.argmax(dim=2) == data.y[test]).float().mean(dim=1)
-        torch.testing.assert_close(values[("", R.ACC_TEST, "")], acc)
+        torch.testing.assert_close(values[("", Q.ACC_TEST, "")], acc)
         mi = engine.mi_idx[0]
         assert bool((mi >= 256).all())  # MI points are test points (data.mi_points = "test")
         _, direct = model(data.x[mi])

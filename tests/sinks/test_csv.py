@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import REPO, run_ibtui
-from ibtui.engine.records import FIELDS, Record, RunInfo
+from ibtui.records import FIELDS, Record
 from ibtui.sinks.csv import CsvSink, read_records, sidecar_path
 
 

@@ -11,7 +11,7 @@ pytest.importorskip("textual")  # a machine without the app's packages (a bare G
 
 from tui_helpers import RecordingSink, screen_text, wait_for
 
-from ibtui.engine.records import MI_XT
+from ibtui.quantities import MI_XT
 from ibtui.sinks.csv import CsvSink, read_records
 from ibtui.tui.app import IbtuiApp
 from ibtui.tui.fake_engine import CLUSTERING, FakeEngine

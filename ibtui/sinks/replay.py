@@ -1,6 +1,6 @@
 """Replay an exported run (`ibtui view run.csv`): read the CSV, following it while it is still written.
 
-`CsvReplay` looks like the engine to the app (`info`, `run(sinks, controls) -> bool`), so a recorded
+`CsvReplay` looks like the engine to the app (`info`, `run(sink, controls) -> bool`), so a recorded
 run fills the same panes as a live one. It reads only complete lines (the CSV sink writes one
 snapshot per `write` and flushes, sinks/csv.py), maps columns by the header's names (so older files
 without a `sweep` column read too), emits them to the sinks, and keeps polling the file
@@ -16,8 +16,9 @@ import math
 import time
 from pathlib import Path
 
-from ibtui.engine.controls import Controls
-from ibtui.engine.records import FIELDS, MI_TY, MI_XT, NOISE_BETA, Record, RunInfo
+from ibtui.controls import Controls
+from ibtui.records import FIELDS, Record, RunInfo, Sink
+from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
 
@@ -136,7 +137,7 @@ class CsvReplay:
         self.rows += len(out)
         return out
 
-    def run(self, sinks: list, controls: Controls | None = None) -> bool:
+    def run(self, sink: Sink, controls: Controls | None = None) -> bool:
         controls = controls or Controls()
         started = False
         beta = math.nan
@@ -145,7 +146,8 @@ class CsvReplay:
             self.info = info_from_meta(self.meta)
         total = self.info.epochs if self.info is not None else 0
         if self.info is not None:
-            started = _start(sinks, self.info)
+            sink.start(self.info)
+            started = True
         while not controls.stop.is_set():
             if controls.paused.is_set():
                 time.sleep(0.05)
@@ -156,16 +158,14 @@ class CsvReplay:
                 if not started:
                     self.info = info_from_meta(self.meta) or infer_info(records, self.path, self.meta)
                     total = self.info.epochs
-                    started = _start(sinks, self.info)
+                    sink.start(self.info)
+                    started = True
                 for r in records:
                     if r.quantity == NOISE_BETA:
                         beta = r.value
                 self.epoch = max(self.epoch, max(r.epoch for r in records))
-                for sink in sinks:
-                    sink.emit(records)
-                for sink in sinks:
-                    if hasattr(sink, "progress"):
-                        sink.progress(self.epoch, total or self.epoch, math.nan, beta)
+                sink.emit(records)
+                sink.progress(self.epoch, total or self.epoch, math.nan, beta)
                 continue  # more may be waiting: read on before sleeping
             if ended is not None:
                 return ended
@@ -173,10 +173,3 @@ class CsvReplay:
                 return False
             controls.stop.wait(self.poll_s)
         return False
-
-
-def _start(sinks: list, info: RunInfo) -> bool:
-    for sink in sinks:
-        if hasattr(sink, "start"):
-            sink.start(info)
-    return True
