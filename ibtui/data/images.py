@@ -306,10 +306,10 @@ def load_image_dataset(sc, seeds: list[int], device: torch.device):
     al. 2016 §4.2). Repeated images (if any) are detected exactly and given equal input ids, so the
     binning estimator's H(T|X) stays right. The folder is `data.dir` (the CLI's --data-dir replaces
     it) or $IBTUI_DATA. Estimators that are meaningless on the scenario's layers are refused before
-    any file is read (`ibtui.engine.module_path.check_estimators`).
+    any file is read (`ibtui.engine.backends.autograd.check_estimators`).
     """
     from ibtui.data.dataset import Dataset
-    from ibtui.engine.module_path import check_estimators
+    from ibtui.engine.backends.autograd import check_estimators
 
     name = sc.data.dataset
     shape, n_classes = IMAGE_SETS[name]

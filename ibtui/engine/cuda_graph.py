@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def graphs_possible(engine: "Engine") -> bool:
     """Captured epochs need a CUDA device and the MLP's fixed-shape path."""
-    from ibtui.engine.paths import MlpPath
+    from ibtui.engine.backends.mlp import MlpPath
 
     return engine.device.type == "cuda" and isinstance(engine.path, MlpPath)
 

@@ -20,7 +20,7 @@ from ibtui.controls import Controls
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.schedule import snapshot_epochs
-from ibtui.engine.paths import build_path
+from ibtui.engine.backends.mlp import build_path
 from ibtui.engine.probes import Snapshot, build_probes
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.snapshot import Values, mi_points
@@ -36,7 +36,7 @@ def hidden_widths(sc: Scenario) -> list[int]:
 def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> torch.nn.Module:
     """The scenario's network for all seeds at once."""
     if sc.model.kind != "mlp":
-        from ibtui.engine.module_path import build_module  # convolutional models
+        from ibtui.engine.backends.autograd import build_module  # convolutional models
 
         return build_module(sc, seeds, data)
     d_in = data.x[0].numel()

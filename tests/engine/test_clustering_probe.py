@@ -4,7 +4,7 @@ bundled noisy/orthonormal sweep runs both points into one export."""
 import pytest
 import torch
 
-from ibtui.engine.clustering_probe import ClusteringProbe, clustering_scales
+from ibtui.engine.probes.clustering import ClusteringProbe, clustering_scales
 from ibtui.engine.probes import Snapshot, subset_indices
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine

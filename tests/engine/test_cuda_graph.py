@@ -9,7 +9,7 @@ import torch
 
 from ibtui.engine import rng
 from ibtui.engine.cuda_graph import EpochGraphs
-from ibtui.engine.dynamics_probe import DynamicsProbe
+from ibtui.engine.probes.dynamics import DynamicsProbe
 from ibtui.engine.orthonormal import OrthonormalPenalty
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import parse_scenario

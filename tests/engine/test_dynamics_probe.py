@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ibtui import quantities as Q
-from ibtui.engine.dynamics_probe import DynamicsProbe, as_matrix
+from ibtui.engine.probes.dynamics import DynamicsProbe, as_matrix
 from ibtui.engine.probes import Probe, Snapshot
 from ibtui.engine.trainer import Engine
 from ibtui.measures.gaussian_bound import gaussian_bound, input_variance

@@ -18,7 +18,7 @@ import torch
 from ibtui.data.images import MNIST_FILES, read_idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
 from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.engine.module_path import STREAM_AUGMENT, augment_batch
+from ibtui.engine.backends.autograd import STREAM_AUGMENT, augment_batch
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import ScenarioError, load_scenario
 
@@ -233,7 +233,7 @@ def test_augment_batch_is_crop_and_flip_of_the_padded_image():
 
 def test_mlp_chunked_snapshot_equals_one_pass(shared_data, monkeypatch):
     """MlpPath's chunked snapshot (used above SNAPSHOT_CHUNK points) gives the values and layers of one pass."""
-    from ibtui.engine import paths
+    from ibtui.engine.backends import mlp as paths
 
     sc = load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{shared_data / "mnist-5k"}"',
                                                        "data.mi_subset=300", "measure.estimators=[]"])

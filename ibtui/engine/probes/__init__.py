@@ -241,11 +241,11 @@ def build_probes(engine: "Engine") -> list[Probe]:
     """The probes a scenario asks for, in a fixed order (estimators first, then the other measures)."""
     probes: list[Probe] = [PROBES[name](engine) for name in engine.sc.measure.estimators]
     if engine.sc.measure.dynamics.enabled:
-        from ibtui.engine.dynamics_probe import DynamicsProbe
+        from ibtui.engine.probes.dynamics import DynamicsProbe
 
         probes.append(DynamicsProbe(engine))
     if engine.sc.measure.clustering.enabled:
-        from ibtui.engine.clustering_probe import ClusteringProbe
+        from ibtui.engine.probes.clustering import ClusteringProbe
 
         probes.append(ClusteringProbe(engine))
     return probes

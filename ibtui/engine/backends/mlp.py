@@ -3,7 +3,7 @@
 The engine's loop (epochs, controls, probes, records) is the same for every model; a *path* supplies
 the model-specific parts. `MlpPath` is the fast path for `BatchedMLP`: inputs are kept feature-major
 ([S, d, B]) and gradients come from the hand-written backward. Other models (CNN, ResNet) use a path
-built on autograd (`ibtui.engine.module_path`).
+built on autograd (`ibtui.engine.backends.autograd`).
 """
 from __future__ import annotations
 
@@ -91,6 +91,6 @@ class MlpPath:
 def build_path(engine: "Engine") -> ModelPath:
     if engine.sc.model.kind == "mlp":
         return MlpPath(engine)
-    from ibtui.engine.module_path import ModulePath  # autograd path for convolutional models
+    from ibtui.engine.backends.autograd import ModulePath  # autograd path for convolutional models
 
     return ModulePath(engine)

@@ -2,7 +2,7 @@
 
 Why this module exists: `MlpPath` is fast because its backward is written by hand for dense layers;
 convolutions, pooling and batch norm are left to autograd here. The engine's loop is unchanged: a path
-supplies `start_epoch`, `grads` and `snapshot` (the ModelPath protocol of `ibtui.engine.paths`).
+supplies `start_epoch`, `grads` and `snapshot` (the ModelPath protocol of `ibtui.engine.backends.mlp`).
 
 - Batches are gathered from the images held on the device, [S, B, C, H, W] (each seed its own order);
   with data.augment, every seed's images get a random 4-pixel-padded crop and a horizontal flip with

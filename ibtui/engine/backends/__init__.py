@@ -1,0 +1,1 @@
+"""Training back ends: how one family of models gets its gradients and its snapshot pass."""
