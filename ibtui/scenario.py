@@ -87,6 +87,11 @@ class TrainSettings:
     batch_size: int = _opt(512, "mini-batch size (the last batch of an epoch may be smaller)", lo=1)
     momentum: float = _opt(0.0, "SGD momentum", lo=0.0, hi=1.0)
     weight_decay: float = _opt(0.0, "L2 weight decay", lo=0.0)
+    lr_milestones: list[int] = _opt([], "optimiser steps (iterations, counted over the run) after which the "
+                                        "learning rate is multiplied by lr_decay, e.g. [32000, 48000] (He et al. "
+                                        "2016's ResNet schedule); empty = a constant rate", lo=1)
+    lr_decay: float = _opt(0.1, "factor applied to the learning rate at each of lr_milestones", lo=0.0, hi=1.0,
+                           lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,8 @@ class DynamicsSettings:
     bound_w_star: str = _opt("transition", "W* of the Gaussian bound: the weights at the detected transition, "
                                            "or at bound_epoch", choices=("transition", "epoch"))
     bound_epoch: int = _opt(0, "epoch whose weights are W* when bound_w_star = \"epoch\"", lo=0)
+    window_steps: int = _opt(0, "SNR window: the gradients of the last this many optimiser steps before each "
+                                "snapshot (fewer when the previous snapshot is closer); 0 = the last epoch", lo=0)
 
 
 @dataclass(frozen=True)

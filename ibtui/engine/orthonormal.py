@@ -22,14 +22,10 @@ involves only its own weights, so seeds stay independent.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from ibtui.engine.context import RunContext
 from ibtui.errors import ScenarioError
-
-if TYPE_CHECKING:
-    from ibtui.engine.trainer import Engine
 
 
 def small_gram(w: torch.Tensor) -> torch.Tensor:
@@ -63,10 +59,11 @@ class OrthonormalPenalty:
     watches_steps = True
     graph_safe = True  # pure device arithmetic on the weights: it can be part of a captured epoch
 
-    def __init__(self, engine: "Engine"):
-        sc = engine.sc
+    def __init__(self, ctx: RunContext):
+        sc = ctx.sc
         self.strength = float(sc.model.orthonormal)
-        weights = self._weights(engine)
+        self.weights = self._weights(ctx)  # the parameters themselves: their .grad is added to each step
+        weights = self.weights
         n_layers = len(weights)  # hidden layers + the output layer
         layers = list(sc.model.orthonormal_layers) or list(range(1, n_layers))
         bad = [l for l in layers if not 1 <= l <= n_layers]
@@ -77,20 +74,21 @@ class OrthonormalPenalty:
         self.layers = sorted(set(layers))
 
     @staticmethod
-    def _weights(engine: "Engine") -> list[torch.nn.Parameter]:
+    def _weights(ctx: RunContext) -> list[torch.nn.Parameter]:
         # Convolutional models' weight_matrices() are kernels (and, for the ResNet, only some layers): the
         # Gram of a kernel is not the layer's map, so the penalty is defined for the MLP only.
-        if engine.sc.model.kind != "mlp":
+        if ctx.sc.model.kind != "mlp":
             raise ScenarioError(f"model.orthonormal works for the MLP only; set it to 0 for model.kind = "
-                                f"{engine.sc.model.kind!r}.")
-        return list(engine.model.weight_matrices())
+                                f"{ctx.sc.model.kind!r}.")
+        return list(ctx.model.weight_matrices())
 
-    def describe(self) -> str:
-        return f"orthonormal penalty λ‖WᵀW − I‖²_F, λ = {self.strength:g}, layers {', '.join(map(str, self.layers))}"
+    def watches_epoch(self, epoch: int) -> bool:
+        return True
 
     @torch.no_grad()
-    def after_step(self, engine: "Engine") -> None:
-        weights = engine.model.weight_matrices()
+    def after_step(self, step, epoch: int) -> None:
+        """Every step (the step may be a device counter inside a captured epoch: it is not read)."""
+        weights = self.weights
         for layer in self.layers:
             w = weights[layer - 1]
             g = orthonormal_grad(w).mul_(self.strength)
@@ -99,14 +97,8 @@ class OrthonormalPenalty:
             else:
                 w.grad.add_(g)
 
-    def watches_epoch(self, engine: "Engine", epoch: int) -> bool:
-        return True
-
-    def after_epoch(self, engine: "Engine") -> None:
-        pass
-
     @torch.no_grad()
-    def penalty(self, engine: "Engine") -> torch.Tensor:
+    def penalty(self) -> torch.Tensor:
         """λ·Σ_layers ‖WᵀW − I‖²_F per seed [S] (reachable form, see the module docstring)."""
-        weights = engine.model.weight_matrices()
+        weights = self.weights
         return self.strength * sum(orthonormal_penalty(weights[l - 1]) for l in self.layers)

@@ -28,7 +28,6 @@ class SweepRunner:
         label, first = self.points[0]
         self.current = Engine(first, scenario_path, device, sweep=label)  # validates device and data now
         self.info = self.current.info
-        self.finished_points: list[str] = []
 
     @property
     def epoch(self) -> int:
@@ -41,5 +40,4 @@ class SweepRunner:
                 self.current = Engine(sc, self.scenario_path, self.device, sweep=label)
             if not self.current.run(sink, controls):
                 return False
-            self.finished_points.append(label)
         return True

@@ -123,6 +123,8 @@ def merge(export: Path, world: int) -> int:
     """
     import torch
 
+    from ibtui.measures.seeds import seed_mean
+
     parts = [rank_path(export, r) for r in range(world)]
     rows_by_rank = []
     for p in parts:
@@ -142,9 +144,7 @@ def merge(export: Path, world: int) -> int:
         per_seed = seeds_of.pop(key, [])
         if per_seed:
             out.extend([r[f] for f in FIELDS] for r in per_seed)
-            values = torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32)
-            finite = values[torch.isfinite(values)]
-            mean = float(finite.mean()) if finite.numel() else float("nan")
+            mean = seed_mean(torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32))
             out.append([*(row[f] for f in FIELDS[:-1]), format_value(mean)])
         else:  # a run-wide record (noise level), identical on every rank
             out.append([row[f] for f in FIELDS])

@@ -78,7 +78,8 @@ def test_exact_estimator_refuses_a_wide_first_layer():
 @pytest.mark.parametrize("per_seed", [False, True])
 def test_kde_probe_equals_kde_mi_of_each_layer(per_seed):
     """The probe's fused all-layer kernel gives what kde_mi gives layer by layer (also with per-seed splits)."""
-    from ibtui.engine.probes import KdeProbe, Snapshot
+    from ibtui.engine.probes.kde import KdeProbe
+    from ibtui.engine.snapshot import Snapshot
     from ibtui.measures.kde import kde_mi
 
     sc = parse_scenario('[run]\nepochs = 0\nseeds = 3\ndevice = "cpu"\n'
@@ -87,10 +88,10 @@ def test_kde_probe_equals_kde_mi_of_each_layer(per_seed):
     e = Engine(sc)
     probe = next(p for p in e.probes if isinstance(p, KdeProbe))
     assert probe.fused
-    _, layers, acts = e.path.snapshot(e.mi_idx)
+    _, layers, acts = e.backend.snapshot(e.mi_idx)
     labels = e.data.y[e.mi_idx]
     assert (labels.dim() == 2 and not bool((labels == labels[:1]).all())) == per_seed
-    values = probe.at_snapshot(e, Snapshot(0, 0.0, layers, acts, labels, e.mi_idx))
+    values = probe.at_snapshot(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx))
     from ibtui.engine.probes import subset_of
 
     sub_layers, sub_labels = subset_of(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx), 600)

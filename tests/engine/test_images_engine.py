@@ -164,7 +164,7 @@ def test_cifar100_resnet32(tmp_path):
 # Path details
 
 
-def test_module_path_train_values_are_running_means(mnist_small):
+def test_autograd_backend_train_values_are_running_means(mnist_small):
     """Train loss/accuracy at a snapshot = mean over the epoch's batches of the loss each step saw;
     test values = a noiseless eval pass; MI layers taken from the test pass equal a direct forward."""
     sc = load_scenario(SCENARIOS / "mnist_cnn_noisy.toml",
@@ -174,19 +174,19 @@ def test_module_path_train_values_are_running_means(mnist_small):
     engine = Engine(sc)
     model, data = engine.model, engine.data
     seen = []
-    grads = engine.path.grads
+    forward_backward = engine.backend.forward_backward
 
-    def spy(start, stop, beta, noise):  # the loss of each batch, before its optimiser step
-        idx = engine.path.order[:, start:stop]
+    def spy(start, stop, beta, step):  # the loss of each batch, before its optimiser step
+        idx = engine.backend.order[:, start:stop]
         with torch.no_grad():
             logits, _ = model(data.x[idx])
             ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), data.y[idx].flatten(), reduction="none")
         seen.append(ce.view(idx.shape).sum(dim=1))
-        grads(start, stop, beta, noise)
+        forward_backward(start, stop, beta, step)
 
-    engine.path.grads = spy
+    engine.backend.forward_backward = spy
     engine.train_epoch()
-    values, layers, acts = engine.path.snapshot(engine.mi_idx)
+    values, layers, acts = engine.backend.snapshot(engine.mi_idx)
     expected = torch.stack(seen).sum(dim=0) / 256
     torch.testing.assert_close(values[("", Q.LOSS_TRAIN, "")], expected, rtol=1e-5, atol=1e-6)
     assert not model.training  # measured in eval mode
@@ -204,7 +204,7 @@ def test_module_path_train_values_are_running_means(mnist_small):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(layers[-1], torch.softmax(model(data.x[mi])[0], dim=2))
     assert acts == ["tanh", "tanh", "tanh", "softmax"]
-    engine.path.start_epoch(engine.train_idx)
+    engine.backend.start_epoch(engine.train_idx)
     assert model.training
 
 
@@ -232,15 +232,15 @@ def test_augment_batch_is_crop_and_flip_of_the_padded_image():
 
 
 def test_mlp_chunked_snapshot_equals_one_pass(shared_data, monkeypatch):
-    """MlpPath's chunked snapshot (used above SNAPSHOT_CHUNK points) gives the values and layers of one pass."""
-    from ibtui.engine.backends import mlp as paths
+    """MlpBackend's chunked snapshot (used above SNAPSHOT_CHUNK points) gives the values and layers of one pass."""
+    from ibtui.engine.backends import mlp
 
     sc = load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{shared_data / "mnist-5k"}"',
                                                        "data.mi_subset=300", "measure.estimators=[]"])
     engine = Engine(sc)
-    one = engine.path.snapshot(engine.mi_idx)
-    monkeypatch.setattr(paths, "SNAPSHOT_CHUNK", 1000)
-    chunked = engine.path.snapshot(engine.mi_idx)
+    one = engine.backend.snapshot(engine.mi_idx)
+    monkeypatch.setattr(mlp, "SNAPSHOT_CHUNK", 1000)
+    chunked = engine.backend.snapshot(engine.mi_idx)
     for k in one[0]:
         torch.testing.assert_close(chunked[0][k], one[0][k], rtol=1e-5, atol=1e-6)
     for a, b in zip(chunked[1], one[1]):

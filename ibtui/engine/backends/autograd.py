@@ -1,8 +1,8 @@
-"""The engine's path for convolutional networks (the noisy MNIST CNN, ResNet-32): autograd, image batches.
+"""The autograd back end for convolutional networks (the noisy MNIST CNN, ResNet-32): image batches.
 
-Why this module exists: `MlpPath` is fast because its backward is written by hand for dense layers;
-convolutions, pooling and batch norm are left to autograd here. The engine's loop is unchanged: a path
-supplies `start_epoch`, `grads` and `snapshot` (the ModelPath protocol of `ibtui.engine.backends.mlp`).
+Why this module exists: `MlpBackend` is fast because its backward is written by hand for dense layers;
+convolutions, pooling and batch norm are left to autograd here. The engine's loop is unchanged: a back end
+supplies `start_epoch`, `forward_backward` and `snapshot` (the Backend protocol of `ibtui.engine.backends`).
 
 - Batches are gathered from the images held on the device, [S, B, C, H, W] (each seed its own order);
   with data.augment, every seed's images get a random 4-pixel-padded crop and a horizontal flip with
@@ -33,11 +33,11 @@ from torch import nn
 
 from ibtui import quantities as Q
 from ibtui.engine import rng
+from ibtui.engine.context import RunContext
 from ibtui.errors import ScenarioError
 
 if TYPE_CHECKING:
     from ibtui.data.dataset import Dataset
-    from ibtui.engine.trainer import Engine
 
 STREAM_AUGMENT = 101  # rng stream of the augmentation draws (ibtui.engine.rng's own streams are 1–3)
 CHUNK_IMAGES = 4096  # images (seeds × points) per gradient-free forward at a snapshot
@@ -175,23 +175,23 @@ def augment_batch(x: torch.Tensor, seeds: torch.Tensor, step: int, pad: int = CR
 
 
 # ------------------------------------------------------------------------------------------------
-# The path
+# The back end
 
 
-class ModulePath:
-    """Autograd path for a seed-batched nn.Module returning (logits [S, B, K], hidden [[S, B, d_l]…])."""
+class AutogradBackend:
+    """Autograd back end for a seed-batched nn.Module returning (logits [S, B, K], hidden [[S, B, d_l]…])."""
 
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.model = engine.model
-        data = engine.data
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.model = ctx.model
+        data = ctx.data
         self.x, self.y = data.x, data.y
-        self.augment = bool(engine.sc.data.augment)
-        s = len(engine.seeds)
+        self.augment = bool(ctx.sc.data.augment)
+        s = ctx.n_seeds
         self.chunk = max(1, CHUNK_IMAGES // s)
         self.test_idx = data.test.nonzero()[:, 1].reshape(s, -1)  # [S, n_test]
-        self.activations = ["relu"] * len(self.model.layer_widths) if engine.sc.model.kind == "resnet32" \
-            else [engine.sc.model.activation] * len(self.model.layer_widths)
+        self.activations = ["relu"] * len(self.model.layer_widths) if ctx.sc.model.kind == "resnet32" \
+            else [ctx.sc.model.activation] * len(self.model.layer_widths)
         self.order: torch.Tensor | None = None
         dev = data.x.device
         self._loss_sum = torch.zeros(s, device=dev)
@@ -206,12 +206,13 @@ class ModulePath:
         self._correct_sum.zero_()
         self._count = 0
 
-    def grads(self, start: int, stop: int, beta: float, noise) -> None:
-        e = self.engine
+    def forward_backward(self, start: int, stop: int, beta: float, step: int) -> None:
+        seeds = self.ctx.seed_tensor
         idx = self.order[:, start:stop]  # [S, B]
         x = self.x[idx]  # [S, B, C, H, W]
         if self.augment:
-            x = augment_batch(x, e.seed_tensor, e.step)
+            x = augment_batch(x, seeds, step)
+        noise = rng.noise_fn(seeds, (rng.STREAM_NOISE, step)) if beta > 0 else None
         y = self.y[idx]
         self.model.zero_grad(set_to_none=True)
         with torch.enable_grad():
@@ -253,9 +254,9 @@ class ModulePath:
     def snapshot(self, mi_idx: torch.Tensor | None):
         """Test loss/accuracy on the whole test set, train loss/accuracy as running means (see the module
         doc), and the layers on the MI points (taken from the test pass when they are test points)."""
-        e = self.engine
+        e = self.ctx
         self.model.eval()
-        s, n_all = len(e.seeds), self.x.shape[0]
+        s, n_all = e.n_seeds, self.x.shape[0]
         if mi_idx is None:
             mi_idx = torch.arange(n_all, device=self.x.device).expand(s, n_all)
         test_idx = self.test_idx
