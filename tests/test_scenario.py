@@ -116,3 +116,27 @@ def test_cli_show_prints_resolved_scenario():
     assert res.returncode == 0
     sc = parse_scenario(res.stdout)
     assert sc.run.seeds == 7 and sc.model.hidden == [10, 7, 5, 4, 3]
+
+
+def test_bundled_scenarios_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = cli("show", "szt_tanh", "--set", "run.seeds=3")
+    assert res.returncode == 0 and parse_scenario(res.stdout).run.seeds == 3
+    assert cli("show", "szt_tanh.toml").returncode == 0
+    res = cli("show", "szt_tan")
+    assert res.returncode == 2 and "did you mean 'szt_tanh'" in res.stderr
+
+
+def test_scenarios_command_lists_every_bundled_scenario_with_its_description():
+    res = cli("scenarios")
+    lines = res.stdout.strip().splitlines()
+    assert res.returncode == 0 and len(lines) == len(BUNDLED)
+    assert any(line.startswith("szt_tanh ") and "Shwartz-Ziv & Tishby 2017" in line for line in lines)
+
+
+def test_the_wheel_ships_the_bundled_scenarios():
+    import tomllib
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["ibtui"]
+    assert "scenarios/*.toml" in data and (REPO / "ibtui" / "scenarios").is_dir() and BUNDLED
+    assert all(p.parent.resolve() == (REPO / "ibtui" / "scenarios").resolve() for p in BUNDLED)
