@@ -658,13 +658,18 @@ def figures(ex: Export) -> tuple[list[tuple[str, object]], list[str]]:
     drawn, skipped = [], []
     sweeps = ex.sweeps if ex.sweeps else [""]
     for stem, fn in FIGURES:
+        missing = []
         for sweep in sweeps:
             name = f"{stem}_{_slug(sweep)}" if sweep else stem
             fig = fn(ex, sweep)
-            (drawn.append((name, fig)) if fig is not None else skipped.append(name))
+            (drawn.append((name, fig)) if fig is not None else missing.append(name))
+        skipped += [stem] if len(missing) == len(sweeps) else missing  # one name when no sweep value has it
     if any(sweeps):
         fig = sweep_fit(ex)
-        (drawn.append(("sweep_fit", fig)) if fig is not None else skipped.append("sweep_fit"))
+        if fig is not None:
+            drawn.append(("sweep_fit", fig))
+        else:
+            skipped.append("sweep_fit (batch-size and depth sweeps only)")
     return drawn, skipped
 
 
