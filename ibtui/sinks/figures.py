@@ -673,6 +673,13 @@ def figures(ex: Export) -> tuple[list[tuple[str, object]], list[str]]:
     return drawn, skipped
 
 
+def possible_names(ex: Export) -> list[str]:
+    """Every file stem `figures` may produce for this export (drawn or not)."""
+    sweeps = ex.sweeps if ex.sweeps else [""]
+    names = [f"{stem}_{_slug(sweep)}" if sweep else stem for stem, _ in FIGURES for sweep in sweeps]
+    return names + (["sweep_fit"] if any(sweeps) else [])
+
+
 def default_out_dir(csv_path: str | Path) -> Path:
     p = Path(csv_path)
     return p.with_name(f"{p.stem}_figures")
@@ -690,14 +697,14 @@ def draw_all(csv_path: str | Path, out_dir: str | Path | None = None, fmt: str =
         raise ExportError(f"--format {fmt}: not one of png, pdf, svg.")
     ex = read_export(csv_path)
     out = Path(out_dir) if out_dir is not None else default_out_dir(csv_path)
+    existing = [p for p in (out / f"{name}.{fmt}" for name in possible_names(ex)) if p.exists()]
+    if existing and not overwrite:  # checked before drawing: any file this export could write
+        raise ExportError(f"{existing[0]}{f' and {len(existing) - 1} more' if len(existing) > 1 else ''} "
+                          f"already exist{'s' if len(existing) == 1 else ''}; pass --overwrite or pick another -o.")
     drawn, missing = figures(ex)
     if skipped is not None:
         skipped.extend(missing)
     targets = [(out / f"{name}.{fmt}", fig) for name, fig in drawn]
-    existing = [p for p, _ in targets if p.exists()]
-    if existing and not overwrite:
-        raise ExportError(f"{existing[0]}{f' and {len(existing) - 1} more' if len(existing) > 1 else ''} "
-                          f"already exist{'s' if len(existing) == 1 else ''}; pass --overwrite or pick another -o.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
