@@ -282,7 +282,7 @@ def _settings_line(ex: Export, sweep: str) -> str:
         parts.append(f"{d.get('dataset', '')} ({d.get('split', '')} split)")
     seeds = ex.seeds(sweep)
     parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
-    if not ex.finished():
+    if ex.meta and not ex.finished():  # no sidecar: unknown, so not claimed
         parts.append(f"partial: up to epoch {ex.last_epoch(sweep)}")
     return ", ".join(p for p in parts if p)
 
@@ -290,7 +290,7 @@ def _settings_line(ex: Export, sweep: str) -> str:
 def _title(fig, ex: Export, sweep: str, what: str) -> None:
     name = ex.scenario().get("name") or ex.run_name or ex.path.stem
     head = f"{name}{' (' + _sweep_words(sweep) + ')' if sweep else ''}: {what}"
-    width = max(40, int(fig.get_figwidth() * 14))  # characters that fit the figure's width
+    width = max(60, int(fig.get_figwidth() * 16))  # characters that fit the figure's width
     lines = [textwrap.fill(part, width) for part in (*head.split("\n"), _settings_line(ex, sweep))]
     fig.suptitle("\n".join(lines), fontsize=9.5)
 
@@ -371,7 +371,8 @@ def info_plane(ex: Export, sweep: str = ""):
     log_epochs = (ex.scenario().get("measure") or {}).get("schedule", "log") == "log" and last >= 10
     norm = LogNorm(vmin=1, vmax=last) if log_epochs else Normalize(vmin=0, vmax=last)
     cmap = matplotlib.colormaps["viridis"]
-    fig, axes, _ = _new_figure(len(ests), 3, 3.7, 3.3, extra_w=0.6)
+    one = len(ests) == 1
+    fig, axes, _ = _new_figure(len(ests), 3, 4.6 if one else 3.7, 3.8 if one else 3.3, extra_w=0.8)
     for ax, est in zip(axes, ests):
         xmax = ymax = 0.0
         layers = [lay for lay in ex.layers(sweep, R.MI_XT, est) if lay in ex.layers(sweep, R.MI_TY, est)]
@@ -409,7 +410,8 @@ def info_plane(ex: Export, sweep: str = ""):
         ax.set_title(est + ("\n" + textwrap.fill(desc, 52) if desc else ""), fontsize=8.5)
     sm = ScalarMappable(norm=norm, cmap=cmap)
     cb = fig.colorbar(sm, ax=axes, shrink=0.9, pad=0.01, aspect=30)
-    cb.set_label("epoch")
+    cb.set_label("epoch", fontsize=8.5)
+    cb.ax.tick_params(labelsize=7.5)
     _title(fig, ex, sweep, "information plane per layer\nbold: mean over seeds, faint: each seed; "
                            "numbers: layer")
     return fig
@@ -492,7 +494,11 @@ def gaussian_bound(ex: Export, sweep: str = "", axis: str = "epoch"):
     _tidy_log(ax)
     ax.set_ylim(bottom=0)
     fig.legend(loc="outside right center", frameon=False, title="layer pair")
-    _title(fig, ex, sweep, "Gaussian bound per layer pair\n(W* frozen at the transition; bold: mean, faint: seeds)")
+    dyn = (ex.scenario().get("measure") or {}).get("dynamics") or {}
+    w_star = (f"W* = the weights at epoch {dyn.get('bound_epoch', 0)}" if dyn.get("bound_w_star") == "epoch"
+              else "W* frozen at each layer's transition")
+    _title(fig, ex, sweep, f"Gaussian bound per layer pair (Shwartz-Ziv et al. 2019, eq. 9)\n"
+                           f"{w_star}; bold: mean over seeds, faint: each seed")
     return fig
 
 
