@@ -33,8 +33,8 @@ def plain(tmp_path_factory):
     """SZT tanh, binning + KDE, dynamics and clustering on: every per-run figure has data."""
     return export(tmp_path_factory.mktemp("plain") / "run.csv", "szt_tanh.toml",
                   ["run.epochs=120", "measure.snapshots=40", 'measure.estimators=["binning","kde"]',
-                   "measure.kde.points=256", "measure.dynamics.enabled=true", "measure.clustering.enabled=true",
-                   "measure.clustering.points=256", "train.batch_size=256"])
+                   "measure.kde.points=128", "measure.dynamics.enabled=true", "measure.clustering.enabled=true",
+                   "measure.clustering.points=128", "train.batch_size=256"])
 
 
 @pytest.fixture(scope="module")
