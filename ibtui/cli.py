@@ -179,7 +179,8 @@ def view(
 @app.command()
 def plot(
     csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the figures (default: <stem>_figures beside the CSV)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
     fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
 ) -> None:

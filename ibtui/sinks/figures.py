@@ -506,9 +506,11 @@ def training(ex: Export, sweep: str = "", axis: str = "epoch"):
     """Loss (nats) and accuracy, train solid and test dashed; the generalisation gaps when present."""
     panels = []
     if ex.has(sweep, R.LOSS_TRAIN) or ex.has(sweep, R.LOSS_TEST):
-        panels.append(("loss", "cross-entropy loss (nats)", ((R.LOSS_TRAIN, "train", "-"), (R.LOSS_TEST, "test", "--"))))
+        panels.append(("loss", "cross-entropy loss (nats)",
+                       ((R.LOSS_TRAIN, "train", "-"), (R.LOSS_TEST, "test", "--"))))
     if ex.has(sweep, R.ACC_TRAIN) or ex.has(sweep, R.ACC_TEST):
-        panels.append(("accuracy", "accuracy (fraction correct)", ((R.ACC_TRAIN, "train", "-"), (R.ACC_TEST, "test", "--"))))
+        panels.append(("accuracy", "accuracy (fraction correct)",
+                       ((R.ACC_TRAIN, "train", "-"), (R.ACC_TEST, "test", "--"))))
     if ex.has(sweep, "error_gap") or ex.has(sweep, "input_compression_bound"):
         panels.append(("generalisation", "gap or bound (fraction)",
                        (("error_gap", "acc_train − acc_test", "-"),

@@ -8,14 +8,14 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from conftest import REPO  # noqa: E402
-from ibtui.cli import app  # noqa: E402
-from ibtui.engine.sweep import SweepRunner  # noqa: E402
-from ibtui.scenario import load_scenario, to_dict, to_toml  # noqa: E402
-from ibtui.sinks import figures as F  # noqa: E402
-from ibtui.sinks.csv import CsvSink, read_records  # noqa: E402
+from conftest import REPO
+from ibtui.cli import app
+from ibtui.engine.sweep import SweepRunner
+from ibtui.scenario import load_scenario, to_dict, to_toml
+from ibtui.sinks import figures as F
+from ibtui.sinks.csv import CsvSink
 
 SEEDS = 2
 
