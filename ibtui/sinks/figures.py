@@ -78,11 +78,13 @@ class Export:
         self.path = path
         self.meta = meta or {}
         self.sweeps = sweeps  # in order of appearance; [""] for a plain run
-        self._rows = rows
+        self.rows = rows  # (sweep, quantity, estimator, layer, seed) → [(epoch, step, value)]
         self._curves: dict = {}
+        self._by_series = defaultdict(list)  # (sweep, quantity, estimator, layer) → [seed]
         self.keys = defaultdict(set)  # (sweep, quantity) → {(estimator, layer)}
-        for (sweep, q, est, layer, _seed) in rows:
+        for (sweep, q, est, layer, seed) in rows:
             self.keys[(sweep, q)].add((est, layer))
+            self._by_series[(sweep, q, est, layer)].append(seed)
 
     # -- queries
     def has(self, sweep: str, quantity: str) -> bool:
@@ -102,20 +104,19 @@ class Export:
         key = (sweep, quantity, estimator, layer)
         if key not in self._curves:
             mean, seeds = None, {}
-            for (sw, q, est, lay, seed), rows in self._rows.items():
-                if (sw, q, est, lay) == key:
-                    if seed == "mean":
-                        mean = Curve(rows)
-                    elif isinstance(seed, int):
-                        seeds[seed] = Curve(rows)
+            for seed in self._by_series.get(key, ()):
+                if seed == "mean":
+                    mean = Curve(self.rows[(*key, seed)])
+                elif isinstance(seed, int):
+                    seeds[seed] = Curve(self.rows[(*key, seed)])
             self._curves[key] = (mean, dict(sorted(seeds.items())))
         return self._curves[key]
 
     def seeds(self, sweep: str) -> list[int]:
-        return sorted({k[4] for k in self._rows if k[0] == sweep and isinstance(k[4], int)})
+        return sorted({k[4] for k in self.rows if k[0] == sweep and isinstance(k[4], int)})
 
     def last_epoch(self, sweep: str) -> int:
-        return max((e for k, rows in self._rows.items() if k[0] == sweep for e, _, _ in rows), default=0)
+        return max((e for k, rows in self.rows.items() if k[0] == sweep for e, _, _ in rows), default=0)
 
     # -- the sidecar
     def run_info(self, sweep: str = "") -> dict:
@@ -590,7 +591,7 @@ def sweep_report(ex: Export) -> SweepReport:
                              epochs=0, layers=layers, layer_widths=(), n_points=0, mi_points="",
                              estimators=(), estimator_settings={}, noise_levels=(), sweep=sweep))
     recs = []
-    for (sweep, q, est, layer, seed), rows in ex._rows.items():
+    for (sweep, q, est, layer, seed), rows in ex.rows.items():
         if q in (TRANSITION, R.ACC_TRAIN, R.MI_XT):
             recs.extend(R.Record(ex.run_name, seed, e, s, layer, q, est, v, sweep) for e, s, v in rows)
     recs.sort(key=lambda r: r.epoch)
