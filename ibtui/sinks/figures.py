@@ -209,7 +209,12 @@ STYLE = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "legend.f
          "xtick.labelsize": 7.5, "ytick.labelsize": 7.5, "axes.spines.top": False, "axes.spines.right": False,
          "axes.grid": True, "grid.alpha": 0.25, "grid.linewidth": 0.5, "figure.dpi": 110, "savefig.dpi": 150,
          "lines.solid_capstyle": "round"}
-MEAN_LW, SEED_LW, SEED_ALPHA = 2.0, 0.7, 0.3
+MEAN_LW, SEED_LW = 2.0, 0.7
+
+
+def _seed_alpha(n_seeds: int) -> float:
+    """Faint seed lines, fainter the more seeds there are (50 seeds must not hide the mean)."""
+    return max(0.06, min(0.3, 2.5 / max(n_seeds, 1)))
 
 
 def _new_figure(n_panels: int, ncols: int, panel_w: float = 3.6, panel_h: float = 2.9, extra_w: float = 0.0):
@@ -307,10 +312,11 @@ def _plot_series(ax, mean: Curve | None, seeds: dict, color, axis: str, logy: bo
                  label: str | None = None, ls: str = "-") -> int:
     """Faint seed lines and a bold mean line; the number of lines drawn."""
     n = 0
+    alpha = _seed_alpha(len(seeds))
     for s, c in seeds.items():
         x, y = _positive(c.x(axis), c.value, logy) if logx else _finite(c.x(axis), c.value)
         if len(x):
-            ax.plot(x, y, color=color, lw=SEED_LW, alpha=SEED_ALPHA, ls=ls, label=f"_seed {s}", gid="seed")
+            ax.plot(x, y, color=color, lw=SEED_LW, alpha=alpha, ls=ls, label=f"_seed {s}", gid="seed")
             n += 1
     if mean is not None:
         x, y = _positive(mean.x(axis), mean.value, logy) if logx else _finite(mean.x(axis), mean.value)
@@ -380,7 +386,7 @@ def info_plane(ex: Export, sweep: str = ""):
         for layer in layers:
             mx, sx = ex.curves(sweep, R.MI_XT, est, layer)
             my, sy = ex.curves(sweep, R.MI_TY, est, layer)
-            pairs = [(f"seed {s}", sx[s], sy[s], SEED_LW, SEED_ALPHA) for s in sx if s in sy]
+            pairs = [(f"seed {s}", sx[s], sy[s], SEED_LW, _seed_alpha(len(sx))) for s in sx if s in sy]
             if mx is not None and my is not None:
                 pairs.append((f"layer {layer}", mx, my, MEAN_LW + 0.4, 1.0))
             for label, cx, cy, lw, alpha in pairs:
