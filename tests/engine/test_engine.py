@@ -206,3 +206,22 @@ def test_lr_milestones_divide_the_learning_rate():
     assert eng.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3, rel=1e-12)
     plain = Engine(parse_scenario('[run]\nepochs = 1\nseeds = 1\ndevice = "cpu"\n'))
     assert plain.sc.train.lr_milestones == [] and plain.optimizer.param_groups[0]["lr"] == plain.sc.train.lr
+
+
+def test_engine_parts_get_a_frozen_context_never_the_engine():
+    """Back ends, probes, regularisers and graph capture import nothing of the trainer; the context is frozen."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "ibtui" / "engine"
+    for path in root.rglob("*.py"):
+        if path.name in ("trainer.py", "sweep.py"):
+            continue
+        names = {n.module for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(n, ast.ImportFrom) and n.module}
+        assert "ibtui.engine.trainer" not in names, path
+    eng = Engine(small(epochs=1, seeds=1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        eng.ctx.model = None
+    assert eng.ctx.snapshots == eng.snapshots and eng.ctx.steps_per_epoch == len(eng.batches)

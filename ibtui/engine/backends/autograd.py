@@ -54,9 +54,8 @@ def measured_layers(sc, image_shape: tuple[int, int, int], n_classes: int) -> li
     c, h, w = image_shape
     kind = sc.model.kind
     if kind == "mlp":
-        from ibtui.engine.trainer import hidden_widths
-
-        layers = [(f"dense {d}", d) for d in hidden_widths(sc)]
+        widths = sc.model.hidden[:sc.model.depth] if sc.model.depth else sc.model.hidden
+        layers = [(f"dense {d}", d) for d in widths]
     elif kind == "cnn":
         c1, c2, dense = cnn_sizes(sc)
         layers = [(f"conv map {c1}×{h // 2}×{w // 2}", c1 * (h // 2) * (w // 2)),
