@@ -10,8 +10,9 @@ back end is a fixed sequence of kernels once its inputs sit at fixed addresses, 
   set before each replay; the optimiser is built `capturable` so its step count lives on the device;
 - one graph per noise level β and learning rate (constants inside the captured kernels); an epoch in which
   the learning rate changes (train.lr_milestones) runs eagerly;
-- epochs whose steps a probe must watch (the dynamics probe reads every gradient of an epoch that ends in
-  a snapshot) run eagerly, as do the first epoch at each β (the warm-up that creates the optimiser's state).
+- epochs whose steps a probe must watch (the dynamics probe reads every gradient of its SNR windows, the
+  steps just before a snapshot) run eagerly, as does the first epoch at each key (the warm-up that creates
+  the optimiser's state).
 
 What is captured is the engine's own step loop, handed over as a function of the first step's counter;
 this module never sees the Engine. Off by default (`run.cuda_graph`); if capturing fails, training goes on

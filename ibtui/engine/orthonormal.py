@@ -16,7 +16,7 @@ training does not depend on the choice; `penalty` reports the reachable one, Σ 
 min(in, out) singular values (0 iff W is a partial isometry), and the gradient uses the smaller Gram
 (min(in, out)² instead of max(in, out)²).
 
-The MLP path computes gradients by hand, so the penalty adds its gradient to `.grad` directly
+The MLP back end computes gradients by hand, so the penalty adds its gradient to `.grad` directly
 (`after_step`, after the loss gradients are set and before the optimiser step). Each seed's penalty
 involves only its own weights, so seeds stay independent.
 """

@@ -1,6 +1,6 @@
 """Regularisers: terms added to the loss's gradients after each backward pass, before the optimiser step.
 
-They act on the gradients directly (the MLP path computes its gradients by hand), so a penalty is a
+They act on the gradients directly (the MLP back end computes its gradients by hand), so a penalty is a
 function of the weights that adds its own gradient to `.grad`.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The engine's loop (epochs, steps, hooks, optimiser, controls, probes, records) is the same for every model;
 a back end supplies the model-specific parts, built from the run context:
 
-- `MlpBackend` (`mlp.py`): the fast path for `BatchedMLP`: inputs kept feature-major ([S, d, B]) in buffers
+- `MlpBackend` (`mlp.py`): the fast back end for `BatchedMLP`: inputs kept feature-major ([S, d, B]) in buffers
   at fixed addresses (what a captured CUDA graph needs) and gradients from the hand-written backward;
 - `AutogradBackend` (`autograd.py`): convolutional models (CNN, ResNet) through autograd, image batches,
   augmentation.
