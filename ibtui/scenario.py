@@ -79,6 +79,17 @@ class ModelSettings:
                                    "0 = off)", lo=0.0)
     orthonormal_layers: list[int] = _opt([], "layers (1-based) the penalty applies to; empty = every hidden layer")
 
+    @property
+    def hidden_widths(self) -> list[int]:
+        """The MLP's hidden widths in use: model.hidden, cut to model.depth layers when depth > 0."""
+        return self.hidden[:self.depth] if self.depth else list(self.hidden)
+
+    @property
+    def cnn_sizes(self) -> tuple[int, int, int]:
+        """model.hidden read as the CNN's (conv-1 channels, conv-2 channels, dense units)."""
+        c1, c2, dense = self.hidden
+        return c1, c2, dense
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -171,6 +182,37 @@ class Scenario:
 
 
 ESTIMATORS = ("binning", "kde", "sp", "exact")
+
+# ----------------------------------------------------------------------------------------------
+# Facts of the bundled data sets and models that the rules below need (torch-free)
+
+DATA_SHAPES = {  # data.dataset → (shape of one input, number of classes)
+    "szt": ((12,), 2),
+    "saturation": ((1,), 2),
+    "boolean4": ((4,), 2),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+IMAGE_SETS = ("mnist", "cifar10", "cifar100")
+RESNET_STAGE_CHANNELS = (16, 32, 64)  # He et al. 2016 §4.2: the three stages of the CIFAR ResNet
+CNN_ACTIVATIONS = ("tanh", "relu")
+
+
+def measured_layers(sc: "Scenario", image_shape: tuple[int, ...], n_classes: int) -> list[tuple[str, int]]:
+    """(what, width) of every layer an MI estimator measures: the hidden layers, then the softmax output."""
+    kind = sc.model.kind
+    if kind == "mlp":
+        layers = [(f"dense {d}", d) for d in sc.model.hidden_widths]
+    elif kind == "cnn":
+        _, h, w = image_shape
+        c1, c2, dense = sc.model.cnn_sizes
+        layers = [(f"conv map {c1}×{h // 2}×{w // 2}", c1 * (h // 2) * (w // 2)),
+                  (f"conv map {c2}×{h // 4}×{w // 4}", c2 * (h // 4) * (w // 4)), (f"dense {dense}", dense)]
+    else:
+        layers = [(f"stage {i + 1}, {ch} channels average-pooled", ch)
+                  for i, ch in enumerate(RESNET_STAGE_CHANNELS)]
+    return [*layers, (f"softmax over {n_classes} classes", n_classes)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,6 +322,7 @@ def _cross_check(sc: Scenario, origin: str) -> None:
                             f"({len(sc.model.hidden)} layers).")
     if not sc.model.hidden or any(w < 1 for w in sc.model.hidden):
         raise ScenarioError(f"{origin}: model.hidden must be a non-empty list of positive widths.")
+    _check_model_kind(sc, origin)
     if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_levels must be a non-empty list of β ≥ 0.")
     if sc.model.noise_start >= len(sc.model.noise_levels):
@@ -307,6 +350,33 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             sweep_point(sc, v, origin)  # every value must give a valid scenario
     if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
         raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
+
+
+def _check_model_kind(sc: Scenario, origin: str) -> None:
+    """The convolutional models: image data, their own initialisation, and the sizes and activation they read."""
+    m = sc.model
+    if m.kind == "mlp":
+        return
+    if sc.data.dataset not in IMAGE_SETS:
+        raise ScenarioError(f"{origin}: model.kind = \"{m.kind}\" needs image data (data.dataset = mnist, "
+                            f"cifar10 or cifar100), not {sc.data.dataset}.")
+    if m.init_weight != 0.0 or m.init_bias != 0.0 or m.depth:
+        raise ScenarioError(f"{origin}: model.init_weight, model.init_bias and model.depth apply to MLPs only; "
+                            f"leave them at 0 for model.kind = \"{m.kind}\".")
+    _, h, w = DATA_SHAPES[sc.data.dataset][0]
+    if h != w:
+        raise ScenarioError(f"{origin}: model.kind = \"{m.kind}\" needs square images, not {h}×{w}.")
+    if m.kind == "cnn":
+        if len(m.hidden) != 3:
+            raise ScenarioError(f"{origin}: model.kind = \"cnn\" reads model.hidden as [conv-1 channels, conv-2 "
+                                f"channels, dense units] but it has {len(m.hidden)} entries ({m.hidden}); write e.g. "
+                                f"model.hidden = [32, 64, 128].")
+        if m.activation not in CNN_ACTIVATIONS:
+            raise ScenarioError(f"{origin}: model.activation = \"{m.activation}\" is not available for the CNN; "
+                                f"use \"tanh\" or \"relu\".")
+    elif m.activation != "relu":  # resnet32
+        raise ScenarioError(f"{origin}: model.kind = \"resnet32\" is a ReLU network (He et al. 2016) but "
+                            f"model.activation = \"{m.activation}\"; set model.activation = \"relu\".")
 
 
 def sweep_point(sc: Scenario, value: float, origin: str = "<sweep>") -> Scenario:

@@ -40,10 +40,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ibtui.models.cnn import stack_seeds
+from ibtui.scenario import RESNET_STAGE_CHANNELS
 
 NoiseFn = Callable[[int, Tensor], Tensor]
 
-STAGE_CHANNELS = (16, 32, 64)
+STAGE_CHANNELS = RESNET_STAGE_CHANNELS
 
 
 class SeedBatchNorm2d(nn.Module):
