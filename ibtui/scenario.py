@@ -322,6 +322,7 @@ def _cross_check(sc: Scenario, origin: str) -> None:
                             f"({len(sc.model.hidden)} layers).")
     if not sc.model.hidden or any(w < 1 for w in sc.model.hidden):
         raise ScenarioError(f"{origin}: model.hidden must be a non-empty list of positive widths.")
+    check_device(sc.run.device, f"{origin}: run.device")
     _check_model_kind(sc, origin)
     if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_levels must be a non-empty list of β ≥ 0.")
@@ -350,6 +351,82 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             sweep_point(sc, v, origin)  # every value must give a valid scenario
     if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
         raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
+    _check_orthonormal(sc, origin)
+    _check_exact(sc, origin)
+    if sc.data.dataset in IMAGE_SETS:
+        _check_image_estimators(sc, origin)
+        if sc.data.augment and sc.model.kind == "mlp":
+            raise ScenarioError(f"{origin}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
+                                f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
+
+
+def check_device(name: str, origin: str = "run.device") -> None:
+    """Refuse a device name that is not auto, cpu, cuda or cuda:N (whether CUDA is there is the engine's check)."""
+    name = name.strip().lower()
+    index = name[5:] if name.startswith("cuda:") else "0"
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and index.isdigit()):
+        raise ScenarioError(f"{origin} = {name!r} is not a device; use auto, cpu, cuda or cuda:N.")
+
+
+def _check_orthonormal(sc: Scenario, origin: str) -> None:
+    """The orthonormality penalty: defined on the MLP's weight matrices, on layers that exist."""
+    m = sc.model
+    if m.orthonormal <= 0:
+        return
+    # Convolutional models' weights are kernels (and, for the ResNet, only some layers): the Gram of a
+    # kernel is not the layer's map, so the penalty is defined for the MLP only.
+    if m.kind != "mlp":
+        raise ScenarioError(f"{origin}: model.orthonormal works for the MLP only; set it to 0 for model.kind = "
+                            f"{m.kind!r}.")
+    n_layers = len(m.hidden_widths) + 1  # hidden layers + the output layer
+    bad = [layer for layer in m.orthonormal_layers if not 1 <= layer <= n_layers]
+    if bad:
+        raise ScenarioError(f"{origin}: model.orthonormal_layers = {list(m.orthonormal_layers)} names layer "
+                            f"{bad[0]}, but the network has layers 1..{n_layers} (the last is the output); "
+                            f"list layers in that range or leave it empty for every hidden layer.")
+
+
+def _check_exact(sc: Scenario, origin: str) -> None:
+    """The exact estimator integrates a 1-D Gaussian mixture: the first hidden layer must have one unit."""
+    if "exact" not in sc.measure.estimators:
+        return
+    if sc.model.kind == "mlp":
+        first = sc.model.hidden_widths[0]
+        if first != 1:
+            raise ScenarioError(f"{origin}: measure.estimators has \"exact\", which needs a first hidden layer of "
+                                f"1 unit (model.hidden[0] = {first}); remove it or use a 1-unit layer.")
+        return
+    shape, n_classes = DATA_SHAPES[sc.data.dataset]
+    what, first = measured_layers(sc, shape, n_classes)[0]
+    raise ScenarioError(f"{origin}: measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
+                        f"(layer 1 of the {sc.model.kind} is a {what} of {first} units); remove it or use an MLP "
+                        f"with a 1-unit layer.")
+
+
+def _check_image_estimators(sc: Scenario, origin: str) -> None:
+    """Refuse an MI estimator asked for on an image model's layer wider than its max_width.
+
+    Binning: with 30 bins per unit, two images share a cell only if every one of d units agrees, so
+    on a wide layer each of the n points gets its own cell and I(X;T) = log2 n whatever the network
+    does (default limit 64 units). KDE and SP: their error grows exponentially with d, and on a
+    conv map of ~10^4 units any two images lie many kernel widths apart (default limit 8192). The
+    limits are scenario settings (measure.<estimator>.max_width), so a scenario can opt in.
+    """
+    limits = {"binning": sc.measure.binning.max_width, "kde": sc.measure.kde.max_width,
+              "sp": sc.measure.sp.max_width}
+    shape, n_classes = DATA_SHAPES[sc.data.dataset]
+    layers = measured_layers(sc, shape, n_classes)
+    for est in sc.measure.estimators:
+        if est not in limits:
+            continue
+        for index, (what, width) in enumerate(layers, start=1):
+            if width > limits[est]:
+                why = ("every measured image would get a bin cell of its own, so I(X;T) = log2 n says nothing"
+                       if est == "binning" else "the estimate there is set by the dimension, not by the network")
+                raise ScenarioError(
+                    f"{origin}: measure.estimators has \"{est}\" but layer {index} of the {sc.model.kind} "
+                    f"({what}) has {width} units, more than measure.{est}.max_width = {limits[est]}, and "
+                    f"{why}; remove \"{est}\" from measure.estimators or raise measure.{est}.max_width.")
 
 
 def _check_model_kind(sc: Scenario, origin: str) -> None:
@@ -473,8 +550,8 @@ def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
     return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides)
 
 
-def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
-    """A copy of `sc` with dotted settings replaced (used for sweeps and CLI shortcuts)."""
+def with_changes(sc: Scenario, changes: dict[str, Any], origin: str = "<changes>") -> Scenario:
+    """A copy of `sc` with dotted settings replaced (CLI shortcuts, torchrun shards), validated again."""
     data = to_dict(sc)
     for dotted, value in changes.items():
         node = data
@@ -482,7 +559,9 @@ def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
         for part in parts[:-1]:
             node = node[part]
         node[parts[-1]] = value
-    return _build(Scenario, data, "", "<changes>")
+    out = _build(Scenario, data, "", origin)
+    _cross_check(out, origin)
+    return out
 
 
 def to_dict(sc: Any) -> dict:

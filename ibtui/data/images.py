@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ibtui.errors import DataFormatError, DataMissingError, ScenarioError
+from ibtui.errors import DataFormatError, DataMissingError
+from ibtui.scenario import DATA_SHAPES
 
 ENV_VAR = "IBTUI_DATA"
 
@@ -269,12 +270,6 @@ def load_cifar(folder: Path, which: int = 10) -> ImageData:
 # --------------------------------------------------------------------------------------------
 # The engine's view of an image set
 
-IMAGE_SETS = {  # data.dataset → (image shape C×H×W, classes)
-    "mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-}
-
 
 def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(id [N] int64, number of distinct images) with equal ids exactly for equal images.
@@ -305,20 +300,13 @@ def load_image_dataset(sc, seeds: list[int], device: torch.device):
     MNIST pixels in [0, 1]; CIFAR with the per-pixel mean of the training images subtracted (He et
     al. 2016 §4.2). Repeated images (if any) are detected exactly and given equal input ids, so the
     binning estimator's H(T|X) stays right. The folder is `data.dir` (the CLI's --data-dir replaces
-    it) or $IBTUI_DATA. Estimators that are meaningless on the scenario's layers are refused before
-    any file is read (`ibtui.engine.module_path.check_estimators`).
+    it) or $IBTUI_DATA. The scenario's rules (estimators meaningless on its layers, augmentation
+    without a convolutional model) were checked when it was loaded (`ibtui.scenario`).
     """
     from ibtui.data.dataset import Dataset
-    from ibtui.engine.module_path import check_estimators
 
     name = sc.data.dataset
-    shape, n_classes = IMAGE_SETS[name]
-    check_estimators(sc, shape, n_classes)
-    if sc.data.augment and sc.model.kind == "mlp":
-
-
-        raise ScenarioError(f"{sc.name}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
-                            f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
+    n_classes = DATA_SHAPES[name][1]
     folder = resolve_data_dir(sc.data.dir, None)
     data = load_mnist(folder) if name == "mnist" else load_cifar(folder, n_classes)
     n_train, n_test = len(data.y_train), len(data.y_test)
