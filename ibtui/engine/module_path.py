@@ -19,9 +19,8 @@ supplies `start_epoch`, `grads` and `snapshot` (the ModelPath protocol of `ibtui
 
 Layers returned at a snapshot: the model's hidden representations flattened to [S, n, d] (the CNN's
 two pooled conv maps and its dense layer; ResNet-32's three stage outputs, global-average-pooled),
-then the softmax output. `check_estimators` refuses MI estimators on layers too wide for them, for
-every model on image data (it is called by `ibtui.data.images.load_image_dataset`, before any file
-is read).
+then the softmax output. (Estimators on layers too wide for them are refused by the scenario's
+validation, `ibtui.scenario`, before anything is built.)
 """
 from __future__ import annotations
 
@@ -32,8 +31,6 @@ import torch.nn.functional as F
 
 from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.errors import ScenarioError
-from ibtui.scenario import measured_layers
 
 if TYPE_CHECKING:
     from ibtui.engine.trainer import Engine
@@ -41,35 +38,6 @@ if TYPE_CHECKING:
 STREAM_AUGMENT = 101  # rng stream of the augmentation draws (ibtui.engine.rng's own streams are 1–3)
 CHUNK_IMAGES = 4096  # images (seeds × points) per gradient-free forward at a snapshot
 CROP_PAD = 4  # He et al.: "4 pixels are padded on each side, and a 32×32 crop is randomly sampled"
-
-
-# ------------------------------------------------------------------------------------------------
-# Which layers the estimators see, and which estimators make sense on them
-
-
-def check_estimators(sc, image_shape: tuple[int, int, int], n_classes: int) -> None:
-    """Raise ScenarioError when an MI estimator is asked for on a layer wider than its max_width.
-
-    Binning: with 30 bins per unit, two images share a cell only if every one of d units agrees, so
-    on a wide layer each of the n points gets its own cell and I(X;T) = log2 n whatever the network
-    does (default limit 64 units). KDE and SP: their error grows exponentially with d, and on a
-    conv map of ~10^4 units any two images lie many kernel widths apart (default limit 8192). The
-    limits are scenario settings (measure.<estimator>.max_width), so a scenario can opt in.
-    """
-    limits = {"binning": sc.measure.binning.max_width, "kde": sc.measure.kde.max_width,
-              "sp": sc.measure.sp.max_width}
-    layers = measured_layers(sc, image_shape, n_classes)
-    for est in sc.measure.estimators:
-        if est not in limits:
-            continue
-        for index, (what, width) in enumerate(layers, start=1):
-            if width > limits[est]:
-                why = ("every measured image would get a bin cell of its own, so I(X;T) = log2 n says nothing"
-                       if est == "binning" else "the estimate there is set by the dimension, not by the network")
-                raise ScenarioError(
-                    f"{sc.name}: measure.estimators has \"{est}\" but layer {index} of the {sc.model.kind} "
-                    f"({what}) has {width} units, more than measure.{est}.max_width = {limits[est]}, and "
-                    f"{why}; remove \"{est}\" from measure.estimators or raise measure.{est}.max_width.")
 
 
 # ------------------------------------------------------------------------------------------------

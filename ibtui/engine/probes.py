@@ -198,12 +198,6 @@ class ExactProbe(Probe):
     def __init__(self, engine: "Engine"):
         self.estimators = {"exact": "numerical integration (scipy quad) of the noisy 1-unit first layer's "
                                     "Gaussian-mixture entropy; no estimate"}
-        first = engine.model.weight_matrices()[0].shape[-1]
-        if first != 1:
-            from ibtui.errors import ScenarioError
-
-            raise ScenarioError(f"measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
-                                f"(model.hidden[0] = {first}); remove it or use a 1-unit layer.")
 
     def at_snapshot(self, engine, snap):
         from ibtui.measures.mixture import mixture_entropy_1d
