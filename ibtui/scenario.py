@@ -42,8 +42,8 @@ class DataSettings:
     dataset: str = _opt("szt", "the data set: szt (12-bit task), saturation (the 4-point single-neuron toy), "
                                 "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100",
                         choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100"))
-    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches); overridden by --data-dir, "
-                        "falls back to $IBTUI_DATA")
+    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches), relative to the scenario "
+                        "file's folder; overridden by --data-dir, falls back to $IBTUI_DATA")
     samples: int = _opt(4096, "boolean4: number of samples drawn", lo=1)
     label_noise: float = _opt(0.07, "boolean4: probability that a label is flipped", lo=0.0, hi=0.5)
     mi_subset: int = _opt(0, "measure MI on a fixed random subset of this many of the chosen points (0 = all)",
@@ -502,12 +502,27 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = ()) -> Scenario:
-    """Parse TOML text (plus --set overrides) into a validated Scenario."""
+def _resolve_data_dir(data: dict, folder: Path) -> None:
+    """A relative data.dir written in a scenario file names a folder relative to that file's folder."""
+    section = data.get("data")
+    raw = section.get("dir") if isinstance(section, dict) else None
+    if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
+        section["dir"] = str(folder / raw)
+
+
+def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = (),
+                   relative_to: Path | None = None) -> Scenario:
+    """Parse TOML text (plus --set overrides) into a validated Scenario.
+
+    With `relative_to` (the scenario file's folder), a relative data.dir in the text is taken relative
+    to it; a data.dir given by --set is used as written (relative to the working directory).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{origin}: TOML syntax error: {exc}; fix that line.") from None
+    if relative_to is not None:
+        _resolve_data_dir(data, Path(relative_to))
     data = apply_overrides(data, list(overrides))
     sc = _build(Scenario, data, "", origin)
     _cross_check(sc, origin)
@@ -547,7 +562,7 @@ def scenario_description(path: Path) -> str:
 
 def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
     p = find_scenario(path)
-    return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides)
+    return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides, relative_to=p.absolute().parent)
 
 
 def with_changes(sc: Scenario, changes: dict[str, Any], origin: str = "<changes>") -> Scenario:

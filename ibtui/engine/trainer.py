@@ -12,7 +12,7 @@ from typing import Iterable
 
 import torch
 
-from ibtui.data.dataset import load_dataset
+from ibtui.data.loader import load_dataset
 from ibtui import records as R
 from ibtui import quantities as Q
 from ibtui.engine import rng

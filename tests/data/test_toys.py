@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ibtui.data.toys import SATURATION_X, saturation_labels, saturation_mi_exact, saturation_mi_sp
+from ibtui.data.toys import SATURATION_X, saturation_labels
+from oracles import saturation_mi_exact, saturation_mi_sp
 from ibtui.measures.sp import sp_mutual_information
 
 H_QUARTER = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))  # 0.8113 bits

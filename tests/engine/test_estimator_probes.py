@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from ibtui.data.toys import saturation_mi_exact
+from oracles import saturation_mi_exact
 from ibtui import quantities as Q
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine
