@@ -31,6 +31,7 @@ import torch
 from ibtui.data.dataset import Dataset
 from ibtui.data.sampling import fixed_subset
 from ibtui.errors import DataFormatError, DataMissingError
+from ibtui.measures.discrete import row_keys, rows_per_chunk
 from ibtui.scenario import DATA_SHAPES
 
 ENV_VAR = "IBTUI_DATA"
@@ -273,17 +274,19 @@ def load_cifar(folder: Path, which: int = 10) -> ImageData:
 def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(id [N] int64, number of distinct images) with equal ids exactly for equal images.
 
-    Images are k/255 values, so round(255·x) recovers their bytes. A 64-bit multiply-add key of the
-    bytes (numpy's uint64 arithmetic wraps) decides the common case at once: distinct keys mean
-    distinct images. Only when keys repeat are the bytes compared exactly (np.unique on whole rows).
+    Images are k/255 values, so round(255·x) recovers their bytes. The row hash of
+    `ibtui.measures.discrete.row_keys` on the bytes read as 64-bit words decides the common case at
+    once: distinct keys mean distinct images. Only when keys repeat are the bytes compared exactly
+    (np.unique on whole rows), so a hash collision can cost time but never give a wrong id.
     """
     u8 = np.rint(x.reshape(x.shape[0], -1).cpu().numpy() * 255.0).astype(np.uint8)
     n, d = u8.shape
     if d % 8:
         u8 = np.pad(u8, ((0, 0), (0, 8 - d % 8)))
-    words = np.ascontiguousarray(u8).view(np.uint64)
-    mult = np.random.default_rng(0x1B7).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
-    keys = (words * mult).sum(axis=1, dtype=np.uint64)
+    words = torch.from_numpy(np.ascontiguousarray(u8).view(np.int64))
+    chunk = rows_per_chunk(words.shape[1] * 8 * 2, n)
+    keys = torch.cat([row_keys(words[i:i + chunk], method="hash") for i in range(0, n, chunk)]).numpy() if n \
+        else np.zeros(0, dtype=np.int64)
     if len(np.unique(keys)) == n:
         return torch.arange(n), n
     rows = np.ascontiguousarray(u8).view(np.dtype((np.void, u8.shape[1]))).ravel()

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ibtui.measures.discrete import LN2
+
 __all__ = [
     "BOUND_DEFINITION",
     "gaussian_bound",
@@ -38,7 +40,6 @@ __all__ = [
     "input_compression_bound",
 ]
 
-LN2 = math.log(2.0)
 
 BOUND_DEFINITION = ("Gaussian bound on I(T_k;T_k+1) in bits = 1/2 sum_i log2(1 + A_ii/(lambda_i + sz2/sT2)), "
                     "dW = W - W*, dW^T dW = Q Lambda Q^T, A = Q^T W*^T W* Q; W* and sT2 frozen at the "

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
-LN2 = math.log(2.0)
+from ibtui.measures.discrete import LN2
+
 
 # Elements of one [S, rows, cols] kernel block; two such blocks are alive at once (≈ 128 MiB float32).
 # A GPU gets blocks 8× larger: fewer, longer kernels (≈ 1 GiB alive).

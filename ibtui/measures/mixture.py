@@ -13,7 +13,8 @@ import numpy as np
 from scipy import integrate
 from scipy.special import logsumexp
 
-LN2 = math.log(2.0)
+from ibtui.measures.discrete import LN2
+
 
 # Integration reaches this many σ beyond the outermost means (tail mass ≈ e^{-72}).
 _TAIL = 12.0

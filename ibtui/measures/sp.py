@@ -14,7 +14,8 @@ import math
 
 import torch
 
-from ibtui.measures.kde import LN2, gaussian_kernel_log_sums
+from ibtui.measures.discrete import LN2
+from ibtui.measures.kde import gaussian_kernel_log_sums
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
