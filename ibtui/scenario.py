@@ -49,7 +49,8 @@ class DataSettings:
     mi_subset: int = _opt(0, "measure MI on a fixed random subset of this many of the chosen points (0 = all)",
                           lo=0)
     augment: bool = _opt(False, "CIFAR: random crops with 4-pixel padding and horizontal flips while training")
-    split: str = _opt("random", "random (seeded) or unshuffled (the original IDNNs split, biased on SZT)",
+    split: str = _opt("random", "random (seeded) or unshuffled (the split of Shwartz-Ziv & Tishby 2017's code, "
+                                "biased on SZT)",
                       choices=("random", "unshuffled"))
     train_fraction: float = _opt(0.8, "fraction of the points used for training", lo=0.0, hi=1.0, lo_open=True)
     split_seed: int = _opt(0, "seed of the random split shared by all seeds", lo=0)

@@ -1,8 +1,9 @@
 """Real image data sets (MNIST, CIFAR-10, CIFAR-100) read from their official files, offline.
 
 Why this module exists: the MNIST and CIFAR experiments of the source papers (Goldfeld et al. 2019's
-MNIST CNN; Shwartz-Ziv, Painsky & Tishby 2019's ResNet-32 on CIFAR-10/100) need the real images, and ibtui must run on machines without a network. So it reads the files users
-already have, in the layouts they usually come in:
+MNIST CNN; Shwartz-Ziv, Painsky & Tishby 2019's ResNet-32 on CIFAR-10/100) need the real images, and
+ibtui must run on machines without a network. So it reads the files users already have, in the
+layouts they usually come in:
 
 - MNIST: the four official IDX files (`train-images-idx3-ubyte`, ...), gzipped or not, in the folder
   itself, in `folder/MNIST/raw` (torchvision's layout) or in `folder/mnist`. IDX is parsed with numpy;

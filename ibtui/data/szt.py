@@ -63,5 +63,6 @@ def load_szt(sc, seeds: list[int], device: torch.device) -> Dataset:
         pos_train = y[split.train[0]].mean() * 100
         pos_test = y[split.test[0]].mean() * 100 if split.test[0].any() else float("nan")
         notes.append(f"biased split: data.split = \"unshuffled\" takes the first rows in counting order "
-                     f"({pos_train:.1f} % positives in train, {pos_test:.1f} % in test), as the original IDNNs code")
+                     f"({pos_train:.1f} % positives in train, {pos_test:.1f} % in test), as the code of "
+                     f"Shwartz-Ziv & Tishby (2017)")
     return Dataset.from_arrays("szt", x, y, split, device, distinct_inputs=True, notes=tuple(notes))

@@ -1,4 +1,4 @@
-"""The single-neuron saturation toy of Goldfeld et al. (ICML 2019, §4, single tanh neuron): its four inputs.
+"""The single-neuron saturation toy of Goldfeld et al. (ICML 2019, one noisy tanh neuron): its four inputs.
 
 T = tanh(wX + b) + Z, X uniform on {−3, −1, 1, 3}, Z ~ N(0, β²). T is a mixture of four Gaussians,
 so I(X;T) = h(T) − h(Z) is known to quadrature precision: it is 2 bits while the four images are

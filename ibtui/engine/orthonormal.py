@@ -1,6 +1,6 @@
 """Orthonormal (Parseval-style) weight regularisation: λ·‖WᵀW − I‖²_F added to each seed's loss.
 
-Goldfeld et al. (ICML 2019, papers.md §1.5) train the noisy SZT network with an orthonormality penalty
+Goldfeld et al. (ICML 2019) train the noisy SZT network with an orthonormality penalty
 and find that it limits the clustering of same-class representations, and with it the compression
 of I(X;T). A layer whose map has all singular values 1 preserves distances (within its row space), so
 it cannot pull inputs together: that is the mechanism.

@@ -1,6 +1,6 @@
 """Per-layer clustering measures: how far a layer's representation has collapsed into clusters.
 
-Goldfeld et al. (ICML 2019, §5 and the noisy-network framework of §2) argue that the compression seen in
+Goldfeld et al. (ICML 2019, the noisy-network framework and its SZT experiments) argue that the compression seen in
 the information plane is driven by geometric clustering of same-class representations, and that binning
 "estimators" of I(X;T) really measure this clustering. This module gives ibtui's clustering table those
 numbers, as pure functions of a layer's noiseless representation ``h`` [S, N, d] (all seeds at once) and
@@ -135,7 +135,7 @@ def occupied_cells(h: Tensor, bin_size: float, lo: float | Tensor | None = None,
 def binned_entropy(h: Tensor, bin_size: float, lo: float | Tensor | None = None, *,
                    method: str = "auto", chunk: int | None = None) -> Tensor:
     """H(Bin(T)) in bits = −Σ_c p(c) log2 p(c), p(c) = n_c/N, inputs equiprobable: Goldfeld et al.
-    2019's clustering measure, with bin_size = 10β in their SZT figure (§5): the binned H(T) at width B."""
+    2019's clustering measure, with bin_size = 10β in their SZT figure: the binned H(T) at width B."""
     _check(h)
     hc, bad = _clean(h)
     t_ids, n_cells = _cell_ids(hc, bin_size, lo, method, chunk)
@@ -208,7 +208,7 @@ def spread_ratio(h: Tensor, labels: Tensor) -> Tensor:
 def close_pair_fraction(h: Tensor, radius: float, *, chunk: int | None = None) -> Tensor:
     """Fraction of unordered pairs i<j with ‖h_i − h_j‖ < radius, i.e.
     #{i<j : ‖h_i−h_j‖ < r} / (N(N−1)/2).  With radius = β these are inputs whose noisy
-    representations overlap, the mechanism of compression in a noisy net (Goldfeld et al. 2019, §2).
+    representations overlap, the mechanism of compression in a noisy net (Goldfeld et al. 2019).
     Exact distances (no ‖a‖²+‖b‖²−2ab cancellation), chunked over rows; NaN if N < 2.
 
     Pruning: rows are sorted by the coordinate x of largest variance (per seed); since

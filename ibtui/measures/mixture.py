@@ -1,6 +1,6 @@
 """The exact (quadrature) entropy of a 1-D Gaussian mixture: the "exact" estimator of a noisy 1-unit layer.
 
-The noisy-network view (Goldfeld et al. 2019, §2) makes every layer T = S + Z a Gaussian mixture; for a
+The noisy-network view (Goldfeld et al. 2019) makes every layer T = S + Z a Gaussian mixture; for a
 layer of one unit its entropy is a 1-D integral, computed here by deterministic quadrature (numpy/scipy,
 on the host, once per seed and snapshot). The tests keep the same computation as the oracle of the
 Monte Carlo and pairwise estimators (tests/oracles.py adds the 2-D case). Entropies are in bits.
