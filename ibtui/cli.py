@@ -18,7 +18,7 @@ from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Watch the information bottleneck at work: train a network and see the information plane live.")
 
-COMMANDS = {"run", "show", "view", "scenarios"}
+COMMANDS = {"run", "show", "view", "plot", "scenarios"}
 
 
 def fail(message: str) -> None:
@@ -197,6 +197,32 @@ def list_scenarios() -> None:
     width = max(map(len, bundled), default=0)
     for name, path in bundled.items():
         typer.echo(f"{name:<{width}}  {scenario_description(path)}")
+
+
+@app.command()
+def plot(
+    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
+    fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
+) -> None:
+    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits."""
+    try:
+        import matplotlib  # noqa: F401  (an optional extra)
+    except ImportError:
+        fail("plotting needs matplotlib: pip install 'ibtui[plot]'")
+    from ibtui.sinks.figures import ExportError, draw_all
+
+    skipped: list[str] = []
+    try:
+        written = draw_all(csv_path, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+    except ExportError as exc:
+        fail(str(exc))
+    if skipped:
+        typer.echo(f"ibtui: skipped (no data in the export): {', '.join(skipped)}", err=True)
+    folder = written[0].parent if written else out_dir
+    typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
 
 
 def command_args(args: list[str]) -> list[str]:
