@@ -15,7 +15,7 @@ def _h_bits(p):
 
 def test_gaussian_entropy_closed_form():
     assert gaussian_entropy_bits(0.01**2) == pytest.approx(0.5 * math.log2(2 * math.pi * math.e * 1e-4), abs=1e-12)
-    assert gaussian_entropy_bits(0.01**2) == pytest.approx(-4.596760604594, abs=1e-9)  # papers.md §1.2: −4.5968
+    assert gaussian_entropy_bits(0.01**2) == pytest.approx(-4.596760604594, abs=1e-9)  # h(Z_1) per unit at β = 0.01
     cov = np.array([[2.0, 0.5], [0.5, 1.0]])
     expect = 0.5 * math.log2((2 * math.pi * math.e) ** 2 * np.linalg.det(cov))
     assert gaussian_entropy_bits(cov) == pytest.approx(expect, abs=1e-12)
