@@ -55,9 +55,9 @@ def run(
     try:
         sc = load_scenario(scenario, set_)
         if device is not None:
-            sc = with_changes(sc, {"run.device": device})
+            sc = with_changes(sc, {"run.device": device}, origin="--device")
         if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)})
+            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
         if ctx.active:  # torchrun: this process trains its block of seeds
             sc = dist.shard(sc, ctx)
         if threads > 0:

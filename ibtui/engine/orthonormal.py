@@ -1,6 +1,6 @@
 """Orthonormal (Parseval-style) weight regularisation: λ·‖WᵀW − I‖²_F added to each seed's loss.
 
-Goldfeld et al. (ICML 2019, papers.md §1.5) train the noisy SZT network with an orthonormality penalty
+Goldfeld et al. (ICML 2019) train the noisy SZT network with an orthonormality penalty
 and find that it limits the clustering of same-class representations, and with it the compression
 of I(X;T). A layer whose map has all singular values 1 preserves distances (within its row space), so
 it cannot pull inputs together: that is the mechanism.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import torch
 
 from ibtui.engine.context import RunContext
-from ibtui.errors import ScenarioError
 
 
 def small_gram(w: torch.Tensor) -> torch.Tensor:
@@ -62,25 +61,12 @@ class OrthonormalPenalty:
     def __init__(self, ctx: RunContext):
         sc = ctx.sc
         self.strength = float(sc.model.orthonormal)
-        self.weights = self._weights(ctx)  # the parameters themselves: their .grad is added to each step
-        weights = self.weights
-        n_layers = len(weights)  # hidden layers + the output layer
+        # The MLP's weights (the scenario refuses the penalty on other models), the parameters themselves:
+        # their .grad is added to at each step.
+        self.weights = list(ctx.model.weight_matrices())
+        n_layers = len(self.weights)  # hidden layers + the output layer
         layers = list(sc.model.orthonormal_layers) or list(range(1, n_layers))
-        bad = [l for l in layers if not 1 <= l <= n_layers]
-        if bad:
-            raise ScenarioError(f"model.orthonormal_layers = {list(sc.model.orthonormal_layers)} names layer "
-                                f"{bad[0]}, but the network has layers 1..{n_layers} (the last is the output); "
-                                f"list layers in that range or leave it empty for every hidden layer.")
         self.layers = sorted(set(layers))
-
-    @staticmethod
-    def _weights(ctx: RunContext) -> list[torch.nn.Parameter]:
-        # Convolutional models' weight_matrices() are kernels (and, for the ResNet, only some layers): the
-        # Gram of a kernel is not the layer's map, so the penalty is defined for the MLP only.
-        if ctx.sc.model.kind != "mlp":
-            raise ScenarioError(f"model.orthonormal works for the MLP only; set it to 0 for model.kind = "
-                                f"{ctx.sc.model.kind!r}.")
-        return list(ctx.model.weight_matrices())
 
     def watches_epoch(self, epoch: int) -> bool:
         return True

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ibtui.engine.probes.clustering import ClusteringProbe, clustering_scales
-from ibtui.engine.probes import subset_indices
+from ibtui.engine.probes.base import subset_indices
 from ibtui.engine.snapshot import Snapshot
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine

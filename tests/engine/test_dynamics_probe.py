@@ -8,7 +8,7 @@ import torch
 
 from ibtui import quantities as Q
 from ibtui.engine.probes.dynamics import DynamicsProbe, as_matrix
-from ibtui.engine.probes import Probe
+from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot
 from ibtui.engine.trainer import Engine
 from ibtui.measures.gaussian_bound import gaussian_bound, input_variance

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from ibtui.data.toys import saturation_mi_exact
+from oracles import saturation_mi_exact
 from ibtui import quantities as Q
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine
@@ -72,8 +72,8 @@ def test_exact_estimator_refuses_a_wide_first_layer():
     from ibtui.scenario import ScenarioError
 
     with pytest.raises(ScenarioError, match="1 unit"):
-        Engine(parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
-                              '[measure]\nestimators = ["exact"]\n'))
+        parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
+                       '[measure]\nestimators = ["exact"]\n')
 
 
 @pytest.mark.parametrize("per_seed", [False, True])
@@ -93,7 +93,7 @@ def test_kde_probe_equals_kde_mi_of_each_layer(per_seed):
     labels = e.data.y[e.mi_idx]
     assert (labels.dim() == 2 and not bool((labels == labels[:1]).all())) == per_seed
     values = probe.at_snapshot(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx))
-    from ibtui.engine.probes import subset_of
+    from ibtui.engine.probes.base import subset_of
 
     sub_layers, sub_labels = subset_of(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx), 600)
     for index, h in enumerate(sub_layers, start=1):

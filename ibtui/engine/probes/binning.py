@@ -5,7 +5,7 @@ import torch
 
 from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes import Probe
+from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.binning import BinSpec, LabelIds, binning_mi
 

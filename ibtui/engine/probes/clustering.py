@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes import Probe, per_labels, subset_of
+from ibtui.engine.probes.base import Probe, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.clustering import DEFINITIONS, clustering_measures, partition_homogeneity
 

@@ -36,7 +36,7 @@ import torch
 
 from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes import Probe
+from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.gaussian_bound import BOUND_DEFINITION, BoundWindow, input_compression_bound, input_variance
 from ibtui.measures.gradients import SNR_DEFINITION, GradientMoments, TransitionDetector, weight_norms

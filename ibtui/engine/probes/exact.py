@@ -7,7 +7,7 @@ import torch
 
 from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes import Probe
+from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot, Values
 
 
@@ -22,12 +22,6 @@ class ExactProbe(Probe):
     def __init__(self, ctx: RunContext):
         self.estimators = {"exact": "numerical integration (scipy quad) of the noisy 1-unit first layer's "
                                     "Gaussian-mixture entropy; no estimate"}
-        first = ctx.model.weight_matrices()[0].shape[-1]
-        if first != 1:
-            from ibtui.errors import ScenarioError
-
-            raise ScenarioError(f"measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
-                                f"(model.hidden[0] = {first}); remove it or use a 1-unit layer.")
 
     def at_snapshot(self, snap: Snapshot) -> Values:
         from ibtui.measures.mixture import mixture_entropy_1d

@@ -5,7 +5,7 @@ import torch
 
 from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes import Probe, _shared_labels, per_labels, subset_of
+from ibtui.engine.probes.base import Probe, _shared_labels, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention
 

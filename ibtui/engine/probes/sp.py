@@ -6,7 +6,7 @@ import torch
 from ibtui import quantities as Q
 from ibtui.engine import rng
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes import Probe, per_labels
+from ibtui.engine.probes.base import Probe, per_labels
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.sp import sp_mutual_information
 
