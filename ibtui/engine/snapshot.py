@@ -26,7 +26,6 @@ class Snapshot:
     activations: list[str]  # per layer: "tanh", "relu", …, "softmax"
     labels: torch.Tensor  # [n] (or [S, n] when seeds measure different points)
     point_idx: torch.Tensor | None  # [S, n] indices of the MI points in the data set, None = all points
-    step: int = 0  # optimiser steps taken so far
     x_ids: torch.Tensor | None = None  # identity of each measured input when inputs repeat, else None
     losses: Values = field(default_factory=dict)  # loss and accuracy, train and test, from the back end
     # I(X;T) of the last hidden layer by the first MI estimator that measured it (the engine sets it after the

@@ -178,7 +178,7 @@ class Engine:
         estimators, then the other measures (which get the last hidden layer's I(X;T) from the snapshot)."""
         losses, layers, activations = self.backend.snapshot(self.mi_idx)
         labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
-        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx, step=self.step,
+        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx,
                         x_ids=self.ctx.x_ids(self.mi_idx), losses=losses)
         values = dict(losses)
         for probe in self.estimators:
