@@ -109,3 +109,19 @@ def test_training_steps_make_no_host_syncs_on_a_gpu():
                 e.train_epoch()
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+def test_an_epoch_with_a_learning_rate_change_is_not_replayed():
+    """Graphs are keyed by (β, lr); an epoch across a train.lr_milestones step runs eagerly."""
+    sc = parse_scenario('[run]\nepochs = 4\nseeds = 1\ndevice = "cpu"\n[train]\nbatch_size = 500\n'
+                        'lr_milestones = [10]\n[measure]\nsnapshots = 2\nestimators = []\n'
+                        '[measure.dynamics]\nenabled = false\n')
+    e = Engine(sc)
+    assert e.steps_per_epoch == 7
+    e.graphs = EpochGraphs.__new__(EpochGraphs)  # _replayable() needs no CUDA state
+    e.graphs.error = None
+    assert e._replayable([])  # steps 0–6: one learning rate
+    e.step = 7
+    assert not e._replayable([])  # steps 7–13 cross the milestone at 10
+    e.step = 14
+    assert e._replayable([])
