@@ -42,5 +42,7 @@ def snapshot_epochs(epochs: int, count: int, schedule: str = "log") -> list[int]
 def learning_rate(step: int, lr: float, milestones: list[int], decay: float) -> float:
     """The learning rate of optimiser step `step` (counted from 0 over the run): lr·decay^k, k = the number of
     milestones ≤ step. He et al. (2016): milestones [32000, 48000], decay 0.1 (lr ÷ 10 after 32k and 48k steps)."""
+    if not milestones:  # the common case, asked every step
+        return lr
     k = bisect.bisect_right(sorted(milestones), step)
     return lr * decay**k if k else lr

@@ -26,7 +26,7 @@ class Probe:
         return {}
 
 
-def _shared_labels(labels: torch.Tensor) -> torch.Tensor | None:
+def shared_labels(labels: torch.Tensor) -> torch.Tensor | None:
     """labels [n] → itself; [S, n] with identical rows → row 0; otherwise None (per-seed labels)."""
     if labels.dim() == 1:
         return labels
@@ -36,7 +36,7 @@ def _shared_labels(labels: torch.Tensor) -> torch.Tensor | None:
 def per_labels(fn, h: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """fn(h, labels [n]) → {name: Tensor[S]}, for all seeds in one call when they measure the same points,
     else one call per seed (a per-seed split gives each seed its own points and labels)."""
-    shared = _shared_labels(labels)
+    shared = shared_labels(labels)
     if shared is not None:
         return fn(h, shared)
     parts = [fn(h[i:i + 1], labels[i]) for i in range(h.shape[0])]

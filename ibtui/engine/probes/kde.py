@@ -5,7 +5,7 @@ import torch
 
 from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes.base import Probe, _shared_labels, per_labels, subset_of
+from ibtui.engine.probes.base import Probe, shared_labels, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention
 
@@ -31,7 +31,7 @@ class KdeProbe(Probe):
         var = self.settings.noise_variance
         if not self.fused:
             return [per_labels(lambda h, y: kde_mi(h, y, var, exact_distances=False), h, labels) for h in layers]
-        shared = _shared_labels(labels)
+        shared = shared_labels(labels)
         if shared is not None:
             return kde_mi_attention(layers, shared, var)
         per_seed = [kde_mi_attention([h[i:i + 1] for h in layers], labels[i], var) for i in range(labels.shape[0])]
