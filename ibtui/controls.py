@@ -1,4 +1,4 @@
-"""Controls: the only channel from the UI back to the engine (DESIGN.md).
+"""Controls: the only channel from the UI back to the engine.
 
 Written by key handlers (or a test), read by the engine: pause between optimiser steps (one Event check a
 step, no device sync; at epoch boundaries when an epoch is a replayed CUDA graph), stop and noise changes at
