@@ -186,7 +186,8 @@ def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if typing.get_origin(tp) is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        return "a list of " + {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(
+            typing.get_args(tp)[0], f"{_type_name(typing.get_args(tp)[0])}s")
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -228,7 +229,7 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
     items = value if isinstance(value, list) else [value]
     for v in items:
         if meta.get("choices") and v not in meta["choices"]:
-            raise ScenarioError(f"{origin}: {where} = {_toml_value(v)} is not allowed; use one of: "
+            raise ScenarioError(f"{origin}: {where} = {_echo(v)} is not allowed; use one of: "
                                 f"{', '.join(map(str, meta['choices']))}.")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             lo, hi = meta.get("lo"), meta.get("hi")
@@ -255,7 +256,7 @@ def _who(origin: str, where: str) -> str:
     for i in range(len(parts), 0, -1):
         text = texts.get(".".join(parts[:i]))
         if text is not None:
-            return f"--set {text}"
+            return f"--set {_echo(text, raw=True)}"
     return getattr(origin, "file", str(origin))
 
 
@@ -274,13 +275,13 @@ def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
         if _is_section(tp):
             if not isinstance(value, dict):
                 raise ScenarioError(f"{_who(origin, where)}: '{where}' must be a table ([{where}]), not "
-                                    f"{_toml_value(value)}.")
+                                    f"{_echo(value)}.")
             kwargs[key] = _build(tp, value, f"{where}.", origin)
             continue
         try:
             coerced = _coerce(value, tp)
         except TypeError:
-            raise ScenarioError(f"{_who(origin, where)}: {where} = {_toml_value(value)} has the wrong type; it must be "
+            raise ScenarioError(f"{_who(origin, where)}: {where} = {_echo(value)} has the wrong type; it must be "
                                 f"{_type_name(tp)}.") from None
         _check_value(coerced, dict(fields[key].metadata), where, origin)
         kwargs[key] = coerced
@@ -561,6 +562,12 @@ def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
 
 def to_dict(sc: Any) -> dict:
     return dataclasses.asdict(sc)
+
+
+def _echo(v: Any, raw: bool = False) -> str:
+    """A value (or raw --set text) as an error message echoes it: TOML spelling, one line, at most 80 characters."""
+    text = (str(v) if raw else _toml_value(v)).replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def _toml_value(v: Any) -> str:

@@ -457,3 +457,107 @@ print("torch" in sys.modules)
 """
     res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert res.stdout.strip().splitlines()[-1] == "False", res.stdout + res.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# Fuzz: random mutations of the bundled scenarios end in exit 0, or exit 2 and one line; never a traceback
+
+BUNDLED = sorted((REPO / "ibtui" / "scenarios").glob("*.toml"))
+ODD_VALUES = ["x", "", True, False, [], [1, "a"], [[1]], {"a": 1}, 1.5, -1, 0, 1, 2**31, 2**32, 2**63 - 1, -2**63,
+              10**30, -10**30, float("nan"), float("inf"), -float("inf"), 1e308, -0.0, "auto", "cuda:7", "sp",
+              ["sp", "exact", "kde"], [0.0], [-1.0], [1e9], [10**12], "é" * 300, "\x00\u202e"]
+
+
+def _dump(d: dict, prefix: str = "") -> str:
+    from ibtui.scenario import _toml_value
+
+    plain = [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    tables = [(k, v) for k, v in d.items() if isinstance(v, dict)]
+    out = "\n".join(plain) + "\n"
+    for k, v in tables:
+        out += f"\n[{prefix}{json.dumps(k)}]\n" + _dump(v, f"{prefix}{json.dumps(k)}.")
+    return out
+
+
+def _leaves(d: dict, path=()):
+    for k, v in d.items():
+        yield path + (k,)
+        if isinstance(v, dict):
+            yield from _leaves(v, path + (k,))
+
+
+def mutations(seed: int, n: int):
+    """n mutated scenario texts (bytes), each with a label; seeded, so a failure reproduces."""
+    import random
+    import tomllib
+
+    rng = random.Random(seed)
+    for i in range(n):
+        src = rng.choice(BUNDLED)
+        raw = src.read_bytes()
+        kind = rng.choice(["value", "value", "value", "delete", "unknown", "bytes", "truncate", "flip", "set"])
+        args: list[str] = []
+        if kind in ("value", "delete", "unknown", "set"):
+            d = tomllib.loads(raw.decode())
+            path = rng.choice(list(_leaves(d)))
+            node = d
+            for k in path[:-1]:
+                node = node[k]
+            value = rng.choice(ODD_VALUES)
+            if kind == "value":
+                node[path[-1]] = value
+            elif kind == "delete":
+                del node[path[-1]]
+            elif kind == "unknown":
+                node["bogus_" + str(rng.randrange(99))] = value
+            else:
+                from ibtui.scenario import _toml_value
+
+                args = ["--set", f"{'.'.join(path)}={_toml_value(value) if rng.random() < .8 else value}"]
+            data = _dump(d).encode()
+        elif kind == "bytes":
+            at = rng.randrange(len(raw))
+            data = raw[:at] + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))) + raw[at:]
+        elif kind == "truncate":
+            data = raw[: rng.randrange(len(raw))]
+        else:
+            b = bytearray(raw)
+            for _ in range(rng.randrange(1, 6)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            data = bytes(b)
+        yield f"{i}:{src.stem}:{kind}", data, args
+
+
+def _check_outcome(label: str, res) -> None:
+    assert res.exit_code in (0, 2), (label, res.exit_code, res.output, res.exception)
+    assert res.exception is None or isinstance(res.exception, SystemExit), (label, res.exception)
+    assert "Traceback" not in res.output, label
+    if res.exit_code == 2:
+        err = res.stderr.strip()
+        assert err.startswith("ibtui: ") and "\n" not in err, (label, err)
+
+
+def test_fuzz_show_with_300_mutations(tmp_path):
+    t0 = time.perf_counter()
+    outcomes = {0: 0, 2: 0}
+    for label, data, args in mutations(seed=14, n=300):
+        p = tmp_path / "s.toml"
+        p.write_bytes(data)
+        res = cli("show", p, *args)
+        _check_outcome(label, res)
+        outcomes[res.exit_code] += 1
+    assert outcomes[0] > 20 and outcomes[2] > 100, outcomes  # the mutations reach both outcomes
+    assert time.perf_counter() - t0 < 20
+
+
+@pytest.mark.slow
+def test_fuzz_run_with_tiny_epochs(tmp_path):
+    """The same mutations through `run` (tiny epochs, no image data): what `show` accepts must run or refuse."""
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    for label, data, args in mutations(seed=1414, n=120):
+        p = tmp_path / "s.toml"
+        p.write_bytes(data)
+        res = cli(p, *args, "--set", "run.epochs=2", "--set", "measure.snapshots=2", "--device", "cpu", "-q",
+                  "--data-dir", empty)
+        _check_outcome(label, res)
