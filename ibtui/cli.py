@@ -18,7 +18,7 @@ from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Watch the information bottleneck at work: train a network and see the information plane live.")
 
-COMMANDS = {"run", "show", "view", "scenarios"}
+COMMANDS = {"run", "show", "view", "plot", "scenarios"}
 
 
 def fail(message: str) -> None:
@@ -210,16 +210,28 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _stop_on_signals() -> None:
-    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal."""
+def _stop_on_signals() -> dict:
+    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal.
+
+    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test).
+    """
     import signal
 
     def stop(signum, frame):
         raise _Stopped(signum)
 
+    previous = {}
     for name in ("SIGHUP", "SIGTERM"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+            previous[getattr(signal, name)] = signal.signal(getattr(signal, name), stop)
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    import signal
+
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None) -> None:
@@ -230,7 +242,7 @@ def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None) -> None:
 
     sink = Fanout([*sinks, *([] if quiet else [ProgressSink()])])
     finished = False
-    _stop_on_signals()
+    previous = _stop_on_signals()
     try:
         finished = engine.run(sink, Controls())
     except KeyboardInterrupt as exc:
@@ -245,6 +257,8 @@ def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None) -> None:
             raise
         sink.close(False)  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
         fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
+    finally:
+        _restore_signals(previous)
     sink.close(finished)
     if csv_sink is not None and not quiet:
         typer.echo(f"ibtui: wrote {csv_sink.path} and {csv_sink.meta_path}", err=True)
@@ -311,9 +325,39 @@ def list_scenarios() -> None:
         typer.echo(f"{name:<{width}}  {scenario_description(path)}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+@app.command()
+def plot(
+    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
+    fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
+) -> None:
+    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits."""
+    try:
+        import matplotlib  # noqa: F401  (an optional extra)
+    except ImportError:
+        fail("plotting needs matplotlib: pip install 'ibtui[plot]'")
+    from ibtui.sinks.figures import ExportError, draw_all
+
+    skipped: list[str] = []
+    try:
+        written = draw_all(csv_path, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+    except ExportError as exc:
+        fail(str(exc))
+    if skipped:
+        typer.echo(f"ibtui: skipped (no data in the export): {', '.join(skipped)}", err=True)
+    folder = written[0].parent if written else out_dir
+    typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
+
+
+def command_args(args: list[str]) -> list[str]:
+    """`ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
     if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-        args.insert(0, "run")
-    app(args=args, prog_name="ibtui")
+        return ["run", *args]
+    return list(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `ibtui` and `python -m ibtui`."""
+    app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")

@@ -34,6 +34,7 @@ def test_saturation_sweep_exact_and_sp_against_quadrature():
     assert max(curve) == pytest.approx(2.0, abs=1e-3) and curve[-1] == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.slow  # trains the toy for its full 8000 epochs
 def test_trained_saturation_toy_falls_to_h_of_a_quarter():
     sc = load_scenario(REPO / "scenarios" / "saturation_toy.toml",
                        ['run.device="cpu"', "run.seeds=2", "run.epochs=8000", "measure.snapshots=6", "train.lr=1.0"])
