@@ -205,6 +205,7 @@ class _CifarUnpickler(pickle.Unpickler):
     """
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5 arrays
                ("numpy", "ndarray"), ("numpy", "dtype")}
 
     def find_class(self, module: str, name: str):
@@ -214,6 +215,8 @@ class _CifarUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"it refers to {module}.{name}, which no CIFAR batch holds")
         if name == "_reconstruct":
             return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own reconstruct function, whatever its module
+        if name == "_frombuffer":
+            return np.zeros(1).__reduce_ex__(5)[0]  # numpy's array-from-bytes function (protocol 5)
         return getattr(np, name)
 
 
