@@ -338,7 +338,7 @@ def _cross_check(sc: Scenario, origin: str) -> None:
 # Bounds the machine imposes (separate small rules, so that other rules merge beside them).
 SEED_ID_LIMIT = 2**32  # the counter-based RNG hashes 32 bits of a seed id (ibtui/engine/rng.py)
 INT64_LIMIT = 2**63  # torch and numpy count in 64-bit integers
-MAX_EPOCHS = 10**12  # epoch × steps must stay within 64-bit step counters
+MAX_EPOCHS = 10**7  # the snapshot schedule searches over arrays as long as the run (engine/schedule.py)
 MAX_SNAPSHOTS = 10**6  # the snapshot schedule is a list of epochs
 NEEDS_NOISE = {"sp": "sample propagation (SP)", "exact": "the exact quadrature"}
 NO_TEST_SET = ("loss_test", "acc_test", "gen_gap", "error_gap")
@@ -362,8 +362,8 @@ def _check_integer_sizes(sc: Scenario, origin: str) -> None:
             raise ScenarioError(f"{_who(origin, where)}: {where} = {v} is too large for the machine's 64-bit integers; "
                                 f"use a value below 2**63.")
     if sc.run.epochs > MAX_EPOCHS:
-        raise ScenarioError(f"{_who(origin, 'run.epochs')}: run.epochs = {sc.run.epochs} is beyond what ibtui can count "
-                            f"(at most {MAX_EPOCHS:.0e} epochs); use fewer.")
+        raise ScenarioError(f"{_who(origin, 'run.epochs')}: run.epochs = {sc.run.epochs} is more than ibtui schedules "
+                            f"(at most {MAX_EPOCHS:,} epochs); use fewer.")
     if sc.measure.snapshots > MAX_SNAPSHOTS:
         raise ScenarioError(f"{_who(origin, 'measure.snapshots')}: measure.snapshots = {sc.measure.snapshots} is more than the "
                             f"{MAX_SNAPSHOTS:,} snapshots ibtui schedules; use fewer.")
