@@ -53,9 +53,9 @@ def run(
     try:  # every check that needs no torch comes first: bad input is refused at once, before any engine work
         sc = load_scenario(scenario, set_)
         if device is not None:
-            sc = with_changes(sc, {"run.device": device})
+            sc = with_changes(sc, {"run.device": device}, origin="--device")
         if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)})
+            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
         _check_numbers(threads, fps)
         if export is not None:
             check_targets(export, overwrite, rank)

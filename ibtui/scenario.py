@@ -43,14 +43,15 @@ class DataSettings:
     dataset: str = _opt("szt", "the data set: szt (12-bit task), saturation (the 4-point single-neuron toy), "
                                 "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100",
                         choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100"))
-    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches); overridden by --data-dir, "
-                        "falls back to $IBTUI_DATA")
+    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches), relative to the scenario "
+                        "file's folder; overridden by --data-dir, falls back to $IBTUI_DATA")
     samples: int = _opt(4096, "boolean4: number of samples drawn", lo=1)
     label_noise: float = _opt(0.07, "boolean4: probability that a label is flipped", lo=0.0, hi=0.5)
     mi_subset: int = _opt(0, "measure MI on a fixed random subset of this many of the chosen points (0 = all)",
                           lo=0)
     augment: bool = _opt(False, "CIFAR: random crops with 4-pixel padding and horizontal flips while training")
-    split: str = _opt("random", "random (seeded) or unshuffled (the original IDNNs split, biased on SZT)",
+    split: str = _opt("random", "random (seeded) or unshuffled (the split of Shwartz-Ziv & Tishby 2017's code, "
+                                "biased on SZT)",
                       choices=("random", "unshuffled"))
     train_fraction: float = _opt(0.8, "fraction of the points used for training", lo=0.0, hi=1.0, lo_open=True)
     split_seed: int = _opt(0, "seed of the random split shared by all seeds", lo=0)
@@ -79,6 +80,17 @@ class ModelSettings:
     orthonormal: float = _opt(0.0, "strength λ of the orthonormality penalty λ·‖WᵀW − I‖²_F (Parseval-style; "
                                    "0 = off)", lo=0.0)
     orthonormal_layers: list[int] = _opt([], "layers (1-based) the penalty applies to; empty = every hidden layer")
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        """The MLP's hidden widths in use: model.hidden, cut to model.depth layers when depth > 0."""
+        return self.hidden[:self.depth] if self.depth else list(self.hidden)
+
+    @property
+    def cnn_sizes(self) -> tuple[int, int, int]:
+        """model.hidden read as the CNN's (conv-1 channels, conv-2 channels, dense units)."""
+        c1, c2, dense = self.hidden
+        return c1, c2, dense
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,37 @@ class Scenario:
 
 
 ESTIMATORS = ("binning", "kde", "sp", "exact")
+
+# ----------------------------------------------------------------------------------------------
+# Facts of the bundled data sets and models that the rules below need (torch-free)
+
+DATA_SHAPES = {  # data.dataset → (shape of one input, number of classes)
+    "szt": ((12,), 2),
+    "saturation": ((1,), 2),
+    "boolean4": ((4,), 2),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+IMAGE_SETS = ("mnist", "cifar10", "cifar100")
+RESNET_STAGE_CHANNELS = (16, 32, 64)  # He et al. 2016 §4.2: the three stages of the CIFAR ResNet
+CNN_ACTIVATIONS = ("tanh", "relu")
+
+
+def measured_layers(sc: "Scenario", image_shape: tuple[int, ...], n_classes: int) -> list[tuple[str, int]]:
+    """(what, width) of every layer an MI estimator measures: the hidden layers, then the softmax output."""
+    kind = sc.model.kind
+    if kind == "mlp":
+        layers = [(f"dense {d}", d) for d in sc.model.hidden_widths]
+    elif kind == "cnn":
+        _, h, w = image_shape
+        c1, c2, dense = sc.model.cnn_sizes
+        layers = [(f"conv map {c1}×{h // 2}×{w // 2}", c1 * (h // 2) * (w // 2)),
+                  (f"conv map {c2}×{h // 4}×{w // 4}", c2 * (h // 4) * (w // 4)), (f"dense {dense}", dense)]
+    else:
+        layers = [(f"stage {i + 1}, {ch} channels average-pooled", ch)
+                  for i, ch in enumerate(RESNET_STAGE_CHANNELS)]
+    return [*layers, (f"softmax over {n_classes} classes", n_classes)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -295,13 +338,15 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             close = difflib.get_close_matches(est, ESTIMATORS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
             raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
-    if sc.model.fixed_readout and sc.data.dataset not in ("szt", "saturation", "boolean4"):
+    if sc.model.fixed_readout and DATA_SHAPES[sc.data.dataset][1] != 2:
         raise ScenarioError(f"{origin}: model.fixed_readout needs a two-class data set (szt, saturation, boolean4).")
     if sc.model.depth > len(sc.model.hidden):
         raise ScenarioError(f"{origin}: model.depth = {sc.model.depth} is larger than model.hidden "
                             f"({len(sc.model.hidden)} layers).")
     if not sc.model.hidden or any(w < 1 for w in sc.model.hidden):
         raise ScenarioError(f"{origin}: model.hidden must be a non-empty list of positive widths.")
+    check_device(sc.run.device, f"{origin}: run.device")
+    _check_model_kind(sc, origin)
     if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_levels must be a non-empty list of β ≥ 0.")
     if sc.model.noise_start >= len(sc.model.noise_levels):
@@ -329,10 +374,113 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             sweep_point(sc, v, origin)  # every value must give a valid scenario
     if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
         raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
+    _check_orthonormal(sc, origin)
+    _check_exact(sc, origin)
+    if sc.data.dataset in IMAGE_SETS:
+        _check_image_estimators(sc, origin)
+        if sc.data.augment and sc.model.kind == "mlp":
+            raise ScenarioError(f"{origin}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
+                                f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
     _check_integer_sizes(sc, origin)
     _check_seed_ids(sc, origin)
     _check_estimators_need_noise(sc, origin)
     _check_training_points(sc, origin)
+
+
+def check_device(name: str, origin: str = "run.device") -> None:
+    """Refuse a device name that is not auto, cpu, cuda or cuda:N (whether CUDA is there is the engine's check)."""
+    name = name.strip().lower()
+    index = name[5:] if name.startswith("cuda:") else "0"
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and index.isdigit()):
+        raise ScenarioError(f"{origin} = {name!r} is not a device; use auto, cpu, cuda or cuda:N.")
+
+
+def _check_orthonormal(sc: Scenario, origin: str) -> None:
+    """The orthonormality penalty: defined on the MLP's weight matrices, on layers that exist."""
+    m = sc.model
+    if m.orthonormal <= 0:
+        return
+    # Convolutional models' weights are kernels (and, for the ResNet, only some layers): the Gram of a
+    # kernel is not the layer's map, so the penalty is defined for the MLP only.
+    if m.kind != "mlp":
+        raise ScenarioError(f"{origin}: model.orthonormal works for the MLP only; set it to 0 for model.kind = "
+                            f"{m.kind!r}.")
+    n_layers = len(m.hidden_widths) + 1  # hidden layers + the output layer
+    bad = [layer for layer in m.orthonormal_layers if not 1 <= layer <= n_layers]
+    if bad:
+        raise ScenarioError(f"{origin}: model.orthonormal_layers = {list(m.orthonormal_layers)} names layer "
+                            f"{bad[0]}, but the network has layers 1..{n_layers} (the last is the output); "
+                            f"list layers in that range or leave it empty for every hidden layer.")
+
+
+def _check_exact(sc: Scenario, origin: str) -> None:
+    """The exact estimator integrates a 1-D Gaussian mixture: the first hidden layer must have one unit."""
+    if "exact" not in sc.measure.estimators:
+        return
+    if sc.model.kind == "mlp":
+        first = sc.model.hidden_widths[0]
+        if first != 1:
+            raise ScenarioError(f"{origin}: measure.estimators has \"exact\", which needs a first hidden layer of "
+                                f"1 unit (model.hidden[0] = {first}); remove it or use a 1-unit layer.")
+        return
+    shape, n_classes = DATA_SHAPES[sc.data.dataset]
+    what, first = measured_layers(sc, shape, n_classes)[0]
+    raise ScenarioError(f"{origin}: measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
+                        f"(layer 1 of the {sc.model.kind} is a {what} of {first} units); remove it or use an MLP "
+                        f"with a 1-unit layer.")
+
+
+def _check_image_estimators(sc: Scenario, origin: str) -> None:
+    """Refuse an MI estimator asked for on an image model's layer wider than its max_width.
+
+    Binning: with 30 bins per unit, two images share a cell only if every one of d units agrees, so
+    on a wide layer each of the n points gets its own cell and I(X;T) = log2 n whatever the network
+    does (default limit 64 units). KDE and SP: their error grows exponentially with d, and on a
+    conv map of ~10^4 units any two images lie many kernel widths apart (default limit 8192). The
+    limits are scenario settings (measure.<estimator>.max_width), so a scenario can opt in.
+    """
+    limits = {"binning": sc.measure.binning.max_width, "kde": sc.measure.kde.max_width,
+              "sp": sc.measure.sp.max_width}
+    shape, n_classes = DATA_SHAPES[sc.data.dataset]
+    layers = measured_layers(sc, shape, n_classes)
+    for est in sc.measure.estimators:
+        if est not in limits:
+            continue
+        for index, (what, width) in enumerate(layers, start=1):
+            if width > limits[est]:
+                why = ("every measured image would get a bin cell of its own, so I(X;T) = log2 n says nothing"
+                       if est == "binning" else "the estimate there is set by the dimension, not by the network")
+                raise ScenarioError(
+                    f"{origin}: measure.estimators has \"{est}\" but layer {index} of the {sc.model.kind} "
+                    f"({what}) has {width} units, more than measure.{est}.max_width = {limits[est]}, and "
+                    f"{why}; remove \"{est}\" from measure.estimators or raise measure.{est}.max_width.")
+
+
+def _check_model_kind(sc: Scenario, origin: str) -> None:
+    """The convolutional models: image data, their own initialisation, and the sizes and activation they read."""
+    m = sc.model
+    if m.kind == "mlp":
+        return
+    if sc.data.dataset not in IMAGE_SETS:
+        raise ScenarioError(f"{origin}: model.kind = \"{m.kind}\" needs image data (data.dataset = mnist, "
+                            f"cifar10 or cifar100), not {sc.data.dataset}.")
+    if m.init_weight != 0.0 or m.init_bias != 0.0 or m.depth:
+        raise ScenarioError(f"{origin}: model.init_weight, model.init_bias and model.depth apply to MLPs only; "
+                            f"leave them at 0 for model.kind = \"{m.kind}\".")
+    _, h, w = DATA_SHAPES[sc.data.dataset][0]
+    if h != w:
+        raise ScenarioError(f"{origin}: model.kind = \"{m.kind}\" needs square images, not {h}×{w}.")
+    if m.kind == "cnn":
+        if len(m.hidden) != 3:
+            raise ScenarioError(f"{origin}: model.kind = \"cnn\" reads model.hidden as [conv-1 channels, conv-2 "
+                                f"channels, dense units] but it has {len(m.hidden)} entries ({m.hidden}); write e.g. "
+                                f"model.hidden = [32, 64, 128].")
+        if m.activation not in CNN_ACTIVATIONS:
+            raise ScenarioError(f"{origin}: model.activation = \"{m.activation}\" is not available for the CNN; "
+                                f"use \"tanh\" or \"relu\".")
+    elif m.activation != "relu":  # resnet32
+        raise ScenarioError(f"{origin}: model.kind = \"resnet32\" is a ReLU network (He et al. 2016) but "
+                            f"model.activation = \"{m.activation}\"; set model.activation = \"relu\".")
 
 
 # Bounds the machine imposes (separate small rules, so that other rules merge beside them).
@@ -464,11 +612,22 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = ()) -> Scenario:
+def _resolve_data_dir(data: dict, folder: Path) -> None:
+    """A relative data.dir written in a scenario file names a folder relative to that file's folder."""
+    section = data.get("data")
+    raw = section.get("dir") if isinstance(section, dict) else None
+    if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
+        section["dir"] = str(folder / raw)
+
+
+def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = (),
+                   relative_to: Path | None = None) -> Scenario:
     """Parse TOML text (plus --set overrides) into a validated Scenario.
 
-    An error in a setting a `--set` gave names that `--set`; an error in a rule between settings names the
-    file and the `--set`s (either may be the one to change).
+    With `relative_to` (the scenario file's folder), a relative data.dir in the text is taken relative
+    to it; a data.dir given by --set is used as written (relative to the working directory). An error in a
+    setting a `--set` gave names that `--set`; an error in a rule between settings names the file and the
+    `--set`s (either may be the one to change).
     """
     try:
         data = tomllib.loads(text)
@@ -477,6 +636,8 @@ def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] =
     except RecursionError:
         raise ScenarioError(f"{origin}: the TOML nests arrays or tables too deeply to read; "
                             f"a scenario is a few flat tables.") from None
+    if relative_to is not None:
+        _resolve_data_dir(data, Path(relative_to))
     overrides = list(overrides)
     data = apply_overrides(data, overrides)
     who = _Origin(origin)
@@ -545,11 +706,11 @@ def read_scenario_text(p: Path) -> str:
 
 def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
     p = find_scenario(path)
-    return parse_scenario(read_scenario_text(p), str(p), overrides)
+    return parse_scenario(read_scenario_text(p), str(p), overrides, relative_to=p.absolute().parent)
 
 
-def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
-    """A copy of `sc` with dotted settings replaced (used for sweeps and CLI shortcuts)."""
+def with_changes(sc: Scenario, changes: dict[str, Any], origin: str = "<changes>") -> Scenario:
+    """A copy of `sc` with dotted settings replaced (CLI shortcuts, torchrun shards), validated again."""
     data = to_dict(sc)
     for dotted, value in changes.items():
         node = data
@@ -557,7 +718,9 @@ def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
         for part in parts[:-1]:
             node = node[part]
         node[parts[-1]] = value
-    return _build(Scenario, data, "", "<changes>")
+    out = _build(Scenario, data, "", origin)
+    _cross_check(out, origin)
+    return out
 
 
 def to_dict(sc: Any) -> dict:

@@ -1,6 +1,6 @@
 """Orthonormal (Parseval-style) weight regularisation: λ·‖WᵀW − I‖²_F added to each seed's loss.
 
-Goldfeld et al. (ICML 2019, papers.md §1.5) train the noisy SZT network with an orthonormality penalty
+Goldfeld et al. (ICML 2019) train the noisy SZT network with an orthonormality penalty
 and find that it limits the clustering of same-class representations, and with it the compression
 of I(X;T). A layer whose map has all singular values 1 preserves distances (within its row space), so
 it cannot pull inputs together: that is the mechanism.
@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ibtui.errors import ScenarioError
 
 if TYPE_CHECKING:
     from ibtui.engine.trainer import Engine
@@ -69,20 +68,10 @@ class OrthonormalPenalty:
         weights = self._weights(engine)
         n_layers = len(weights)  # hidden layers + the output layer
         layers = list(sc.model.orthonormal_layers) or list(range(1, n_layers))
-        bad = [l for l in layers if not 1 <= l <= n_layers]
-        if bad:
-            raise ScenarioError(f"model.orthonormal_layers = {list(sc.model.orthonormal_layers)} names layer "
-                                f"{bad[0]}, but the network has layers 1..{n_layers} (the last is the output); "
-                                f"list layers in that range or leave it empty for every hidden layer.")
         self.layers = sorted(set(layers))
 
     @staticmethod
     def _weights(engine: "Engine") -> list[torch.nn.Parameter]:
-        # Convolutional models' weight_matrices() are kernels (and, for the ResNet, only some layers): the
-        # Gram of a kernel is not the layer's map, so the penalty is defined for the MLP only.
-        if engine.sc.model.kind != "mlp":
-            raise ScenarioError(f"model.orthonormal works for the MLP only; set it to 0 for model.kind = "
-                                f"{engine.sc.model.kind!r}.")
         return list(engine.model.weight_matrices())
 
     def describe(self) -> str:

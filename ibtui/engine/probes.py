@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ibtui.data.sampling import fixed_subset
 from ibtui import quantities as Q
 from ibtui.engine import rng
 from ibtui.engine.snapshot import Values, binning_description, binning_label, binning_values
@@ -198,12 +199,6 @@ class ExactProbe(Probe):
     def __init__(self, engine: "Engine"):
         self.estimators = {"exact": "numerical integration (scipy quad) of the noisy 1-unit first layer's "
                                     "Gaussian-mixture entropy; no estimate"}
-        first = engine.model.weight_matrices()[0].shape[-1]
-        if first != 1:
-            from ibtui.errors import ScenarioError
-
-            raise ScenarioError(f"measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
-                                f"(model.hidden[0] = {first}); remove it or use a 1-unit layer.")
 
     def at_snapshot(self, engine, snap):
         from ibtui.measures.mixture import mixture_entropy_1d
@@ -228,10 +223,7 @@ class ExactProbe(Probe):
 
 def subset_indices(n: int, points: int, device: torch.device, epoch: int) -> torch.Tensor | None:
     """A fixed random subset of `points` of n measured points (the same at every snapshot), or None for all."""
-    if not points or points >= n:
-        return None
-    g = torch.Generator().manual_seed(12345)
-    return torch.randperm(n, generator=g)[:points].sort().values.to(device)
+    return fixed_subset(n, points, seed=12345, device=device)
 
 
 PROBES = {"binning": BinningProbe, "kde": KdeProbe, "sp": SpProbe, "exact": ExactProbe}

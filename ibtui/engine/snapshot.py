@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ibtui import quantities as Q
+from ibtui.data.sampling import fixed_subset
 from ibtui.measures.binning import BinSpec, LabelIds, binning_mi
 
 Values = dict[tuple[str, str, str], torch.Tensor]
@@ -87,7 +88,7 @@ def mi_points(mode: str, train: torch.Tensor, test: torch.Tensor, subset: int = 
         idx = mask.nonzero()[:, 1].reshape(s, -1)
     if idx is None or not subset or subset >= idx.shape[1]:
         return idx
-    keep = torch.randperm(idx.shape[1], generator=torch.Generator().manual_seed(2024))[:subset].sort().values
+    keep = fixed_subset(idx.shape[1], subset, seed=2024)
     return idx[:, keep.to(idx.device)]
 
 

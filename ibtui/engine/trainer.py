@@ -12,7 +12,7 @@ from typing import Iterable
 
 import torch
 
-from ibtui.data.dataset import Dataset, load_dataset
+from ibtui.data.loader import load_dataset
 from ibtui import records as R
 from ibtui import quantities as Q
 from ibtui.engine import rng
@@ -24,40 +24,8 @@ from ibtui.engine.paths import build_path
 from ibtui.engine.probes import Snapshot, build_probes
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.snapshot import Values, mi_points
-from ibtui.models.mlp import BatchedMLP
+from ibtui.models.factory import build_model
 from ibtui.scenario import Scenario
-
-
-def hidden_widths(sc: Scenario) -> list[int]:
-    """The hidden widths in use: model.hidden, cut to model.depth layers when depth > 0."""
-    return sc.model.hidden[:sc.model.depth] if sc.model.depth else list(sc.model.hidden)
-
-
-def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> torch.nn.Module:
-    """The scenario's network for all seeds at once."""
-    if sc.model.kind != "mlp":
-        from ibtui.engine.module_path import build_module  # convolutional models
-
-        return build_module(sc, seeds, data)
-    d_in = data.x[0].numel()
-    sizes = [d_in, *hidden_widths(sc), data.n_classes]
-    model = BatchedMLP(seeds, sizes, sc.model.activation, sc.model.init)
-    if sc.model.init_weight != 0.0 or sc.model.init_bias != 0.0:
-        with torch.no_grad():
-            for w, b in zip(model.weights, model.biases):
-                if sc.model.init_weight != 0.0:
-                    w.fill_(sc.model.init_weight)
-                b.fill_(sc.model.init_bias)
-    if sc.model.fixed_readout:
-        with torch.no_grad():
-            w, b = model.weights[-1], model.biases[-1]
-            width = w.shape[1]
-            w[:, :, 0] = -1.0 / width
-            w[:, :, 1] = 1.0 / width
-            b.zero_()
-        w.requires_grad_(False)
-        b.requires_grad_(False)
-    return model
 
 
 def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter], capturable: bool = False
@@ -118,7 +86,7 @@ class Engine:
                          "so H(T|X) = 0 and I(X;T) = H(T)"
                          + (" (noisy network: binning measures the noiseless representations)"
                             if max(sc.model.noise_levels) > 0 else ""))
-        widths = [*getattr(self.model, "layer_widths", hidden_widths(sc)), self.data.n_classes]
+        widths = [*getattr(self.model, "layer_widths", sc.model.hidden_widths), self.data.n_classes]
         return R.RunInfo(
             run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
             epochs=sc.run.epochs, layers=tuple(str(i) for i in range(1, len(widths) + 1)),

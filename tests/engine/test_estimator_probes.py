@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from ibtui.data.toys import saturation_mi_exact
+from oracles import saturation_mi_exact
 from ibtui import quantities as Q
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine
@@ -72,8 +72,8 @@ def test_exact_estimator_refuses_a_wide_first_layer():
     from ibtui.scenario import ScenarioError
 
     with pytest.raises(ScenarioError, match="1 unit"):
-        Engine(parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
-                              '[measure]\nestimators = ["exact"]\n'))
+        parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
+                       '[measure]\nestimators = ["exact"]\n')
 
 
 @pytest.mark.parametrize("per_seed", [False, True])

@@ -259,9 +259,8 @@ def test_mlp_chunked_snapshot_equals_one_pass(shared_data, monkeypatch):
     ("cifar100_resnet32.toml", ['measure.estimators=["binning"]'], 4, 100, 64),
 ])
 def test_meaningless_estimator_is_refused_before_reading_data(tmp_path, name, extra, layer, width, limit):
-    sc = load_scenario(SCENARIOS / name, [*TINY, f'data.dir="{tmp_path / "empty"}"', *extra])
-    with pytest.raises(ScenarioError) as info:
-        Engine(sc)  # the data folder does not exist: the refusal comes first
+    with pytest.raises(ScenarioError) as info:  # refused as the scenario loads, before any data is looked for
+        load_scenario(SCENARIOS / name, [*TINY, f'data.dir="{tmp_path / "empty"}"', *extra])
     msg = str(info.value)
     est = extra[0].split('"')[1] if "estimators" in extra[0] else "binning"
     assert "\n" not in msg and msg.endswith(".")
@@ -276,27 +275,25 @@ def test_szt_is_not_checked():
 
 def test_missing_data_via_cli_is_one_line_exit_2(tmp_path):
     for name in ("mnist_fc.toml", "cifar10_resnet32.toml", "cifar100_resnet32.toml"):
-        res = cli(SCENARIOS / name, "--quiet", "--data-dir", tmp_path, "--export", tmp_path / "x.csv",
-                        timeout=120)
+        res = cli(SCENARIOS / name, "--quiet", "--data-dir", tmp_path, "--export", tmp_path / "x.csv")
         assert res.returncode == 2, res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ibtui: ") and str(tmp_path) in lines[0], res.stderr
         assert "Traceback" not in res.stderr
     assert "t10k-images-idx3-ubyte" in cli(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--data-dir",
-                                                 tmp_path, timeout=120).stderr
+                                           tmp_path).stderr
 
 
 def test_refusal_via_cli_is_one_line_exit_2(tmp_path):
     res = cli(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--set", 'measure.estimators=["binning"]',
-                    "--data-dir", tmp_path, timeout=120)
+              "--data-dir", tmp_path)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "measure.binning.max_width" in res.stderr
 
 
 def test_augment_with_an_mlp_is_refused(tmp_path):
-    sc = load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{tmp_path}"', "data.augment=true"])
     with pytest.raises(ScenarioError, match=r"data\.augment = true needs a convolutional model"):
-        Engine(sc)
+        load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{tmp_path}"', "data.augment=true"])
 
 
 def test_input_identities_find_exact_repeats():

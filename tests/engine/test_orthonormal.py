@@ -64,7 +64,7 @@ def test_chosen_layers_and_a_bad_layer():
     expected = 0.5 * (orthonormal_penalty(w[1].detach()) + orthonormal_penalty(w[5].detach()))
     torch.testing.assert_close(eng.regularizers[0].penalty(eng), expected)
     with pytest.raises(ScenarioError, match="orthonormal_layers"):
-        Engine(szt(0.5, "[7]"))
+        szt(0.5, "[7]")
     assert Engine(szt(0.0)).regularizers == []
 
 
