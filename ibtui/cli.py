@@ -123,7 +123,10 @@ def run(
         except ImportError:
             use_app = False
     if use_app:
-        code = run_app(engine, sinks, fps=fps, mouse=not no_mouse)
+        guarded = _OutOfMemoryStops(engine)
+        code = run_app(guarded, sinks, fps=fps, mouse=not no_mouse)
+        if guarded.oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
+            fail(f"{guarded.oom}{_kept(csv_sink)}; {OOM_HINT}")
         raise typer.Exit(code=code)
     report = None
     if sc.sweep.setting:
@@ -186,6 +189,32 @@ class _WithNotes:
 
     def run(self, sink, controls=None) -> bool:
         return self._engine.run(_NoteSink(sink, self._notes), controls)
+
+
+class _OutOfMemoryStops:
+    """For the app: an out-of-memory error stops the run as `q` would (sinks closed, CSV valid, sidecar
+    unfinished) and is shown as a warning, instead of a failure with a traceback."""
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.oom = ""
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def run(self, sink, controls=None) -> bool:
+        import warnings
+
+        from ibtui.resources import is_out_of_memory
+
+        try:
+            return self._engine.run(sink, controls)
+        except (MemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.oom = f"out of memory at epoch {self._engine.epoch} ({_first_line(exc)})"
+            warnings.warn(f"{self.oom}; {OOM_HINT}", RuntimeWarning, stacklevel=1)
+            return False
 
 
 class _NoteSink:

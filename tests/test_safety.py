@@ -561,3 +561,23 @@ def test_fuzz_run_with_tiny_epochs(tmp_path):
         res = cli(p, *args, "--set", "run.epochs=2", "--set", "measure.snapshots=2", "--device", "cpu", "-q",
                   "--data-dir", empty)
         _check_outcome(label, res)
+
+
+def test_out_of_memory_in_the_app_stops_the_run_with_a_warning():
+    """The app's engine thread: OOM returns False (STOPPED, sinks closed unfinished) and warns, no failure."""
+    import warnings
+
+    from ibtui.cli import _OutOfMemoryStops
+
+    class Engine:
+        epoch = 7
+
+        def run(self, sink, controls=None):
+            raise MemoryError()
+
+    guarded = _OutOfMemoryStops(Engine())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert guarded.run(None) is False
+    assert guarded.oom == "out of memory at epoch 7 (MemoryError)" and guarded.epoch == 7
+    assert "fewer seeds" in str(caught[0].message)
