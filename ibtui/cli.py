@@ -281,11 +281,18 @@ def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None) -> None:
         except OSError:
             pass
         raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
+    except (MemoryError, RuntimeError, OSError) as exc:
+        if is_out_of_memory(exc):  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
+            sink.close(False)
+            fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
+        if not isinstance(exc, OSError):
             raise
-        sink.close(False)  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
-        fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
+        try:  # the export's disk filled up or went away: keep what is on disk, say so
+            sink.close(False)
+        except OSError:
+            pass
+        fail(f"cannot write the export at epoch {engine.epoch} ({exc.strerror or exc}){_kept(csv_sink)}; "
+             f"free some space or export elsewhere.")
     finally:
         _restore_signals(previous)
     sink.close(finished)

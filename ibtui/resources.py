@@ -9,6 +9,7 @@ Torch-free except `available_bytes` on a CUDA device.
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from ibtui.errors import IbtuiError
@@ -98,6 +99,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """An allocation failure: MemoryError, torch.OutOfMemoryError, or the CPU allocator's RuntimeError."""
     if isinstance(exc, MemoryError):
         return True
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOMEM
     if type(exc).__name__ == "OutOfMemoryError":
         return True
     text = str(exc).lower()

@@ -581,3 +581,21 @@ def test_out_of_memory_in_the_app_stops_the_run_with_a_warning():
         assert guarded.run(None) is False
     assert guarded.oom == "out of memory at epoch 7 (MemoryError)" and guarded.epoch == 7
     assert "fewer seeds" in str(caught[0].message)
+
+
+def test_disk_full_during_a_run_keeps_the_csv_and_says_so(tmp_path, monkeypatch):
+    from ibtui.sinks.csv import CsvSink
+
+    real, calls = CsvSink.emit, []
+
+    def emit(self, records):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(self, records)
+
+    monkeypatch.setattr(CsvSink, "emit", emit)
+    out = tmp_path / "run.csv"
+    refused(cli("szt_tanh", "-o", out, *TINY), "No space left on device", "holds every snapshot up to epoch 0")
+    assert {r.epoch for r in read_records(out)} == {0}
+    assert json.loads(sidecar_path(out).read_text())["finished"] is False

@@ -114,18 +114,19 @@ def check_export(path: str | Path) -> None:
             raise ExportError(f"{path}: line {i} is not an ibtui record ({','.join(row)[:60]!r}); {hint}.")
 
 
-def writer_gone(meta: dict | None) -> bool:
-    """True if the sidecar names a writer process on this machine that no longer exists (killed)."""
+def writer_alive(meta: dict | None) -> bool | None:
+    """Whether the writer process the sidecar names still exists; None if it ran on another machine (or an
+    older sidecar names none), so only the file's growth can tell."""
     w = (meta or {}).get("writer")
     if not isinstance(w, dict) or w.get("host") != socket.gethostname() or not isinstance(w.get("pid"), int):
-        return False
+        return None
     try:
         os.kill(w["pid"], 0)
     except ProcessLookupError:
-        return True
-    except (PermissionError, OSError):
         return False
-    return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _stamp(iso: object) -> float | None:
@@ -170,15 +171,17 @@ class CsvReplay:
         self.stalled = ""  # "not growing since HH:MM: the run may have been killed" (the status line shows it)
 
     def check_stalled(self, now: float | None = None) -> str:
-        """Set and return `stalled`: the run has not ended, yet the CSV stopped growing and the writer is silent
-        (its process is gone, or neither the file nor the sidecar's heartbeat moved for `stall_s`)."""
+        """Set and return `stalled`: the run has not ended, yet its writer is gone (its process no longer exists,
+        or, written on another machine, neither the file nor the sidecar's heartbeat moved for `stall_s`)."""
         now = time.time() if now is None else now
         try:
             grown = self.path.stat().st_mtime
         except OSError:
             return self.stalled
-        alive = max(grown, _stamp((self.meta or {}).get("alive")) or 0.0)
-        if writer_gone(self.meta) or now - alive > self.stall_s:
+        alive = writer_alive(self.meta)
+        if alive is None:  # another machine: silent for stall_s (no growth, no heartbeat in the sidecar)
+            alive = now - max(grown, _stamp((self.meta or {}).get("alive")) or 0.0) <= self.stall_s
+        if not alive:
             since = datetime.fromtimestamp(grown).strftime("%H:%M")
             self.stalled = f"not growing since {since}: the run may have been killed"
         else:
