@@ -10,15 +10,15 @@ Torch-free except `available_bytes` on a CUDA device.
 from __future__ import annotations
 
 import errno
+import math
 import os
 
 from ibtui.errors import IbtuiError
 
 F32 = 4
 GIB = 1 << 30
-# data.dataset → (input features, classes, points); image sets: points vary with the files, so 0 (not counted)
-DATA_SHAPES = {"szt": (12, 2, 4096), "saturation": (1, 2, 4), "boolean4": (4, 2, None),
-               "mnist": (784, 10, 0), "cifar10": (3072, 10, 0), "cifar100": (3072, 100, 0)}
+# data.dataset → points; image sets: their count depends on the files (often subsets), so 0 (not counted)
+POINTS = {"szt": 4096, "saturation": 4, "boolean4": None}
 CONV_PARAMS = {"cnn": 10_000, "resnet32": 460_000}  # lower bounds on a convolutional net's parameters
 
 
@@ -27,13 +27,16 @@ class ResourceError(IbtuiError):
 
 
 def _widths(sc) -> list[int]:
-    hidden = list(sc.model.hidden[: sc.model.depth] if sc.model.depth else sc.model.hidden)
-    return hidden
+    return list(sc.model.hidden[: sc.model.depth] if sc.model.depth else sc.model.hidden)
 
 
 def estimate(sc) -> tuple[int, str]:
     """(bytes, what they are) that a run of `sc` needs at least."""
-    features, classes, n = DATA_SHAPES.get(sc.data.dataset, (1, 2, 0))
+    from ibtui.scenario import DATA_SHAPES
+
+    shape, classes = DATA_SHAPES.get(sc.data.dataset, ((1,), 2))
+    features = math.prod(shape)
+    n = POINTS.get(sc.data.dataset, 0)
     if n is None:
         n = sc.data.samples
     widths = _widths(sc)
