@@ -599,3 +599,27 @@ def test_disk_full_during_a_run_keeps_the_csv_and_says_so(tmp_path, monkeypatch)
     refused(cli("szt_tanh", "-o", out, *TINY), "No space left on device", "holds every snapshot up to epoch 0")
     assert {r.epoch for r in read_records(out)} == {0}
     assert json.loads(sidecar_path(out).read_text())["finished"] is False
+
+
+async def test_app_status_line_says_a_killed_run_is_not_growing(tmp_path):
+    """`ibtui view` of a run whose writer died: the app's status line, not FOLLOWING forever."""
+    pytest.importorskip("textual")
+    from ibtui.sinks.replay import CsvReplay
+    from ibtui.tui.app import IbtuiApp
+    from ibtui.tui.panes.status import StatusLine
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    p = tmp_path / "run.csv"
+    p.write_text(",".join(FIELDS) + "\nt,,0,0,0,1,I(X;T),bin30,0.5\n")
+    import socket
+
+    sidecar_path(p).write_text(json.dumps({"ended": None, "finished": False,
+                                           "writer": {"pid": int(dead.stdout), "host": socket.gethostname()}}))
+    app = IbtuiApp(CsvReplay(p, poll_s=0.02), (), fps=20, source_label="view run.csv")
+    async with app.run_test(size=(120, 40)) as pilot:
+        end = time.monotonic() + 15
+        while "NOT GROWING" not in app.query_one(StatusLine).text:
+            assert time.monotonic() < end, app.query_one(StatusLine).text
+            await pilot.pause(0.05)
+        assert "the run may have been killed" in app.query_one(StatusLine).text
+        await pilot.press("q")
