@@ -623,3 +623,27 @@ async def test_app_status_line_says_a_killed_run_is_not_growing(tmp_path):
             await pilot.pause(0.05)
         assert "the run may have been killed" in app.query_one(StatusLine).text
         await pilot.press("q")
+
+
+def test_fuzz_view_check_on_mutated_exports(earlier):
+    """`ibtui view`'s check on 200 mutations of a real export: it accepts or says one sentence, never crashes."""
+    import random
+
+    from ibtui.errors import ExportError
+    from ibtui.sinks.replay import check_export
+
+    rng = random.Random(1414)
+    raw = (earlier / "run.csv").read_bytes()
+    p = earlier / "m.csv"
+    refusals = 0
+    for _ in range(200):
+        b = bytearray(raw[: rng.randrange(len(raw))] if rng.random() < 0.3 else raw)
+        for _ in range(rng.randrange(0, 4) if b else 0):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        p.write_bytes(bytes(b))
+        try:
+            check_export(p)
+        except ExportError as exc:
+            assert "\n" not in str(exc)
+            refusals += 1
+    assert refusals > 20
