@@ -1,4 +1,4 @@
-"""Controls: the only channel from the UI back to the engine (DESIGN.md).
+"""Controls: the only channel from the UI back to the engine.
 
 Written by key handlers (or a test), read by the engine only at epoch boundaries. Single
 attribute writes are atomic under the GIL; pause and stop are Events so the engine can wait.
