@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import tomllib
 import types
@@ -235,7 +236,8 @@ def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if typing.get_origin(tp) is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        return "a list of " + {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(
+            typing.get_args(tp)[0], f"{_type_name(typing.get_args(tp)[0])}s")
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -273,10 +275,11 @@ def _coerce(value: Any, tp: Any) -> Any:
 
 
 def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
+    origin = _who(origin, where)
     items = value if isinstance(value, list) else [value]
     for v in items:
         if meta.get("choices") and v not in meta["choices"]:
-            raise ScenarioError(f"{origin}: {where} = {v!r} is not allowed; use one of: "
+            raise ScenarioError(f"{origin}: {where} = {_echo(v)} is not allowed; use one of: "
                                 f"{', '.join(map(str, meta['choices']))}.")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             lo, hi = meta.get("lo"), meta.get("hi")
@@ -289,6 +292,24 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
                 raise ScenarioError(f"{origin}: {where} = {v} is out of range; it must be ≤ {hi}.")
 
 
+class _Origin(str):
+    """A scenario file's name that also knows which keys a `--set` gave (errors there blame `--set`)."""
+
+    set_texts: dict[str, str]
+    file: str  # the file alone, when str(self) also lists the --set overrides
+
+
+def _who(origin: str, where: str) -> str:
+    """Who wrote the setting `where`: the `--set` that gave it (or a table above it), else the file."""
+    texts = getattr(origin, "set_texts", {})
+    parts = where.split(".")
+    for i in range(len(parts), 0, -1):
+        text = texts.get(".".join(parts[:i]))
+        if text is not None:
+            return f"--set {_echo(text, raw=True)}"
+    return getattr(origin, "file", str(origin))
+
+
 def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -299,17 +320,18 @@ def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else \
                 f"; valid keys here: {', '.join(prefix + k for k in fields)}."
-            raise ScenarioError(f"{origin}: unknown key '{where}'{hint}")
+            raise ScenarioError(f"{_who(origin, where)}: unknown key '{where}'{hint}")
         tp = hints[key]
         if _is_section(tp):
             if not isinstance(value, dict):
-                raise ScenarioError(f"{origin}: '{where}' must be a table ([{where}]), not {value!r}.")
+                raise ScenarioError(f"{_who(origin, where)}: '{where}' must be a table ([{where}]), not "
+                                    f"{_echo(value)}.")
             kwargs[key] = _build(tp, value, f"{where}.", origin)
             continue
         try:
             coerced = _coerce(value, tp)
         except TypeError:
-            raise ScenarioError(f"{origin}: {where} = {value!r} has the wrong type; it must be "
+            raise ScenarioError(f"{_who(origin, where)}: {where} = {_echo(value)} has the wrong type; it must be "
                                 f"{_type_name(tp)}.") from None
         _check_value(coerced, dict(fields[key].metadata), where, origin)
         kwargs[key] = coerced
@@ -366,6 +388,10 @@ def _cross_check(sc: Scenario, origin: str) -> None:
         if sc.data.augment and sc.model.kind == "mlp":
             raise ScenarioError(f"{origin}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
                                 f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
+    _check_integer_sizes(sc, origin)
+    _check_seed_ids(sc, origin)
+    _check_estimators_need_noise(sc, origin)
+    _check_training_points(sc, origin)
 
 
 def check_device(name: str, origin: str = "run.device") -> None:
@@ -464,6 +490,89 @@ def _check_model_kind(sc: Scenario, origin: str) -> None:
                             f"model.activation = \"{m.activation}\"; set model.activation = \"relu\".")
 
 
+# Bounds the machine imposes (separate small rules, so that other rules merge beside them).
+SEED_ID_LIMIT = 2**32  # the counter-based RNG hashes 32 bits of a seed id (ibtui/engine/rng.py)
+INT64_LIMIT = 2**63  # torch and numpy count in 64-bit integers
+MAX_EPOCHS = 10**7  # the snapshot schedule searches over arrays as long as the run (engine/schedule.py)
+MAX_SNAPSHOTS = 10**6  # the snapshot schedule is a list of epochs
+NEEDS_NOISE = {"sp": "sample propagation (SP)", "exact": "the exact quadrature"}
+NO_TEST_SET = ("loss_test", "acc_test", "gen_gap", "error_gap")
+SPLIT_POINTS = {"szt": lambda sc: 4096, "boolean4": lambda sc: sc.data.samples}  # data sets split by train_fraction
+
+
+def _integers(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, int]]:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            yield from _integers(v, f"{prefix}{f.name}.")
+        for x in (v if isinstance(v, list) else [v]):
+            if isinstance(x, int) and not isinstance(x, bool):
+                yield f"{prefix}{f.name}", x
+
+
+def _check_integer_sizes(sc: Scenario, origin: str) -> None:
+    """No integer beyond what 64-bit counters hold; epochs and snapshots within what a schedule can list."""
+    for where, v in _integers(sc):
+        if abs(v) >= INT64_LIMIT:
+            raise ScenarioError(f"{_who(origin, where)}: {where} = {v} is too large for the machine's 64-bit integers; "
+                                f"use a value below 2**63.")
+    if sc.run.epochs > MAX_EPOCHS:
+        raise ScenarioError(f"{_who(origin, 'run.epochs')}: run.epochs = {sc.run.epochs} is more than ibtui schedules "
+                            f"(at most {MAX_EPOCHS:,} epochs); use fewer.")
+    if sc.measure.snapshots > MAX_SNAPSHOTS:
+        raise ScenarioError(f"{_who(origin, 'measure.snapshots')}: measure.snapshots = {sc.measure.snapshots} is more than the "
+                            f"{MAX_SNAPSHOTS:,} snapshots ibtui schedules; use fewer.")
+
+
+def _check_seed_ids(sc: Scenario, origin: str) -> None:
+    """Seed ids first_seed … first_seed+seeds−1 must stay below 2**32, the ids the RNG tells apart."""
+    last = sc.run.first_seed + sc.run.seeds - 1
+    if last >= SEED_ID_LIMIT:
+        raise ScenarioError(f"{origin}: seed ids run.first_seed = {sc.run.first_seed} … {last} reach past "
+                            f"{SEED_ID_LIMIT - 1}, the largest id the random streams tell apart (32 bits); "
+                            f"lower run.first_seed or run.seeds.")
+
+
+def _check_estimators_need_noise(sc: Scenario, origin: str) -> None:
+    """SP and the exact quadrature measure a noisy network: without noise they would write no MI at all."""
+    if any(b > 0 for b in sc.model.noise_levels):
+        return
+    for est in sc.measure.estimators:
+        if est in NEEDS_NOISE:
+            raise ScenarioError(f"{origin}: measure.estimators has \"{est}\", {NEEDS_NOISE[est]}, which needs a "
+                                f"noisy network, but model.noise_levels = {_toml_value(sc.model.noise_levels)}; "
+                                f"add a level β > 0 (e.g. [0.01]) or remove \"{est}\".")
+
+
+def _split_sizes(sc: Scenario) -> tuple[int, int] | None:
+    """(training, test) points of a data set split by data.train_fraction; None where the data decides."""
+    n_of = SPLIT_POINTS.get(sc.data.dataset)
+    if n_of is None:
+        return None
+    n = n_of(sc)
+    n_train = int(round(sc.data.train_fraction * n))
+    return n_train, n - n_train
+
+
+def _check_training_points(sc: Scenario, origin: str) -> None:
+    sizes = _split_sizes(sc)
+    if sizes is not None and sizes[0] == 0:
+        raise ScenarioError(f"{origin}: data.train_fraction = {sc.data.train_fraction} leaves no training "
+                            f"points of {sum(sizes)}; raise it.")
+
+
+def scenario_warnings(sc: Scenario) -> list[str]:
+    """Settings that run but leave quantities empty, one sentence each (stderr, and a note in the app)."""
+    out = []
+    sizes = _split_sizes(sc)
+    no_test = (sizes is not None and sizes[1] == 0) or sc.data.dataset == "saturation"
+    if no_test:
+        why = ("data.dataset = \"saturation\" has no test set" if sc.data.dataset == "saturation" else
+               f"data.train_fraction = {_toml_value(sc.data.train_fraction)} leaves no test set")
+        out.append(f"{why}: {', '.join(NO_TEST_SET)} will be empty (NaN) in every snapshot.")
+    return out
+
+
 def sweep_point(sc: Scenario, value: float, origin: str = "<sweep>") -> Scenario:
     """The scenario of one sweep value: the swept setting replaced (ints stay ints), the sweep removed."""
     data = to_dict(sc)
@@ -523,17 +632,28 @@ def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] =
     """Parse TOML text (plus --set overrides) into a validated Scenario.
 
     With `relative_to` (the scenario file's folder), a relative data.dir in the text is taken relative
-    to it; a data.dir given by --set is used as written (relative to the working directory).
+    to it; a data.dir given by --set is used as written (relative to the working directory). An error in a
+    setting a `--set` gave names that `--set`; an error in a rule between settings names the file and the
+    `--set`s (either may be the one to change).
     """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{origin}: TOML syntax error: {exc}; fix that line.") from None
+    except RecursionError:
+        raise ScenarioError(f"{origin}: the TOML nests arrays or tables too deeply to read; "
+                            f"a scenario is a few flat tables.") from None
     if relative_to is not None:
         _resolve_data_dir(data, Path(relative_to))
-    data = apply_overrides(data, list(overrides))
-    sc = _build(Scenario, data, "", origin)
-    _cross_check(sc, origin)
+    overrides = list(overrides)
+    data = apply_overrides(data, overrides)
+    who = _Origin(origin)
+    who.set_texts = {".".join(_parse_override(t)[0]): t for t in overrides}
+    sc = _build(Scenario, data, "", who)
+    both = _Origin(f"{origin} with --set {', '.join(overrides)}" if overrides else origin)
+    both.file = origin
+    both.set_texts = who.set_texts  # a rule about one setting still names the --set that gave it
+    _cross_check(sc, both)
     return sc
 
 
@@ -568,9 +688,32 @@ def scenario_description(path: Path) -> str:
         return ""
 
 
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a few kB of TOML; anything this large is another kind of file
+
+
+def read_scenario_text(p: Path) -> str:
+    """A scenario file's text; ScenarioError (one sentence) if it cannot be read or is not UTF-8 text."""
+    try:
+        size = p.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{p}: {size:,} bytes is far too large for a scenario file (a few kB of TOML); "
+                                f"is it the right file?")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read it ({exc.strerror or exc}); check the path and its permissions.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{p}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); a scenario "
+                            f"is a TOML file saved as UTF-8: re-save it as UTF-8 or check that it is the right file.") from None
+    if "\x00" in text:
+        raise ScenarioError(f"{p}: holds NUL bytes, so it is a binary file, not a TOML scenario; check the path.")
+    return text
+
+
 def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
     p = find_scenario(path)
-    return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides, relative_to=p.absolute().parent)
+    return parse_scenario(read_scenario_text(p), str(p), overrides, relative_to=p.absolute().parent)
 
 
 def with_changes(sc: Scenario, changes: dict[str, Any], origin: str = "<changes>") -> Scenario:
@@ -591,11 +734,24 @@ def to_dict(sc: Any) -> dict:
     return dataclasses.asdict(sc)
 
 
+def _echo(v: Any, raw: bool = False) -> str:
+    """A value (or raw --set text) as an error message echoes it: TOML spelling, one line, at most 80 characters."""
+    text = (str(v) if raw else _toml_value(v)).replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
 def _toml_value(v: Any) -> str:
+    """A value as TOML spells it (`true`, `"text"`, `[1, 2]`, `{a = 1}`): settings and error messages echo it so."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(v, ensure_ascii=False)  # a valid TOML basic string: quotes, backslashes, controls escaped
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    if hasattr(v, "isoformat"):  # TOML dates and times
+        return v.isoformat()
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, list):

@@ -196,13 +196,50 @@ def _to_unit(x: np.ndarray) -> torch.Tensor:
 # CIFAR
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR batch holds: dicts, lists, bytes/str, numbers and numpy arrays.
+
+    (Bytes pickled by Python 3 at protocol 2 arrive as `_codecs.encode(str, "latin1")`: that one global is
+    answered by `_latin1_bytes`, which only turns a str into bytes.)
+
+    A pickle can name any importable callable and have it called; this one resolves no global except numpy's
+    array reconstruction (so a crafted file cannot run code), and anything else makes it "not a CIFAR batch".
+    """
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5 arrays
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):  # bytes in a protocol-2 pickle written by Python 3
+            return _latin1_bytes
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which no CIFAR batch holds")
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own reconstruct function, whatever its module
+        if name == "_frombuffer":
+            return np.zeros(1).__reduce_ex__(5)[0]  # numpy's array-from-bytes function (protocol 5)
+        return getattr(np, name)
+
+
+def _latin1_bytes(text: object, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as Python 3 pickles bytes at protocol 2 (str, "latin1") → bytes, and nothing more."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("it encodes something other than bytes")
+    return text.encode("latin1")
+
+
 def _unpickle(path: Path) -> dict:
-    """A CIFAR python pickle as a dict with str keys (the files have Python-2 str keys → bytes)."""
+    """A CIFAR python pickle as a dict with str keys (the files have Python-2 str keys → bytes), read without
+    executing code (`_CifarUnpickler`)."""
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except OSError as exc:
         raise DataFormatError(f"Cannot read the CIFAR pickle {path}: {exc}.") from exc
+    except Exception as exc:  # any malformed pickle (truncated, crafted, another format) is simply not a batch
+        raise DataFormatError(f"{path} is not a CIFAR batch ({type(exc).__name__}: {str(exc)[:120]}); it is "
+                              f"corrupt or another kind of file.") from None
     if not isinstance(d, dict):
         raise DataFormatError(f"{path} holds a {type(d).__name__}, not the dict of a CIFAR batch.")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
@@ -222,8 +259,12 @@ def _cifar_arrays(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in d or label_key not in d:
         raise DataFormatError(f"{path} lacks the keys 'data' and '{label_key}' of a CIFAR batch "
                               f"(it has {sorted(map(str, d))}).")
-    data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d[label_key], dtype=np.int64)
+    try:
+        data = np.asarray(d["data"], dtype=np.uint8)
+        labels = np.asarray(d[label_key], dtype=np.int64).reshape(-1)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataFormatError(f"{path} is not a CIFAR batch: its 'data' or '{label_key}' are not arrays of "
+                              f"numbers ({exc}).") from None
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise DataFormatError(f"{path} has data of shape {data.shape} and {labels.shape[0]} labels; "
                               f"expected N×3072 and N labels.")
@@ -309,7 +350,11 @@ def load_image_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
     name = sc.data.dataset
     n_classes = DATA_SHAPES[name][1]
     folder = resolve_data_dir(sc.data.dir, None)
-    data = load_mnist(folder) if name == "mnist" else load_cifar(folder, n_classes)
+    try:
+        data = load_mnist(folder) if name == "mnist" else load_cifar(folder, n_classes)
+    except DataFormatError as exc:  # a corrupt file: say where a good copy comes from
+        source = MNIST_SOURCE if name == "mnist" else CIFAR_SOURCE.format(n=n_classes)
+        raise DataFormatError(f"{str(exc).rstrip('.')}; replace it with a good copy from {source}.") from None
     n_train, n_test = len(data.y_train), len(data.y_test)
     x = torch.cat([data.x_train, data.x_test])
     ids, n_distinct = input_identities(x)
