@@ -359,6 +359,10 @@ def _cross_check(sc: Scenario, origin: str) -> None:
     if sc.model.noise_start >= len(sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_start = {sc.model.noise_start} is out of range; "
                             f"model.noise_levels has {len(sc.model.noise_levels)} entries.")
+    milestones = sc.train.lr_milestones
+    if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+        raise ScenarioError(f"{origin}: train.lr_milestones = {milestones} must be increasing step counts ≥ 1, "
+                            f"e.g. [32000, 48000].")
     rng = sc.measure.binning.range
     if isinstance(rng, str):
         if rng != "auto":

@@ -17,6 +17,8 @@ TINY = ["run.epochs=0", "run.seeds=1"]
 RULES = {  # rule → (bundled scenario, --set overrides, a fragment of its message)
     "fixed readout needs two classes": (
         "mnist_fc", ["model.fixed_readout=true"], "model.fixed_readout needs a two-class data set"),
+    "lr milestones increase": (
+        "cifar10_resnet32", ["train.lr_milestones=[48000, 32000]"], "train.lr_milestones = [48000, 32000] must be"),
     "depth within hidden": ("szt_tanh", ["model.depth=9"], "model.depth = 9 is larger than model.hidden"),
     "noise_start within noise_levels": ("szt_tanh", ["model.noise_start=3"], "model.noise_start = 3 is out of range"),
     "test points need a test set": (
