@@ -39,7 +39,7 @@ def probe_share(sc, device: torch.device) -> float:
 
     Robust to a busy machine, unlike the difference of two rates; the sync makes it an upper bound on GPUs.
     """
-    from ibtui.engine.dynamics_probe import DynamicsProbe
+    from ibtui.engine.probes.dynamics import DynamicsProbe
 
     engine = Engine(sc)
     probe = next(p for p in engine.probes if isinstance(p, DynamicsProbe))
@@ -59,7 +59,7 @@ def probe_share(sc, device: torch.device) -> float:
     probe.at_snapshot = timed(probe.at_snapshot)
     sync(device)
     t0 = time.perf_counter()
-    engine.run([NullSink()])
+    engine.run(NullSink())
     sync(device)
     return spent[0] / (time.perf_counter() - t0)
 
@@ -80,7 +80,7 @@ def main() -> None:
     sc_on = scenario(device, args.seeds, epochs, True, args.every_epoch)
     sc_off = scenario(device, args.seeds, epochs, False, args.every_epoch)
     for sc in (sc_on, sc_off):  # warm-up: first-call costs belong to neither side
-        Engine(with_changes(sc, {"run.epochs": 4, "measure.snapshots": 5})).run([NullSink()])
+        Engine(with_changes(sc, {"run.epochs": 4, "measure.snapshots": 5})).run(NullSink())
     on, off = [], []
     for _ in range(args.repeats):
         on.append(seed_epochs_per_s(sc_on, device))

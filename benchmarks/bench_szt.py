@@ -58,7 +58,7 @@ def engine_rate(device: torch.device, n_seeds: int, epochs: int, measure: bool, 
                            "measure.snapshots": snaps, "measure.schedule": "linear",
                            "measure.estimators": ["binning"] if measure else [],
                            "measure.dynamics.enabled": False, "measure.clustering.enabled": False})
-    Engine(sc).run([NullSink()])  # warm-up is part of nothing: a fresh engine is timed
+    Engine(sc).run(NullSink())  # warm-up is part of nothing: a fresh engine is timed
     return seed_epochs_per_s(sc, device)
 
 

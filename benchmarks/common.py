@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ibtui.engine.trainer import Engine  # noqa: E402
+from ibtui.records import Sink
 
 SZT_SCENARIO = REPO / "scenarios" / "szt_tanh.toml"
 SNAPSHOT_DENSITY = 300 / 8000  # szt_tanh.toml: 300 snapshots in 8000 epochs
@@ -22,11 +23,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class NullSink:
-    """Takes records and keeps nothing: a benchmark times the engine, not the export."""
-
-    def emit(self, records):
-        pass
+NullSink = Sink  # takes records and keeps nothing: a benchmark times the engine, not the export
 
 
 def seed_epochs_per_s(sc, device: torch.device) -> float:
@@ -34,6 +31,6 @@ def seed_epochs_per_s(sc, device: torch.device) -> float:
     engine = Engine(sc)
     sync(device)
     t0 = time.perf_counter()
-    engine.run([NullSink()])
+    engine.run(NullSink())
     sync(device)
     return sc.run.seeds * sc.run.epochs / (time.perf_counter() - t0)

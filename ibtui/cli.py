@@ -12,13 +12,13 @@ from typing import List, Optional
 
 import typer
 
-from ibtui.data.images import DataMissingError
-from ibtui.scenario import ScenarioError, load_scenario, to_dict, to_toml, with_changes
+from ibtui.errors import IbtuiError
+from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Watch the information bottleneck at work: train a network and see the information plane live.")
 
-COMMANDS = {"run", "show", "view"}
+COMMANDS = {"run", "show", "view", "plot", "scenarios"}
 
 
 def fail(message: str) -> None:
@@ -32,7 +32,7 @@ def _interactive() -> bool:
 
 @app.command()
 def run(
-    scenario: Path = typer.Argument(..., help="scenario file (see scenarios/)"),
+    scenario: Path = typer.Argument(..., help="scenario file, or a bundled scenario's name (`ibtui scenarios`)"),
     export: Optional[Path] = typer.Option(None, "--export", "-o", help="write every record to this CSV (+ .meta.json)"),
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides run.device)"),
@@ -42,44 +42,77 @@ def run(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
     fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
     no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing export (only once the new run "
+                                                              "has its first snapshot)"),
 ) -> None:
     """Train SCENARIO and measure it: the live app on a terminal, headless with --export or no TTY."""
+    from ibtui.scenario import scenario_warnings
+    from ibtui.sinks.csv import check_targets
+
+    rank = _torchrun_rank()
+    try:  # every check that needs no torch comes first: bad input is refused at once, before any engine work
+        sc = load_scenario(scenario, set_)
+        if device is not None:
+            sc = with_changes(sc, {"run.device": device}, origin="--device")
+        if data_dir is not None:
+            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
+        _check_numbers(threads, fps)
+        if export is not None:
+            check_targets(export, overwrite, rank)
+    except IbtuiError as exc:
+        fail(str(exc))
+    notes = scenario_warnings(sc)
+    for note in notes:
+        typer.echo(f"ibtui: warning: {note}", err=True)
+
     import torch
 
-    from ibtui.engine.sweep import SweepRunner
-    from ibtui.sinks.csv import CsvSink
-
     from ibtui.engine import distributed as dist
+    from ibtui.engine.device import resolve_device
+    from ibtui.engine.sweep import SweepRunner
+    from ibtui.resources import check_memory, is_out_of_memory
+    from ibtui.scenario import sweep_point
+    from ibtui.sinks.csv import CsvSink, merge, rank_path
 
     ctx = dist.context_from_env()
     try:
-        sc = load_scenario(scenario, set_)
-        if device is not None:
-            sc = with_changes(sc, {"run.device": device})
-        if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)})
+        try:
+            resolve_device(sc.run.device, "--device" if device is not None else "run.device")
+        except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
+            fail(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
         if ctx.active:  # torchrun: this process trains its block of seeds
             sc = dist.shard(sc, ctx)
         if threads > 0:
             torch.set_num_threads(threads)
+        points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
+        check_memory(points, resolve_device(sc.run.device))
         engine = SweepRunner(sc, scenario_path=str(scenario))
-    except (ScenarioError, DataMissingError) as exc:
+    except IbtuiError as exc:
         fail(str(exc))
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        fail(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
+    if notes:
+        engine = _WithNotes(engine, tuple(notes))
     sinks = []
+    csv_sink = None
     if export is not None:
-        if not export.parent.exists() if str(export.parent) else False:
-            fail(f"--export {export}: the folder {export.parent} does not exist; create it or pick another path.")
-        target = dist.rank_path(export, ctx.rank) if ctx.active else export
+        target = rank_path(export, ctx.rank) if ctx.active else export
         try:
-            sinks.append(CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
+            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
+        except FileExistsError:
+            fail(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
+                 f"--overwrite to replace it, or pick another path.")
         except OSError as exc:
-            fail(f"--export {export}: cannot write there ({exc.strerror}); pick another path.")
+            fail(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); pick another path.")
+        sinks.append(csv_sink)
     if ctx.active:
         dist.init(ctx, sc.run.device)
-        _run_headless(engine, sinks, quiet or ctx.rank > 0, None)
+        _run_headless(engine, sinks, quiet or ctx.rank > 0, csv_sink)
         dist.barrier()
         if ctx.rank == 0 and export is not None:
-            rows = dist.merge(export, ctx.world)
+            rows = merge(export, ctx.world)
             if not quiet:
                 typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
         raise typer.Exit(code=0)
@@ -90,17 +123,112 @@ def run(
         except ImportError:
             use_app = False
     if use_app:
-        code = run_app(engine, sinks, fps=fps, mouse=not no_mouse)
+        guarded = _OutOfMemoryStops(engine)
+        code = run_app(guarded, sinks, fps=fps, mouse=not no_mouse)
+        if guarded.oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
+            fail(f"{guarded.oom}{_kept(csv_sink)}; {OOM_HINT}")
         raise typer.Exit(code=code)
     report = None
     if sc.sweep.setting:
-        from ibtui.engine.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
+        from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
         sinks.append(report)
-    _run_headless(engine, sinks, quiet, export)
+    _run_headless(engine, sinks, quiet, csv_sink)
     if report is not None:
         typer.echo(report.text())
+
+
+OOM_HINT = "use fewer seeds (run.seeds) or fewer measured points (data.mi_subset, measure.sp.points)."
+MAX_THREADS = 4096
+
+
+def _torchrun_rank() -> int | None:
+    """This process's rank under torchrun (WORLD_SIZE > 1), else None; read without importing torch."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    except ValueError:
+        return None
+
+
+def _check_numbers(threads: int, fps: float) -> None:
+    import math
+
+    from ibtui.errors import ScenarioError
+
+    if not 0 <= threads <= MAX_THREADS:
+        raise ScenarioError(f"--threads {threads} is out of range; use 0 (torch's default) to {MAX_THREADS}.")
+    if not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else type(exc).__name__).rstrip(".")
+
+
+class _WithNotes:
+    """The engine, with notes (settings that leave quantities empty) added to the run description it sends,
+    so the app shows them and the sidecar keeps them."""
+
+    def __init__(self, engine, notes: tuple[str, ...]):
+        self._engine = engine
+        self._notes = notes
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    @property
+    def info(self):
+        from dataclasses import replace
+
+        info = self._engine.info
+        return replace(info, notes=tuple(info.notes) + self._notes) if info is not None else None
+
+    def run(self, sink, controls=None) -> bool:
+        return self._engine.run(_NoteSink(sink, self._notes), controls)
+
+
+class _OutOfMemoryStops:
+    """For the app: an out-of-memory error stops the run as `q` would (sinks closed, CSV valid, sidecar
+    unfinished) and is shown as a warning, instead of a failure with a traceback."""
+
+    def __init__(self, engine):
+        self._engine = engine
+        self.oom = ""
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def run(self, sink, controls=None) -> bool:
+        import warnings
+
+        from ibtui.resources import is_out_of_memory
+
+        try:
+            return self._engine.run(sink, controls)
+        except (MemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.oom = f"out of memory at epoch {self._engine.epoch} ({_first_line(exc)})"
+            warnings.warn(f"{self.oom}; {OOM_HINT}", RuntimeWarning, stacklevel=1)
+            return False
+
+
+class _NoteSink:
+    def __init__(self, sink, notes: tuple[str, ...]):
+        self._sink = sink
+        self._notes = notes
+
+    def __getattr__(self, name):
+        return getattr(self._sink, name)
+
+    def start(self, info) -> None:
+        from dataclasses import replace
+
+        self._sink.start(replace(info, notes=tuple(info.notes) + tuple(n for n in self._notes if n not in info.notes)))
 
 
 class _Stopped(KeyboardInterrupt):
@@ -111,53 +239,92 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _stop_on_signals() -> None:
-    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal."""
+def _stop_on_signals() -> dict:
+    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal.
+
+    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test).
+    """
     import signal
 
     def stop(signum, frame):
         raise _Stopped(signum)
 
+    previous = {}
     for name in ("SIGHUP", "SIGTERM"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+            previous[getattr(signal, name)] = signal.signal(getattr(signal, name), stop)
+    return previous
 
 
-def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> None:
-    from ibtui.engine.controls import Controls
+def _restore_signals(previous: dict) -> None:
+    import signal
+
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None) -> None:
+    from ibtui.controls import Controls
+    from ibtui.records import Fanout
+    from ibtui.resources import is_out_of_memory
     from ibtui.sinks.progress import ProgressSink
 
-    if not quiet:
-        sinks = [*sinks, ProgressSink()]
+    sink = Fanout([*sinks, *([] if quiet else [ProgressSink()])])
     finished = False
-    _stop_on_signals()
+    previous = _stop_on_signals()
     try:
-        finished = engine.run(sinks, Controls())
+        finished = engine.run(sink, Controls())
     except KeyboardInterrupt as exc:
-        for sink in sinks:
-            sink.close(False)
-        where = f"; {export} holds every snapshot up to epoch {engine.epoch}" if export else ""
+        sink.close(False)
         try:  # after a hang-up the terminal may be gone
-            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{where}.", err=True)
+            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{_kept(csv_sink)}.", err=True)
         except OSError:
             pass
         raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
-    for sink in sinks:
-        sink.close(finished)
-    if export is not None and not quiet:
-        typer.echo(f"ibtui: wrote {export} and {export.with_name(export.stem + '.meta.json')}", err=True)
+    except (MemoryError, RuntimeError, OSError) as exc:
+        if is_out_of_memory(exc):  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
+            sink.close(False)
+            fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
+        if not isinstance(exc, OSError):
+            raise
+        try:  # the export's disk filled up or went away: keep what is on disk, say so
+            sink.close(False)
+        except OSError:
+            pass
+        fail(f"cannot write the export at epoch {engine.epoch} ({exc.strerror or exc}){_kept(csv_sink)}; "
+             f"free some space or export elsewhere.")
+    finally:
+        _restore_signals(previous)
+    sink.close(finished)
+    if csv_sink is not None and not quiet:
+        typer.echo(f"ibtui: wrote {csv_sink.path} and {csv_sink.meta_path}", err=True)
+
+
+def _kept(csv_sink) -> str:
+    """What the export holds after a run that stopped early (for the one-sentence message)."""
+    if csv_sink is None:
+        return ""
+    if not csv_sink.replaced:
+        return f"; no snapshot was finished, so {csv_sink.path} was left as it was"
+    if csv_sink.last_epoch is None:
+        return f"; {csv_sink.path} holds no snapshot yet"
+    return f"; {csv_sink.path} holds every snapshot up to epoch {csv_sink.last_epoch}"
 
 
 @app.command()
 def show(
-    scenario: Path = typer.Argument(..., help="scenario file"),
+    scenario: Path = typer.Argument(..., help="scenario file, or a bundled scenario's name"),
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
 ) -> None:
     """Print the fully resolved scenario (every setting, defaults included) as TOML."""
+    from ibtui.scenario import scenario_warnings
+
     try:
         sc = load_scenario(scenario, set_)
-    except ScenarioError as exc:
+    except IbtuiError as exc:
         fail(str(exc))
+    for note in scenario_warnings(sc):
+        typer.echo(f"ibtui: warning: {note}", err=True)
     typer.echo(to_toml(sc), nl=False)
 
 
@@ -169,6 +336,13 @@ def view(
     """Open an exported run in the app's panes, without training."""
     if not csv_path.is_file():
         fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
+    from ibtui.sinks.replay import check_export
+
+    try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
+        _check_numbers(0, fps)
+        check_export(csv_path)
+    except IbtuiError as exc:
+        fail(str(exc))
     try:
         from ibtui.tui.app import view_app
     except ImportError:
@@ -176,9 +350,50 @@ def view(
     raise typer.Exit(code=view_app(csv_path, fps=fps))
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+@app.command("scenarios")
+def list_scenarios() -> None:
+    """List the bundled scenarios (run one by name from any folder: `ibtui szt_tanh`)."""
+    from ibtui.scenario import bundled_scenarios, scenario_description
+
+    bundled = bundled_scenarios()
+    width = max(map(len, bundled), default=0)
+    for name, path in bundled.items():
+        typer.echo(f"{name:<{width}}  {scenario_description(path)}")
+
+
+@app.command()
+def plot(
+    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
+    fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
+) -> None:
+    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits."""
+    try:
+        import matplotlib  # noqa: F401  (an optional extra)
+    except ImportError:
+        fail("plotting needs matplotlib: pip install 'ibtui[plot]'")
+    from ibtui.sinks.figures import ExportError, draw_all
+
+    skipped: list[str] = []
+    try:
+        written = draw_all(csv_path, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+    except ExportError as exc:
+        fail(str(exc))
+    if skipped:
+        typer.echo(f"ibtui: skipped (no data in the export): {', '.join(skipped)}", err=True)
+    folder = written[0].parent if written else out_dir
+    typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
+
+
+def command_args(args: list[str]) -> list[str]:
+    """`ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
     if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-        args.insert(0, "run")
-    app(args=args, prog_name="ibtui")
+        return ["run", *args]
+    return list(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `ibtui` and `python -m ibtui`."""
+    app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")

@@ -6,7 +6,8 @@ app drive a sweep and a single run the same way. Every record carries its point 
 """
 from __future__ import annotations
 
-from ibtui.engine.controls import Controls
+from ibtui.controls import Controls
+from ibtui.records import Sink
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import Scenario, sweep_point
 
@@ -27,18 +28,16 @@ class SweepRunner:
         label, first = self.points[0]
         self.current = Engine(first, scenario_path, device, sweep=label)  # validates device and data now
         self.info = self.current.info
-        self.finished_points: list[str] = []
 
     @property
     def epoch(self) -> int:
         return self.current.epoch
 
-    def run(self, sinks: list, controls: Controls | None = None) -> bool:
+    def run(self, sink: Sink, controls: Controls | None = None) -> bool:
         controls = controls or Controls()
         for i, (label, sc) in enumerate(self.points):
             if i > 0:
                 self.current = Engine(sc, self.scenario_path, self.device, sweep=label)
-            if not self.current.run(sinks, controls):
+            if not self.current.run(sink, controls):
                 return False
-            self.finished_points.append(label)
         return True

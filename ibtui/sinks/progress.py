@@ -6,10 +6,10 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ibtui.engine.records import Record, RunInfo
+from ibtui.records import Record, RunInfo, Sink
 
 
-class ProgressSink:
+class ProgressSink(Sink):
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)
         self.bar = Progress(

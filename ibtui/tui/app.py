@@ -29,7 +29,7 @@ from textual.containers import Container
 from textual.widgets import Footer, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
-from ibtui.engine.controls import Controls
+from ibtui.controls import Controls
 from ibtui.tui.help import HelpScreen, help_text
 from ibtui.tui.panes.base import Pane
 from ibtui.tui.panes.bound import BoundPane
@@ -39,6 +39,7 @@ from ibtui.tui.panes.info_plane import InfoPlanePane
 from ibtui.tui.panes.loss import LossPane
 from ibtui.tui.panes.status import RunFlags, StatusLine
 from ibtui.tui.state import DYNAMICS_QUANTITIES, StateView, TuiState, ViewState
+from ibtui.records import Fanout
 
 MIN_SIZE = (60, 20)  # below this, one sentence instead of the layout
 WIDE_SIZE = (120, 36)  # from this up, every pane at once
@@ -132,7 +133,7 @@ class IbtuiApp(App):
     def run_engine(self) -> bool:
         finished = False
         try:
-            finished = bool(self.source.run([self.state, *self.sinks], self.controls))
+            finished = bool(self.source.run(Fanout([self.state, *self.sinks]), self.controls))
         except Exception as exc:  # shown in the status line; the app stays open to read it
             self.state.fail(f"engine failed: {type(exc).__name__}: {exc}", traceback.format_exc())
         finally:
@@ -152,7 +153,8 @@ class IbtuiApp(App):
         if idx is not None and info is not None and info.noise_levels:
             requested = info.noise_levels[idx % len(info.noise_levels)]
         return RunFlags(paused=self.controls.paused.is_set(), stopping=self.stopping,
-                        noise_requested=requested, source=self.source_label)
+                        noise_requested=requested, source=self.source_label,
+                        stalled=getattr(self.source, "stalled", ""))
 
     def poll(self, force: bool = False) -> None:
         """Timer callback: redraw what changed since the last call (nothing when nothing did)."""
@@ -302,7 +304,7 @@ def run_app(engine, sinks: list, fps: float = 3.0, mouse: bool = True) -> int:
 
 def view_app(csv_path, fps: float = 3.0, mouse: bool = True) -> int:
     """Open an exported run (finished or still being written) in the same panes, without training."""
-    from ibtui.tui.replay import CsvReplay
+    from ibtui.sinks.replay import CsvReplay
 
     path = Path(csv_path)
     return _run(IbtuiApp(CsvReplay(path), (), fps=fps, source_label=f"view {path.name}"), mouse)

@@ -18,8 +18,9 @@ import math
 import sys
 import time
 
-from ibtui.engine.controls import Controls
-from ibtui.engine.records import NOISE_BETA, Record, RunInfo
+from ibtui.controls import Controls
+from ibtui.records import Record, RunInfo, Sink
+from ibtui.quantities import NOISE_BETA
 from ibtui.engine.schedule import snapshot_epochs
 
 ESTIMATOR_OFFSET = {"bin30": 0.0, "kde_upper": 0.4, "kde_lower": -0.3, "sp": -0.1}
@@ -158,14 +159,12 @@ class FakeEngine:
         return Record(self.run_name, "mean", self.epoch, self.step, "", NOISE_BETA, "", float(self.beta))
 
     # ------------------------------------------------------------------ the run (same protocol as trainer.Engine)
-    def run(self, sinks: list, controls: Controls | None = None) -> bool:
+    def run(self, sink: Sink, controls: Controls | None = None) -> bool:
         controls = controls or Controls()
-        for sink in sinks:
-            if hasattr(sink, "start"):
-                sink.start(self.info)
+        sink.start(self.info)
         if self.epoch == 0:
             self.noise_applied.append((0, self.noise_index))
-            _emit(sinks, [self._noise_record(), *self.records_at(0)])
+            sink.emit([self._noise_record(), *self.records_at(0)])
         busy, done = 0.0, 0
         while self.epoch < self.epochs:
             if controls.should_stop(0.02):
@@ -173,26 +172,19 @@ class FakeEngine:
             if controls.noise_index is not None and controls.noise_index % len(self.noise_levels) != self.noise_index:
                 self.noise_index = controls.noise_index % len(self.noise_levels)
                 self.noise_applied.append((self.epoch, self.noise_index))
-                _emit(sinks, [self._noise_record()])
+                sink.emit([self._noise_record()])
             t0 = time.perf_counter()
             if self.delay > 0:
                 controls.stop.wait(self.delay)  # "training": sleeps, so the UI thread stays responsive
             self.epoch += 1
             self.step += 8
             if self.epoch in self.snapshots:
-                _emit(sinks, self.records_at(self.epoch))
+                sink.emit(self.records_at(self.epoch))
             busy += time.perf_counter() - t0
             done += 1
             rate = len(self.seeds) * done / busy if busy > 0 else math.nan
-            for sink in sinks:
-                if hasattr(sink, "progress"):
-                    sink.progress(self.epoch, self.epochs, rate, self.beta)
+            sink.progress(self.epoch, self.epochs, rate, self.beta)
         return True
-
-
-def _emit(sinks: list, records: list[Record]) -> None:
-    for sink in sinks:
-        sink.emit(records)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ibtui.engine.records import NOISE_BETA, SEED_DIVERGED, Record, RunInfo
+from ibtui.records import Record, RunInfo, Sink
+from ibtui.quantities import NOISE_BETA, SEED_DIVERGED
 
 SeriesKey = tuple[str, str, str, "int | str"]  # (quantity, estimator, layer, seed)
 
@@ -126,7 +127,7 @@ def _layer_sort_key(label: str):
         return (math.inf,)
 
 
-class TuiState:
+class TuiState(Sink):
     """Lock-protected store of everything the app shows. Implements the sink protocol (records.py)."""
 
     def __init__(self, max_points: int = 1024):

@@ -5,40 +5,28 @@ import pytest
 import torch
 
 from conftest import REPO
-from ibtui.data.toys import saturation_mi_exact
-from ibtui.engine import records as R
+from oracles import saturation_mi_exact
+from ibtui import quantities as Q
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import load_scenario, parse_scenario
-
-
-class Collect:
-    def __init__(self):
-        self.records = []
-
-    def emit(self, records):
-        self.records.extend(records)
-
-    def get(self, seed, quantity, estimator, layer="1", sweep=None, epoch=None):
-        return [r.value for r in self.records if r.seed == seed and r.quantity == quantity and r.layer == layer
-                and r.estimator == estimator and (sweep is None or r.sweep == sweep)
-                and (epoch is None or r.epoch == epoch)]
+from helpers import ListSink
 
 
 def test_saturation_sweep_exact_and_sp_against_quadrature():
     sc = load_scenario(REPO / "scenarios" / "saturation_sweep.toml",
                        ['run.device="cpu"', "sweep.values=[0.03, 0.5, 2.0, 3.0, 50.0]"])
-    sink = Collect()
-    assert SweepRunner(sc).run([sink])
+    sink = ListSink()
+    assert SweepRunner(sc).run(sink)
     curve = []
     for w in sc.sweep.values:
         label = f"model.init_weight={w:g}"
         ref = saturation_mi_exact(w, 0.0, 0.01)
-        exact = sink.get("mean", R.MI_XT, "exact", sweep=label)[0]
+        exact = sink.get("mean", Q.MI_XT, "exact", sweep=label)[0]
         assert exact == pytest.approx(ref, abs=1e-4)
         for seed in (0, 1, 2):
-            sp = sink.get(seed, R.MI_XT, "sp", sweep=label)[0]
-            se = sink.get(seed, R.MI_XT_SE, "sp", sweep=label)[0]
+            sp = sink.get(seed, Q.MI_XT, "sp", sweep=label)[0]
+            se = sink.get(seed, Q.MI_XT_SE, "sp", sweep=label)[0]
             # The Monte Carlo SE of these skewed log-density differences can be low in a single run (noted in
             # the issue), so the check is the issue's 0.02-bit criterion; within-3-SE is tested in test_sp.py.
             assert abs(sp - ref) < 0.02 and se < 0.02
@@ -46,19 +34,20 @@ def test_saturation_sweep_exact_and_sp_against_quadrature():
     assert max(curve) == pytest.approx(2.0, abs=1e-3) and curve[-1] == pytest.approx(1.0, abs=1e-3)
 
 
+@pytest.mark.slow  # trains the toy for its full 8000 epochs
 def test_trained_saturation_toy_falls_to_h_of_a_quarter():
     sc = load_scenario(REPO / "scenarios" / "saturation_toy.toml",
                        ['run.device="cpu"', "run.seeds=2", "run.epochs=8000", "measure.snapshots=6", "train.lr=1.0"])
-    sink = Collect()
-    Engine(sc).run([sink])
+    sink = ListSink()
+    Engine(sc).run(sink)
     h_quarter = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
-    start = sink.get("mean", R.MI_XT, "exact", epoch=0)[0]
-    end = sink.get("mean", R.MI_XT, "exact", epoch=8000)[0]
+    start = sink.get("mean", Q.MI_XT, "exact", epoch=0)[0]
+    end = sink.get("mean", Q.MI_XT, "exact", epoch=8000)[0]
     assert start > 1.9 and end == pytest.approx(h_quarter, abs=0.01)
     for seed in (0, 1):
-        sp = sink.get(seed, R.MI_XT, "sp", epoch=8000)[0]
+        sp = sink.get(seed, Q.MI_XT, "sp", epoch=8000)[0]
         assert abs(sp - end) < 0.02
-    assert sink.get("mean", R.MI_TY, "exact", epoch=8000)[0] == pytest.approx(h_quarter, abs=0.01)
+    assert sink.get("mean", Q.MI_TY, "exact", epoch=8000)[0] == pytest.approx(h_quarter, abs=0.01)
 
 
 def test_sp_is_silent_without_noise_and_kde_bounds_are_ordered():
@@ -70,27 +59,28 @@ def test_sp_is_silent_without_noise_and_kde_bounds_are_ordered():
     values = eng.measure()
     assert not any(k[2] == "sp" for k in values)
     for layer in range(1, 7):
-        up, lo = values[(str(layer), R.MI_XT, "kde_upper")], values[(str(layer), R.MI_XT, "kde_lower")]
+        up, lo = values[(str(layer), Q.MI_XT, "kde_upper")], values[(str(layer), Q.MI_XT, "kde_lower")]
         assert torch.all(lo <= up + 1e-5) and torch.all(up <= math.log2(512) + 1e-4) and torch.all(lo >= -1e-5)
     eng.noise_index = 1
     values = eng.measure()
-    sp = values[("1", R.MI_XT, "sp")]
+    sp = values[("1", Q.MI_XT, "sp")]
     assert torch.all(sp <= 12.0 + 1e-3) and torch.all(sp > 11.0)  # 10 noisy units separate nearly all 4096 inputs
-    assert torch.all(values[("5", R.MI_XT, "sp")] <= sp + 3 * values[("5", R.MI_XT_SE, "sp")] + 0.05)
+    assert torch.all(values[("5", Q.MI_XT, "sp")] <= sp + 3 * values[("5", Q.MI_XT_SE, "sp")] + 0.05)
 
 
 def test_exact_estimator_refuses_a_wide_first_layer():
     from ibtui.scenario import ScenarioError
 
     with pytest.raises(ScenarioError, match="1 unit"):
-        Engine(parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
-                              '[measure]\nestimators = ["exact"]\n'))
+        parse_scenario('[run]\nseeds = 1\nepochs = 1\ndevice = "cpu"\n[model]\nnoise_levels = [0.1]\n'
+                       '[measure]\nestimators = ["exact"]\n')
 
 
 @pytest.mark.parametrize("per_seed", [False, True])
 def test_kde_probe_equals_kde_mi_of_each_layer(per_seed):
     """The probe's fused all-layer kernel gives what kde_mi gives layer by layer (also with per-seed splits)."""
-    from ibtui.engine.probes import KdeProbe, Snapshot
+    from ibtui.engine.probes.kde import KdeProbe
+    from ibtui.engine.snapshot import Snapshot
     from ibtui.measures.kde import kde_mi
 
     sc = parse_scenario('[run]\nepochs = 0\nseeds = 3\ndevice = "cpu"\n'
@@ -99,16 +89,16 @@ def test_kde_probe_equals_kde_mi_of_each_layer(per_seed):
     e = Engine(sc)
     probe = next(p for p in e.probes if isinstance(p, KdeProbe))
     assert probe.fused
-    _, layers, acts = e.path.snapshot(e.mi_idx)
+    _, layers, acts = e.backend.snapshot(e.mi_idx)
     labels = e.data.y[e.mi_idx]
     assert (labels.dim() == 2 and not bool((labels == labels[:1]).all())) == per_seed
-    values = probe.at_snapshot(e, Snapshot(0, 0.0, layers, acts, labels, e.mi_idx))
-    from ibtui.engine.probes import subset_of
+    values = probe.at_snapshot(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx))
+    from ibtui.engine.probes.base import subset_of
 
     sub_layers, sub_labels = subset_of(Snapshot(0, 0.0, layers, acts, labels, e.mi_idx), 600)
     for index, h in enumerate(sub_layers, start=1):
         for s in range(3):
             ref = kde_mi(h[s:s + 1], sub_labels[s] if sub_labels.dim() == 2 else sub_labels, 1e-3)
-            for key, (q, est) in {"upper_xt": (R.MI_XT, "kde_upper"), "lower_ty": (R.MI_TY, "kde_lower")}.items():
+            for key, (q, est) in {"upper_xt": (Q.MI_XT, "kde_upper"), "lower_ty": (Q.MI_TY, "kde_lower")}.items():
                 got = values[(str(index), q, est)][s].item()
                 assert got == pytest.approx(ref[key].item(), abs=2e-4), (index, s, key)

@@ -16,26 +16,16 @@ import pytest
 import torch
 
 from ibtui.data.images import MNIST_FILES, read_idx, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
-from ibtui.engine import records as R
+from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.engine.module_path import STREAM_AUGMENT, augment_batch
+from ibtui.engine.backends.autograd import STREAM_AUGMENT, augment_batch
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import ScenarioError, load_scenario
 
-from conftest import REPO, SHARED_DATA, run_ibtui
+from conftest import REPO, SHARED_DATA, cli
+from helpers import ListSink
 
 SCENARIOS = REPO / "scenarios"
-
-
-class ListSink:
-    def __init__(self):
-        self.records, self.info = [], None
-
-    def start(self, info):
-        self.info = info
-
-    def emit(self, records):
-        self.records.extend(records)
 
 
 def _write_idx(path: Path, arr: np.ndarray, magic: int) -> None:
@@ -86,7 +76,7 @@ def run_tiny(name: str, data_dir: Path, extra: list[str]) -> tuple[Engine, ListS
     sc = load_scenario(SCENARIOS / name, [*TINY, f'data.dir="{data_dir}"', *extra])
     engine = Engine(sc, str(SCENARIOS / name))
     sink = ListSink()
-    assert engine.run([sink]) is True
+    assert engine.run(sink) is True
     return engine, sink
 
 
@@ -96,14 +86,14 @@ def check_records(engine: Engine, sink: ListSink, estimators: dict[str, int]) ->
     by = {}
     for r in sink.records:
         by.setdefault((r.epoch, r.seed, r.layer, r.quantity, r.estimator), r.value)
-    assert not [r for r in sink.records if r.quantity == R.SEED_DIVERGED]
+    assert not [r for r in sink.records if r.quantity == Q.SEED_DIVERGED]
     for epoch in (0, 1):
         for seed in engine.seeds:
-            for q in (R.LOSS_TRAIN, R.ACC_TRAIN, R.LOSS_TEST, R.ACC_TEST):
+            for q in (Q.LOSS_TRAIN, Q.ACC_TRAIN, Q.LOSS_TEST, Q.ACC_TEST):
                 assert math.isfinite(by[(epoch, seed, "", q, "")]), (epoch, seed, q)
             for label, n_layers in estimators.items():
                 for layer in range(1, n_layers + 1):
-                    for q in (R.MI_XT, R.MI_TY):
+                    for q in (Q.MI_XT, Q.MI_TY):
                         v = by[(epoch, seed, str(layer), q, label)]
                         assert math.isfinite(v) and v >= -0.05, (epoch, seed, layer, q, label, v)
     # every record of the last snapshot that a seed emits is finite, except quantities that are NaN by
@@ -134,7 +124,7 @@ def test_mnist_fc_on_mnist5k(shared_data):
     assert engine.data.x.shape == (5000, 1, 28, 28) and engine.data.n_train == 4000
     assert engine.info.layer_widths == (500, 250, 100, 50, 20, 10)
     check_records(engine, sink, {"bin30": 6, "kde_upper": 6, "kde_lower": 6})
-    acc = [r.value for r in sink.records if r.epoch == 1 and r.seed == "mean" and r.quantity == R.ACC_TEST]
+    acc = [r.value for r in sink.records if r.epoch == 1 and r.seed == "mean" and r.quantity == Q.ACC_TEST]
     assert acc[0] > 0.2  # ten classes: chance is 0.1
 
 
@@ -146,7 +136,7 @@ def test_mnist_cnn_noisy_sp(mnist_small):
     assert engine.beta > 0
     assert engine.info.layer_widths == (6272, 3136, 128, 10)
     check_records(engine, sink, {"sp": 3, "kde_upper": 4})  # SP: hidden layers only
-    se = [r.value for r in sink.records if r.quantity == R.MI_XT_SE and r.estimator == "sp" and r.seed != "mean"]
+    se = [r.value for r in sink.records if r.quantity == Q.MI_XT_SE and r.estimator == "sp" and r.seed != "mean"]
     assert se and all(math.isfinite(v) and v >= 0 for v in se)
 
 
@@ -174,7 +164,7 @@ def test_cifar100_resnet32(tmp_path):
 # Path details
 
 
-def test_module_path_train_values_are_running_means(mnist_small):
+def test_autograd_backend_train_values_are_running_means(mnist_small):
     """Train loss/accuracy at a snapshot = mean over the epoch's batches of the loss each step saw;
     test values = a noiseless eval pass; MI layers taken from the test pass equal a direct forward."""
     sc = load_scenario(SCENARIOS / "mnist_cnn_noisy.toml",
@@ -184,29 +174,29 @@ def test_module_path_train_values_are_running_means(mnist_small):
     engine = Engine(sc)
     model, data = engine.model, engine.data
     seen = []
-    grads = engine.path.grads
+    forward_backward = engine.backend.forward_backward
 
-    def spy(start, stop, beta, noise):  # the loss of each batch, before its optimiser step
-        idx = engine.path.order[:, start:stop]
+    def spy(start, stop, beta, step):  # the loss of each batch, before its optimiser step
+        idx = engine.backend.order[:, start:stop]
         with torch.no_grad():
             logits, _ = model(data.x[idx])
             ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), data.y[idx].flatten(), reduction="none")
         seen.append(ce.view(idx.shape).sum(dim=1))
-        grads(start, stop, beta, noise)
+        forward_backward(start, stop, beta, step)
 
-    engine.path.grads = spy
+    engine.backend.forward_backward = spy
     engine.train_epoch()
-    values, layers, acts = engine.path.snapshot(engine.mi_idx)
+    values, layers, acts = engine.backend.snapshot(engine.mi_idx)
     expected = torch.stack(seen).sum(dim=0) / 256
-    torch.testing.assert_close(values[("", R.LOSS_TRAIN, "")], expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(values[("", Q.LOSS_TRAIN, "")], expected, rtol=1e-5, atol=1e-6)
     assert not model.training  # measured in eval mode
     with torch.no_grad():
         test = data.test[0].nonzero().flatten()
         logits, hidden = model(data.x[test])
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), data.y[test].repeat(2), reduction="none")
-        torch.testing.assert_close(values[("", R.LOSS_TEST, "")], ce.view(2, -1).mean(dim=1))
+        torch.testing.assert_close(values[("", Q.LOSS_TEST, "")], ce.view(2, -1).mean(dim=1))
         acc = (logits.argmax(dim=2) == data.y[test]).float().mean(dim=1)
-        torch.testing.assert_close(values[("", R.ACC_TEST, "")], acc)
+        torch.testing.assert_close(values[("", Q.ACC_TEST, "")], acc)
         mi = engine.mi_idx[0]
         assert bool((mi >= 256).all())  # MI points are test points (data.mi_points = "test")
         _, direct = model(data.x[mi])
@@ -214,7 +204,7 @@ def test_module_path_train_values_are_running_means(mnist_small):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(layers[-1], torch.softmax(model(data.x[mi])[0], dim=2))
     assert acts == ["tanh", "tanh", "tanh", "softmax"]
-    engine.path.start_epoch(engine.train_idx)
+    engine.backend.start_epoch(engine.train_idx)
     assert model.training
 
 
@@ -242,15 +232,15 @@ def test_augment_batch_is_crop_and_flip_of_the_padded_image():
 
 
 def test_mlp_chunked_snapshot_equals_one_pass(shared_data, monkeypatch):
-    """MlpPath's chunked snapshot (used above SNAPSHOT_CHUNK points) gives the values and layers of one pass."""
-    from ibtui.engine import paths
+    """MlpBackend's chunked snapshot (used above SNAPSHOT_CHUNK points) gives the values and layers of one pass."""
+    from ibtui.engine.backends import mlp
 
     sc = load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{shared_data / "mnist-5k"}"',
                                                        "data.mi_subset=300", "measure.estimators=[]"])
     engine = Engine(sc)
-    one = engine.path.snapshot(engine.mi_idx)
-    monkeypatch.setattr(paths, "SNAPSHOT_CHUNK", 1000)
-    chunked = engine.path.snapshot(engine.mi_idx)
+    one = engine.backend.snapshot(engine.mi_idx)
+    monkeypatch.setattr(mlp, "SNAPSHOT_CHUNK", 1000)
+    chunked = engine.backend.snapshot(engine.mi_idx)
     for k in one[0]:
         torch.testing.assert_close(chunked[0][k], one[0][k], rtol=1e-5, atol=1e-6)
     for a, b in zip(chunked[1], one[1]):
@@ -269,9 +259,8 @@ def test_mlp_chunked_snapshot_equals_one_pass(shared_data, monkeypatch):
     ("cifar100_resnet32.toml", ['measure.estimators=["binning"]'], 4, 100, 64),
 ])
 def test_meaningless_estimator_is_refused_before_reading_data(tmp_path, name, extra, layer, width, limit):
-    sc = load_scenario(SCENARIOS / name, [*TINY, f'data.dir="{tmp_path / "empty"}"', *extra])
-    with pytest.raises(ScenarioError) as info:
-        Engine(sc)  # the data folder does not exist: the refusal comes first
+    with pytest.raises(ScenarioError) as info:  # refused as the scenario loads, before any data is looked for
+        load_scenario(SCENARIOS / name, [*TINY, f'data.dir="{tmp_path / "empty"}"', *extra])
     msg = str(info.value)
     est = extra[0].split('"')[1] if "estimators" in extra[0] else "binning"
     assert "\n" not in msg and msg.endswith(".")
@@ -286,27 +275,25 @@ def test_szt_is_not_checked():
 
 def test_missing_data_via_cli_is_one_line_exit_2(tmp_path):
     for name in ("mnist_fc.toml", "cifar10_resnet32.toml", "cifar100_resnet32.toml"):
-        res = run_ibtui(SCENARIOS / name, "--quiet", "--data-dir", tmp_path, "--export", tmp_path / "x.csv",
-                        timeout=120)
+        res = cli(SCENARIOS / name, "--quiet", "--data-dir", tmp_path, "--export", tmp_path / "x.csv")
         assert res.returncode == 2, res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ibtui: ") and str(tmp_path) in lines[0], res.stderr
         assert "Traceback" not in res.stderr
-    assert "t10k-images-idx3-ubyte" in run_ibtui(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--data-dir",
-                                                 tmp_path, timeout=120).stderr
+    assert "t10k-images-idx3-ubyte" in cli(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--data-dir",
+                                           tmp_path).stderr
 
 
 def test_refusal_via_cli_is_one_line_exit_2(tmp_path):
-    res = run_ibtui(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--set", 'measure.estimators=["binning"]',
-                    "--data-dir", tmp_path, timeout=120)
+    res = cli(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--set", 'measure.estimators=["binning"]',
+              "--data-dir", tmp_path)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "measure.binning.max_width" in res.stderr
 
 
 def test_augment_with_an_mlp_is_refused(tmp_path):
-    sc = load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{tmp_path}"', "data.augment=true"])
     with pytest.raises(ScenarioError, match=r"data\.augment = true needs a convolutional model"):
-        Engine(sc)
+        load_scenario(SCENARIOS / "mnist_fc.toml", [*TINY, f'data.dir="{tmp_path}"', "data.augment=true"])
 
 
 def test_input_identities_find_exact_repeats():

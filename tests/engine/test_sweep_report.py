@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from ibtui.engine import records as R
-from ibtui.engine.records import Record, RunInfo
-from ibtui.engine.sweep_report import SweepReport, convergence_epoch, linear_fit, peak_epoch, power_law_fit
+from ibtui import quantities as Q
+from ibtui.records import Record, RunInfo
+from ibtui.sinks.sweep_report import SweepReport, convergence_epoch, linear_fit, peak_epoch, power_law_fit
 
 
 def info(sweep, n_layers):
@@ -42,10 +42,10 @@ def test_batch_sweep_recovers_a_constructed_linear_relation():
         assert c * spe == 3 * t * spe + 700
         batch_records = []
         for e in range(0, 601):
-            batch_records.append(rec(label, "mean", e, spe, "2", R.MI_XT, 10 - ((e - c) / 100) ** 2, "bin30"))
-            batch_records.append(rec(label, "mean", e, spe, "1", R.MI_XT, 12 - e / 600, "bin30"))  # not used
+            batch_records.append(rec(label, "mean", e, spe, "2", Q.MI_XT, 10 - ((e - c) / 100) ** 2, "bin30"))
+            batch_records.append(rec(label, "mean", e, spe, "1", Q.MI_XT, 12 - e / 600, "bin30"))  # not used
             for seed in (0, 1):
-                batch_records.append(rec(label, seed, e, spe, "", R.ACC_TRAIN, 1.0 if e >= 2 * t else 0.5))
+                batch_records.append(rec(label, seed, e, spe, "", Q.ACC_TRAIN, 1.0 if e >= 2 * t else 0.5))
                 for layer, te in (("1", 5), ("2", t + (2 if seed else -2)), ("3", math.nan)):
                     value = te if e > 3 * t else math.nan  # NaN until declared
                     batch_records.append(rec(label, seed, e, spe, layer, "transition_epoch", value))
@@ -77,7 +77,7 @@ def test_depth_sweep_recovers_a_constructed_power_law():
         out = []
         for seed, t in ((0, tau - spread[k]), (1, tau + spread[k])):
             for e in (0, t // 2, t - 1, t, 4000):
-                out.append(rec(label, seed, e, 7, "", R.ACC_TRAIN, 0.98 if e >= t else 0.6))
+                out.append(rec(label, seed, e, 7, "", Q.ACC_TRAIN, 0.98 if e >= t else 0.6))
         report.emit(out)
     report.close(True)
     fit = report.depth_fit()
@@ -95,6 +95,6 @@ def test_empty_and_stopped_reports():
     assert SweepReport(setting="train.lr").text() == "sweep report: no records."
     report = SweepReport(setting="train.lr")
     report.start(info("train.lr=0.001", 2))
-    report.emit([rec("train.lr=0.001", 0, 1, 7, "", R.ACC_TRAIN, 0.7)])
+    report.emit([rec("train.lr=0.001", 0, 1, 7, "", Q.ACC_TRAIN, 0.7)])
     report.close(False)
     assert "stopped before its end" in report.text()

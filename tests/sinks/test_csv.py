@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import REPO, run_ibtui
-from ibtui.engine.records import FIELDS, Record, RunInfo
+from conftest import REPO, cli
+from ibtui.records import FIELDS, Record
 from ibtui.sinks.csv import CsvSink, read_records, sidecar_path
 
 
@@ -35,8 +35,8 @@ def test_round_trip(tmp_path):
 
 def test_headless_run_exports_every_snapshot(tmp_path):
     out = tmp_path / "run.csv"
-    res = run_ibtui("scenarios/szt_tanh.toml", "--export", out, "--quiet", "--set", "run.epochs=20",
-                    "--set", "run.seeds=3", "--set", "measure.snapshots=8", "--device", "cpu")
+    res = cli("scenarios/szt_tanh.toml", "--export", out, "--quiet", "--set", "run.epochs=20",
+              "--set", "run.seeds=3", "--set", "measure.snapshots=8", "--device", "cpu")
     assert res.returncode == 0, res.stderr
     recs = read_records(out)
     from ibtui.engine.schedule import snapshot_epochs
@@ -50,7 +50,9 @@ def test_headless_run_exports_every_snapshot(tmp_path):
     assert any("H(T|X) = 0" in n for n in meta["run_info"]["notes"])
 
 
-@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGHUP", 129), ("SIGTERM", 143)])
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130),  # a real process each: the other two signals in the slow set
+                                      pytest.param("SIGHUP", 129, marks=pytest.mark.slow),
+                                      pytest.param("SIGTERM", 143, marks=pytest.mark.slow)])
 def test_interrupted_run_leaves_a_valid_csv_and_exit_128_plus_signal(tmp_path, sig, code):
     """Ctrl-C, a dropped SSH session (SIGHUP) and a kill (SIGTERM) all keep every snapshot already computed."""
     out = tmp_path / "run.csv"

@@ -11,7 +11,7 @@ pytest.importorskip("textual")  # a machine without the app's packages (a bare G
 
 from tui_helpers import RecordingSink, screen_text, wait_for
 
-from ibtui.engine.records import MI_XT
+from ibtui.quantities import MI_XT
 from ibtui.sinks.csv import CsvSink, read_records
 from ibtui.tui.app import IbtuiApp
 from ibtui.tui.fake_engine import CLUSTERING, FakeEngine
@@ -296,14 +296,11 @@ class FixedSource:
         self.fake = FakeEngine(epochs=100, snapshots=12)
         self.info = self.fake.info
 
-    def run(self, sinks, controls):
-        for s in sinks:
-            s.start(self.info)
+    def run(self, sink, controls):
+        sink.start(self.info)
         for e in sorted(self.fake.snapshots):
-            for s in sinks:
-                s.emit(self.fake.records_at(e))
-        for s in sinks:
-            s.progress(100, 100, 123.0, 0.0)
+            sink.emit(self.fake.records_at(e))
+        sink.progress(100, 100, 123.0, 0.0)
         return True
 
 

@@ -11,20 +11,21 @@ pytest.importorskip("textual")  # a machine without the app's packages (a bare G
 
 from tui_helpers import RecordingSink, wait_for
 
-from ibtui.engine.controls import Controls
-from ibtui.engine.records import FIELDS, Record
+from ibtui.controls import Controls
+from ibtui.records import FIELDS, Record
 from ibtui.sinks.csv import CsvSink, read_records, sidecar_path
 from ibtui.tui.app import IbtuiApp
 from ibtui.tui.fake_engine import FakeEngine
-from ibtui.tui.replay import CsvReplay, info_from_meta
+from ibtui.sinks.replay import CsvReplay, info_from_meta
 from ibtui.tui.state import TuiState
+from ibtui.records import Fanout
 
 
 def export(tmp_path, engine: FakeEngine, name: str = "run.csv", finish: bool = True):
     path = tmp_path / name
     sink = CsvSink(path, {"name": "fake", "run": {"epochs": engine.epochs}}, 'name = "fake"\n')
     rec = RecordingSink()
-    engine.run([sink, rec], Controls())
+    engine.run(Fanout([sink, rec]), Controls())
     if finish:
         sink.close(True)
     return path, rec, sink
@@ -36,11 +37,11 @@ def test_replay_round_trips_every_record_exactly(tmp_path):
     got = RecordingSink()
     replay = CsvReplay(path, poll_s=0.01)
     assert replay.info == eng.info  # from the sidecar's run_info, tuples restored
-    assert replay.run([got], Controls()) is True  # the sidecar says finished
+    assert replay.run(got, Controls()) is True  # the sidecar says finished
     assert got.records == rec.records  # same order, same floats (repr round trip)
     assert got.infos == [eng.info]
     state = TuiState()
-    CsvReplay(path).run([state], Controls())
+    CsvReplay(path).run(state, Controls())
     view = state.view()
     assert view.get("I(X;T)", "kde_upper", "3", 1).values == tuple(
         r.value for r in rec.records if (r.quantity, r.estimator, r.layer, r.seed) == ("I(X;T)", "kde_upper", "3", 1))
@@ -59,7 +60,7 @@ def test_replay_follows_a_file_being_written(tmp_path):
     controls = Controls()
     replay = CsvReplay(path, poll_s=0.01)
     result = {}
-    t = threading.Thread(target=lambda: result.setdefault("r", replay.run([got], controls)))
+    t = threading.Thread(target=lambda: result.setdefault("r", replay.run(got, controls)))
     t.start()
     deadline = 200
     while len(got.records) < half - 1 and deadline:  # header + (half-1) complete rows
@@ -83,7 +84,7 @@ def test_stop_ends_following_and_no_sidecar_infers_the_run(tmp_path):
     assert replay.info is None
     controls = Controls()
     got = RecordingSink()
-    t = threading.Thread(target=lambda: replay.run([got], controls))
+    t = threading.Thread(target=lambda: replay.run(got, controls))
     t.start()
     for _ in range(300):
         if len(got.records) == len(rec.records):
@@ -116,13 +117,13 @@ def test_garbage_rows_are_skipped_and_columns_are_found_by_name(tmp_path):
     bad = ",".join(row[f] if f != "value" else "oops" for f in FIELDS)
     path.write_text(",".join(FIELDS) + f"\n{good}\nnot,a,row\n{bad}\n")
     got = RecordingSink()
-    CsvReplay(path, follow=False).run([got], Controls())
+    CsvReplay(path, follow=False).run(got, Controls())
     assert [(r.quantity, r.value, r.seed) for r in got.records] == [("I(X;T)", 0.5, 0)]
     # an older export: no sweep column, other column order
     old = tmp_path / "old.csv"
     old.write_text("value,run,seed,epoch,step,layer,quantity,estimator\n0.25,r,mean,3,9,2,I(T;Y),kde_upper\n")
     got = RecordingSink()
-    CsvReplay(old, follow=False).run([got], Controls())
+    CsvReplay(old, follow=False).run(got, Controls())
     assert got.records == [Record("r", "mean", 3, 9, "2", "I(T;Y)", "kde_upper", 0.25, "")]
 
 

@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("textual")  # a machine without the app's packages (a bare GPU box) skips these
 
-from ibtui.engine.records import NOISE_BETA, SEED_DIVERGED, Record
+from ibtui.records import Record
+from ibtui.quantities import NOISE_BETA, SEED_DIVERGED
 from ibtui.tui.fake_engine import FakeEngine
 from ibtui.tui.panes.base import EPOCH_RAMP, epoch_color, layer_marker, thin
 from ibtui.tui.panes.bound import sparkline

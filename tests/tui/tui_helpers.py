@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 
-from ibtui.engine.records import Record, RunInfo
+from ibtui.records import Record, RunInfo, Sink
 
 
 async def wait_for(pilot, cond, timeout: float = 15.0, what: str = "condition"):
@@ -28,7 +28,7 @@ def screen_text(app) -> str:
     return console.export_text()
 
 
-class RecordingSink:
+class RecordingSink(Sink):
     """A CSV-like sink that keeps what it got: start infos, emitted records, close(finished) calls."""
 
     def __init__(self):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ibtui.engine.records import MI_TY, MI_XT
+from ibtui.quantities import MI_TY, MI_XT
 from ibtui.tui.panes.base import PlotPane, epoch_color, join, layer_marker, ramp_legend, thin
 from ibtui.tui.state import StateView, ViewState
 

@@ -5,7 +5,7 @@ their own). Train is drawn with `•`, test with `x`, so the pair is told apart 
 """
 from __future__ import annotations
 
-from ibtui.engine.records import ACC_TEST, ACC_TRAIN, LOSS_TEST, LOSS_TRAIN
+from ibtui.quantities import ACC_TEST, ACC_TRAIN, LOSS_TEST, LOSS_TRAIN
 from ibtui.tui.panes.base import PlotPane, finite, thin
 from ibtui.tui.state import StateView, ViewState
 

@@ -25,6 +25,7 @@ class RunFlags:
     stopping: bool = False
     noise_requested: float | None = None  # β asked for with `n` and not applied yet
     source: str = ""  # "view run.csv" in replay mode, "" live
+    stalled: str = ""  # replay: "not growing since HH:MM: the run may have been killed" (CsvReplay.stalled)
 
 
 def duration(seconds: float) -> str:
@@ -47,6 +48,8 @@ def run_state(view: StateView, flags: RunFlags) -> str:
         return "STOPPING…"
     if flags.paused:
         return "PAUSED"
+    if flags.stalled:
+        return "NOT GROWING"
     return "FOLLOWING" if flags.source else "RUNNING"
 
 
@@ -72,7 +75,7 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
     sweep = f"sweep {view.sweep}" if view.sweep else ""
     if view.other_sweeps:
         sweep += f" (+{len(view.other_sweeps)} other sweep points not shown)"
-    second = fit([run_state(view, flags), view.error or "", f"noise {beta}", f"estimator {est}", diverged, sweep,
+    second = fit([run_state(view, flags), view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged, sweep,
                   layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
 

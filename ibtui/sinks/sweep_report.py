@@ -1,6 +1,6 @@
 """The end-of-sweep summary: per swept value, what the paper's sweeps measure, and the trend it fits.
 
-Shwartz-Ziv, Painsky & Tishby (2019; papers.md §2.7–2.8) report two sweeps:
+Shwartz-Ziv, Painsky & Tishby (2019, Sec. 5 and Figs. 1b and 3) report two sweeps:
 
 - batch size (Fig. 1b): for each batch size, the iteration where compression starts against the iteration
   of the SNR (drift→diffusion) transition: "a clear linear trend".  Printed: a least-squares line
@@ -27,8 +27,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ibtui.engine import records as R
-from ibtui.engine.records import Record, RunInfo
+from ibtui import quantities as Q
+from ibtui.records import Record, RunInfo, Sink
 
 __all__ = ["SweepReport", "linear_fit", "power_law_fit", "convergence_epoch", "peak_epoch"]
 
@@ -134,7 +134,7 @@ class _Point:
         return math.nan, ""
 
 
-class SweepReport:
+class SweepReport(Sink):
     """Sink collecting transition, convergence and compression per sweep value; `text()` prints the trend."""
 
     def __init__(self, sc=None, setting: str | None = None, threshold: float = THRESHOLD):
@@ -162,14 +162,14 @@ class SweepReport:
             if q == TRANSITION:
                 if r.seed != "mean":
                     self._point(r.sweep).transitions[(r.seed, r.layer)] = r.value
-            elif q == R.ACC_TRAIN:
+            elif q == Q.ACC_TRAIN:
                 if r.seed != "mean":
                     p = self._point(r.sweep)
                     p.acc[r.seed][r.epoch] = r.value
                     p.seeds.add(r.seed)
                     if r.epoch > 0:
                         p.steps_per_epoch = r.step / r.epoch
-            elif q == R.MI_XT and r.seed == "mean":
+            elif q == Q.MI_XT and r.seed == "mean":
                 self._point(r.sweep).mi[r.estimator][r.layer][r.epoch] = r.value
 
     def close(self, finished: bool) -> None:

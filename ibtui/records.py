@@ -1,4 +1,4 @@
-"""One number per record: the unit every sink consumes (DESIGN.md, "Data flow").
+"""One number per record: the unit every sink consumes, and the sink contract.
 
 A record is `(run, sweep, seed, epoch, step, layer, quantity, estimator, value)`. `sweep` is "" or
 "setting=value" for one point of a sweep; `seed` is an int or "mean"; `layer` is "" (whole network),
@@ -8,21 +8,9 @@ The CSV export is exactly these records.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable
 
 FIELDS = ("run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value")
-
-# Quantity names used across the engine, the export and the TUI. One place, so they cannot drift.
-MI_XT = "I(X;T)"
-MI_TY = "I(T;Y)"
-MI_XT_SE = "I(X;T)_se"  # Monte Carlo standard error of an MI estimate, where one exists
-MI_TY_SE = "I(T;Y)_se"
-LOSS_TRAIN = "loss_train"
-LOSS_TEST = "loss_test"
-ACC_TRAIN = "acc_train"
-ACC_TEST = "acc_test"
-NOISE_BETA = "noise_beta"  # recorded when the noise level changes (and at epoch 0)
-SEED_DIVERGED = "diverged"  # 1.0 at the epoch a seed's loss became NaN/inf; the seed stops there
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,28 +24,6 @@ class Record:
     estimator: str
     value: float
     sweep: str = ""
-
-
-class Sink(Protocol):
-    """Anything that consumes records. `emit` is called once per snapshot with all its records."""
-
-    def emit(self, records: list[Record]) -> None: ...
-
-    def close(self, finished: bool) -> None: ...
-
-
-def layer_label(layer: int | tuple[int, int] | None) -> str:
-    """The export's spelling of a layer: None → "", 3 → "3", (2, 3) → "2-3"."""
-    if layer is None:
-        return ""
-    if isinstance(layer, tuple):
-        return f"{layer[0]}-{layer[1]}"
-    return str(layer)
-
-
-def emit_all(sinks: Iterable[Sink], records: list[Record]) -> None:
-    for sink in sinks:
-        sink.emit(records)
 
 
 @dataclass(frozen=True)
@@ -80,6 +46,44 @@ class RunInfo:
     sweep: str = ""  # "setting=value" when this run is one point of a sweep
 
 
-# A sink may also implement, optionally:
-#   start(info: RunInfo) -> None            before the first record
-#   progress(epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None   after each epoch (cheap!)
+class Sink:
+    """Anything that consumes a run's records. Every hook has a do-nothing default; override what you need.
+
+    Order: `start(info)` once before the first record, `emit(records)` once per snapshot with all its records,
+    `progress(...)` after each training epoch (must be cheap), `close(finished)` once at the end.
+    """
+
+    def start(self, info: RunInfo) -> None:
+        pass
+
+    def emit(self, records: list[Record]) -> None:
+        pass
+
+    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+        pass
+
+    def close(self, finished: bool) -> None:
+        pass
+
+
+class Fanout(Sink):
+    """Several sinks as one: each call goes to every sink, in order."""
+
+    def __init__(self, sinks: Iterable[Sink] = ()):
+        self.sinks = list(sinks)
+
+    def start(self, info: RunInfo) -> None:
+        for sink in self.sinks:
+            sink.start(info)
+
+    def emit(self, records: list[Record]) -> None:
+        for sink in self.sinks:
+            sink.emit(records)
+
+    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+        for sink in self.sinks:
+            sink.progress(epoch, total, seed_epochs_per_s, noise_beta)
+
+    def close(self, finished: bool) -> None:
+        for sink in self.sinks:
+            sink.close(finished)

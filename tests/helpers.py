@@ -1,0 +1,36 @@
+"""Test doubles shared by the test modules (importable as `helpers`: tests/ is on sys.path via conftest)."""
+from __future__ import annotations
+
+from ibtui.records import Record, RunInfo, Sink
+
+
+class ListSink(Sink):
+    """Keeps everything a run sends: its info, every record, the epochs of progress calls, close(finished)."""
+
+    def __init__(self):
+        self.records: list[Record] = []
+        self.info: RunInfo | None = None
+        self.epochs: list[int] = []
+        self.closed: bool | None = None
+
+    def start(self, info: RunInfo) -> None:
+        self.info = info
+
+    def emit(self, records: list[Record]) -> None:
+        self.records.extend(records)
+
+    def progress(self, epoch, total, rate, beta) -> None:
+        self.epochs.append(epoch)
+
+    def close(self, finished: bool) -> None:
+        self.closed = finished
+
+    def series(self, seed, quantity, layer="", estimator="") -> dict[int, float]:
+        """epoch -> value of one seed's quantity (layer, estimator)."""
+        return {r.epoch: r.value for r in self.records
+                if r.seed == seed and r.quantity == quantity and r.layer == layer and r.estimator == estimator}
+
+    def get(self, seed, quantity, estimator, layer="1", sweep=None, epoch=None) -> list[float]:
+        return [r.value for r in self.records if r.seed == seed and r.quantity == quantity and r.layer == layer
+                and r.estimator == estimator and (sweep is None or r.sweep == sweep)
+                and (epoch is None or r.epoch == epoch)]
