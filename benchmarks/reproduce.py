@@ -766,9 +766,9 @@ def transitions(run: Csv, layer: str, sweep="") -> list[float]:
 @claim("snr_transition", "The gradient SNR falls from drift (high SNR) to diffusion (low SNR), and compression of "
        "I(X;T) starts at that transition", "Shwartz-Ziv, Painsky & Tishby 2019 (ICLR workshop / arXiv), §2.2, §6; "
        "SZT 2017 §3.5", ["szt_tanh"], figs=[(0, "dynamics", "")],
-       note="SNR = ‖mean g‖/√tr Cov g over the mini-batches of the epoch before each snapshot (7 batches at batch "
-            "512); transition = steepest fall of the smoothed log SNR (ibtui's detector). Depends on the SNR window: "
-            "the step-based window being added to the engine would use more batches per estimate.")
+       note="SNR = ‖mean g‖/√tr Cov g over the mini-batches of the epoch before each snapshot (szt_tanh.toml keeps "
+            "the one-epoch window, `measure.dynamics.window_steps = 0`: 7 batches at batch 512); transition = steepest "
+            "fall of the smoothed log SNR (ibtui's detector).")
 def c_snr(runs):
     (r,) = runs
     L = hidden(r)
@@ -863,10 +863,10 @@ def batch_verdict(rr, b, n):
        "and on SZT", ["mnist_batch_sweep", "szt_batch_sweep"],
        figs=[(0, "sweep_fit", ""), (1, "sweep_fit", "")],
        note="MNIST: the 5k subset (4000 train), MI on its 1000 test images, KDE σ² = 1 (see the MNIST-plane row), "
-            "batches 128–1024: in a first CPU run with batches 16–256 (60 epochs) the detector declared no transition "
-            "below batch 128, whose SNR peaks in the first epoch, inside one SNR window. "
-            "SZT: 30 bins. Both depend on the SNR window (one epoch of mini-batches; the step-based window being "
-            "added would estimate the SNR at fixed numbers of steps, the paper's iteration axis).")
+            "batches 128–1024, SNR over the last ≤ 100 steps before each snapshot (`window_steps = 100`): in a first CPU "
+            "run with batches 16–256 (60 epochs, one-epoch window) the detector declared no transition below batch "
+            "128, whose SNR peaks in the first epoch. "
+            "SZT: 30 bins, one-epoch SNR window.")
 def c_batch(runs):
     mn, szt = runs
     parts, verdicts, keys = [], [], []
@@ -906,7 +906,7 @@ def c_batch(runs):
             parts[-1] += (f"\n\nNo transition is declared at batch {bl}: "
                           f"there the SNR is largest at the first snapshot (epoch {early[0]['first_ep']:.0f} = "
                           f"{sl} steps) and only falls afterwards, so the "
-                          f"drift phase ends inside the first epoch, below the resolution of a one-epoch SNR window.")
+                          f"drift phase ends inside the first epoch, below the resolution of per-epoch snapshots.")
         keys.append(f"{tag} r = {f2(rr)} (n={n})")
     fig.tight_layout()
     figp = save(fig, "batch_sweep")
@@ -1003,8 +1003,8 @@ def ceiling(run: Csv) -> float:
        "Fig. 1a (papers.md §2.8–2.9 #1)", ["mnist_fc"], figs=[(0, "dynamics", ""), (0, "gaussian_bound", "")],
        note="Layer T5 (20 units; the paper shows one layer without naming it). I(X;T) by the KDE upper bound with "
             "σ² = 1 (see the MNIST-plane row; the paper bins, which sits at log2 N here). The 5k subset, plain SGD "
-            "lr 0.1, batch 128 (ibtui defaults; the paper states none). Depends on the SNR window (one epoch = 32 "
-            "mini-batches here).")
+            "lr 0.1, batch 128 (ibtui defaults; the paper states none). SNR over the last ≤ 100 steps before each snapshot "
+            "(`window_steps = 100`; 32 steps an epoch here).")
 def c_mnist_fc(runs):
     (r,) = runs
     lay = hidden(r)[-1]
@@ -1064,9 +1064,9 @@ def c_mnist_fc(runs):
        "bound falls during diffusion (mean of 50 runs)", "Shwartz-Ziv, Painsky & Tishby 2019, Fig. 2",
        ["cifar10_resnet32"], figs=[(0, "dynamics", "")],
        note="The paper-scale run needs a GPU (50 seeds × 64k iterations of batch 128). The CPU-scale run here is 1 "
-            "seed × 2 epochs (80 iterations) on the 5000-image CIFAR-10 subset, He et al.'s recipe at a constant "
-            "lr 0.1 (the lr ÷ 10 at 32k/48k schedule being added to the engine is needed for the paper scale; the "
-            "step-based SNR window being added is needed to see the SNR within 80 iterations). **CIFAR-100: no data "
+            "seed × 2 epochs (80 iterations) on the 5000-image CIFAR-10 subset, He et al.'s recipe with its schedule "
+            "(`lr_milestones = [32000, 48000]`, not reached in 80 iterations) and the SNR over the last ≤ 100 steps "
+            "before each snapshot (`window_steps = 100`; 40 steps an epoch here). **CIFAR-100: no data "
             "on this machine** (/work/shared/data holds MNIST and a CIFAR-10 subset only), so not run.")
 def c_cifar(runs):
     (r,) = runs
@@ -1273,20 +1273,20 @@ seeds is written "mean ± sd (n=seeds)". MI in bits; losses in nats.
 | claim | source | verdict | key numbers |
 |---|---|---|---|
 """
-    pending = """
-**Rows that depend on engine features not yet in main.** The gradient SNR is estimated over the mini-batches of the
-one epoch before each snapshot. A step-based SNR window (being added) would sample the SNR at fixed numbers of
-iterations, the paper's axis; `snr_transition`, `batch_sweep`, `mnist_fc` and `cifar_resnet32` would use it. He et
-al.'s ResNet lr schedule (lr ÷ 10 at 32k and 48k iterations, being added) matters only for the paper-scale
-`cifar_resnet32` run; the CPU-scale run here stops at 80 iterations at lr 0.1.
-"""
-    trows = ["| run | scenario | seeds × epochs | wall s | CPU s |", "|---|---|---|---|---|"]
-    for n, spec in RUNS.items():
-        tf = out / f"{n}.time.json"
-        tj = json.loads(tf.read_text()) if tf.exists() else {}
-        se = {k: v for k, v in (s.split("=", 1) for s in spec.settings())}
-        trows.append(f"| `{n}` | {spec.scenario} | {se.get('run.seeds', 'default')} × {se.get('run.epochs', 'default')} | "
-                     f"{tj.get('wall_s', '–')} | {tj.get('cpu_s', '–')} |")
+    uses = defaultdict(list)
+    for n in RUNS:
+        side = out / f"{n}.meta.json"
+        if side.exists():
+            sc = json.loads(side.read_text()).get("scenario", {})
+            if sc.get("measure", {}).get("dynamics", {}).get("window_steps"):
+                uses["window"].append(n)
+            if sc.get("train", {}).get("lr_milestones"):
+                uses["lr"].append(n)
+    pending = (f"\n**Engine features these rows use** (both landed in main during this work, and the runs below were made "
+               f"with them): the step-based SNR window `measure.dynamics.window_steps` (runs "
+               f"{', '.join('`' + n + '`' for n in uses['window']) or 'none'}; the SZT runs keep the one-epoch window) and "
+               f"He et al.'s lr schedule `train.lr_milestones` (runs {', '.join('`' + n + '`' for n in uses['lr']) or 'none'}; "
+               f"its milestones at 32k and 48k iterations matter only at paper scale).\n")
     left = """## What is left
 
 - The paper-scale runs (`python benchmarks/reproduce.py --full --device cuda`): 50 seeds and the papers' epoch counts
