@@ -906,6 +906,10 @@ def c_batch(runs):
                      f"(In epochs: start = {g3(ae)} + {g3(be)} × transition, r = {f2(re_)}; the transitions span "
                      f"{g3(np.nanmin([p['tr_it'] for p in pts]))}–{g3(np.nanmax([p['tr_it'] for p in pts]))} iterations.)\n\n"
                      + "\n".join(rows))
+        weak = [p for p in pts if np.isfinite(p["comp_ep"]) and p["drop"] < 0.3]
+        if weak:
+            parts[-1] += ("\n\nMarginal compression starts (fall after the peak < 0.3 bit): batch "
+                          + ", ".join("%.0f (%.2f bit)" % (p["batch"], p["drop"]) for p in weak) + ".")
         early = [p for p in pts if p["n"] == 0 and p["snr_max_ep"] == p["first_ep"]]
         if early:
             bl = ", ".join("%.0f" % p["batch"] for p in early)
