@@ -1336,11 +1336,14 @@ def run_header(runs: list[Csv]) -> str:
         epochs = sc.get("run", {}).get("epochs", "?")
         dev = r.meta.get("device", "?")
         sw = sc.get("sweep", {})
-        swt = f", sweep {sw['setting']} = {sw['values']}" if sw.get("setting") else ""
-        data = sc.get("data", {}).get("dir", "")
-        data = f", data {Path(data).name}" if data else ""
+        swt = (f", sweep {sw['setting']} = [{', '.join(f'{v:g}' for v in sw['values'])}]"
+               if sw.get("setting") else "")
+        spec = RUNS.get(r.path.stem)
+        sub = (spec.full_data if FULL else spec.data) if spec else ""
+        data = f", data `$DATA{'' if sub == '.' else '/' + sub}`" if sub else ""
         tt = f", {t.get('wall_s', '?')} s wall / {t.get('cpu_s', '?')} s CPU" if t else ""
-        parts.append(f"`{r.path.stem}`: {seeds} seeds, {epochs} epochs{swt}{data}, device {dev}{tt}")
+        parts.append(f"`{r.path.stem}`: {seeds} seed{'' if seeds == 1 else 's'}, {epochs} epochs{swt}{data}, "
+                     f"device {dev}{tt}")
     return "; ".join(parts)
 
 
