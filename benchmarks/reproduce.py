@@ -3,15 +3,15 @@
 
 One command regenerates every number (and figure) of the report:
 
-    python benchmarks/reproduce.py                 # CPU-sized default set (~30 min on 2 cores), then the report
-    python benchmarks/reproduce.py --only szt_tanh # one claim (its runs, then the whole report from what exists)
+    python benchmarks/reproduce.py                 # CPU-sized default set (~15 min on 1 core), then the report
+    python benchmarks/reproduce.py --only szt_tanh # one claim's runs, then the report of every claim whose CSVs exist
     python benchmarks/reproduce.py --report-only   # no training: rebuild the report from the CSVs already there
     python benchmarks/reproduce.py --force         # rerun claims whose CSV already exists
     python benchmarks/reproduce.py --full --device cuda   # the papers' scale (a GPU; hours)
 
 Each run goes through the real CLI (`python -m ibtui SCENARIO --headless --quiet --export OUT/run.csv --set …`)
 and is resumable: a run whose CSV and finished sidecar exist is skipped unless --force. The analysis reads
-only those CSVs (and the sidecars' settings); no result is written by hand. Verdicts follow fixed rules stated
+only those CSVs (and the sidecars' settings); no result is written by hand. Verdicts follow the rules stated
 in each claim's text (e.g. "compresses" = the mean over seeds of a layer's I(X;T) falls by ≥ 0.5 bits after its
 peak).
 """
@@ -1352,11 +1352,13 @@ def run_header(runs: list[Csv]) -> str:
 def main(argv=None) -> int:
     global FULL
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(os.environ.get("IBTUI_REPRO_OUT", ROOT / "repro_out")),
-                    help="folder for the run CSVs (default $IBTUI_REPRO_OUT or ./repro_out)")
+    ap.add_argument("--out", type=Path,
+                    default=Path(os.environ.get("IBTUI_REPRO_OUT", Path.home() / ".cache" / "ibtui-repro")),
+                    help="folder for the run CSVs, outside the repository (default $IBTUI_REPRO_OUT or "
+                         "~/.cache/ibtui-repro)")
     ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("IBTUI_DATA", "/work/shared/data")),
                     help="folder holding mnist/, mnist-5k/ and cifar-10-batches-py/ (default $IBTUI_DATA)")
-    ap.add_argument("--only", action="append", default=[], help="run (and report) only this claim (repeatable)")
+    ap.add_argument("--only", action="append", default=[], help="run only this claim's runs (repeatable); the report covers every claim whose CSVs exist")
     ap.add_argument("--force", action="store_true", help="rerun runs whose finished CSV exists")
     ap.add_argument("--full", action="store_true", help="the papers' scale (a GPU; hours)")
     ap.add_argument("--device", default="cpu", help="device for every run (default cpu)")
