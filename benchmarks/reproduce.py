@@ -1315,8 +1315,11 @@ seeds is written "mean ± sd (n=seeds)". MI in bits; losses in nats.
   for the SZT rows, full MNIST for the MNIST rows, and 50 × 64k iterations of ResNet-32 on full CIFAR-10. Not run here.
 - CIFAR-100: no data on this machine; the scenario (`cifar100_resnet32.toml`) is ready for a folder holding
   `cifar-100-python/`.
-- The MNIST batch sweep needs an SNR estimate finer than one epoch (the step-based window being added) to place the
-  transition of small batches, whose drift phase ends inside the first epoch.
+- The MNIST batch sweep covers batches 128–1024 only: below 128 the drift phase ends inside the first epoch, and
+  snapshots (hence SNR windows, which stop at the previous snapshot) are whole epochs.
+- The sweep report printed after a sweep (and `ibtui plot`'s sweep fit) takes the compression start from binning
+  when a binning estimate exists; on MNIST that is the 2-bin estimate, which is largest at initialisation, so it
+  reports iteration 0. This report reads the KDE bound instead; letting a scenario name the estimator would fix it.
 - Thresholds of the verdict rules (0.5 bit, 0.3 decades, r ≥ 0.9, the 0.2-nat convergence loss) are this report's
   choices; the papers give none.
 """
