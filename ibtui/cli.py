@@ -6,6 +6,7 @@ the CSV valid and exits 128 + the signal's number (130 for Ctrl-C).
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -16,7 +17,11 @@ from ibtui.errors import IbtuiError
 from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
-                  help="Watch the information bottleneck at work: train a network and see the information plane live.")
+                  rich_markup_mode=None,
+                  help="Watch the information bottleneck at work: train a network and see the information plane "
+                       "live.\n\n\b\nMain usage:\n  ibtui SCENARIO [OPTIONS]    train and watch (= ibtui run SCENARIO; "
+                       "see ibtui run --help)\n  ibtui szt_tanh              a bundled scenario by name (ibtui scenarios)"
+                       "\n  ibtui view run.csv          open an exported run")
 
 COMMANDS = {"run", "show", "view", "scenarios"}
 
@@ -37,13 +42,54 @@ def run(
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides run.device)"),
     headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress bar"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
+    progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
+                                         help="headless, stderr not a terminal: seconds between progress lines"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
     fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
     no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
 ) -> None:
-    """Train SCENARIO and measure it: the live app on a terminal, headless with --export or no TTY."""
+    """Train SCENARIO and measure it: the live app on a terminal; headless (a progress bar, or a line every
+    15 s when stderr is a file) with --headless or without a terminal. --export writes the CSV either way."""
+    try:  # torch-free: a bad scenario is refused before anything slow starts
+        sc = load_scenario(scenario, set_)
+        if device is not None:
+            sc = with_changes(sc, {"run.device": device})
+        if data_dir is not None:
+            sc = with_changes(sc, {"data.dir": str(data_dir)})
+    except IbtuiError as exc:
+        fail(str(exc))
+    if export is not None and str(export.parent) and not export.parent.exists():
+        fail(f"--export {export}: the folder {export.parent} does not exist; create it or pick another path.")
+    use_app = _interactive() and not headless and int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1
+    if use_app:
+        try:
+            from ibtui.tui.app import run_app
+        except ImportError:
+            use_app = False
+    if use_app:  # the first frame at once; torch, the data and the model load in the app's worker thread
+        def factory(say):
+            say("loading torch…")
+            import torch
+
+            from ibtui.engine.sweep import SweepRunner
+            from ibtui.sinks.csv import CsvSink
+
+            if threads > 0:
+                torch.set_num_threads(threads)
+            say("loading the data and building the model…")
+            engine = SweepRunner(sc, scenario_path=str(scenario))
+            sinks = []
+            if export is not None:
+                try:
+                    sinks.append(CsvSink(export, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
+                except OSError as exc:
+                    raise IbtuiError(f"--export {export}: cannot write there ({exc.strerror}); pick another path.")
+            return engine, sinks
+
+        raise typer.Exit(code=run_app(factory=factory, fps=fps, mouse=not no_mouse))
+
     import torch
 
     from ibtui.engine.sweep import SweepRunner
@@ -53,11 +99,6 @@ def run(
 
     ctx = dist.context_from_env()
     try:
-        sc = load_scenario(scenario, set_)
-        if device is not None:
-            sc = with_changes(sc, {"run.device": device})
-        if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)})
         if ctx.active:  # torchrun: this process trains its block of seeds
             sc = dist.shard(sc, ctx)
         if threads > 0:
@@ -67,8 +108,6 @@ def run(
         fail(str(exc))
     sinks = []
     if export is not None:
-        if not export.parent.exists() if str(export.parent) else False:
-            fail(f"--export {export}: the folder {export.parent} does not exist; create it or pick another path.")
         target = rank_path(export, ctx.rank) if ctx.active else export
         try:
             sinks.append(CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}))
@@ -76,29 +115,20 @@ def run(
             fail(f"--export {export}: cannot write there ({exc.strerror}); pick another path.")
     if ctx.active:
         dist.init(ctx, sc.run.device)
-        _run_headless(engine, sinks, quiet or ctx.rank > 0, None)
+        _run_headless(engine, sinks, quiet or ctx.rank > 0, None, progress_every)
         dist.barrier()
         if ctx.rank == 0 and export is not None:
             rows = merge(export, ctx.world)
             if not quiet:
                 typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
         raise typer.Exit(code=0)
-    use_app = _interactive() and not headless
-    if use_app:
-        try:
-            from ibtui.tui.app import run_app
-        except ImportError:
-            use_app = False
-    if use_app:
-        code = run_app(engine, sinks, fps=fps, mouse=not no_mouse)
-        raise typer.Exit(code=code)
     report = None
     if sc.sweep.setting:
         from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
         sinks.append(report)
-    _run_headless(engine, sinks, quiet, export)
+    _run_headless(engine, sinks, quiet, export, progress_every)
     if report is not None:
         typer.echo(report.text())
 
@@ -123,12 +153,12 @@ def _stop_on_signals() -> None:
             signal.signal(getattr(signal, name), stop)
 
 
-def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path]) -> None:
+def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path], progress_every: float = 15.0) -> None:
     from ibtui.controls import Controls
     from ibtui.records import Fanout
     from ibtui.sinks.progress import ProgressSink
 
-    sink = Fanout([*sinks, *([] if quiet else [ProgressSink()])])
+    sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
     finished = False
     _stop_on_signals()
     try:

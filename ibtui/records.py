@@ -7,6 +7,7 @@ The CSV export is exactly these records.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -44,13 +45,55 @@ class RunInfo:
     noise_levels: tuple[float, ...]  # β levels the user can cycle through; (0.0,) = deterministic net
     notes: tuple[str, ...] = ()  # warnings a researcher must see (biased split, H(T|X)=0 assumption, …)
     sweep: str = ""  # "setting=value" when this run is one point of a sweep
+    snapshot_epochs: tuple[int, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
+    sweep_points: tuple[str, ...] = ()  # every point of the sweep this run belongs to, in run order
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands after a training epoch: what a progress bar, a status line or an ETA needs.
+
+    Times are seconds of this process's work on the run so far, split between training (`train_s` over
+    `trained` epochs) and measuring snapshots (`measure_s` over `measured` snapshots, epoch 0 included),
+    so the time left is estimated from the schedule, not from the early epochs (where a log-spaced
+    schedule measures every epoch). A replay knows neither: both are 0 and the ETA is unknown.
+    """
+
+    epoch: int  # training epochs done
+    total: int  # training epochs in the run
+    seeds: int  # seeds still training
+    noise_beta: float  # current noise level (nan when unknown, e.g. a replay)
+    snapshots_done: int = 0  # snapshot epochs <= epoch
+    snapshots_total: int = 0
+    train_s: float = 0.0
+    trained: int = 0
+    measure_s: float = 0.0
+    measured: int = 0
+
+    @property
+    def seed_epochs_per_s(self) -> float:
+        """Training speed: seeds × epochs per second of training time (nan until measured)."""
+        return self.seeds * self.trained / self.train_s if self.train_s > 0 and self.trained else math.nan
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds left: epochs left at the measured time an epoch, plus snapshots left at the time a snapshot."""
+        if self.epoch >= self.total:
+            return 0.0
+        if not (self.trained and self.train_s > 0):
+            return math.nan
+        left = (self.total - self.epoch) * self.train_s / self.trained
+        snaps = max(self.snapshots_total - self.snapshots_done, 0)
+        if snaps and self.measured:
+            left += snaps * self.measure_s / self.measured
+        return left
 
 
 class Sink:
     """Anything that consumes a run's records. Every hook has a do-nothing default; override what you need.
 
     Order: `start(info)` once before the first record, `emit(records)` once per snapshot with all its records,
-    `progress(...)` after each training epoch (must be cheap), `close(finished)` once at the end.
+    `progress(p)` after each training epoch with a `Progress` (must be cheap), `close(finished)` once at the end.
     """
 
     def start(self, info: RunInfo) -> None:
@@ -59,7 +102,7 @@ class Sink:
     def emit(self, records: list[Record]) -> None:
         pass
 
-    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+    def progress(self, p: Progress) -> None:
         pass
 
     def close(self, finished: bool) -> None:
@@ -80,9 +123,9 @@ class Fanout(Sink):
         for sink in self.sinks:
             sink.emit(records)
 
-    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+    def progress(self, p: Progress) -> None:
         for sink in self.sinks:
-            sink.progress(epoch, total, seed_epochs_per_s, noise_beta)
+            sink.progress(p)
 
     def close(self, finished: bool) -> None:
         for sink in self.sinks:

@@ -47,3 +47,11 @@ class RecordingSink(Sink):
 
     def close(self, finished: bool) -> None:
         self.closed.append(finished)
+
+
+def same_records(a: list[Record], b: list[Record]) -> bool:
+    """Equal record lists, NaN equal to NaN (the engine emits NaN where a value does not exist yet)."""
+    def key(r: Record):
+        return (r.run, r.sweep, r.seed, r.epoch, r.step, r.layer, r.quantity, r.estimator, repr(r.value))
+
+    return [key(r) for r in a] == [key(r) for r in b]

@@ -188,8 +188,9 @@ class PlotPane(Pane):
 
 
 def fmt(v: float) -> str:
+    """A table cell: 3 significant figures; "–" for NaN (a value that does not exist yet), never raw nan."""
     if not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        return "–" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
         return f"{v:.3g}"
     return f"{v:.0f}" if float(v).is_integer() and abs(v) >= 10 else f"{v:.3f}"
@@ -204,6 +205,17 @@ def latest(view: StateView, quantity: str, layer: str, seed) -> tuple[int, float
                 s = view.series[key]
                 break
     return s.last()
+
+
+def seed_mode(view: StateView, vs: ViewState) -> str:
+    """What a pane shows, in words: 'mean of 20 seeds', '+ each seed (faint)' in per-seed mode."""
+    n = len(view.seeds())
+    if n <= 1:
+        return "1 seed" if n == 1 else ""
+    return f"mean of {n} seeds" + (" + each seed (faint)" if vs.per_seed else "")
+
+
+SEED_COLOR = 240  # faint grey: each seed's trajectory under the mean
 
 
 def seed_range(view: StateView, quantity: str, layer: str) -> tuple[float, float] | None:
