@@ -141,16 +141,28 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _stop_on_signals() -> None:
-    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal."""
+def _stop_on_signals() -> dict:
+    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal.
+
+    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test).
+    """
     import signal
 
     def stop(signum, frame):
         raise _Stopped(signum)
 
+    previous = {}
     for name in ("SIGHUP", "SIGTERM"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+            previous[getattr(signal, name)] = signal.signal(getattr(signal, name), stop)
+    return previous
+
+
+def _restore_signals(previous: dict) -> None:
+    import signal
+
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path], progress_every: float = 15.0) -> None:
@@ -160,7 +172,7 @@ def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path], prog
 
     sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
     finished = False
-    _stop_on_signals()
+    previous = _stop_on_signals()
     try:
         finished = engine.run(sink, Controls())
     except KeyboardInterrupt as exc:
@@ -171,6 +183,8 @@ def _run_headless(engine, sinks: list, quiet: bool, export: Optional[Path], prog
         except OSError:
             pass
         raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
+    finally:
+        _restore_signals(previous)
     sink.close(finished)
     if export is not None and not quiet:
         typer.echo(f"ibtui: wrote {export} and {export.with_name(export.stem + '.meta.json')}", err=True)
@@ -215,9 +229,13 @@ def list_scenarios() -> None:
         typer.echo(f"{name:<{width}}  {scenario_description(path)}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: `ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def command_args(args: list[str]) -> list[str]:
+    """`ibtui SCENARIO …` means `ibtui run SCENARIO …` (Typer has no default command)."""
     if args and args[0] not in COMMANDS and not args[0].startswith("-"):
-        args.insert(0, "run")
-    app(args=args, prog_name="ibtui")
+        return ["run", *args]
+    return list(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `ibtui` and `python -m ibtui`."""
+    app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")

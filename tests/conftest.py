@@ -28,8 +28,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def cli(*args, input: str | None = None):
+    """Run the `ibtui` command in this process (Typer's CliRunner: no TTY, so headless); fast, no torch re-import.
+
+    Returns an object with `returncode`, `stdout` and `stderr`, like `run_ibtui`.
+    """
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from ibtui.cli import app, command_args
+
+    res = CliRunner().invoke(app, command_args([str(a) for a in args]), input=input, prog_name="ibtui")
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return SimpleNamespace(returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr)
+
+
 def run_ibtui(*args, cwd=REPO, timeout=300, env=None, **kw):
-    """Run the real CLI in a subprocess (no TTY, so headless)."""
+    """Run the real CLI in a subprocess (no TTY, so headless): only for what needs a process (signals, torchrun)."""
     import subprocess
 
     e = dict(os.environ)

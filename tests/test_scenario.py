@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_ibtui
+from conftest import REPO, cli
 from ibtui.scenario import ScenarioError, load_scenario, parse_scenario, to_toml
 
 BUNDLED = sorted((REPO / "scenarios").glob("*.toml"))
@@ -88,7 +88,7 @@ def test_missing_file():
     (["scenarios/szt_tanh.toml", "--export", "no/such/dir/run.csv"], "does not exist"),
 ])
 def test_cli_bad_input_is_one_sentence_and_exit_2(args, fragment):
-    res = run_ibtui(*args)
+    res = cli(*args)
     assert res.returncode == 2, res.stderr
     assert fragment in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
@@ -97,7 +97,7 @@ def test_cli_bad_input_is_one_sentence_and_exit_2(args, fragment):
 def test_cli_syntax_error_exit_2(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[run]\nseeds = [\n")
-    res = run_ibtui(bad)
+    res = cli(bad)
     assert res.returncode == 2 and "TOML syntax error" in res.stderr and "line" in res.stderr
     assert "Traceback" not in res.stderr
 
@@ -107,12 +107,36 @@ def test_cli_cuda_absent_exit_2():
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    res = run_ibtui("scenarios/szt_tanh.toml", "--device", "cuda")
+    res = cli("scenarios/szt_tanh.toml", "--device", "cuda")
     assert res.returncode == 2 and "no usable CUDA device" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_cli_show_prints_resolved_scenario():
-    res = run_ibtui("show", "scenarios/szt_tanh.toml", "--set", "run.seeds=7")
+    res = cli("show", "scenarios/szt_tanh.toml", "--set", "run.seeds=7")
     assert res.returncode == 0
     sc = parse_scenario(res.stdout)
     assert sc.run.seeds == 7 and sc.model.hidden == [10, 7, 5, 4, 3]
+
+
+def test_bundled_scenarios_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = cli("show", "szt_tanh", "--set", "run.seeds=3")
+    assert res.returncode == 0 and parse_scenario(res.stdout).run.seeds == 3
+    assert cli("show", "szt_tanh.toml").returncode == 0
+    res = cli("show", "szt_tan")
+    assert res.returncode == 2 and "did you mean 'szt_tanh'" in res.stderr
+
+
+def test_scenarios_command_lists_every_bundled_scenario_with_its_description():
+    res = cli("scenarios")
+    lines = res.stdout.strip().splitlines()
+    assert res.returncode == 0 and len(lines) == len(BUNDLED)
+    assert any(line.startswith("szt_tanh ") and "Shwartz-Ziv & Tishby 2017" in line for line in lines)
+
+
+def test_the_wheel_ships_the_bundled_scenarios():
+    import tomllib
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["ibtui"]
+    assert "scenarios/*.toml" in data and (REPO / "ibtui" / "scenarios").is_dir() and BUNDLED
+    assert all(p.parent.resolve() == (REPO / "ibtui" / "scenarios").resolve() for p in BUNDLED)

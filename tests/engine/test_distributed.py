@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_ibtui
+from conftest import REPO, cli
 from ibtui.sinks.csv import sidecar_path
 
 SETS = ["--set", "run.seeds=5", "--set", "run.epochs=6", "--set", "measure.snapshots=4", "--set",
@@ -20,7 +20,7 @@ def rows(path):
 
 def test_two_process_torchrun_merges_to_the_single_process_export(tmp_path):
     single, merged = tmp_path / "single.csv", tmp_path / "merged.csv"
-    res = run_ibtui("scenarios/szt_tanh.toml", "--export", single, *SETS)
+    res = cli("scenarios/szt_tanh.toml", "--export", single, *SETS)
     assert res.returncode == 0, res.stderr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
            "-m", "ibtui", "scenarios/szt_tanh.toml", "--export", str(merged), *SETS]

@@ -22,7 +22,7 @@ from ibtui.engine.module_path import STREAM_AUGMENT, augment_batch
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import ScenarioError, load_scenario
 
-from conftest import REPO, SHARED_DATA, run_ibtui
+from conftest import REPO, SHARED_DATA, cli
 from helpers import ListSink
 
 SCENARIOS = REPO / "scenarios"
@@ -276,18 +276,18 @@ def test_szt_is_not_checked():
 
 def test_missing_data_via_cli_is_one_line_exit_2(tmp_path):
     for name in ("mnist_fc.toml", "cifar10_resnet32.toml", "cifar100_resnet32.toml"):
-        res = run_ibtui(SCENARIOS / name, "--quiet", "--data-dir", tmp_path, "--export", tmp_path / "x.csv",
+        res = cli(SCENARIOS / name, "--quiet", "--data-dir", tmp_path, "--export", tmp_path / "x.csv",
                         timeout=120)
         assert res.returncode == 2, res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ibtui: ") and str(tmp_path) in lines[0], res.stderr
         assert "Traceback" not in res.stderr
-    assert "t10k-images-idx3-ubyte" in run_ibtui(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--data-dir",
+    assert "t10k-images-idx3-ubyte" in cli(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--data-dir",
                                                  tmp_path, timeout=120).stderr
 
 
 def test_refusal_via_cli_is_one_line_exit_2(tmp_path):
-    res = run_ibtui(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--set", 'measure.estimators=["binning"]',
+    res = cli(SCENARIOS / "mnist_cnn_noisy.toml", "--quiet", "--set", 'measure.estimators=["binning"]',
                     "--data-dir", tmp_path, timeout=120)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "measure.binning.max_width" in res.stderr

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_ibtui
+from conftest import REPO, cli
 from ibtui.records import FIELDS, Record
 from ibtui.sinks.csv import CsvSink, read_records, sidecar_path
 
@@ -35,8 +35,8 @@ def test_round_trip(tmp_path):
 
 def test_headless_run_exports_every_snapshot(tmp_path):
     out = tmp_path / "run.csv"
-    res = run_ibtui("scenarios/szt_tanh.toml", "--export", out, "--quiet", "--set", "run.epochs=20",
-                    "--set", "run.seeds=3", "--set", "measure.snapshots=8", "--device", "cpu")
+    res = cli("scenarios/szt_tanh.toml", "--export", out, "--quiet", "--set", "run.epochs=20",
+              "--set", "run.seeds=3", "--set", "measure.snapshots=8", "--device", "cpu")
     assert res.returncode == 0, res.stderr
     recs = read_records(out)
     from ibtui.engine.schedule import snapshot_epochs
