@@ -89,6 +89,56 @@ class Progress:
         return left
 
 
+class EtaEstimator:
+    """The time left, from successive `Progress` reports: the median of the last `window` training-epoch times
+    and of the last snapshot times, so the first epochs' warm-up and a busy machine's spikes do not swing it
+    (the running means in `Progress.eta_s` are the fallback before two reports). Feed every report to `update`."""
+
+    def __init__(self, window: int = 31):
+        self.window = window
+        self._train: list[float] = []
+        self._measure: list[float] = []
+        self.last: Progress | None = None
+
+    def update(self, p: Progress) -> None:
+        last = self.last
+        if last is None or p.trained < last.trained or p.measured < last.measured:  # a new run (sweep point)
+            self._train, self._measure = [], []
+            if p.measured and p.measure_s > 0:
+                self._measure.append(p.measure_s / p.measured)
+        else:
+            if p.trained > last.trained:
+                self._push(self._train, (p.train_s - last.train_s) / (p.trained - last.trained))
+            if p.measured > last.measured:
+                self._push(self._measure, (p.measure_s - last.measure_s) / (p.measured - last.measured))
+        self.last = p
+
+    def _push(self, xs: list[float], x: float) -> None:
+        xs.append(x)
+        if len(xs) > self.window:
+            del xs[0]
+
+    def eta_s(self) -> float:
+        p = self.last
+        if p is None:
+            return math.nan
+        if p.epoch >= p.total:
+            return 0.0
+        if not self._train:
+            return p.eta_s
+        left = (p.total - p.epoch) * _median(self._train)
+        snaps = max(p.snapshots_total - p.snapshots_done, 0)
+        if snaps and (self._measure or p.measured):
+            left += snaps * (_median(self._measure) if self._measure else p.measure_s / p.measured)
+        return left
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
 class Sink:
     """Anything that consumes a run's records. Every hook has a do-nothing default; override what you need.
 

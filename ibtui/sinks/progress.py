@@ -4,7 +4,8 @@ On a terminal, a rich progress bar redrawn in place. Anywhere else (`2> run.log`
 plain line every `every` seconds, written whole and flushed, so a log file shows the run going and no line
 is ever cut. The run's description (seeds, device, MI points, estimators, notes) is printed once; a sweep's
 later points get one line each. The ETA comes from the schedule (records.Progress.eta_s): training epochs
-left at the measured time an epoch plus snapshots left at the measured time a snapshot.
+left at the measured time an epoch plus snapshots left at the measured time a snapshot (medians of the
+recent ones: records.EtaEstimator).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from ibtui.records import Progress, Record, RunInfo, Sink
+from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink
 
 
 def duration(seconds: float) -> str:
@@ -50,12 +51,12 @@ def describe(info: RunInfo) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def progress_line(p: Progress, info: RunInfo | None, elapsed: float) -> str:
+def progress_line(p: Progress, info: RunInfo | None, elapsed: float, eta: float | None = None) -> str:
     """The plain log line: never longer than it needs, never cut."""
     where = f"[{info.sweep}] " if info is not None and info.sweep else ""
     snaps = f"snapshots {p.snapshots_done}/{p.snapshots_total}" if p.snapshots_total else ""
     items = [f"{where}epoch {p.epoch}/{p.total}", snaps, rate_text(p), f"elapsed {duration(elapsed)}",
-             f"ETA {duration(p.eta_s)}"]
+             f"ETA {duration(p.eta_s if eta is None else eta)}"]
     if p.noise_beta and math.isfinite(p.noise_beta):
         items.append(f"β={p.noise_beta:g}")
     return "ibtui: " + " · ".join(i for i in items if i)
@@ -79,6 +80,7 @@ class ProgressSink(Sink):
         self._started = time.monotonic()
         self._described = False
         self._p: Progress | None = None
+        self.eta = EtaEstimator()
 
     def _say(self, text: str, style: str = "") -> None:
         if self.live:
@@ -112,6 +114,7 @@ class ProgressSink(Sink):
 
     def progress(self, p: Progress) -> None:
         self._p = p
+        self.eta.update(p)
         now = time.monotonic()
         if self.live:
             if now - self._last < 0.1 and p.epoch < p.total:  # the bar redraws at 10 Hz at most
@@ -119,10 +122,11 @@ class ProgressSink(Sink):
             self._last = now
             snaps = f"snapshots {p.snapshots_done}/{p.snapshots_total}" if p.snapshots_total else ""
             if self.bar is not None and self.task is not None:
-                self.bar.update(self.task, completed=p.epoch, snaps=snaps, rate=rate_text(p), eta=duration(p.eta_s))
+                self.bar.update(self.task, completed=p.epoch, snaps=snaps, rate=rate_text(p),
+                                eta=duration(self.eta.eta_s()))
         elif now - self._last_line >= self.every:
             self._last_line = now
-            self._say(progress_line(p, self.info, now - self._started))
+            self._say(progress_line(p, self.info, now - self._started, self.eta.eta_s()))
 
     def emit(self, records: list[Record]) -> None:
         for r in records:

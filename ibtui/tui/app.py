@@ -234,7 +234,7 @@ class IbtuiApp(App):
         if self.message:
             line.append(self.message, style="bold")
         elif self.layout_mode == "compact":
-            line.append("tab: next page · ? help", style="dim")
+            line.append("tab: next page", style="dim")
         return line
 
     def say(self, message: str, seconds: float = 5.0) -> None:

@@ -50,7 +50,7 @@ def help_text(bindings, panes, info=None, quantities=None) -> Table:
     t.add_row("", "")
     t.add_row(Text("panes", style="underline"), "")
     for title, text in panes:
-        t.add_row(title, text)
+        t.add_row("", Text.assemble((title, "bold"), ": ", text))
     t.add_row("", "")
     t.add_row(Text("definitions", style="underline"), "")
     if quantities is None:
@@ -58,7 +58,7 @@ def help_text(bindings, panes, info=None, quantities=None) -> Table:
 
         quantities = QUANTITIES.values()
     for q in quantities:
-        t.add_row(q.name, f"{q.definition}" + (f" [{q.unit}]" if q.unit else ""))
+        t.add_row("", Text.assemble((q.name, "bold"), (f" [{q.unit}]" if q.unit else ""), ": ", q.definition))
     return t
 
 

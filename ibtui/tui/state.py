@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ibtui.records import Progress, Record, RunInfo, Sink
+from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink
 from ibtui.quantities import DYNAMICS_PER_LAYER, MI_TY, MI_XT, NOISE_BETA, SEED_DIVERGED
 
 SeriesKey = tuple[str, str, str, "int | str"]  # (quantity, estimator, layer, seed)
@@ -82,6 +82,7 @@ class StateView:
     live_sweep: str = ""  # the point the engine is running now
     progress: Progress | None = None  # the latest progress report (of the live point)
     stage: str = ""  # what the engine is doing before its first snapshot ("loading torch…"); "" after
+    eta_s: float = math.nan  # seconds left (records.EtaEstimator), nan when unknown
 
     # ------------------------------------------------------------------ lookups used by the panes
     def get(self, quantity: str, estimator: str = "", layer: str = "", seed: int | str = "mean") -> Series:
@@ -145,6 +146,7 @@ class _Point:
         self.beta: float | None = None
         self.info: RunInfo | None = None
         self.progress: Progress | None = None
+        self.eta = EtaEstimator()
         self.data_version = 0
         self.cache: tuple[int, dict, dict] | None = None
         self.dirty: set = set()  # keys changed since the last view of this point
@@ -244,6 +246,7 @@ class TuiState(Sink):
             pt = self._point(self._live or "")
             pt.epoch = max(pt.epoch, p.epoch)
             pt.progress = p
+            pt.eta.update(p)
             self._total = p.total
             if p.noise_beta is not None and math.isfinite(p.noise_beta):  # a replay does not know β
                 pt.beta = p.noise_beta
@@ -311,7 +314,8 @@ class TuiState(Sink):
                 quantities=frozenset(pt.index), noise_events=tuple(pt.noise),
                 diverged=tuple(pt.diverged), warnings=tuple(self._warnings), started=self._started,
                 sweep=shown, other_sweeps=tuple(s for s in self._points if s != shown),
-                sweeps=tuple(self._points), live_sweep=live, progress=prog, stage=self._stage)
+                sweeps=tuple(self._points), live_sweep=live, progress=prog, stage=self._stage,
+                eta_s=pt.eta.eta_s())
 
     def _bump(self, data: bool) -> None:
         self.version += 1

@@ -318,7 +318,7 @@ async def test_panes_text_on_a_fixed_record_stream():
         await wait_for(pilot, lambda: "FINISHED" in screen_text(app) and "quit" in screen_text(app), what="repaint")
         lines = screen_text(app).splitlines()
         # 81 columns with the device: at 80 the lowest-priority item (the device) is dropped
-        assert lines[0].strip() == "fake · 3 seeds · epoch 100/100 · snapshot 12/12 · 123 seed-epochs/s"
+        assert lines[0].strip() == "fake · epoch 100/100 · snapshot 12/12 · 3 seeds · 123 seed-epochs/s"
         assert lines[1].strip() == "FINISHED · noise β=0 · estimator bin30 · all layers · mean"
         assert lines[3].startswith("╭─ information plane · bin30: 30 bins on [-1, 1] · N=4096 · mean of 3 seeds ─")
         assert lines[-1].split() == ["tab", "page", "?", "help", "q", "quit", "␣", "pause", "n", "noise", "e", "est",

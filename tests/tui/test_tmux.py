@@ -89,13 +89,13 @@ def drive(t: Tmux, check_estimator: bool, capture: Path | None = None) -> str:
         t.keys("e")
         t.wait(lambda s: f"estimator {est} " not in status_lines(s)[1] + " ", what="status shows next estimator")
     t.keys("?")
-    t.wait(lambda s: "ibtui help" in s and "Noise" in s, what="help screen")
+    t.wait(lambda s: "ibtui help" in s and "noise" in s, what="help screen")
     t.keys("Escape")
     t.wait(lambda s: "ibtui help" not in s, what="help closes")
     t.keys("q")
     end = t.wait(lambda s: "IBTUI_EXIT=" in s, timeout=30, what="exit")
     assert "IBTUI_EXIT=0" in end
-    assert "information plane" not in end and "Quit" not in end  # the terminal is back to the shell's screen
+    assert "information plane" not in end and "q quit" not in end  # the terminal is back to the shell's screen
     return first
 
 

@@ -123,13 +123,18 @@ class Pane(Vertical):
     def redraw(self, view: StateView, vs: ViewState) -> None:
         raise NotImplementedError
 
-    def set_titles(self, title: str | list[str], subtitle_markup: str = "") -> None:
+    def set_titles(self, title: str | list[str], subtitle_markup: str | list[str] = "") -> None:
         """Border title (plain text, escaped; a list of parts is fitted to the width, the last parts
-        dropped first) and subtitle (Textual markup, for the colour key)."""
+        dropped first) and subtitle (Textual markup, for the colour key; parts separated by " · " are
+        dropped from the right until it fits, so neither is ever cut with "…")."""
+        room = self.size.width - 6 if self.size.width > 12 else 10_000
         if not isinstance(title, str):
-            title = fit(list(title), self.size.width - 6 if self.size.width > 12 else 10_000)
+            title = fit(list(title), room)
         self.border_title = escape(title)
-        self.border_subtitle = subtitle_markup
+        parts = [p for p in (subtitle_markup.split(" · ") if isinstance(subtitle_markup, str) else subtitle_markup) if p]
+        while len(parts) > 1 and Content.from_markup(" · ".join(parts)).cell_length > room:
+            parts.pop()
+        self.border_subtitle = " · ".join(parts)
 
     def needs_redraw(self, view: StateView, vs: ViewState) -> bool:
         return (view.data_version, vs, self.size.width) != (self.drawn_data, self.drawn_view, self.drawn_width)

@@ -91,7 +91,8 @@ class ClusteringPane(TablePane):
         for layer in layers:
             table.add_row(*(Text(c) for c in [layer, *(_cell(view, q, layer, vs) for q in cols)]))
         net = {"gen_gap": "gen. gap", "error_gap": "error gap", "input_compression_bound": "IC bound"}
-        self.border_subtitle = escape(" · ".join(f"{net[q]} {_cell(view, q, '', vs)}" for q in NETWORK if view.has(q)))
+        self.set_titles(["transitions", f"epoch {epoch}", seed_mode(view, vs), "(no clustering measured)"],
+                        [escape(f"{net[q]} {_cell(view, q, '', vs)}") for q in NETWORK if view.has(q)])
         self.show_message(None)
         self.put(table)
         self.mark_drawn(view, vs)

@@ -55,31 +55,34 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
     epoch = f"epoch {view.epoch}/{total}" if total else f"epoch {view.epoch}"
     n_snaps = len(info.snapshot_epochs) if info is not None and info.snapshot_epochs else (
         p.snapshots_total if p is not None else 0)
-    snaps = f"snapshot {view.snapshots}/{n_snaps}" if n_snaps else f"{plural(view.snapshots, 'snapshot')}"
+    snaps = f"snapshot {view.snapshots}/{n_snaps}" if n_snaps else (
+        plural(view.snapshots, "snapshot") if view.snapshots else "")
     live = view.sweep == view.live_sweep
-    if flags.source or not live:  # a replay or a finished sweep point: no speed, no ETA
+    if flags.source or not live or p is None:  # a replay, a finished sweep point or not started: no speed, no ETA
         speed = []
     else:
         eta = "–"
         if view.finished is None and p is not None:
-            eta = duration(p.eta_s) if math.isfinite(p.eta_s) else "after the first epochs"
-        speed = [rate_text(p) if p is not None else "", f"ETA {eta}" if view.finished is None else ""]
-    first = fit([flags.source, name, plural(seeds, "seed") if seeds else "", epoch, snaps, *speed, device], width)
+            eta = duration(view.eta_s) if math.isfinite(view.eta_s) else "…"
+        speed = [f"ETA {eta}" if view.finished is None else "", rate_text(p) if p is not None else ""]
+    sweep = ""
+    if view.sweep:
+        pts = (info.sweep_points if info is not None and info.sweep_points else view.sweeps) or (view.sweep,)
+        k = pts.index(view.sweep) + 1 if view.sweep in pts else "?"
+        sweep = f"sweep {view.sweep.rsplit('.', 1)[-1]} {k}/{len(pts)}{'' if live else ' (done)'}"
+    # fitted from the right: the device, then the speed and the seed count go first when the line is short
+    first = fit([flags.source, name, sweep, epoch, *speed[:1], snaps, plural(seeds, "seed") if seeds else "", *speed[1:],
+                 device], width)
     beta = "β=–" if view.beta is None else f"β={view.beta:g}"
     if flags.noise_requested is not None and flags.noise_requested != view.beta:
         beta += f" → {flags.noise_requested:g} at next epoch"
     est = shown_estimator(view, vs) or "–"
     layers = "all layers" if vs.layer is None else f"layer {vs.layer}"
     diverged = f"{len({s for s, _ in view.diverged})} seed(s) diverged" if view.diverged else ""
-    sweep = ""
-    if view.sweep:
-        pts = (info.sweep_points if info is not None and info.sweep_points else view.sweeps) or (view.sweep,)
-        k = pts.index(view.sweep) + 1 if view.sweep in pts else "?"
-        sweep = f"sweep {view.sweep} ({k}/{len(pts)}{'' if live else ', done'}; v: next)"
     state = run_state(view, flags)
     if not live and state in ("RUNNING", "FOLLOWING"):
         state = "DONE"
-    second = fit([state, view.stage, view.error or "", f"noise {beta}", f"estimator {est}", diverged, sweep,
+    second = fit([state, view.stage, view.error or "", f"noise {beta}", f"estimator {est}", diverged,
                   layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
 
