@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from ibtui.quantities import SEED_DIVERGED
 from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink
 
 
@@ -130,7 +131,7 @@ class ProgressSink(Sink):
 
     def emit(self, records: list[Record]) -> None:
         for r in records:
-            if r.quantity == "diverged":
+            if r.quantity == SEED_DIVERGED:
                 self._say(f"seed {r.seed} diverged at epoch {r.epoch} (loss not finite); it stops there.", "red")
 
     def close(self, finished: bool) -> None:

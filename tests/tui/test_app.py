@@ -61,7 +61,7 @@ async def test_plane_fills_with_the_engines_numbers():
             assert math.isclose(s.values[0], eng.value(MI_XT, 0, layer, "mean", "bin30"), rel_tol=1e-12)
         await wait_for(pilot, lambda: all(layer in plane.plots()[0].last_text for layer in "123456"),
                        what="a marker per layer")
-        assert plane.text.startswith("information plane · bin30: 30 bins on [-1, 1] · N=4096")
+        assert plane.text.startswith("information plane · bin30: 30 bins on [-1, 1] · mean of 3 seeds")
         assert "I(X;T) [bits]" in plane.text and "I(T;Y) [bits]" in plane.text
         assert "| log2 N" in plane.text  # the ceiling log2 4096 = 12 bits is drawn and named
         await pilot.press("q")
@@ -320,7 +320,7 @@ async def test_panes_text_on_a_fixed_record_stream():
         # 81 columns with the device: at 80 the lowest-priority item (the device) is dropped
         assert lines[0].strip() == "fake · epoch 100/100 · snapshot 12/12 · 3 seeds · 123 seed-epochs/s"
         assert lines[1].strip() == "FINISHED · noise β=0 · estimator bin30 · all layers · mean"
-        assert lines[3].startswith("╭─ information plane · bin30: 30 bins on [-1, 1] · N=4096 · mean of 3 seeds ─")
+        assert lines[3].startswith("╭─ information plane · bin30: 30 bins on [-1, 1] · mean of 3 seeds · N=4096 ─")
         assert lines[-1].split() == ["tab", "page", "?", "help", "q", "quit", "␣", "pause", "n", "noise", "e", "est",
                                      "l", "layer", "s", "seeds", "d", "dyn"]  # every key, v only in sweeps
         # x axis: 0 to 1.04 × log2 N = 12.48 (the ceiling is the widest point)

@@ -259,3 +259,17 @@ async def test_panes_on_a_real_engine_run(real_run, size):
         assert "transitions" in app.query_one("#clustering").text  # szt_tanh measures no clustering
         await pilot.press("q")
     assert app.return_code == 0
+
+
+def test_a_replayed_sweep_keeps_every_point(tmp_path):
+    from ibtui.sinks.csv import CsvSink
+    from ibtui.sinks.replay import CsvReplay
+
+    path = tmp_path / "sweep.csv"
+    csv = CsvSink(path, {"name": "fake"}, 'name = "fake"\n')
+    TwoPoints(epochs=20).run(csv)
+    csv.close(True)
+    st = TuiState()
+    assert CsvReplay(path).run(st, Controls()) is True
+    assert st.sweeps() == ["train.batch_size=32", "train.batch_size=64"]
+    assert st.view("train.batch_size=64").get("I(X;T)", "bin30", "1").epochs[-1] == 20

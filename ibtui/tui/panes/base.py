@@ -213,11 +213,11 @@ def latest(view: StateView, quantity: str, layer: str, seed) -> tuple[int, float
 
 
 def seed_mode(view: StateView, vs: ViewState) -> str:
-    """What a pane shows, in words: 'mean of 20 seeds', '+ each seed (faint)' in per-seed mode."""
+    """What a pane shows, in words: 'mean of 20 seeds', or 'mean + each of 20 seeds' in per-seed mode."""
     n = len(view.seeds())
     if n <= 1:
         return "1 seed" if n == 1 else ""
-    return f"mean of {n} seeds" + (" + each seed (faint)" if vs.per_seed else "")
+    return f"mean + each of {n} seeds" if vs.per_seed else f"mean of {n} seeds"
 
 
 SEED_COLOR = 240  # faint grey: each seed's trajectory under the mean

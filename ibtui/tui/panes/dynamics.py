@@ -34,7 +34,7 @@ class DynamicsPane(PlotPane):
     def redraw(self, view: StateView, vs: ViewState) -> None:
         q = vs.dynamics
         layers = shown_layers(view, vs)
-        self.set_titles(["dynamics", LABELS.get(q, q), seed_mode(view, vs).replace(" + each seed (faint)", "")],
+        self.set_titles(["dynamics", LABELS.get(q, q), seed_mode(view, vs).replace("mean + each of", "mean of")],
                         escape("digits = layer · T = transition · d: next quantity"))
         curves = {layer: finite(view.get(q, "", layer), min_epoch=1, positive=q in LOG_Y) for layer in layers}
         if not any(xs for xs, _ in curves.values()):

@@ -58,7 +58,7 @@ class InfoPlanePane(PlotPane):
         plane = {layer: join(view.get(MI_XT, est or "", layer), view.get(MI_TY, est or "", layer))
                  for layer in layers}
         if not any(plane.values()):
-            self.set_titles(["information plane", est or "", where, seed_mode(view, vs)])
+            self.set_titles(["information plane", est or "", seed_mode(view, vs), where])
             self.show_message(view.pending_measure(False))
             self.mark_drawn(view, vs)
             return
@@ -111,7 +111,7 @@ class InfoPlanePane(PlotPane):
         plt.xlabel(f"{QUANTITIES[MI_XT].axis} →")
         plt.title(f"↑ {QUANTITIES[MI_TY].axis}")  # plotext puts a y label at the bottom left: the title is by the axis
         plot.refresh()
-        self.set_titles(["information plane", estimator_title(view, est), where, seed_mode(view, vs)],
+        self.set_titles(["information plane", estimator_title(view, est), seed_mode(view, vs), where],
                         "digits = layer" + (f" ({'; '.join(hidden)})" if hidden else "")
                         + f" · {ramp_legend(total)}" + (" · * noise change" if len(view.noise_events) > 1 else "")
                         + (" · | log2 N" if ceiling is not None else ""))
