@@ -39,7 +39,7 @@ def probe_share(sc, device: torch.device) -> float:
 
     Robust to a busy machine, unlike the difference of two rates; the sync makes it an upper bound on GPUs.
     """
-    from ibtui.engine.dynamics_probe import DynamicsProbe
+    from ibtui.engine.probes.dynamics import DynamicsProbe
 
     engine = Engine(sc)
     probe = next(p for p in engine.probes if isinstance(p, DynamicsProbe))

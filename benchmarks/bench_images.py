@@ -45,15 +45,18 @@ def synthetic_cifar(folder, which: int = 10) -> images.ImageData:
 
 def train_steps(engine: Engine, n_steps: int) -> None:
     """The first n_steps steps of an epoch, as Engine.train_epoch runs them."""
-    engine.run_steps(engine.beta, engine.start_epoch(), limit=n_steps)
+    hooks = engine.start_epoch()
+    for start, stop in engine.batches[:n_steps]:
+        engine.train_step(engine.step, start, stop, hooks)
+        engine.step += 1
 
 
 def bench(n_seeds: int, device: str, steps: int, warmup: int, extra: list[str], snapshot: bool = True) -> dict:
-    sc = load_scenario(SCENARIO, [f"run.seeds={n_seeds}", f'run.device="{device}"', 'data.dir="."', *extra])
+    sc = load_scenario(SCENARIO, [f"run.seeds={n_seeds}", f'run.device="{device}"', 'data.dir="."',
+                                  "measure.dynamics.window_steps=0", *extra])  # the probe watches every step
     engine = Engine(sc)
     dev = engine.device
     steps_per_epoch = math.ceil(N_TRAIN / sc.train.batch_size)
-    engine.snapshots.add(engine.epoch + 1)  # so that the dynamics probe accumulates, as in a snapshot epoch
     train_steps(engine, warmup)
     sync(dev)
     if steps > 0:

@@ -1,7 +1,9 @@
-"""Controls: the only channel from the UI back to the engine (DESIGN.md).
+"""Controls: the only channel from the UI back to the engine.
 
-Written by key handlers (or a test), read by the engine only at epoch boundaries. Single
-attribute writes are atomic under the GIL; pause and stop are Events so the engine can wait.
+Written by key handlers (or a test), read by the engine: pause between optimiser steps (one Event check a
+step, no device sync; at epoch boundaries when an epoch is a replayed CUDA graph), stop and noise changes at
+epoch boundaries. Single attribute writes are atomic under the GIL; pause and stop are Events so the engine
+can wait.
 """
 from __future__ import annotations
 
@@ -28,8 +30,12 @@ class Controls:
             self.paused.set()
         return self.paused.is_set()
 
-    def should_stop(self, poll: float = 0.05) -> bool:
-        """At an epoch boundary: wait while paused; True if the run must stop now."""
+    def wait_while_paused(self, poll: float = 0.05) -> None:
+        """Between steps: return at once when running, else wait until resumed or asked to stop."""
         while self.paused.is_set() and not self.stop.is_set():
             time.sleep(poll)
+
+    def should_stop(self, poll: float = 0.05) -> bool:
+        """At an epoch boundary: wait while paused; True if the run must stop now."""
+        self.wait_while_paused(poll)
         return self.stop.is_set()

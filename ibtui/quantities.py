@@ -58,13 +58,13 @@ _ALL = (
     Quantity("diverged", "diverged", "", "linear", "1 at the epoch a seed's loss became NaN or inf; the seed "
              "stops there", "run", "run"),
     # training dynamics (Shwartz-Ziv, Painsky & Tishby 2019)
-    Quantity("grad_mean", "|mean grad|", "", "log", "norm of the mean mini-batch weight gradient over the "
+    Quantity("grad_mean", "gradient mean ‖E[g]‖₂", "", "log", "norm of the mean mini-batch weight gradient over the "
              "window", "layer", "dynamics"),
-    Quantity("grad_std", "grad std", "", "log", "sqrt(tr Cov) of the mini-batch weight gradients over the "
+    Quantity("grad_std", "gradient std √tr Cov g", "", "log", "sqrt(tr Cov) of the mini-batch weight gradients over the "
              "window", "layer", "dynamics"),
     Quantity("snr", "gradient SNR", "", "log", SNR_DEFINITION, "layer", "dynamics"),
-    Quantity("weight_norm", "|W|_F", "", "linear", "Frobenius norm of the layer's weight", "layer", "dynamics"),
-    Quantity("weight_change", "|W - W0|_F", "", "log", "Frobenius distance of the layer's weight from its "
+    Quantity("weight_norm", "weight norm ‖W‖_F", "", "linear", "Frobenius norm of the layer's weight", "layer", "dynamics"),
+    Quantity("weight_change", "weight change ‖W − W₀‖_F", "", "log", "Frobenius distance of the layer's weight from its "
              "initial value", "layer", "dynamics"),
     Quantity("transition_epoch", "transition", "epoch", "log", "epoch of the layer's drift->diffusion "
              "transition (steepest fall of the smoothed log SNR); NaN until declared", "layer", "dynamics"),
@@ -77,25 +77,25 @@ _ALL = (
              "Tishby 2019, Theorem 1 as printed)", "network", "dynamics"),
     Quantity("gaussian_bound", "Gaussian bound", "bits", "linear", BOUND_DEFINITION, "pair", "bound"),
     # clustering table (Goldfeld et al. 2019; the survey's partitions)
-    Quantity("cells", "cells", "", "log", "occupied cells of a grid of width B (B = 10*beta by default) over the "
+    Quantity("cells", "occupied cells", "count", "log", "occupied cells of a grid of width B (B = 10*beta by default) over the "
              "layer's noiseless representations of the N inputs; N = no clustering, #classes or fewer = "
              "collapsed", "layer", "clustering"),
-    Quantity("H_bin", "H_bin", "bits", "linear", "H(Bin(T)): entropy of the occupied-cell frequencies, inputs "
+    Quantity("H_bin", "H(Bin(T))", "bits", "linear", "H(Bin(T)): entropy of the occupied-cell frequencies, inputs "
              "equiprobable (Goldfeld et al. 2019 clustering measure, bin 10*beta); log2(N) = no clustering",
              "layer", "clustering"),
-    Quantity("spread_ratio", "spread", "", "log", "mean squared distance of a point to its class centroid / "
-             "class-size-weighted mean squared distance of class centroids to the global centroid; near 0 = "
-             "tight class clusters", "layer", "clustering"),
-    Quantity("close_pairs", "close pairs", "", "linear", "fraction of input pairs i<j with ||h_i - h_j|| < "
-             "radius (radius = beta, the noise scale): pairs the noise cannot tell apart", "layer",
-             "clustering"),
-    Quantity("cos_within", "cos within", "", "linear", "mean cosine similarity over pairs of inputs of the same "
-             "class (Goldfeld et al. 2019, MNIST CNN)", "layer", "clustering"),
-    Quantity("cos_between", "cos between", "", "linear", "mean cosine similarity over pairs of inputs of "
-             "different classes (Goldfeld et al. 2019, MNIST CNN)", "layer", "clustering"),
-    Quantity("homogeneity", "homogeneity", "", "linear", "I(C;Y)/H(Y) = 1 - H(Y|C)/H(Y) over the grid cells C "
+    Quantity("homogeneity", "homogeneity I(C;Y)/H(Y)", "fraction", "linear", "I(C;Y)/H(Y) = 1 - H(Y|C)/H(Y) over the grid cells C "
              "of width B: 1 = every cell holds one class, 0 = cells independent of the label (the survey's "
              "partition homogeneity)", "layer", "clustering"),
+    Quantity("spread_ratio", "within / between spread", "ratio", "log", "mean squared distance of a point to its class centroid / "
+             "class-size-weighted mean squared distance of class centroids to the global centroid; near 0 = "
+             "tight class clusters", "layer", "clustering"),
+    Quantity("close_pairs", "close pairs", "fraction of pairs", "linear", "fraction of input pairs i<j with ||h_i - h_j|| < "
+             "radius (radius = beta, the noise scale): pairs the noise cannot tell apart", "layer",
+             "clustering"),
+    Quantity("cos_within", "cosine within class", "cosine", "linear", "mean cosine similarity over pairs of inputs of the same "
+             "class (Goldfeld et al. 2019, MNIST CNN)", "layer", "clustering"),
+    Quantity("cos_between", "cosine between classes", "cosine", "linear", "mean cosine similarity over pairs of inputs of "
+             "different classes (Goldfeld et al. 2019, MNIST CNN)", "layer", "clustering"),
 )
 
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in _ALL}

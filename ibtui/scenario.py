@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import tomllib
 import types
@@ -42,14 +43,15 @@ class DataSettings:
     dataset: str = _opt("szt", "the data set: szt (12-bit task), saturation (the 4-point single-neuron toy), "
                                 "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100",
                         choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100"))
-    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches); overridden by --data-dir, "
-                        "falls back to $IBTUI_DATA")
+    dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches), relative to the scenario "
+                        "file's folder; overridden by --data-dir, falls back to $IBTUI_DATA")
     samples: int = _opt(4096, "boolean4: number of samples drawn", lo=1)
     label_noise: float = _opt(0.07, "boolean4: probability that a label is flipped", lo=0.0, hi=0.5)
     mi_subset: int = _opt(0, "measure MI on a fixed random subset of this many of the chosen points (0 = all)",
                           lo=0)
     augment: bool = _opt(False, "CIFAR: random crops with 4-pixel padding and horizontal flips while training")
-    split: str = _opt("random", "random (seeded) or unshuffled (the original IDNNs split, biased on SZT)",
+    split: str = _opt("random", "random (seeded) or unshuffled (the split of Shwartz-Ziv & Tishby 2017's code, "
+                                "biased on SZT)",
                       choices=("random", "unshuffled"))
     train_fraction: float = _opt(0.8, "fraction of the points used for training", lo=0.0, hi=1.0, lo_open=True)
     split_seed: int = _opt(0, "seed of the random split shared by all seeds", lo=0)
@@ -79,6 +81,17 @@ class ModelSettings:
                                    "0 = off)", lo=0.0)
     orthonormal_layers: list[int] = _opt([], "layers (1-based) the penalty applies to; empty = every hidden layer")
 
+    @property
+    def hidden_widths(self) -> list[int]:
+        """The MLP's hidden widths in use: model.hidden, cut to model.depth layers when depth > 0."""
+        return self.hidden[:self.depth] if self.depth else list(self.hidden)
+
+    @property
+    def cnn_sizes(self) -> tuple[int, int, int]:
+        """model.hidden read as the CNN's (conv-1 channels, conv-2 channels, dense units)."""
+        c1, c2, dense = self.hidden
+        return c1, c2, dense
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -87,6 +100,11 @@ class TrainSettings:
     batch_size: int = _opt(512, "mini-batch size (the last batch of an epoch may be smaller)", lo=1)
     momentum: float = _opt(0.0, "SGD momentum", lo=0.0, hi=1.0)
     weight_decay: float = _opt(0.0, "L2 weight decay", lo=0.0)
+    lr_milestones: list[int] = _opt([], "optimiser steps (iterations, counted over the run) after which the "
+                                        "learning rate is multiplied by lr_decay, e.g. [32000, 48000] (He et al. "
+                                        "2016's ResNet schedule); empty = a constant rate", lo=1)
+    lr_decay: float = _opt(0.1, "factor applied to the learning rate at each of lr_milestones", lo=0.0, hi=1.0,
+                           lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -127,6 +145,8 @@ class DynamicsSettings:
     bound_w_star: str = _opt("transition", "W* of the Gaussian bound: the weights at the detected transition, "
                                            "or at bound_epoch", choices=("transition", "epoch"))
     bound_epoch: int = _opt(0, "epoch whose weights are W* when bound_w_star = \"epoch\"", lo=0)
+    window_steps: int = _opt(0, "SNR window: the gradients of the last this many optimiser steps before each "
+                                "snapshot (fewer when the previous snapshot is closer); 0 = the last epoch", lo=0)
 
 
 @dataclass(frozen=True)
@@ -172,6 +192,37 @@ class Scenario:
 
 ESTIMATORS = ("binning", "kde", "sp", "exact")
 
+# ----------------------------------------------------------------------------------------------
+# Facts of the bundled data sets and models that the rules below need (torch-free)
+
+DATA_SHAPES = {  # data.dataset → (shape of one input, number of classes)
+    "szt": ((12,), 2),
+    "saturation": ((1,), 2),
+    "boolean4": ((4,), 2),
+    "mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+IMAGE_SETS = ("mnist", "cifar10", "cifar100")
+RESNET_STAGE_CHANNELS = (16, 32, 64)  # He et al. 2016 §4.2: the three stages of the CIFAR ResNet
+CNN_ACTIVATIONS = ("tanh", "relu")
+
+
+def measured_layers(sc: "Scenario", image_shape: tuple[int, ...], n_classes: int) -> list[tuple[str, int]]:
+    """(what, width) of every layer an MI estimator measures: the hidden layers, then the softmax output."""
+    kind = sc.model.kind
+    if kind == "mlp":
+        layers = [(f"dense {d}", d) for d in sc.model.hidden_widths]
+    elif kind == "cnn":
+        _, h, w = image_shape
+        c1, c2, dense = sc.model.cnn_sizes
+        layers = [(f"conv map {c1}×{h // 2}×{w // 2}", c1 * (h // 2) * (w // 2)),
+                  (f"conv map {c2}×{h // 4}×{w // 4}", c2 * (h // 4) * (w // 4)), (f"dense {dense}", dense)]
+    else:
+        layers = [(f"stage {i + 1}, {ch} channels average-pooled", ch)
+                  for i, ch in enumerate(RESNET_STAGE_CHANNELS)]
+    return [*layers, (f"softmax over {n_classes} classes", n_classes)]
+
 
 # ----------------------------------------------------------------------------------------------
 # Parsing and validation
@@ -185,7 +236,8 @@ def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if typing.get_origin(tp) is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        return "a list of " + {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(
+            typing.get_args(tp)[0], f"{_type_name(typing.get_args(tp)[0])}s")
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
@@ -223,10 +275,11 @@ def _coerce(value: Any, tp: Any) -> Any:
 
 
 def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
+    origin = _who(origin, where)
     items = value if isinstance(value, list) else [value]
     for v in items:
         if meta.get("choices") and v not in meta["choices"]:
-            raise ScenarioError(f"{origin}: {where} = {v!r} is not allowed; use one of: "
+            raise ScenarioError(f"{origin}: {where} = {_echo(v)} is not allowed; use one of: "
                                 f"{', '.join(map(str, meta['choices']))}.")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             lo, hi = meta.get("lo"), meta.get("hi")
@@ -239,6 +292,24 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
                 raise ScenarioError(f"{origin}: {where} = {v} is out of range; it must be ≤ {hi}.")
 
 
+class _Origin(str):
+    """A scenario file's name that also knows which keys a `--set` gave (errors there blame `--set`)."""
+
+    set_texts: dict[str, str]
+    file: str  # the file alone, when str(self) also lists the --set overrides
+
+
+def _who(origin: str, where: str) -> str:
+    """Who wrote the setting `where`: the `--set` that gave it (or a table above it), else the file."""
+    texts = getattr(origin, "set_texts", {})
+    parts = where.split(".")
+    for i in range(len(parts), 0, -1):
+        text = texts.get(".".join(parts[:i]))
+        if text is not None:
+            return f"--set {_echo(text, raw=True)}"
+    return getattr(origin, "file", str(origin))
+
+
 def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -249,17 +320,18 @@ def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
             close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
             hint = f"; did you mean '{prefix}{close[0]}'?" if close else \
                 f"; valid keys here: {', '.join(prefix + k for k in fields)}."
-            raise ScenarioError(f"{origin}: unknown key '{where}'{hint}")
+            raise ScenarioError(f"{_who(origin, where)}: unknown key '{where}'{hint}")
         tp = hints[key]
         if _is_section(tp):
             if not isinstance(value, dict):
-                raise ScenarioError(f"{origin}: '{where}' must be a table ([{where}]), not {value!r}.")
+                raise ScenarioError(f"{_who(origin, where)}: '{where}' must be a table ([{where}]), not "
+                                    f"{_echo(value)}.")
             kwargs[key] = _build(tp, value, f"{where}.", origin)
             continue
         try:
             coerced = _coerce(value, tp)
         except TypeError:
-            raise ScenarioError(f"{origin}: {where} = {value!r} has the wrong type; it must be "
+            raise ScenarioError(f"{_who(origin, where)}: {where} = {_echo(value)} has the wrong type; it must be "
                                 f"{_type_name(tp)}.") from None
         _check_value(coerced, dict(fields[key].metadata), where, origin)
         kwargs[key] = coerced
@@ -273,18 +345,24 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             close = difflib.get_close_matches(est, ESTIMATORS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
             raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
-    if sc.model.fixed_readout and sc.data.dataset not in ("szt", "saturation", "boolean4"):
+    if sc.model.fixed_readout and DATA_SHAPES[sc.data.dataset][1] != 2:
         raise ScenarioError(f"{origin}: model.fixed_readout needs a two-class data set (szt, saturation, boolean4).")
     if sc.model.depth > len(sc.model.hidden):
         raise ScenarioError(f"{origin}: model.depth = {sc.model.depth} is larger than model.hidden "
                             f"({len(sc.model.hidden)} layers).")
     if not sc.model.hidden or any(w < 1 for w in sc.model.hidden):
         raise ScenarioError(f"{origin}: model.hidden must be a non-empty list of positive widths.")
+    check_device(sc.run.device, f"{origin}: run.device")
+    _check_model_kind(sc, origin)
     if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_levels must be a non-empty list of β ≥ 0.")
     if sc.model.noise_start >= len(sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_start = {sc.model.noise_start} is out of range; "
                             f"model.noise_levels has {len(sc.model.noise_levels)} entries.")
+    milestones = sc.train.lr_milestones
+    if any(m < 1 for m in milestones) or list(milestones) != sorted(set(milestones)):
+        raise ScenarioError(f"{origin}: train.lr_milestones = {milestones} must be increasing step counts ≥ 1, "
+                            f"e.g. [32000, 48000].")
     rng = sc.measure.binning.range
     if isinstance(rng, str):
         if rng != "auto":
@@ -307,6 +385,196 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             sweep_point(sc, v, origin)  # every value must give a valid scenario
     if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
         raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
+    _check_orthonormal(sc, origin)
+    _check_exact(sc, origin)
+    if sc.data.dataset in IMAGE_SETS:
+        _check_image_estimators(sc, origin)
+        if sc.data.augment and sc.model.kind == "mlp":
+            raise ScenarioError(f"{origin}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
+                                f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
+    _check_integer_sizes(sc, origin)
+    _check_seed_ids(sc, origin)
+    _check_estimators_need_noise(sc, origin)
+    _check_training_points(sc, origin)
+
+
+def check_device(name: str, origin: str = "run.device") -> None:
+    """Refuse a device name that is not auto, cpu, cuda or cuda:N (whether CUDA is there is the engine's check)."""
+    name = name.strip().lower()
+    index = name[5:] if name.startswith("cuda:") else "0"
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and index.isdigit()):
+        raise ScenarioError(f"{origin} = {name!r} is not a device; use auto, cpu, cuda or cuda:N.")
+
+
+def _check_orthonormal(sc: Scenario, origin: str) -> None:
+    """The orthonormality penalty: defined on the MLP's weight matrices, on layers that exist."""
+    m = sc.model
+    if m.orthonormal <= 0:
+        return
+    # Convolutional models' weights are kernels (and, for the ResNet, only some layers): the Gram of a
+    # kernel is not the layer's map, so the penalty is defined for the MLP only.
+    if m.kind != "mlp":
+        raise ScenarioError(f"{origin}: model.orthonormal works for the MLP only; set it to 0 for model.kind = "
+                            f"{m.kind!r}.")
+    n_layers = len(m.hidden_widths) + 1  # hidden layers + the output layer
+    bad = [layer for layer in m.orthonormal_layers if not 1 <= layer <= n_layers]
+    if bad:
+        raise ScenarioError(f"{origin}: model.orthonormal_layers = {list(m.orthonormal_layers)} names layer "
+                            f"{bad[0]}, but the network has layers 1..{n_layers} (the last is the output); "
+                            f"list layers in that range or leave it empty for every hidden layer.")
+
+
+def _check_exact(sc: Scenario, origin: str) -> None:
+    """The exact estimator integrates a 1-D Gaussian mixture: the first hidden layer must have one unit."""
+    if "exact" not in sc.measure.estimators:
+        return
+    if sc.model.kind == "mlp":
+        first = sc.model.hidden_widths[0]
+        if first != 1:
+            raise ScenarioError(f"{origin}: measure.estimators has \"exact\", which needs a first hidden layer of "
+                                f"1 unit (model.hidden[0] = {first}); remove it or use a 1-unit layer.")
+        return
+    shape, n_classes = DATA_SHAPES[sc.data.dataset]
+    what, first = measured_layers(sc, shape, n_classes)[0]
+    raise ScenarioError(f"{origin}: measure.estimators has \"exact\", which needs a first hidden layer of 1 unit "
+                        f"(layer 1 of the {sc.model.kind} is a {what} of {first} units); remove it or use an MLP "
+                        f"with a 1-unit layer.")
+
+
+def _check_image_estimators(sc: Scenario, origin: str) -> None:
+    """Refuse an MI estimator asked for on an image model's layer wider than its max_width.
+
+    Binning: with 30 bins per unit, two images share a cell only if every one of d units agrees, so
+    on a wide layer each of the n points gets its own cell and I(X;T) = log2 n whatever the network
+    does (default limit 64 units). KDE and SP: their error grows exponentially with d, and on a
+    conv map of ~10^4 units any two images lie many kernel widths apart (default limit 8192). The
+    limits are scenario settings (measure.<estimator>.max_width), so a scenario can opt in.
+    """
+    limits = {"binning": sc.measure.binning.max_width, "kde": sc.measure.kde.max_width,
+              "sp": sc.measure.sp.max_width}
+    shape, n_classes = DATA_SHAPES[sc.data.dataset]
+    layers = measured_layers(sc, shape, n_classes)
+    for est in sc.measure.estimators:
+        if est not in limits:
+            continue
+        for index, (what, width) in enumerate(layers, start=1):
+            if width > limits[est]:
+                why = ("every measured image would get a bin cell of its own, so I(X;T) = log2 n says nothing"
+                       if est == "binning" else "the estimate there is set by the dimension, not by the network")
+                raise ScenarioError(
+                    f"{origin}: measure.estimators has \"{est}\" but layer {index} of the {sc.model.kind} "
+                    f"({what}) has {width} units, more than measure.{est}.max_width = {limits[est]}, and "
+                    f"{why}; remove \"{est}\" from measure.estimators or raise measure.{est}.max_width.")
+
+
+def _check_model_kind(sc: Scenario, origin: str) -> None:
+    """The convolutional models: image data, their own initialisation, and the sizes and activation they read."""
+    m = sc.model
+    if m.kind == "mlp":
+        return
+    if sc.data.dataset not in IMAGE_SETS:
+        raise ScenarioError(f"{origin}: model.kind = \"{m.kind}\" needs image data (data.dataset = mnist, "
+                            f"cifar10 or cifar100), not {sc.data.dataset}.")
+    if m.init_weight != 0.0 or m.init_bias != 0.0 or m.depth:
+        raise ScenarioError(f"{origin}: model.init_weight, model.init_bias and model.depth apply to MLPs only; "
+                            f"leave them at 0 for model.kind = \"{m.kind}\".")
+    _, h, w = DATA_SHAPES[sc.data.dataset][0]
+    if h != w:
+        raise ScenarioError(f"{origin}: model.kind = \"{m.kind}\" needs square images, not {h}×{w}.")
+    if m.kind == "cnn":
+        if len(m.hidden) != 3:
+            raise ScenarioError(f"{origin}: model.kind = \"cnn\" reads model.hidden as [conv-1 channels, conv-2 "
+                                f"channels, dense units] but it has {len(m.hidden)} entries ({m.hidden}); write e.g. "
+                                f"model.hidden = [32, 64, 128].")
+        if m.activation not in CNN_ACTIVATIONS:
+            raise ScenarioError(f"{origin}: model.activation = \"{m.activation}\" is not available for the CNN; "
+                                f"use \"tanh\" or \"relu\".")
+    elif m.activation != "relu":  # resnet32
+        raise ScenarioError(f"{origin}: model.kind = \"resnet32\" is a ReLU network (He et al. 2016) but "
+                            f"model.activation = \"{m.activation}\"; set model.activation = \"relu\".")
+
+
+# Bounds the machine imposes (separate small rules, so that other rules merge beside them).
+SEED_ID_LIMIT = 2**32  # the counter-based RNG hashes 32 bits of a seed id (ibtui/engine/rng.py)
+INT64_LIMIT = 2**63  # torch and numpy count in 64-bit integers
+MAX_EPOCHS = 10**7  # the snapshot schedule searches over arrays as long as the run (engine/schedule.py)
+MAX_SNAPSHOTS = 10**6  # the snapshot schedule is a list of epochs
+NEEDS_NOISE = {"sp": "sample propagation (SP)", "exact": "the exact quadrature"}
+NO_TEST_SET = ("loss_test", "acc_test", "gen_gap", "error_gap")
+SPLIT_POINTS = {"szt": lambda sc: 4096, "boolean4": lambda sc: sc.data.samples}  # data sets split by train_fraction
+
+
+def _integers(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, int]]:
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            yield from _integers(v, f"{prefix}{f.name}.")
+        for x in (v if isinstance(v, list) else [v]):
+            if isinstance(x, int) and not isinstance(x, bool):
+                yield f"{prefix}{f.name}", x
+
+
+def _check_integer_sizes(sc: Scenario, origin: str) -> None:
+    """No integer beyond what 64-bit counters hold; epochs and snapshots within what a schedule can list."""
+    for where, v in _integers(sc):
+        if abs(v) >= INT64_LIMIT:
+            raise ScenarioError(f"{_who(origin, where)}: {where} = {v} is too large for the machine's 64-bit integers; "
+                                f"use a value below 2**63.")
+    if sc.run.epochs > MAX_EPOCHS:
+        raise ScenarioError(f"{_who(origin, 'run.epochs')}: run.epochs = {sc.run.epochs} is more than ibtui schedules "
+                            f"(at most {MAX_EPOCHS:,} epochs); use fewer.")
+    if sc.measure.snapshots > MAX_SNAPSHOTS:
+        raise ScenarioError(f"{_who(origin, 'measure.snapshots')}: measure.snapshots = {sc.measure.snapshots} is more than the "
+                            f"{MAX_SNAPSHOTS:,} snapshots ibtui schedules; use fewer.")
+
+
+def _check_seed_ids(sc: Scenario, origin: str) -> None:
+    """Seed ids first_seed … first_seed+seeds−1 must stay below 2**32, the ids the RNG tells apart."""
+    last = sc.run.first_seed + sc.run.seeds - 1
+    if last >= SEED_ID_LIMIT:
+        raise ScenarioError(f"{origin}: seed ids run.first_seed = {sc.run.first_seed} … {last} reach past "
+                            f"{SEED_ID_LIMIT - 1}, the largest id the random streams tell apart (32 bits); "
+                            f"lower run.first_seed or run.seeds.")
+
+
+def _check_estimators_need_noise(sc: Scenario, origin: str) -> None:
+    """SP and the exact quadrature measure a noisy network: without noise they would write no MI at all."""
+    if any(b > 0 for b in sc.model.noise_levels):
+        return
+    for est in sc.measure.estimators:
+        if est in NEEDS_NOISE:
+            raise ScenarioError(f"{origin}: measure.estimators has \"{est}\", {NEEDS_NOISE[est]}, which needs a "
+                                f"noisy network, but model.noise_levels = {_toml_value(sc.model.noise_levels)}; "
+                                f"add a level β > 0 (e.g. [0.01]) or remove \"{est}\".")
+
+
+def _split_sizes(sc: Scenario) -> tuple[int, int] | None:
+    """(training, test) points of a data set split by data.train_fraction; None where the data decides."""
+    n_of = SPLIT_POINTS.get(sc.data.dataset)
+    if n_of is None:
+        return None
+    n = n_of(sc)
+    n_train = int(round(sc.data.train_fraction * n))
+    return n_train, n - n_train
+
+
+def _check_training_points(sc: Scenario, origin: str) -> None:
+    sizes = _split_sizes(sc)
+    if sizes is not None and sizes[0] == 0:
+        raise ScenarioError(f"{origin}: data.train_fraction = {sc.data.train_fraction} leaves no training "
+                            f"points of {sum(sizes)}; raise it.")
+
+
+def scenario_warnings(sc: Scenario) -> list[str]:
+    """Settings that run but leave quantities empty, one sentence each (stderr, and a note in the app)."""
+    out = []
+    sizes = _split_sizes(sc)
+    no_test = (sizes is not None and sizes[1] == 0) or sc.data.dataset == "saturation"
+    if no_test:
+        why = ("data.dataset = \"saturation\" has no test set" if sc.data.dataset == "saturation" else
+               f"data.train_fraction = {_toml_value(sc.data.train_fraction)} leaves no test set")
+        out.append(f"{why}: {', '.join(NO_TEST_SET)} will be empty (NaN) in every snapshot.")
+    return out
 
 
 def sweep_point(sc: Scenario, value: float, origin: str = "<sweep>") -> Scenario:
@@ -355,15 +623,41 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = ()) -> Scenario:
-    """Parse TOML text (plus --set overrides) into a validated Scenario."""
+def _resolve_data_dir(data: dict, folder: Path) -> None:
+    """A relative data.dir written in a scenario file names a folder relative to that file's folder."""
+    section = data.get("data")
+    raw = section.get("dir") if isinstance(section, dict) else None
+    if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
+        section["dir"] = str(folder / raw)
+
+
+def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = (),
+                   relative_to: Path | None = None) -> Scenario:
+    """Parse TOML text (plus --set overrides) into a validated Scenario.
+
+    With `relative_to` (the scenario file's folder), a relative data.dir in the text is taken relative
+    to it; a data.dir given by --set is used as written (relative to the working directory). An error in a
+    setting a `--set` gave names that `--set`; an error in a rule between settings names the file and the
+    `--set`s (either may be the one to change).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{origin}: TOML syntax error: {exc}; fix that line.") from None
-    data = apply_overrides(data, list(overrides))
-    sc = _build(Scenario, data, "", origin)
-    _cross_check(sc, origin)
+    except RecursionError:
+        raise ScenarioError(f"{origin}: the TOML nests arrays or tables too deeply to read; "
+                            f"a scenario is a few flat tables.") from None
+    if relative_to is not None:
+        _resolve_data_dir(data, Path(relative_to))
+    overrides = list(overrides)
+    data = apply_overrides(data, overrides)
+    who = _Origin(origin)
+    who.set_texts = {".".join(_parse_override(t)[0]): t for t in overrides}
+    sc = _build(Scenario, data, "", who)
+    both = _Origin(f"{origin} with --set {', '.join(overrides)}" if overrides else origin)
+    both.file = origin
+    both.set_texts = who.set_texts  # a rule about one setting still names the --set that gave it
+    _cross_check(sc, both)
     return sc
 
 
@@ -398,13 +692,36 @@ def scenario_description(path: Path) -> str:
         return ""
 
 
+MAX_SCENARIO_BYTES = 1 << 20  # a scenario is a few kB of TOML; anything this large is another kind of file
+
+
+def read_scenario_text(p: Path) -> str:
+    """A scenario file's text; ScenarioError (one sentence) if it cannot be read or is not UTF-8 text."""
+    try:
+        size = p.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(f"{p}: {size:,} bytes is far too large for a scenario file (a few kB of TOML); "
+                                f"is it the right file?")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{p}: cannot read it ({exc.strerror or exc}); check the path and its permissions.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{p}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); a scenario "
+                            f"is a TOML file saved as UTF-8: re-save it as UTF-8 or check that it is the right file.") from None
+    if "\x00" in text:
+        raise ScenarioError(f"{p}: holds NUL bytes, so it is a binary file, not a TOML scenario; check the path.")
+    return text
+
+
 def load_scenario(path: str | Path, overrides: list[str] = ()) -> Scenario:
     p = find_scenario(path)
-    return parse_scenario(p.read_text(encoding="utf-8"), str(p), overrides)
+    return parse_scenario(read_scenario_text(p), str(p), overrides, relative_to=p.absolute().parent)
 
 
-def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
-    """A copy of `sc` with dotted settings replaced (used for sweeps and CLI shortcuts)."""
+def with_changes(sc: Scenario, changes: dict[str, Any], origin: str = "<changes>") -> Scenario:
+    """A copy of `sc` with dotted settings replaced (CLI shortcuts, torchrun shards), validated again."""
     data = to_dict(sc)
     for dotted, value in changes.items():
         node = data
@@ -412,18 +729,33 @@ def with_changes(sc: Scenario, changes: dict[str, Any]) -> Scenario:
         for part in parts[:-1]:
             node = node[part]
         node[parts[-1]] = value
-    return _build(Scenario, data, "", "<changes>")
+    out = _build(Scenario, data, "", origin)
+    _cross_check(out, origin)
+    return out
 
 
 def to_dict(sc: Any) -> dict:
     return dataclasses.asdict(sc)
 
 
+def _echo(v: Any, raw: bool = False) -> str:
+    """A value (or raw --set text) as an error message echoes it: TOML spelling, one line, at most 80 characters."""
+    text = (str(v) if raw else _toml_value(v)).replace("\n", "\\n").replace("\r", "\\r")
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
 def _toml_value(v: Any) -> str:
+    """A value as TOML spells it (`true`, `"text"`, `[1, 2]`, `{a = 1}`): settings and error messages echo it so."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(v, ensure_ascii=False)  # a valid TOML basic string: quotes, backslashes, controls escaped
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    if hasattr(v, "isoformat"):  # TOML dates and times
+        return v.isoformat()
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, list):

@@ -13,7 +13,7 @@ def error_of(text: str, overrides=()) -> str:
     with pytest.raises(ScenarioError) as exc:
         parse_scenario(text, "s.toml", overrides)
     msg = str(exc.value)
-    assert "\n" not in msg and msg.startswith("s.toml")
+    assert "\n" not in msg and msg.startswith(("s.toml", "--set "))  # an error in a --set names the --set
     return msg
 
 

@@ -1,4 +1,5 @@
-"""The survey's 4-boolean task (blog survey, seed 002; papers.md §5): 16 patterns, noisy labels, repeated inputs.
+"""The survey's 4-boolean task (the blog survey "Information Theory for Deep Learning", its own experiment):
+16 patterns, noisy labels, repeated inputs.
 
 The survey samples 4096 points uniformly from the 16 patterns of 4 booleans, labels them by a rule of
 the inputs, and flips each label with probability 0.07. Its rule is lost (a missing formula image), so
@@ -19,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ibtui.data.dataset import Dataset
-from ibtui.data.szt import make_split
+from ibtui.data.dataset import Dataset, make_split
 
 N_BITS = 4
 N_PATTERNS = 2**N_BITS

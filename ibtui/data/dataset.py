@@ -1,5 +1,8 @@
 """A data set as the engine sees it: all points on the device once, and per-seed train/test masks.
 
+The base of ibtui.data: the data set modules (szt, toys, boolean, images) build on it and on
+`make_split`; `ibtui.data.loader.load_dataset` picks the scenario's.
+
 Keeping every point in one tensor and describing the split with masks [S, N] lets the engine
 evaluate all seeds on all points in one forward pass, even when each seed has its own split.
 """
@@ -9,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from ibtui.data.szt import make_split, szt_inputs, szt_labels
 
 
 @dataclass
@@ -52,40 +53,32 @@ class Dataset:
         return self.train.nonzero()[:, 1].reshape(s, -1)
 
 
-def load_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
-    """Build the scenario's data set on `device`."""
-    d = sc.data
-    if d.dataset == "szt":
-        x = szt_inputs()
-        y = szt_labels(x)
-        split = make_split(len(x), seeds, d.split, d.train_fraction, d.split_seed, d.split_per_seed)
-        notes = []
-        if split.biased:
-            pos_train = y[split.train[0]].mean() * 100
-            pos_test = y[split.test[0]].mean() * 100 if split.test[0].any() else float("nan")
-            notes.append(f"biased split: data.split = \"unshuffled\" takes the first rows in counting order "
-                         f"({pos_train:.1f} % positives in train, {pos_test:.1f} % in test), as the original IDNNs code")
-        return Dataset.from_arrays("szt", x, y, split, device, distinct_inputs=True, notes=tuple(notes))
-    if d.dataset == "saturation":
-        return saturation_dataset(len(seeds), device)
-    if d.dataset == "boolean4":
-        from ibtui.data.boolean import load_boolean4
+@dataclass(frozen=True)
+class Split:
+    """Train/test membership per seed as boolean masks [S, N] (seeds may share one split)."""
 
-        return load_boolean4(sc, seeds, device)
-    from ibtui.data.images import load_image_dataset  # mnist, cifar10, cifar100
-
-    return load_image_dataset(sc, seeds, device)
+    train: np.ndarray
+    test: np.ndarray
+    biased: bool = False  # True for the original unshuffled split
 
 
-def saturation_dataset(n_seeds: int, device: torch.device) -> Dataset:
-    """The four inputs of Goldfeld et al.'s single-neuron toy, X uniform on {−3, −1, 1, 3}.
+def make_split(n: int, seeds: list[int], mode: str, train_fraction: float, split_seed: int,
+               per_seed: bool) -> Split:
+    """Split n points into train/test.
 
-    Classes {−3, −1, 1} → 0 and {3} → 1 (papers.md §1.4, recalled). All four points train, and MI is
-    measured on all four; there is no test set.
+    mode "random": a random permutation (numpy PCG64 from `split_seed`, or from the run seed when
+    `per_seed`); mode "unshuffled": the first round(f·n) rows in counting order, as the original code of
+    Shwartz-Ziv & Tishby (2017) does — biased on SZT (43.7 % positives in train, 83.6 % in test), so it
+    is flagged.
     """
-    from ibtui.data.toys import SATURATION_X, saturation_labels
-
-    x = torch.tensor(SATURATION_X, dtype=torch.float32, device=device).reshape(-1, 1)
-    train = torch.ones(n_seeds, len(x), dtype=torch.bool, device=device)
-    return Dataset(name="saturation", x=x, y=saturation_labels().to(device), n_classes=2, train=train,
-                   test=~train, distinct_inputs=True)
+    n_train = int(round(train_fraction * n))
+    masks = np.zeros((len(seeds), n), dtype=bool)
+    if mode == "unshuffled":
+        masks[:, :n_train] = True
+    elif mode == "random":
+        for row, s in enumerate(seeds):
+            rng = np.random.default_rng(s if per_seed else split_seed)
+            masks[row, rng.permutation(n)[:n_train]] = True
+    else:  # validated in scenario.py; kept as a guard for direct callers
+        raise ValueError(f"unknown split mode {mode!r}")
+    return Split(train=masks, test=~masks, biased=mode == "unshuffled")

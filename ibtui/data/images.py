@@ -1,16 +1,17 @@
 """Real image data sets (MNIST, CIFAR-10, CIFAR-100) read from their official files, offline.
 
-Why this module exists: the MNIST and CIFAR experiments of the source papers (papers.md §1.7, §2.8)
-need the real images, and ibtui must run on machines without a network. So it reads the files users
-already have, in the layouts they usually come in:
+Why this module exists: the MNIST and CIFAR experiments of the source papers (Goldfeld et al. 2019's
+MNIST CNN; Shwartz-Ziv, Painsky & Tishby 2019's ResNet-32 on CIFAR-10/100) need the real images, and
+ibtui must run on machines without a network. So it reads the files users already have, in the
+layouts they usually come in:
 
 - MNIST: the four official IDX files (`train-images-idx3-ubyte`, ...), gzipped or not, in the folder
   itself, in `folder/MNIST/raw` (torchvision's layout) or in `folder/mnist`. IDX is parsed with numpy;
   the magic numbers (0x803 images, 0x801 labels) and the sizes are checked.
 - CIFAR-10: `cifar-10-batches-py/` (`data_batch_1..5`, `test_batch`, `batches.meta`), either inside
   the folder or the folder itself. CIFAR-100: `cifar-100-python/` (`train`, `test`, `meta`; the
-  `fine_labels` are used), same rule. Batches may be subsets of the official ones (the copy in
-  ../shared/data is), so sizes come from the files, never from `batches.meta`.
+  `fine_labels` are used), same rule. Batches may be subsets of the official ones (a reduced test
+  copy is), so sizes come from the files, never from `batches.meta`.
 
 Images become float32 tensors scaled to [0, 1], shaped [N, 1, 28, 28] or [N, 3, 32, 32]; labels
 int64. Anything missing or malformed raises `DataMissingError` with a one-sentence message that
@@ -28,7 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ibtui.errors import DataFormatError, DataMissingError, ScenarioError
+from ibtui.data.dataset import Dataset
+from ibtui.data.sampling import fixed_subset
+from ibtui.errors import DataFormatError, DataMissingError
+from ibtui.measures.discrete import row_keys, rows_per_chunk
+from ibtui.scenario import DATA_SHAPES
 
 ENV_VAR = "IBTUI_DATA"
 
@@ -80,36 +85,33 @@ class ImageData:
         if n < 1:
             raise ValueError(f"subset size must be at least 1, not {n}")
         total = len(self.y_train if split == "train" else self.y_test)
-        gen = torch.Generator().manual_seed(int(seed))
-        perm = torch.randperm(total, generator=gen)
-        return torch.sort(perm[: min(n, total)]).values
+        keep = fixed_subset(total, n, seed)
+        return torch.arange(total) if keep is None else keep
 
 
 # --------------------------------------------------------------------------------------------
 # Locating the data folder
 
 
-def resolve_data_dir(setting: str | None, cli_value: str | None, *,
-                     relative_to: Path | None = None) -> Path:
+def resolve_data_dir(setting: str | None, cli_value: str | None) -> Path:
     """The data folder: CLI `--data-dir` > scenario setting > environment IBTUI_DATA > error.
 
-    `~` is expanded. A relative scenario setting is taken relative to `relative_to` (the scenario
-    file's folder) when given, else to the working directory. Raises DataMissingError when no
-    source names a folder or the folder named does not exist.
+    `~` is expanded. A relative data.dir written in a scenario file was already made relative to the
+    file's folder when the scenario was loaded (`ibtui.scenario.load_scenario`); any other relative
+    path is relative to the working directory. Raises DataMissingError when no source names a folder
+    or the folder named does not exist.
     """
     if cli_value:
-        raw, origin, base = cli_value, "--data-dir", None
+        raw, origin = cli_value, "--data-dir"
     elif setting:
-        raw, origin, base = setting, "data.dir, set in the scenario or by --data-dir", relative_to
+        raw, origin = setting, "data.dir, set in the scenario or by --data-dir"
     elif os.environ.get(ENV_VAR):
-        raw, origin, base = os.environ[ENV_VAR], f"the environment variable {ENV_VAR}", None
+        raw, origin = os.environ[ENV_VAR], f"the environment variable {ENV_VAR}"
     else:
         raise DataMissingError(
             f"No data folder is set: pass --data-dir DIR, set the scenario's data directory, or "
             f"export {ENV_VAR}=DIR, where DIR holds the MNIST IDX files or cifar-10-batches-py/.")
     path = Path(raw).expanduser()
-    if base is not None and not path.is_absolute():
-        path = Path(base) / path
     if not path.is_dir():
         raise DataMissingError(f"The data folder {path} (from {origin}) does not exist or is not a folder; "
                                f"name the folder that holds the MNIST IDX files or cifar-10-batches-py/.")
@@ -194,13 +196,50 @@ def _to_unit(x: np.ndarray) -> torch.Tensor:
 # CIFAR
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR batch holds: dicts, lists, bytes/str, numbers and numpy arrays.
+
+    (Bytes pickled by Python 3 at protocol 2 arrive as `_codecs.encode(str, "latin1")`: that one global is
+    answered by `_latin1_bytes`, which only turns a str into bytes.)
+
+    A pickle can name any importable callable and have it called; this one resolves no global except numpy's
+    array reconstruction (so a crafted file cannot run code), and anything else makes it "not a CIFAR batch".
+    """
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5 arrays
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):  # bytes in a protocol-2 pickle written by Python 3
+            return _latin1_bytes
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which no CIFAR batch holds")
+        if name == "_reconstruct":
+            return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's own reconstruct function, whatever its module
+        if name == "_frombuffer":
+            return np.zeros(1).__reduce_ex__(5)[0]  # numpy's array-from-bytes function (protocol 5)
+        return getattr(np, name)
+
+
+def _latin1_bytes(text: object, encoding: str = "utf-8") -> bytes:
+    """`_codecs.encode` as Python 3 pickles bytes at protocol 2 (str, "latin1") → bytes, and nothing more."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("it encodes something other than bytes")
+    return text.encode("latin1")
+
+
 def _unpickle(path: Path) -> dict:
-    """A CIFAR python pickle as a dict with str keys (the files have Python-2 str keys → bytes)."""
+    """A CIFAR python pickle as a dict with str keys (the files have Python-2 str keys → bytes), read without
+    executing code (`_CifarUnpickler`)."""
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except OSError as exc:
         raise DataFormatError(f"Cannot read the CIFAR pickle {path}: {exc}.") from exc
+    except Exception as exc:  # any malformed pickle (truncated, crafted, another format) is simply not a batch
+        raise DataFormatError(f"{path} is not a CIFAR batch ({type(exc).__name__}: {str(exc)[:120]}); it is "
+                              f"corrupt or another kind of file.") from None
     if not isinstance(d, dict):
         raise DataFormatError(f"{path} holds a {type(d).__name__}, not the dict of a CIFAR batch.")
     return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in d.items()}
@@ -220,8 +259,12 @@ def _cifar_arrays(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in d or label_key not in d:
         raise DataFormatError(f"{path} lacks the keys 'data' and '{label_key}' of a CIFAR batch "
                               f"(it has {sorted(map(str, d))}).")
-    data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d[label_key], dtype=np.int64)
+    try:
+        data = np.asarray(d["data"], dtype=np.uint8)
+        labels = np.asarray(d[label_key], dtype=np.int64).reshape(-1)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataFormatError(f"{path} is not a CIFAR batch: its 'data' or '{label_key}' are not arrays of "
+                              f"numbers ({exc}).") from None
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise DataFormatError(f"{path} has data of shape {data.shape} and {labels.shape[0]} labels; "
                               f"expected N×3072 and N labels.")
@@ -269,27 +312,23 @@ def load_cifar(folder: Path, which: int = 10) -> ImageData:
 # --------------------------------------------------------------------------------------------
 # The engine's view of an image set
 
-IMAGE_SETS = {  # data.dataset → (image shape C×H×W, classes)
-    "mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-}
-
 
 def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(id [N] int64, number of distinct images) with equal ids exactly for equal images.
 
-    Images are k/255 values, so round(255·x) recovers their bytes. A 64-bit multiply-add key of the
-    bytes (numpy's uint64 arithmetic wraps) decides the common case at once: distinct keys mean
-    distinct images. Only when keys repeat are the bytes compared exactly (np.unique on whole rows).
+    Images are k/255 values, so round(255·x) recovers their bytes. The row hash of
+    `ibtui.measures.discrete.row_keys` on the bytes read as 64-bit words decides the common case at
+    once: distinct keys mean distinct images. Only when keys repeat are the bytes compared exactly
+    (np.unique on whole rows), so a hash collision can cost time but never give a wrong id.
     """
     u8 = np.rint(x.reshape(x.shape[0], -1).cpu().numpy() * 255.0).astype(np.uint8)
     n, d = u8.shape
     if d % 8:
         u8 = np.pad(u8, ((0, 0), (0, 8 - d % 8)))
-    words = np.ascontiguousarray(u8).view(np.uint64)
-    mult = np.random.default_rng(0x1B7).integers(1, 2**63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
-    keys = (words * mult).sum(axis=1, dtype=np.uint64)
+    words = torch.from_numpy(np.ascontiguousarray(u8).view(np.int64))
+    chunk = rows_per_chunk(words.shape[1] * 8 * 2, n)
+    keys = torch.cat([row_keys(words[i:i + chunk], method="hash") for i in range(0, n, chunk)]).numpy() if n \
+        else np.zeros(0, dtype=np.int64)
     if len(np.unique(keys)) == n:
         return torch.arange(n), n
     rows = np.ascontiguousarray(u8).view(np.dtype((np.void, u8.shape[1]))).ravel()
@@ -297,7 +336,7 @@ def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(inverse.reshape(-1).astype(np.int64)), len(uniq)
 
 
-def load_image_dataset(sc, seeds: list[int], device: torch.device):
+def load_image_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
     """The scenario's image set as the engine's Dataset: all images on `device` once, train first, then test.
 
     Split: the official one (MNIST 60k/10k, CIFAR 50k/10k, or whatever the files hold), the same for
@@ -305,22 +344,17 @@ def load_image_dataset(sc, seeds: list[int], device: torch.device):
     MNIST pixels in [0, 1]; CIFAR with the per-pixel mean of the training images subtracted (He et
     al. 2016 §4.2). Repeated images (if any) are detected exactly and given equal input ids, so the
     binning estimator's H(T|X) stays right. The folder is `data.dir` (the CLI's --data-dir replaces
-    it) or $IBTUI_DATA. Estimators that are meaningless on the scenario's layers are refused before
-    any file is read (`ibtui.engine.module_path.check_estimators`).
+    it) or $IBTUI_DATA. The scenario's rules (estimators meaningless on its layers, augmentation
+    without a convolutional model) were checked when it was loaded (`ibtui.scenario`).
     """
-    from ibtui.data.dataset import Dataset
-    from ibtui.engine.module_path import check_estimators
-
     name = sc.data.dataset
-    shape, n_classes = IMAGE_SETS[name]
-    check_estimators(sc, shape, n_classes)
-    if sc.data.augment and sc.model.kind == "mlp":
-
-
-        raise ScenarioError(f"{sc.name}: data.augment = true needs a convolutional model (model.kind = \"cnn\" "
-                            f"or \"resnet32\"); the MLP path does not augment, so set data.augment = false.")
+    n_classes = DATA_SHAPES[name][1]
     folder = resolve_data_dir(sc.data.dir, None)
-    data = load_mnist(folder) if name == "mnist" else load_cifar(folder, n_classes)
+    try:
+        data = load_mnist(folder) if name == "mnist" else load_cifar(folder, n_classes)
+    except DataFormatError as exc:  # a corrupt file: say where a good copy comes from
+        source = MNIST_SOURCE if name == "mnist" else CIFAR_SOURCE.format(n=n_classes)
+        raise DataFormatError(f"{str(exc).rstrip('.')}; replace it with a good copy from {source}.") from None
     n_train, n_test = len(data.y_train), len(data.y_test)
     x = torch.cat([data.x_train, data.x_test])
     ids, n_distinct = input_identities(x)

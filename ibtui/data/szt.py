@@ -1,15 +1,17 @@
 """The SZT 12-bit task (Shwartz-Ziv & Tishby 2017), generated from its rule, and its splits.
 
-`var_u.mat` holds all 2**12 patterns in counting order (most significant bit in column 0) and a
-label that follows an integer rule on the 12 vertices of an icosahedron (shared/data/szt/README.md):
+The original data file `var_u.mat` holds all 2**12 patterns in counting order (most significant bit in
+column 0) and a label that follows an integer rule on the 12 vertices of an icosahedron (recovered from
+the file; the tests check the generator against the file):
 y = 1 ⇔ 206·p + 4·n1 − 44·n2 − 68·n3 > 859, with p active bits and n1/n2/n3 active neighbour /
 second-neighbour / antipodal pairs. Generating it means ibtui needs no data file for SZT.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+import torch
+
+from ibtui.data.dataset import Dataset, make_split
 
 N_BITS = 12
 NEIGHBOURS = {
@@ -50,31 +52,17 @@ def szt_labels(x: np.ndarray) -> np.ndarray:
     return (206 * p + 4 * n1 - 44 * n2 - 68 * n3 > 859).astype(np.uint8)
 
 
-@dataclass(frozen=True)
-class Split:
-    """Train/test membership per seed as boolean masks [S, N] (seeds may share one split)."""
-
-    train: np.ndarray
-    test: np.ndarray
-    biased: bool = False  # True for the original unshuffled split
-
-
-def make_split(n: int, seeds: list[int], mode: str, train_fraction: float, split_seed: int,
-               per_seed: bool) -> Split:
-    """Split n points into train/test.
-
-    mode "random": a random permutation (numpy PCG64 from `split_seed`, or from the run seed when
-    `per_seed`); mode "unshuffled": the first round(f·n) rows in counting order, as IDNNs does — biased
-    on SZT (43.7 % positives in train, 83.6 % in test), so it is flagged.
-    """
-    n_train = int(round(train_fraction * n))
-    masks = np.zeros((len(seeds), n), dtype=bool)
-    if mode == "unshuffled":
-        masks[:, :n_train] = True
-    elif mode == "random":
-        for row, s in enumerate(seeds):
-            rng = np.random.default_rng(s if per_seed else split_seed)
-            masks[row, rng.permutation(n)[:n_train]] = True
-    else:  # validated in scenario.py; kept as a guard for direct callers
-        raise ValueError(f"unknown split mode {mode!r}")
-    return Split(train=masks, test=~masks, biased=mode == "unshuffled")
+def load_szt(sc, seeds: list[int], device: torch.device) -> Dataset:
+    """The SZT data set on `device`: all 4096 patterns, split by data.split (the unshuffled split is flagged)."""
+    d = sc.data
+    x = szt_inputs()
+    y = szt_labels(x)
+    split = make_split(len(x), seeds, d.split, d.train_fraction, d.split_seed, d.split_per_seed)
+    notes = []
+    if split.biased:
+        pos_train = y[split.train[0]].mean() * 100
+        pos_test = y[split.test[0]].mean() * 100 if split.test[0].any() else float("nan")
+        notes.append(f"biased split: data.split = \"unshuffled\" takes the first rows in counting order "
+                     f"({pos_train:.1f} % positives in train, {pos_test:.1f} % in test), as the code of "
+                     f"Shwartz-Ziv & Tishby (2017)")
+    return Dataset.from_arrays("szt", x, y, split, device, distinct_inputs=True, notes=tuple(notes))

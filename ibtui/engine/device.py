@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 
 from ibtui.errors import ScenarioError
+from ibtui.scenario import check_device
 
 
 def resolve_device(name: str, origin: str = "run.device") -> torch.device:
+    check_device(name, origin)
     name = name.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -21,7 +23,6 @@ def resolve_device(name: str, origin: str = "run.device") -> torch.device:
             raise ScenarioError(f"{origin} = {name!r} but only {torch.cuda.device_count()} CUDA device(s) exist; "
                                 f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}.")
         return dev
-    raise ScenarioError(f"{origin} = {name!r} is not a device; use auto, cpu, cuda or cuda:N.")
 
 
 def describe(device: torch.device) -> str:

@@ -1,6 +1,6 @@
 """Orthonormal (Parseval-style) weight regularisation: λ·‖WᵀW − I‖²_F added to each seed's loss.
 
-Goldfeld et al. (ICML 2019, papers.md §1.5) train the noisy SZT network with an orthonormality penalty
+Goldfeld et al. (ICML 2019) train the noisy SZT network with an orthonormality penalty
 and find that it limits the clustering of same-class representations, and with it the compression
 of I(X;T). A layer whose map has all singular values 1 preserves distances (within its row space), so
 it cannot pull inputs together: that is the mechanism.
@@ -16,20 +16,15 @@ training does not depend on the choice; `penalty` reports the reachable one, Σ 
 min(in, out) singular values (0 iff W is a partial isometry), and the gradient uses the smaller Gram
 (min(in, out)² instead of max(in, out)²).
 
-The MLP path computes gradients by hand, so the penalty adds its gradient to `.grad` directly
+The MLP back end computes gradients by hand, so the penalty adds its gradient to `.grad` directly
 (`after_step`, after the loss gradients are set and before the optimiser step). Each seed's penalty
 involves only its own weights, so seeds stay independent.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from ibtui.errors import ScenarioError
-
-if TYPE_CHECKING:
-    from ibtui.engine.trainer import Engine
+from ibtui.engine.context import RunContext
 
 
 def small_gram(w: torch.Tensor) -> torch.Tensor:
@@ -63,34 +58,23 @@ class OrthonormalPenalty:
     watches_steps = True
     graph_safe = True  # pure device arithmetic on the weights: it can be part of a captured epoch
 
-    def __init__(self, engine: "Engine"):
-        sc = engine.sc
+    def __init__(self, ctx: RunContext):
+        sc = ctx.sc
         self.strength = float(sc.model.orthonormal)
-        weights = self._weights(engine)
-        n_layers = len(weights)  # hidden layers + the output layer
+        # The MLP's weights (the scenario refuses the penalty on other models), the parameters themselves:
+        # their .grad is added to at each step.
+        self.weights = list(ctx.model.weight_matrices())
+        n_layers = len(self.weights)  # hidden layers + the output layer
         layers = list(sc.model.orthonormal_layers) or list(range(1, n_layers))
-        bad = [l for l in layers if not 1 <= l <= n_layers]
-        if bad:
-            raise ScenarioError(f"model.orthonormal_layers = {list(sc.model.orthonormal_layers)} names layer "
-                                f"{bad[0]}, but the network has layers 1..{n_layers} (the last is the output); "
-                                f"list layers in that range or leave it empty for every hidden layer.")
         self.layers = sorted(set(layers))
 
-    @staticmethod
-    def _weights(engine: "Engine") -> list[torch.nn.Parameter]:
-        # Convolutional models' weight_matrices() are kernels (and, for the ResNet, only some layers): the
-        # Gram of a kernel is not the layer's map, so the penalty is defined for the MLP only.
-        if engine.sc.model.kind != "mlp":
-            raise ScenarioError(f"model.orthonormal works for the MLP only; set it to 0 for model.kind = "
-                                f"{engine.sc.model.kind!r}.")
-        return list(engine.model.weight_matrices())
-
-    def describe(self) -> str:
-        return f"orthonormal penalty λ‖WᵀW − I‖²_F, λ = {self.strength:g}, layers {', '.join(map(str, self.layers))}"
+    def watches_epoch(self, epoch: int) -> bool:
+        return True
 
     @torch.no_grad()
-    def after_step(self, engine: "Engine") -> None:
-        weights = engine.model.weight_matrices()
+    def after_step(self, step, epoch: int) -> None:
+        """Every step (the step may be a device counter inside a captured epoch: it is not read)."""
+        weights = self.weights
         for layer in self.layers:
             w = weights[layer - 1]
             g = orthonormal_grad(w).mul_(self.strength)
@@ -99,14 +83,8 @@ class OrthonormalPenalty:
             else:
                 w.grad.add_(g)
 
-    def watches_epoch(self, engine: "Engine", epoch: int) -> bool:
-        return True
-
-    def after_epoch(self, engine: "Engine") -> None:
-        pass
-
     @torch.no_grad()
-    def penalty(self, engine: "Engine") -> torch.Tensor:
+    def penalty(self) -> torch.Tensor:
         """λ·Σ_layers ‖WᵀW − I‖²_F per seed [S] (reachable form, see the module docstring)."""
-        weights = engine.model.weight_matrices()
+        weights = self.weights
         return self.strength * sum(orthonormal_penalty(weights[l - 1]) for l in self.layers)

@@ -79,3 +79,13 @@ def normal(seeds: torch.Tensor, counters: tuple[Counter, ...], shape: tuple[int,
     u2 = uniform(seeds, counters + (0xB0A7,), n)
     z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
     return z.reshape((seeds.shape[0],) + tuple(shape))
+
+
+def noise_fn(seeds: torch.Tensor, counters: tuple[Counter, ...]):
+    """The models' noise source: noise(layer, like) → standard normals shaped like `like` [S, …] (its dtype),
+    drawn at counters + (layer,), so a layer's noise depends only on (seed, counters, layer)."""
+
+    def noise(layer: int, like: torch.Tensor) -> torch.Tensor:
+        return normal(seeds, counters + (layer,), tuple(like.shape[1:])).to(like.dtype)
+
+    return noise

@@ -1,9 +1,12 @@
-"""When to take snapshots: log-spaced epochs, so the fast fitting phase gets as many points as the long tail.
+"""Schedules: when to take snapshots (log-spaced epochs, so the fast fitting phase gets as many points as the
+long tail) and the learning rate of each optimiser step.
 
 Epoch e means "after e completed epochs"; epoch 0 is the network at initialisation.
 IDNNs used np.unique(np.logspace(0, log2(E), K, base=2)) (274 unique epochs of 400 asked in 8000).
 """
 from __future__ import annotations
+
+import bisect
 
 import numpy as np
 
@@ -34,3 +37,12 @@ def snapshot_epochs(epochs: int, count: int, schedule: str = "log") -> list[int]
         else:
             lo = mid + 1
     return _epochs(epochs, lo, schedule)
+
+
+def learning_rate(step: int, lr: float, milestones: list[int], decay: float) -> float:
+    """The learning rate of optimiser step `step` (counted from 0 over the run): lr·decay^k, k = the number of
+    milestones ≤ step. He et al. (2016): milestones [32000, 48000], decay 0.1 (lr ÷ 10 after 32k and 48k steps)."""
+    if not milestones:  # the common case, asked every step
+        return lr
+    k = bisect.bisect_right(sorted(milestones), step)
+    return lr * decay**k if k else lr

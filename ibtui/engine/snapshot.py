@@ -1,47 +1,36 @@
-"""What is measured at a snapshot: loss and accuracy, and MI of every layer by every enabled estimator.
+"""What a snapshot is: the `Snapshot` every probe sees, the values it yields, loss and accuracy, the MI points.
 
-Everything stays on the device as a dict {(layer, quantity, estimator): Tensor[S]}; the engine copies
-it to the host once per snapshot and turns it into records.
+Everything stays on the device as a dict {(layer, quantity, estimator): Tensor[S]} (`Values`); the engine
+copies it to the host once per snapshot and turns it into records.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from ibtui import quantities as Q
-from ibtui.measures.binning import BinSpec, LabelIds, binning_mi
+from ibtui.data.sampling import fixed_subset
 
 Values = dict[tuple[str, str, str], torch.Tensor]
 
 
-def binning_label(settings) -> str:
-    """The estimator column for binning: 'bin30' (count over a range) or 'binw0.07' (fixed width)."""
-    return f"binw{settings.width:g}" if settings.width > 0 else f"bin{settings.bins}"
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """What every probe sees at a snapshot (all tensors on the device, all seeds at once)."""
 
-
-def binning_description(settings, activation: str) -> str:
-    if settings.width > 0:
-        return f"bins of width {settings.width:g}"
-    if isinstance(settings.range, str):
-        return f"{settings.bins} equal bins, activation-aware range ({activation})"
-    lo, hi = settings.range
-    return f"{settings.bins} equal bins on [{lo:g}, {hi:g}]"
-
-
-def layer_bin_spec(settings, h: torch.Tensor, activation: str) -> BinSpec:
-    """Bins for one layer: the scenario's fixed range, or an activation-aware one when range = "auto"."""
-    if settings.width > 0:
-        lo = settings.range[0] if not isinstance(settings.range, str) else 0.0
-        return BinSpec(width=settings.width, lo=lo)
-    if not isinstance(settings.range, str):
-        return BinSpec(n_bins=settings.bins, lo=settings.range[0], hi=settings.range[1])
-    if activation == "tanh":
-        return BinSpec(n_bins=settings.bins, lo=-1.0, hi=1.0)
-    if activation in ("sigmoid", "softmax"):
-        return BinSpec(n_bins=settings.bins, lo=0.0, hi=1.0)
-    hi = h.amax(dim=(1, 2))
-    lo = torch.zeros_like(hi) if activation == "relu" else h.amin(dim=(1, 2))
-    return BinSpec(n_bins=settings.bins, lo=lo, hi=hi)
+    epoch: int
+    beta: float  # the network's noise level now
+    layers: list[torch.Tensor]  # [S, n, d_l] noiseless representations on the MI points; the last is the output
+    activations: list[str]  # per layer: "tanh", "relu", …, "softmax"
+    labels: torch.Tensor  # [n] (or [S, n] when seeds measure different points)
+    point_idx: torch.Tensor | None  # [S, n] indices of the MI points in the data set, None = all points
+    x_ids: torch.Tensor | None = None  # identity of each measured input when inputs repeat, else None
+    losses: Values = field(default_factory=dict)  # loss and accuracy, train and test, from the back end
+    # I(X;T) of the last hidden layer by the first MI estimator that measured it (the engine sets it after the
+    # MI estimators ran; None when none did): what the input-compression bound needs.
+    last_hidden_mi_xt: torch.Tensor | None = None
 
 
 def pointwise_cross_entropy(logits_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -87,7 +76,7 @@ def mi_points(mode: str, train: torch.Tensor, test: torch.Tensor, subset: int = 
         idx = mask.nonzero()[:, 1].reshape(s, -1)
     if idx is None or not subset or subset >= idx.shape[1]:
         return idx
-    keep = torch.randperm(idx.shape[1], generator=torch.Generator().manual_seed(2024))[:subset].sort().values
+    keep = fixed_subset(idx.shape[1], subset, seed=2024)
     return idx[:, keep.to(idx.device)]
 
 
@@ -96,20 +85,3 @@ def take(h: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
     if idx is None:
         return h
     return h.gather(1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
-
-
-def binning_values(layers: list[torch.Tensor], activations: list[str], labels: torch.Tensor, settings,
-                   x_ids: torch.Tensor | None) -> Values:
-    """Binned I(X;T) and I(T;Y) of every layer.
-
-    layers: [S, n, d_l] on the measured points; labels and x_ids (input identities; None when all
-    measured inputs are distinct) are [S, n] or [n].
-    """
-    label = binning_label(settings)
-    out: Values = {}
-    prepared = LabelIds.of(labels, layers[0].shape[0])  # once for all layers
-    for index, (h, act) in enumerate(zip(layers, activations), start=1):
-        mi = binning_mi(h, layer_bin_spec(settings, h, act), prepared, x_ids=x_ids)
-        out[(str(index), Q.MI_XT, label)] = mi["I(X;T)"]
-        out[(str(index), Q.MI_TY, label)] = mi["I(T;Y)"]
-    return out

@@ -31,7 +31,6 @@ class SweepRunner:
         self.current = Engine(first, scenario_path, device, sweep=label)  # validates device and data now
         self.labels = tuple(lbl for lbl, _ in self.points if lbl)
         self.current.info = self.info = replace(self.current.info, sweep_points=self.labels)
-        self.finished_points: list[str] = []
 
     @property
     def epoch(self) -> int:
@@ -45,5 +44,4 @@ class SweepRunner:
                 self.current.info = replace(self.current.info, sweep_points=self.labels)
             if not self.current.run(sink, controls):
                 return False
-            self.finished_points.append(label)
         return True

@@ -1,64 +1,42 @@
 """The engine: trains every seed at once and emits records at snapshot epochs.
 
 It owns the data, the batched model, the optimiser and the measurement schedule, and knows nothing
-about Textual. `run(sinks, controls)` reads Controls only at epoch boundaries. In the training loop
-nothing is copied to the host: losses and measures stay on the device until a snapshot is emitted.
+about Textual. `train_epoch` is the plain PyTorch loop it is tested against (tests/engine/
+test_plain_equivalence.py): shuffle; for each batch: forward/backward, hooks, optimiser step. What is
+model-specific (the hand-written backward, autograd for convolutions) is in a back end
+(`ibtui.engine.backends`), epoch capture in `ibtui.engine.cuda_graph`; back ends, probes and regularisers
+get a frozen `RunContext` and the step and epoch as arguments, never the Engine.
+
+`run(sink, controls)` reads Controls between steps (pause) and at epoch boundaries (stop, noise level). In
+the training loop nothing is copied to the host: losses and measures stay on the device until a snapshot
+is emitted.
 """
 from __future__ import annotations
 
 import bisect
 import math
 import time
+from dataclasses import replace
 from typing import Iterable
 
 import torch
 
-from ibtui.data.dataset import Dataset, load_dataset
-from ibtui import records as R
 from ibtui import quantities as Q
-from ibtui.engine import rng
+from ibtui import records as R
 from ibtui.controls import Controls
+from ibtui.data.loader import load_dataset
+from ibtui.engine import rng
+from ibtui.engine.backends import build_backend
+from ibtui.engine.context import RunContext
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
-from ibtui.engine.schedule import snapshot_epochs
-from ibtui.engine.paths import build_path
-from ibtui.engine.probes import Snapshot, build_probes
+from ibtui.engine.probes import build_probes
 from ibtui.engine.regularizers import build_regularizers
-from ibtui.engine.snapshot import Values, mi_points
-from ibtui.models.mlp import BatchedMLP
+from ibtui.engine.schedule import learning_rate, snapshot_epochs
+from ibtui.engine.snapshot import Snapshot, Values, mi_points
+from ibtui.measures.seeds import seed_mean
+from ibtui.models.factory import build_model
 from ibtui.scenario import Scenario
-
-
-def hidden_widths(sc: Scenario) -> list[int]:
-    """The hidden widths in use: model.hidden, cut to model.depth layers when depth > 0."""
-    return sc.model.hidden[:sc.model.depth] if sc.model.depth else list(sc.model.hidden)
-
-
-def build_model(sc: Scenario, seeds: list[int], data: Dataset) -> torch.nn.Module:
-    """The scenario's network for all seeds at once."""
-    if sc.model.kind != "mlp":
-        from ibtui.engine.module_path import build_module  # convolutional models
-
-        return build_module(sc, seeds, data)
-    d_in = data.x[0].numel()
-    sizes = [d_in, *hidden_widths(sc), data.n_classes]
-    model = BatchedMLP(seeds, sizes, sc.model.activation, sc.model.init)
-    if sc.model.init_weight != 0.0 or sc.model.init_bias != 0.0:
-        with torch.no_grad():
-            for w, b in zip(model.weights, model.biases):
-                if sc.model.init_weight != 0.0:
-                    w.fill_(sc.model.init_weight)
-                b.fill_(sc.model.init_bias)
-    if sc.model.fixed_readout:
-        with torch.no_grad():
-            w, b = model.weights[-1], model.biases[-1]
-            width = w.shape[1]
-            w[:, :, 0] = -1.0 / width
-            w[:, :, 1] = 1.0 / width
-            b.zero_()
-        w.requires_grad_(False)
-        b.requires_grad_(False)
-    return model
 
 
 def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter], capturable: bool = False
@@ -75,7 +53,7 @@ def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter], capturab
 
 
 class Engine:
-    """All seeds of one scenario, trained together. Construct, then `run(sinks, controls)`."""
+    """All seeds of one scenario, trained together. Construct, then `run(sink, controls)`."""
 
     def __init__(self, sc: Scenario, scenario_path: str = "", device: str | None = None, sweep: str = ""):
         self.sc = sc
@@ -85,28 +63,38 @@ class Engine:
         self.seed_tensor = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
         self.data = load_dataset(sc, self.seeds, self.device)
         self.model = build_model(sc, self.seeds, self.data).to(self.device)
-        self.snapshots = set(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
+        self.snapshots = frozenset(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
         self.train_idx = self.data.train_indices()
         self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test, sc.data.mi_subset)
-        self.path = build_path(self)
-        self.steps_per_epoch = -(-self.train_idx.shape[1] // sc.train.batch_size)
-        use_graphs = sc.run.cuda_graph and graphs_possible(self)
+        n_train, bs = self.train_idx.shape[1], sc.train.batch_size
+        self.batches = [(start, min(start + bs, n_train)) for start in range(0, n_train, bs)]
+        self.steps_per_epoch = len(self.batches)
+        self.ctx = RunContext(sc=sc, device=self.device, seeds=tuple(self.seeds), seed_tensor=self.seed_tensor,
+                              data=self.data, model=self.model, train_idx=self.train_idx, mi_idx=self.mi_idx,
+                              snapshots=self.snapshots, steps_per_epoch=self.steps_per_epoch)
+        self.backend = build_backend(self.ctx)
+        use_graphs = sc.run.cuda_graph and graphs_possible(self.ctx)
         self.optimizer = build_optimizer(sc, [p for p in self.model.parameters() if p.requires_grad],
                                          capturable=use_graphs)
+        self.lr = sc.train.lr
         self.noise_index = sc.model.noise_start
         self.epoch = 0
-        self.step = 0
+        self.step = 0  # optimiser steps taken
         self.alive = torch.ones(len(self.seeds), dtype=torch.bool)
-        self.regularizers = build_regularizers(self)
-        self.probes = build_probes(self)
-        self._step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
-        self.graphs = EpochGraphs(self) if use_graphs else None
+        self.regularizers = build_regularizers(self.ctx)
+        self.estimators, self.measures = build_probes(self.ctx)  # MI estimators; the other measures
+        self.step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
+        self.graphs = EpochGraphs(self.device) if use_graphs else None
         self.info = self._info(scenario_path)
 
     # ------------------------------------------------------------------ description
     @property
     def beta(self) -> float:
         return self.sc.model.noise_levels[self.noise_index]
+
+    @property
+    def probes(self) -> list:
+        return [*self.estimators, *self.measures]
 
     def _info(self, scenario_path: str) -> R.RunInfo:
         sc = self.sc
@@ -119,7 +107,7 @@ class Engine:
                          "so H(T|X) = 0 and I(X;T) = H(T)"
                          + (" (noisy network: binning measures the noiseless representations)"
                             if max(sc.model.noise_levels) > 0 else ""))
-        widths = [*getattr(self.model, "layer_widths", hidden_widths(sc)), self.data.n_classes]
+        widths = [*getattr(self.model, "layer_widths", sc.model.hidden_widths), self.data.n_classes]
         return R.RunInfo(
             run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
             epochs=sc.run.epochs, layers=tuple(str(i) for i in range(1, len(widths) + 1)),
@@ -129,65 +117,78 @@ class Engine:
             snapshot_epochs=tuple(sorted(self.snapshots)))
 
     # ------------------------------------------------------------------ training
-    def _noise_fn(self, step: rng.Counter):
-        seeds = self.seed_tensor
-
-        def noise(layer: int, like: torch.Tensor) -> torch.Tensor:
-            return rng.normal(seeds, (rng.STREAM_NOISE, step, layer), tuple(like.shape[1:])).to(like.dtype)
-
-        return noise
-
-    def train_epoch(self) -> None:
-        """One pass over each seed's training points in its own random order."""
+    def train_epoch(self, controls: Controls | None = None) -> None:
+        """One pass over each seed's training points in its own random order, all seeds at once:
+        shuffle; for each batch: forward/backward, hooks, optimiser step. Waits between steps while paused."""
         hooks = self.start_epoch()
-        if self.graphs is not None and self.graphs.covers(hooks):
-            self.graphs.run_epoch(self.beta, hooks)
+        if self._replayable(hooks):  # the same steps, captured once as a CUDA graph and replayed
+            self._set_lr(self.step)
+            self.graphs.run_epoch((self.beta, self.lr), self.step, lambda first: self._steps(first, hooks))
+            self.step += self.steps_per_epoch
         else:
-            self.run_steps(self.beta, hooks)
+            for start, stop in self.batches:
+                self._set_lr(self.step)
+                self.train_step(self.step, start, stop, hooks)
+                self.step += 1
+                if controls is not None and controls.paused.is_set():
+                    controls.wait_while_paused()
         self.epoch += 1
-        for probe in self.probes:
-            probe.after_epoch(self)
 
     def start_epoch(self) -> list:
-        """Shuffle each seed's training points for this epoch; returns the step hooks that watch it."""
+        """Shuffle each seed's training points for this epoch (its own order, from (seed, epoch) only) into the
+        back end; returns the step hooks that watch this epoch."""
         n_train = self.train_idx.shape[1]
         perm = rng.permutations(self.seed_tensor, (rng.STREAM_BATCH, self.epoch), n_train)
-        self.path.start_epoch(self.train_idx.gather(1, perm))
-        return [h for h in self._step_hooks if h.watches_epoch(self, self.epoch)]
+        self.backend.start_epoch(self.train_idx.gather(1, perm))
+        return [h for h in self.step_hooks if h.watches_epoch(self.epoch)]
 
-    def run_steps(self, beta: float, hooks: list, step_counter: torch.Tensor | None = None,
-                  limit: int | None = None) -> None:
-        """The epoch's optimiser steps (the first `limit` only, if given) over the batches of `start_epoch`.
+    def train_step(self, step: rng.Counter, start: int, stop: int, hooks: list) -> None:
+        """One optimiser step on batch [start, stop) of the epoch's order; `step` draws the noise (a device
+        counter while an epoch is captured)."""
+        self.backend.forward_backward(start, stop, self.beta, step)  # every seed's gradient of its own loss
+        for hook in hooks:  # regularisers add to the gradients; probes read them
+            hook.after_step(step, self.epoch)
+        self.optimizer.step()
 
-        The noise of step i is drawn at counter `self.step` (or `step_counter + i`, a device tensor, when
-        the steps are being captured into a CUDA graph: the same numbers).
-        """
-        n_train, bs = self.train_idx.shape[1], self.sc.train.batch_size
-        for i, start in enumerate(list(range(0, n_train, bs))[:limit]):
-            step = self.step if step_counter is None else step_counter + i
-            self.path.grads(start, min(start + bs, n_train), beta, self._noise_fn(step) if beta > 0 else None)
-            for hook in hooks:  # regularisers add to the gradients; probes read them
-                hook.after_step(self)
-            self.optimizer.step()
-            self.step += 1
+    def _steps(self, first: rng.Counter, hooks: list) -> None:
+        """The epoch's steps from step counter `first`: what a CUDA graph captures (or its warm-up runs)."""
+        for i, (start, stop) in enumerate(self.batches):
+            self.train_step(first + i, start, stop, hooks)
+
+    def _replayable(self, hooks: list) -> bool:
+        """Whether this epoch may run as a captured graph: graphs on, hooks graph-safe, one learning rate."""
+        if self.graphs is None or not self.graphs.covers(hooks):
+            return False
+        return self._lr_of(self.step) == self._lr_of(self.step + self.steps_per_epoch - 1)
+
+    def _lr_of(self, step: int) -> float:
+        t = self.sc.train
+        return learning_rate(step, t.lr, t.lr_milestones, t.lr_decay)
+
+    def _set_lr(self, step: int) -> None:
+        """The learning rate of step `step` (train.lr_milestones), set in the optimiser when it changes."""
+        lr = self._lr_of(step)
+        if lr != self.lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.lr = lr
 
     # ------------------------------------------------------------------ measurement
     @torch.no_grad()
     def measure(self) -> Values:
-        """Every number of one snapshot, per seed, still on the device."""
-        values, layers, activations = self.path.snapshot(self.mi_idx)
+        """Every number of one snapshot, per seed, still on the device: loss and accuracy (the back end), the MI
+        estimators, then the other measures (which get the last hidden layer's I(X;T) from the snapshot)."""
+        losses, layers, activations = self.backend.snapshot(self.mi_idx)
         labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
-        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx, extra={"values": values})
-        for probe in self.probes:
-            values.update(probe.at_snapshot(self, snap))
+        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx,
+                        x_ids=self.ctx.x_ids(self.mi_idx), losses=losses)
+        values = dict(losses)
+        for probe in self.estimators:
+            values.update(probe.at_snapshot(snap))
+        snap = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(values, len(layers)))
+        for probe in self.measures:
+            values.update(probe.at_snapshot(snap))
         return values
-
-    def x_ids(self, snap: Snapshot) -> torch.Tensor | None:
-        """Identity of each measured input (equal ids for repeated inputs), or None when all are distinct."""
-        if self.data.distinct_inputs:
-            return None
-        ids = self.data.input_ids
-        return ids if snap.point_idx is None else ids[snap.point_idx]
 
     def _records(self, values: Values) -> list[R.Record]:
         keys = list(values)
@@ -206,9 +207,8 @@ class Engine:
             for i in alive_idx:
                 out.append(R.Record(run, self.seeds[i], epoch, step, layer, quantity, estimator, values[i], sweep))
             if alive_idx:
-                finite = row[alive][torch.isfinite(row[alive])]
-                mean = float(finite.mean()) if finite.numel() else math.nan
-                out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, mean, sweep))
+                out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, seed_mean(row[alive]),
+                                    sweep))
         return out
 
     def _noise_record(self) -> R.Record:
@@ -234,7 +234,7 @@ class Engine:
                 self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
                 sink.emit([self._noise_record()])
             t0 = time.perf_counter()
-            self.train_epoch()
+            self.train_epoch(controls)
             t1 = time.perf_counter()
             t["train_s"] += t1 - t0
             t["trained"] += 1
@@ -245,3 +245,9 @@ class Engine:
             sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
                                      bisect.bisect_right(snaps, self.epoch), len(snaps), **t))
         return True
+
+
+def last_hidden_mi_xt(values: Values, n_layers: int) -> torch.Tensor | None:
+    """I(X;T) of the last hidden layer (layer n_layers − 1) by the first MI estimator that measured it."""
+    last_hidden = str(n_layers - 1)
+    return next((v for (layer, q, _), v in values.items() if layer == last_hidden and q == Q.MI_XT), None)

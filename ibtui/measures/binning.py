@@ -13,11 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ibtui.measures.discrete import dense_ids, entropy_of_ids, joint_ids
-
-# Random odd 63-bit multipliers for hashing rows too wide to pack exactly (fixed: results reproducible).
-_HASH_SEED = 0x1B7
-
+from ibtui.measures.discrete import dense_ids, entropy_of_ids, joint_ids, row_keys, rows_per_chunk
 
 @dataclass(frozen=True)
 class BinSpec:
@@ -36,33 +32,14 @@ class BinSpec:
 def bin_indices(h: torch.Tensor, spec: BinSpec) -> torch.Tensor:
     """Integer bin index of every activation, [S, N, d] → int64 [S, N, d]."""
     lo = spec.lo if not torch.is_tensor(spec.lo) else spec.lo.reshape(-1, 1, 1)
-    if spec.width > 0:
-        return torch.floor((h - lo) / spec.width).to(torch.int64)
+    if spec.width > 0:  # clamped so that absurdly large activations cannot overflow the int64 cast
+        return torch.floor((h - lo) / spec.width).clamp_(-(2.0**61), 2.0**61).to(torch.int64)
     hi = spec.hi if not torch.is_tensor(spec.hi) else spec.hi.reshape(-1, 1, 1)
     width = (hi - lo) / spec.n_bins
     if torch.is_tensor(width):
         width = torch.where(width > 0, width, torch.ones_like(width))  # a constant layer: one bin
     idx = torch.floor((h - lo) / width).to(torch.int64)
     return idx.clamp_(0, spec.n_bins - 1)
-
-
-def row_keys(idx: torch.Tensor) -> torch.Tensor:
-    """One int64 key per row of bin indices [S, N, d] → [S, N]; equal rows ↔ equal keys.
-
-    Exact mixed-radix packing when the index ranges fit in 62 bits; otherwise a sum of indices
-    times random 64-bit multipliers (wrap-around arithmetic): two different rows collide with
-    probability about 2**-64 per pair, negligible for N ≤ 10**6.
-    """
-    lo = idx.amin(dim=(0, 1), keepdim=True)
-    shifted = idx - lo
-    radix = shifted.amax(dim=(0, 1)) + 1  # [d]
-    bits = torch.log2(radix.to(torch.float64)).sum().item()
-    if bits <= 62:
-        place = torch.cumprod(torch.cat([radix.new_ones(1), radix[:-1]]), dim=0)
-        return (shifted * place).sum(dim=-1)
-    g = torch.Generator().manual_seed(_HASH_SEED)
-    mult = torch.randint(1, 2**62, (idx.shape[-1],), generator=g, dtype=torch.int64).to(idx.device) * 2 + 1
-    return (shifted * mult).sum(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -79,15 +56,24 @@ class LabelIds:
         return LabelIds(ids, int(count.max()), entropy_of_ids(ids))
 
 
-def cell_keys(h: torch.Tensor, spec: BinSpec) -> torch.Tensor:
+def cell_keys(h: torch.Tensor, spec: BinSpec, *, method: str = "auto", chunk: int | None = None) -> torch.Tensor:
     """One int64 key per row [S, N] naming the row's cell; equal rows of bins ↔ equal keys.
 
     For bins counted over a range, when n_bins**d < 2**52, the bin indices are packed base n_bins by one
     float64 matmul (exact below 2**53): about ten times faster than integer packing on the CPU.
+    Otherwise the bin indices, shifted by each seed's smallest, are keyed by `discrete.row_keys`
+    (`method`: auto, pack or hash) `chunk` rows at a time (default: a fixed memory budget); bin_indices
+    is monotone, so the extent of the indices follows from the extent of h.
     """
-    d = h.shape[-1]
-    if spec.width > 0 or d * math.log2(max(spec.n_bins, 2)) > 52:
-        return row_keys(bin_indices(h, spec))
+    s, n, d = h.shape
+    if method != "auto" or spec.width > 0 or d * math.log2(max(spec.n_bins, 2)) > 52:
+        lo = bin_indices(h.amin(dim=1, keepdim=True), spec)  # [S, 1, d]
+        radix = (bin_indices(h.amax(dim=1, keepdim=True), spec) - lo + 1).amax(dim=0).flatten().tolist()
+        rows = rows_per_chunk(s * d * 8 * 4, n, chunk)
+        if n == 0:
+            return torch.zeros(s, 0, dtype=torch.int64, device=h.device)
+        return torch.cat([row_keys(bin_indices(h[:, i:i + rows], spec) - lo, radix, method=method)
+                          for i in range(0, n, rows)], dim=1)
     lo = spec.lo if not torch.is_tensor(spec.lo) else spec.lo.reshape(-1, 1, 1)
     hi = spec.hi if not torch.is_tensor(spec.hi) else spec.hi.reshape(-1, 1, 1)
     scale = spec.n_bins / (hi - lo)

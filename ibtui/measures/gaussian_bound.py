@@ -1,6 +1,6 @@
 """The Gaussian bound on I(T_{k+1}; T_k) during diffusion, and the input-compression bound.
 
-Shwartz-Ziv, Painsky & Tishby (ICLR 2019 submission, §4.2, eqs. 4–9; papers.md §2.5) split a layer's
+Shwartz-Ziv, Painsky & Tishby (ICLR 2019 submission, §4.2, eqs. 4–9) split a layer's
 weights during diffusion into the weights at the end of drift and an accumulated Brownian part,
 W(τ) = W* + δW(τ), and treat δWᵀT_k + Z as Gaussian noise on the signal W*ᵀT_k.  With the components
 of T_k of variance σ_T² and Z ~ N(0, σ_z² I), eq. 7 gives
@@ -18,7 +18,7 @@ paper's own convention (T_{k+1} = σ(w*ᵀT_k + …) with w* ∈ R^{d_k × d_{k+
 d_{k+1} × d_{k+1} (output size) and the sum runs over the d_{k+1} output directions.  A convolution
 must be passed as its matrix on patches, [S, c_in·k_h·k_w, c_out].
 
-Also here, Theorem 1 (eq. 3, papers.md §2.6): the input-compression bound on the generalisation gap.
+Also here, Theorem 1 (eq. 3): the input-compression bound on the generalisation gap.
 All information values are in bits.
 """
 from __future__ import annotations
@@ -29,16 +29,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ibtui.measures.discrete import LN2
+
 __all__ = [
     "BOUND_DEFINITION",
     "gaussian_bound",
-    "exact_linear_gaussian_mi",
     "input_variance",
     "BoundWindow",
     "input_compression_bound",
 ]
 
-LN2 = math.log(2.0)
 
 BOUND_DEFINITION = ("Gaussian bound on I(T_k;T_k+1) in bits = 1/2 sum_i log2(1 + A_ii/(lambda_i + sz2/sT2)), "
                     "dW = W - W*, dW^T dW = Q Lambda Q^T, A = Q^T W*^T W* Q; W* and sT2 frozen at the "
@@ -68,23 +68,6 @@ def gaussian_bound(w_star: Tensor, w: Tensor, sigma_t2: Tensor | float, sigma_z2
     s = (float(sigma_z2) / _per_seed(sigma_t2, w))[:, None]
     bound = 0.5 * torch.log1p(a_diag / (lam.clamp_min(0.0) + s + eps)).sum(dim=-1) / LN2
     return bound.to(w.dtype if w.is_floating_point() else torch.float32)
-
-
-@torch.no_grad()
-def exact_linear_gaussian_mi(w_star: Tensor, dW: Tensor, sigma_t2: Tensor | float, sigma_z2: float = 0.0,
-                             eps: float = 0.0) -> Tensor:
-    """The eq. 7 quantity, in bits per seed: ½ log2 |W*ᵀW* + δWᵀδW + sI| / |δWᵀδW + sI|, s = σ_z²/σ_T² + eps.
-
-    This is I(W*ᵀT + δWᵀT + Z; W*ᵀT) for T ~ N(0, σ_T² I) when the noise δWᵀT + Z is independent of
-    the signal W*ᵀT (exactly so when W*ᵀδW = 0; asymptotically for large d_k by Prop. 2).  Both
-    determinants were divided by σ_T^{2 d_out}.  w_star, dW: [S, d_in, d_out] → Tensor[S] (float64).
-    """
-    ws, d = w_star.to(torch.float64), dW.to(torch.float64)
-    s = (float(sigma_z2) / _per_seed(sigma_t2, ws) + eps)[:, None, None]
-    eye = torch.eye(ws.shape[-1], dtype=torch.float64, device=ws.device)
-    noise = d.transpose(-1, -2) @ d + s * eye
-    total = ws.transpose(-1, -2) @ ws + noise
-    return 0.5 * (torch.linalg.slogdet(total).logabsdet - torch.linalg.slogdet(noise).logabsdet) / LN2
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ derivative of the SNR is maximal" (§6).  This module gives the engine those num
 
 - :class:`GradientMoments` keeps running sums of the weight gradients of the mini-batches actually
   used in training (no extra passes, no stored per-batch gradient) and returns mean, std and SNR per
-  seed and layer for the window (an epoch).
+  seed and layer for the window (an epoch, or the last N steps before a snapshot: measure.dynamics.window_steps).
 - :func:`weight_norms` gives ‖W_l‖_F and the displacement ‖W_l − W_l(0)‖_F (papers.md §2.4).
 - :class:`TransitionDetector` / :func:`detect_transition` locate the steepest fall of the smoothed
   log SNR against log epoch, online, declaring it only once the fall is confirmed.
@@ -70,7 +70,7 @@ class GradientMoments:
         self.reset()
 
     def reset(self) -> None:
-        """Start a new window (call at the start of each epoch)."""
+        """Start a new window (call at its first step)."""
         self.count = 0
         self._shift: list[Tensor] = []
         self._sum: list[Tensor] = []

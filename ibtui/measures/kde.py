@@ -4,7 +4,7 @@ A hidden layer h(x) is read as the noisy variable T = h(X) + Z with Z ~ N(0, σ�
 on the N measured points. T is then a mixture of N Gaussians, and its entropy is bounded by
 pairwise distances between the centres (Kolchinsky & Tracey, Entropy 2017, §4):
 the KL upper bound uses the kernel exp(−‖h_i−h_j‖²/(2σ²)), the Bhattacharyya lower bound
-exp(−‖h_i−h_j‖²/(8σ²)) (papers.md §4.3; earlier_tools.md §2.2, ibsgd `kde.py`).
+exp(−‖h_i−h_j‖²/(8σ²)), as Saxe et al. (ICLR 2018) apply them to hidden layers.
 
 The pairwise sums are also the core of the sample-propagation estimator (`ibtui.measures.sp`),
 so `gaussian_kernel_log_sums` lives here and is shared.
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
-LN2 = math.log(2.0)
+from ibtui.measures.discrete import LN2
+
 
 # Elements of one [S, rows, cols] kernel block; two such blocks are alive at once (≈ 128 MiB float32).
 # A GPU gets blocks 8× larger: fewer, longer kernels (≈ 1 GiB alive).
@@ -280,12 +281,12 @@ def kde_mi(
     h [S, N, d] activations, labels [N] int64 (or None), noise_var σ². With K_ij = exp(−‖h_i−h_j‖²/(2σ²)):
       upper_xt = −mean_i log mean_j K_ij                    (KL bound H_up(T) − H(T|X))
       lower_xt = same with 8σ² in place of 2σ²              (Bhattacharyya: H_KL(4σ²) + (d/2)·log ¼ − H(T|X))
-    and, as in ibsgd, I(T;Y) = H(T) − Σ_y p(y) H(T|Y=y) with every H from the same bound
+    and, as Saxe et al. (2018) do, I(T;Y) = H(T) − Σ_y p(y) H(T|Y=y) with every H from the same bound
     (a difference of two bounds, so it is an estimate, not a bound):
       upper_ty = mean_i [log mean_{j: y_j=y_i} K_ij − log mean_j K_ij].
     p(y) is the class frequency among the N points. Both *_xt lie in [0, log2 N]. float32 sums
     (float64 if h is float64); chunked over rows (`chunk_size` rows, default: ≈ 2^24 kernel
-    entries a block, so S=10, N=10⁴ runs in ~100 MiB). Source: papers.md §4.3, ibsgd `kde.py`.
+    entries a block, so S=10, N=10⁴ runs in ~100 MiB). Sources: Kolchinsky & Tracey (2017), Saxe et al. (2018).
     """
     if h.dim() != 3:
         raise ValueError(f"h must be [S, N, d], got shape {tuple(h.shape)}")

@@ -3,9 +3,10 @@
 In a noisy net T_ℓ = S_ℓ + Z_ℓ, Z_ℓ ~ N(0, β²I), and with X uniform on m inputs every entropy in the
 information plane is the entropy of a Gaussian mixture with known centres: h(T|X=x_i) of the k noiseless
 images of x_i (k noisy passes of the earlier layers), h(T) of all m·k of them pooled, h(T|Y=y) of the
-class-pooled ones (papers.md §1.2–1.3). SP estimates each mixture entropy by Monte Carlo: draw t from
-the mixture (a centre plus noise) and average −log2 g(t), with g evaluated over all centres by logsumexp
-(the same step as nonlinearIB `mc_entropy.py`, earlier_tools.md §2.3). Pairwise sums come from
+class-pooled ones (Goldfeld et al. 2019, the noisy-network framework and its SP estimator). SP estimates
+each mixture entropy by Monte Carlo: draw t from the mixture (a centre plus noise) and average −log2 g(t),
+with g evaluated over all centres by logsumexp (the Monte Carlo mixture entropy also used by Kolchinsky,
+Tracey & Wolpert's nonlinear information bottleneck, 2019). Pairwise sums come from
 `ibtui.measures.kde.gaussian_kernel_log_sums` (exact distances, chunked, float32-safe).
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ import math
 
 import torch
 
-from ibtui.measures.kde import LN2, gaussian_kernel_log_sums
+from ibtui.measures.discrete import LN2
+from ibtui.measures.kde import gaussian_kernel_log_sums
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -35,7 +37,7 @@ def mixture_entropy_mc(
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(h, se) in bits [S] of g(t) = Σ_i w_i N(t; c_i, β²I), by Monte Carlo (Goldfeld et al. §1.3).
+    """(h, se) in bits [S] of g(t) = Σ_i w_i N(t; c_i, β²I), by Monte Carlo (Goldfeld et al. 2019, the SP estimator).
 
     centers [S, n, d]; weights_mask [n] or [S, n] (bool or non-negative; None = equal weights,
     normalised per seed). For every centre, n_mc draws t = c_i + z, z ~ N(0, β²I); then

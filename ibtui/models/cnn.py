@@ -1,7 +1,7 @@
 """The noisy four-layer MNIST CNN of Goldfeld et al. (ICML 2019), for many seeds at once.
 
 Why this module exists: paper 1 trains "four-layer convolutional neural networks (CNNs) on MNIST"
-and measures I(X;T) of their noisy versions (papers.md §1.7). The paper's layer sizes were not
+and measures I(X;T) of their noisy versions (Goldfeld et al. 2019, MNIST experiment). The paper's layer sizes were not
 found, so the design below is **ibtui's choice**, a common small MNIST CNN:
 
     layer 1  conv 5×5, 1→32 channels, pad 2, activation, max-pool 2    → T1: 32×14×14 = 6272
@@ -10,7 +10,7 @@ found, so the design below is **ibtui's choice**, a common small MNIST CNN:
     layer 4  fully connected 128→10 (logits, output layer)
 
 The activation is tanh by default (bounded, like the paper-2/3 nets; `activation="relu"` is the
-other choice). Noisy net (papers.md §1.1): with β > 0, T_l = S_l + β·ε_l is added to each hidden
+other choice). Noisy net (Goldfeld et al. 2019, Sec. 2): with β > 0, T_l = S_l + β·ε_l is added to each hidden
 layer's output after its nonlinearity (and after its pooling, which is part of the layer), in
 training and measurement; the input and the logits get no noise. `forward` returns the noiseless
 S_l of each hidden layer, flattened to [S, B, d_l]; later layers see the noisy T_l.

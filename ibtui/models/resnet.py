@@ -2,8 +2,8 @@
 
 Why this module exists: paper 2 follows the gradient SNR and the Gaussian bound of "ResNet-32 …
 standard architecture (including ReLU activation functions as described in (He et al., 2016))" on
-CIFAR-10/100, averaged over 50 runs (papers.md §2.8). Running those runs side by side needs the
-network batched over seeds.
+CIFAR-10/100, averaged over 50 runs (Shwartz-Ziv, Painsky & Tishby 2019, experiments). Running those
+runs side by side needs the network batched over seeds.
 
 Architecture (He et al. 2016, §4.2, n = (depth − 2)/6 = 5 for depth 32): conv 3×3 3→16, batch norm,
 ReLU; three stages of n basic blocks with 16, 32, 64 channels on 32×32, 16×16, 8×8 maps (the first
@@ -40,10 +40,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ibtui.models.cnn import stack_seeds
+from ibtui.scenario import RESNET_STAGE_CHANNELS
 
 NoiseFn = Callable[[int, Tensor], Tensor]
 
-STAGE_CHANNELS = (16, 32, 64)
+STAGE_CHANNELS = RESNET_STAGE_CHANNELS
 
 
 class SeedBatchNorm2d(nn.Module):

@@ -11,7 +11,10 @@ import io
 import json
 import os
 import platform
+import socket
 import sys
+import tempfile
+import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,14 +44,48 @@ def format_value(v: float) -> str:
     return repr(float(v))
 
 
+HEARTBEAT_S = 60.0  # while training, the sidecar's `alive` time is refreshed this often (ibtui view spots a dead run)
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write `path` atomically: a temporary file in the same folder, then a rename (no stray file on failure)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def staging_path(path: Path) -> Path:
+    """Where `--overwrite` writes a new file until its first snapshot (same folder, so the rename is atomic)."""
+    return path.with_name(f".{path.name}.ibtui-new")
+
+
 class CsvSink(Sink):
-    def __init__(self, path: str | Path, scenario: dict, scenario_toml: str, extra_meta: dict | None = None):
+    """The CSV export and its sidecar.
+
+    A new file is created exclusively (an existing one raises FileExistsError: an earlier run is never
+    truncated). With `overwrite=True` the new CSV and sidecar are written under staging names in the same
+    folder and renamed over the old ones once the first snapshot is on disk; a run that ends before that
+    leaves the old files as they were (`replaced` stays False).
+    """
+
+    def __init__(self, path: str | Path, scenario: dict, scenario_toml: str, extra_meta: dict | None = None,
+                 overwrite: bool = False):
         self.path = Path(path)
         self.meta_path = sidecar_path(self.path)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        self.overwrite = overwrite
+        self.replaced = not overwrite  # True once the files at path and meta_path are this run's
+        self.last_epoch: int | None = None  # epoch of the last snapshot written
+        self._csv_out = staging_path(self.path) if overwrite else self.path
+        self._meta_out = staging_path(self.meta_path) if overwrite else self.meta_path
+        self._file = open(self._csv_out, "w" if overwrite else "x", newline="", encoding="utf-8")
         self._file.write(",".join(FIELDS) + "\n")
         self._file.flush()
         self.rows = 0
+        self._beat = time.monotonic()
         self.meta = {
             "format": "ibtui-records-v1",
             "columns": list(FIELDS),
@@ -57,12 +94,19 @@ class CsvSink(Sink):
             "scenario_toml": scenario_toml,
             "versions": versions(),
             "command": " ".join(sys.argv),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started": _now(),
             "ended": None,
             "finished": False,
+            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
+            "alive": _now(),
             **(extra_meta or {}),
         }
-        self._write_meta()
+        try:
+            self._write_meta()
+        except BaseException:
+            self._file.close()
+            self._csv_out.unlink(missing_ok=True)
+            raise
 
     def start(self, info: RunInfo) -> None:
         """Called once per engine: once for a run, once per point for a sweep (kept in sweep_points)."""
@@ -81,6 +125,26 @@ class CsvSink(Sink):
         self._file.write(buf.getvalue())  # one write per snapshot: a crash never leaves half a snapshot
         self._file.flush()
         self.rows += len(records)
+        if records:
+            self.last_epoch = max(r.epoch for r in records)
+        if not self.replaced:  # --overwrite: the new run has a snapshot, so now it replaces the old files
+            os.fsync(self._file.fileno())
+            os.replace(self._csv_out, self.path)
+            self._csv_out = self.path
+            self._meta_out.unlink(missing_ok=True)
+            self._meta_out = self.meta_path
+            self.replaced = True
+            self._write_meta()
+
+    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+        now = time.monotonic()
+        if now - self._beat >= HEARTBEAT_S and not self._file.closed:
+            self._beat = now
+            self.meta["alive"] = _now()
+            try:
+                self._write_meta()
+            except OSError:
+                pass  # a heartbeat is a courtesy to `ibtui view`; the CSV matters, and close() reports
 
     def close(self, finished: bool) -> None:
         if self._file.closed:
@@ -88,15 +152,69 @@ class CsvSink(Sink):
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
-        self.meta["ended"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if not self.replaced:  # no snapshot: the old run stays, the staged files go
+            self._csv_out.unlink(missing_ok=True)
+            self._meta_out.unlink(missing_ok=True)
+            return
+        self.meta["ended"] = _now()
         self.meta["finished"] = bool(finished)
         self.meta["rows"] = self.rows
         self._write_meta()
 
     def _write_meta(self) -> None:
-        tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, self.meta_path)
+        _replace_text(self._meta_out, json.dumps(self.meta, indent=2, default=str))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def export_targets(export: Path, rank: int | None = None) -> list[Path]:
+    """Every file `--export` writes: the CSV and its sidecar, and under torchrun this rank's CSV and sidecar."""
+    out = [export, sidecar_path(export)]
+    if rank is not None:
+        out += [rank_path(export, rank), sidecar_path(rank_path(export, rank))]
+    return out
+
+
+def check_targets(export: Path, overwrite: bool, rank: int | None = None) -> None:
+    """Refuse (ExportError, one sentence) an export that cannot be written or would replace a run unasked.
+
+    Runs before any engine work and without torch: the folder must exist and take a new file; a target that
+    exists must be a plain, writable file, and is replaced only with `overwrite`.
+    """
+    from ibtui.errors import ExportError
+
+    export = Path(export)
+    folder = export.parent
+    if not folder.is_dir():
+        raise ExportError(f"--export {export}: the folder {folder} does not exist; create it or pick another path.")
+    existing = []
+    for target in export_targets(export, rank):
+        if not (target.exists() or target.is_symlink()):
+            continue
+        if target.is_dir():
+            raise ExportError(f"--export {export}: {target} is a folder, so the run's "
+                              f"{'sidecar' if target.name.endswith('.meta.json') else 'CSV'} cannot be written "
+                              f"there; pick another path.")
+        if not target.is_file():
+            raise ExportError(f"--export {export}: {target} is not a plain file; pick another path.")
+        if overwrite and not os.access(target, os.W_OK):
+            raise ExportError(f"--export {export}: {target} is read-only, so --overwrite will not replace it; "
+                              f"pick another path or make it writable.")
+        existing.append(target)
+    if existing and not overwrite:
+        names = " and ".join(str(p) for p in existing[:2]) + (f" (+{len(existing) - 2} more)" if len(existing) > 2 else "")
+        raise ExportError(f"--export {export}: {names} already exist{'s' if len(existing) == 1 else ''} (an earlier "
+                          f"run); pass --overwrite to replace {'it' if len(existing) == 1 else 'them'} once the new "
+                          f"run has its first snapshot, or pick another path.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ibtui-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ExportError(f"--export {export}: cannot write in the folder {folder} "
+                          f"({exc.strerror or exc}); pick another path.") from None
 
 
 def read_records(path: str | Path) -> list[Record]:
@@ -123,6 +241,8 @@ def merge(export: Path, world: int) -> int:
     """
     import torch
 
+    from ibtui.measures.seeds import seed_mean
+
     parts = [rank_path(export, r) for r in range(world)]
     rows_by_rank = []
     for p in parts:
@@ -142,9 +262,7 @@ def merge(export: Path, world: int) -> int:
         per_seed = seeds_of.pop(key, [])
         if per_seed:
             out.extend([r[f] for f in FIELDS] for r in per_seed)
-            values = torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32)
-            finite = values[torch.isfinite(values)]
-            mean = float(finite.mean()) if finite.numel() else float("nan")
+            mean = seed_mean(torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32))
             out.append([*(row[f] for f in FIELDS[:-1]), format_value(mean)])
         else:  # a run-wide record (noise level), identical on every rank
             out.append([row[f] for f in FIELDS])
@@ -165,7 +283,7 @@ def merge(export: Path, world: int) -> int:
     meta["distributed"] = {"world_size": world, "ranks": [m.get("run_info", {}).get("seeds") for m in metas]}
     meta["scenario"]["run"]["first_seed"] = min(m["scenario"]["run"]["first_seed"] for m in metas)
     meta["scenario"]["run"]["seeds"] = sum(m["scenario"]["run"]["seeds"] for m in metas)
-    sidecar_path(export).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    _replace_text(sidecar_path(export), json.dumps(meta, indent=2, default=str))
     for p in parts:
         p.unlink()
         sidecar_path(p).unlink()
@@ -174,3 +292,15 @@ def merge(export: Path, world: int) -> int:
 
 def _key(row: dict) -> tuple:
     return (row["run"], row["sweep"], row["epoch"], row["step"], row["layer"], row["quantity"], row["estimator"])
+
+
+def read_frame(path: str | Path):
+    """An export as a pandas DataFrame, every row kept (pandas is needed only by this function).
+
+    Empty cells (`sweep`, `layer`, `estimator` of whole-network quantities) stay "" instead of NaN, so
+    `pivot_table` keeps them; only `value` reads "nan" as NaN. Same as the README's one-liner.
+    """
+    import pandas as pd
+
+    return pd.read_csv(path, keep_default_na=False, na_values={"value": ["nan"]},
+                       dtype={"run": str, "sweep": str, "seed": str, "layer": str, "quantity": str, "estimator": str})

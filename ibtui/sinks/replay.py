@@ -13,7 +13,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import socket
 import time
+from datetime import datetime
 from pathlib import Path
 
 from ibtui.controls import Controls
@@ -68,6 +71,71 @@ def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
         return None
 
 
+CHECK_BYTES = 1 << 16  # `check_export` reads this much: the header and the first rows
+CHECK_ROWS = 50
+STALL_S = 180.0  # no growth and no heartbeat for this long (or the writer's process gone): the run may be dead
+
+
+def check_export(path: str | Path) -> None:
+    """ExportError (one sentence) unless `path` starts like an ibtui export: a header naming the record columns,
+    then rows that parse as records. Reads only the first CHECK_BYTES; a file still being written passes."""
+    from ibtui.errors import ExportError
+
+    path = Path(path)
+    hint = "give the CSV written by `ibtui SCENARIO --export FILE`"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(CHECK_BYTES)
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read it ({exc.strerror or exc}); {hint}.") from None
+    if not head:
+        raise ExportError(f"{path} is empty, so it is not an ibtui export (even a new run's file has a header); {hint}.")
+    complete = head if len(head) < CHECK_BYTES else head[: head.rfind(b"\n") + 1]
+    if b"\x00" in complete:
+        raise ExportError(f"{path} is a binary file, not an ibtui export; {hint}.")
+    try:
+        text = complete.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ExportError(f"{path} is not UTF-8 text, so it is not an ibtui export; {hint}.") from None
+    lines = text.splitlines()
+    try:
+        rows = list(csv.reader(lines[: CHECK_ROWS + 1]))
+    except csv.Error:
+        raise ExportError(f"{path} is not a CSV file; {hint}.") from None
+    idx = column_index(rows[0]) if rows else None
+    if idx is None:
+        found = ",".join(rows[0])[:80] if rows else ""
+        raise ExportError(f"{path} does not start with the header of an ibtui export ({','.join(FIELDS)}) but with "
+                          f"{found!r}; {hint}.")
+    for i, row in enumerate(rows[1:], start=2):
+        if i == len(rows) and not text.endswith("\n") and len(rows) == len(lines):
+            break  # the last line may still be being written
+        if parse_row(row, idx) is None:
+            raise ExportError(f"{path}: line {i} is not an ibtui record ({','.join(row)[:60]!r}); {hint}.")
+
+
+def writer_alive(meta: dict | None) -> bool | None:
+    """Whether the writer process the sidecar names still exists; None if it ran on another machine (or an
+    older sidecar names none), so only the file's growth can tell."""
+    w = (meta or {}).get("writer")
+    if not isinstance(w, dict) or w.get("host") != socket.gethostname() or not isinstance(w.get("pid"), int):
+        return None
+    try:
+        os.kill(w["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _stamp(iso: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp()
+    except ValueError:
+        return None
+
+
 def infer_info(records: list[Record], path: Path, meta: dict | None) -> RunInfo:
     """A RunInfo from what the records show (used when the sidecar has none)."""
     layers = sorted({r.layer for r in records if r.quantity in (MI_XT, MI_TY)}, key=lambda s: int(s) if s.isdigit() else 0)
@@ -99,6 +167,26 @@ class CsvReplay:
         self._offset = 0
         self._rest = b""
         self._index: dict[str, int] | None = None  # column positions, from the header
+        self.stall_s = STALL_S
+        self.stalled = ""  # "not growing since HH:MM: the run may have been killed" (the status line shows it)
+
+    def check_stalled(self, now: float | None = None) -> str:
+        """Set and return `stalled`: the run has not ended, yet its writer is gone (its process no longer exists,
+        or, written on another machine, neither the file nor the sidecar's heartbeat moved for `stall_s`)."""
+        now = time.time() if now is None else now
+        try:
+            grown = self.path.stat().st_mtime
+        except OSError:
+            return self.stalled
+        alive = writer_alive(self.meta)
+        if alive is None:  # another machine: silent for stall_s (no growth, no heartbeat in the sidecar)
+            alive = now - max(grown, _stamp((self.meta or {}).get("alive")) or 0.0) <= self.stall_s
+        if not alive:
+            since = datetime.fromtimestamp(grown).strftime("%H:%M")
+            self.stalled = f"not growing since {since}: the run may have been killed"
+        else:
+            self.stalled = ""
+        return self.stalled
 
     def ended(self) -> bool | None:
         """None while the writer is still at work (or unknown), else whether the run finished."""
@@ -156,6 +244,7 @@ class CsvReplay:
             ended = self.ended()  # read before the data: an end seen here means the data below is complete
             records = self.read_new()
             if records:
+                self.stalled = ""
                 if not started:
                     self.info = info_from_meta(self.meta) or infer_info(records, self.path, self.meta)
                     total = self.info.epochs
@@ -175,5 +264,6 @@ class CsvReplay:
                 return ended
             if not self.follow:
                 return False
+            self.check_stalled()
             controls.stop.wait(self.poll_s)
         return False

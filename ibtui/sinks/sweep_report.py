@@ -1,6 +1,6 @@
 """The end-of-sweep summary: per swept value, what the paper's sweeps measure, and the trend it fits.
 
-Shwartz-Ziv, Painsky & Tishby (2019; papers.md §2.7–2.8) report two sweeps:
+Shwartz-Ziv, Painsky & Tishby (2019, Sec. 5 and Figs. 1b and 3) report two sweeps:
 
 - batch size (Fig. 1b): for each batch size, the iteration where compression starts against the iteration
   of the SNR (drift→diffusion) transition: "a clear linear trend".  Printed: a least-squares line

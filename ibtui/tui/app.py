@@ -194,7 +194,8 @@ class IbtuiApp(App):
         if idx is not None and info is not None and info.noise_levels:
             requested = info.noise_levels[idx % len(info.noise_levels)]
         return RunFlags(paused=self.controls.paused.is_set(), stopping=self.stopping,
-                        noise_requested=requested, source=self.source_label)
+                        noise_requested=requested, source=self.source_label,
+                        stalled=getattr(self.source, "stalled", ""))
 
     def poll(self, force: bool = False) -> None:
         """Timer callback: redraw what changed since the last call (nothing when nothing did)."""

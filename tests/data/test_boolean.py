@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from ibtui.data.boolean import boolean4_patterns, boolean4_rule, boolean4_sample, load_boolean4
-from ibtui.engine.probes import Snapshot
 from ibtui.engine.trainer import Engine
 from ibtui.measures.binning import BinSpec, binning_mi
 from ibtui.scenario import load_scenario, parse_scenario
@@ -89,8 +88,8 @@ def test_bundled_scenario_and_binning_h_t_given_x_is_zero_for_the_deterministic_
     ceiling = info(idx, y)[1] / entropy_bits(np.bincount(y))
     assert f"I(X;Y)/H(Y) = {ceiling:.4f}" in next(n for n in eng.info.notes if "inputs repeat (16 distinct)" in n)
     eng.train_epoch()
-    _, layers, acts = eng.path.snapshot(eng.mi_idx)
-    x_ids = eng.x_ids(Snapshot(eng.epoch, 0.0, layers, acts, eng.data.y, eng.mi_idx))  # what binning gets
+    _, layers, acts = eng.backend.snapshot(eng.mi_idx)
+    x_ids = eng.ctx.x_ids(eng.mi_idx)  # what binning gets
     assert torch.equal(x_ids, eng.data.input_ids)
     for h in layers[:-1]:
         mi = binning_mi(h, BinSpec(30, -1.0, 1.0), eng.data.y, x_ids=x_ids)

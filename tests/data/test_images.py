@@ -188,13 +188,30 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     assert resolve_data_dir(str(b), str(a)) == a  # CLI wins
     assert resolve_data_dir(str(b), None) == b  # then the scenario
     assert resolve_data_dir(None, None) == c  # then the environment
-    assert resolve_data_dir("b", None, relative_to=tmp_path) == b  # relative to the scenario's folder
     with pytest.raises(DataMissingError, match=r"--data-dir"):
         resolve_data_dir(None, str(tmp_path / "nope"))
     monkeypatch.delenv("IBTUI_DATA")
     with pytest.raises(DataMissingError) as info:
         resolve_data_dir(None, None)
     assert "IBTUI_DATA" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_relative_data_dir_is_relative_to_the_scenario_file(tmp_path, monkeypatch):
+    """data.dir = "imgs" in sub/run.toml names sub/imgs, whatever the working directory; --set is used as written."""
+    from ibtui.scenario import load_scenario
+
+    sub, elsewhere = tmp_path / "sub", tmp_path / "elsewhere"
+    (sub / "imgs").mkdir(parents=True)
+    (elsewhere / "mine").mkdir(parents=True)
+    (sub / "run.toml").write_text('[data]\ndataset = "mnist"\ndir = "imgs"\n[measure]\nestimators = []\n')
+    monkeypatch.chdir(elsewhere)
+    sc = load_scenario(Path("..") / "sub" / "run.toml")
+    assert resolve_data_dir(sc.data.dir, None).resolve() == (sub / "imgs").resolve()
+    sc = load_scenario(sub / "run.toml", ['data.dir="mine"'])
+    assert resolve_data_dir(sc.data.dir, None).resolve() == (elsewhere / "mine").resolve()
+    (sub / "abs.toml").write_text(f'[data]\ndataset = "mnist"\ndir = "{elsewhere / "mine"}"\n'
+                                  f'[measure]\nestimators = []\n')
+    assert load_scenario(sub / "abs.toml").data.dir == str(elsewhere / "mine")
 
 
 def test_subset_is_seeded_sorted_and_nested(mnist5k):

@@ -1,16 +1,19 @@
-"""The saturation toy (toys.py): exact MI against papers.md §1.4's table and limits; SP against quadrature."""
+"""The saturation toy of Goldfeld et al. (2019): exact MI against an independent quadrature table and its limits;
+SP against quadrature."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from ibtui.data.toys import SATURATION_X, saturation_labels, saturation_mi_exact, saturation_mi_sp
+from ibtui.data.toys import SATURATION_X, saturation_labels
+from oracles import saturation_mi_exact, saturation_mi_sp
 from ibtui.measures.sp import sp_mutual_information
 
 H_QUARTER = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))  # 0.8113 bits
 
-# papers.md §1.4: (β, w, I at b = 0, I at b = −2w), exact I(X;T_1) in bits
+# (β, w, I at b = 0, I at b = −2w): exact I(X;T_1) in bits of the single noisy tanh neuron, computed once by an
+# independent quadrature; the limits are the entropies of the cluster weights (1 bit for 2+2, H(¼) for 3+1)
 TABLE = [
     (0.01, 0.01, 1.219, 1.219), (0.01, 0.1, 2.000, 2.000), (0.01, 0.5, 2.000, 2.000), (0.01, 1, 2.000, 1.521),
     (0.01, 2, 1.865, 1.405), (0.01, 5, 1.000, 0.811), (0.01, 50, 1.000, 0.811),

@@ -4,8 +4,9 @@ bundled noisy/orthonormal sweep runs both points into one export."""
 import pytest
 import torch
 
-from ibtui.engine.clustering_probe import ClusteringProbe, clustering_scales
-from ibtui.engine.probes import Snapshot, subset_indices
+from ibtui.engine.probes.clustering import ClusteringProbe, clustering_scales
+from ibtui.engine.probes.base import subset_indices
+from ibtui.engine.snapshot import Snapshot
 from ibtui.engine.sweep import SweepRunner
 from ibtui.engine.trainer import Engine
 from ibtui.measures.clustering import DEFINITIONS, clustering_measures
@@ -26,7 +27,7 @@ def probe_of(eng) -> ClusteringProbe:
 
 
 def snapshot(eng) -> Snapshot:
-    _, layers, acts = eng.path.snapshot(eng.mi_idx)
+    _, layers, acts = eng.backend.snapshot(eng.mi_idx)
     labels = eng.data.y if eng.mi_idx is None else eng.data.y[eng.mi_idx]
     return Snapshot(eng.epoch, eng.beta, layers, acts, labels, eng.mi_idx)
 
@@ -61,9 +62,9 @@ def test_records_are_the_measures_of_every_layer_at_10_beta_and_beta():
 def test_a_fixed_subset_of_points():
     eng = Engine(noisy_szt(beta=0.01, clustering="points = 700\nradius = 0.05"))
     snap = snapshot(eng)
-    got = probe_of(eng).at_snapshot(eng, snap)
-    keep = subset_indices(4096, 700, torch.device("cpu"), 0)
-    assert keep.numel() == 700 and torch.equal(keep, subset_indices(4096, 700, torch.device("cpu"), 99))
+    got = probe_of(eng).at_snapshot(snap)
+    keep = subset_indices(4096, 700, torch.device("cpu"))
+    assert keep.numel() == 700 and torch.equal(keep, subset_indices(4096, 700, torch.device("cpu")))
     for index in (1, 5, 6):
         h = snap.layers[index - 1][:, keep]
         expected = clustering_measures(h, eng.data.y[keep], 0.1, 0.05)
@@ -77,7 +78,7 @@ def test_per_seed_points_are_measured_seed_by_seed():
     eng = Engine(noisy_szt(beta=0.0, data='mi_points = "test"\nsplit_per_seed = true'))
     snap = snapshot(eng)
     assert snap.labels.dim() == 2 and not torch.equal(snap.labels[0], snap.labels[1])
-    got = probe_of(eng).at_snapshot(eng, snap)
+    got = probe_of(eng).at_snapshot(snap)
     for i in range(2):
         expected = clustering_measures(snap.layers[2][i:i + 1], snap.labels[i], 0.1, 0.01)  # β = 0 stand-ins
         for q in DEFINITIONS:

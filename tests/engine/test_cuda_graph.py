@@ -9,7 +9,7 @@ import torch
 
 from ibtui.engine import rng
 from ibtui.engine.cuda_graph import EpochGraphs
-from ibtui.engine.dynamics_probe import DynamicsProbe
+from ibtui.engine.probes.dynamics import DynamicsProbe
 from ibtui.engine.orthonormal import OrthonormalPenalty
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import parse_scenario
@@ -37,9 +37,8 @@ def test_steps_counted_on_the_device_train_exactly_like_steps_counted_in_python(
     for _ in range(3):
         eager.train_epoch()
         hooks = counted.start_epoch()
-        first = counted.step
-        counted.run_steps(counted.beta, hooks, step_counter=torch.tensor(first))
-        assert counted.step == first + counted.steps_per_epoch
+        counted._steps(torch.tensor(counted.step), hooks)  # what a captured epoch runs
+        counted.step += counted.steps_per_epoch
         counted.epoch += 1
     assert eager.step == counted.step == 3 * eager.steps_per_epoch
     for a, b in zip(eager.model.parameters(), counted.model.parameters()):
@@ -49,14 +48,14 @@ def test_steps_counted_on_the_device_train_exactly_like_steps_counted_in_python(
 def test_the_epoch_inputs_stay_at_one_address():
     e = Engine(scenario())
     e.train_epoch()
-    x0, y0 = e.path.x_epoch.data_ptr(), e.path.y_epoch.data_ptr()
-    first = e.path.x_epoch.clone()
+    x0, y0 = e.backend.x_epoch.data_ptr(), e.backend.y_epoch.data_ptr()
+    first = e.backend.x_epoch.clone()
     e.train_epoch()
-    assert (e.path.x_epoch.data_ptr(), e.path.y_epoch.data_ptr()) == (x0, y0)
-    assert not torch.equal(e.path.x_epoch, first)  # new order, same buffer
+    assert (e.backend.x_epoch.data_ptr(), e.backend.y_epoch.data_ptr()) == (x0, y0)
+    assert not torch.equal(e.backend.x_epoch, first)  # new order, same buffer
     order = e.train_idx.gather(1, rng.permutations(e.seed_tensor, (rng.STREAM_BATCH, 1), e.train_idx.shape[1]))
-    assert torch.equal(e.path.x_epoch, e.data.x.reshape(len(e.data.x), -1)[order].transpose(1, 2))
-    assert torch.equal(e.path.y_epoch, e.data.y[order])
+    assert torch.equal(e.backend.x_epoch, e.data.x.reshape(len(e.data.x), -1)[order].transpose(1, 2))
+    assert torch.equal(e.backend.y_epoch, e.data.y[order])
 
 
 def test_only_graph_safe_hooks_allow_a_captured_epoch():
@@ -64,7 +63,7 @@ def test_only_graph_safe_hooks_allow_a_captured_epoch():
     dyn = next(p for p in e.probes if isinstance(p, DynamicsProbe))
     ortho = next(h for h in e.regularizers if isinstance(h, OrthonormalPenalty))
     assert ortho.graph_safe and not dyn.graph_safe
-    watched = [ep for ep in range(6) if dyn.watches_epoch(e, ep)]
+    watched = [ep for ep in range(6) if dyn.watches_epoch(ep)]
     assert watched == sorted(ep - 1 for ep in e.snapshots if ep > 0)
     graphs = EpochGraphs.__new__(EpochGraphs)  # covers() needs no CUDA state
     graphs.error = None
@@ -110,3 +109,19 @@ def test_training_steps_make_no_host_syncs_on_a_gpu():
                 e.train_epoch()
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+def test_an_epoch_with_a_learning_rate_change_is_not_replayed():
+    """Graphs are keyed by (β, lr); an epoch across a train.lr_milestones step runs eagerly."""
+    sc = parse_scenario('[run]\nepochs = 4\nseeds = 1\ndevice = "cpu"\n[train]\nbatch_size = 500\n'
+                        'lr_milestones = [10]\n[measure]\nsnapshots = 2\nestimators = []\n'
+                        '[measure.dynamics]\nenabled = false\n')
+    e = Engine(sc)
+    assert e.steps_per_epoch == 7
+    e.graphs = EpochGraphs.__new__(EpochGraphs)  # _replayable() needs no CUDA state
+    e.graphs.error = None
+    assert e._replayable([])  # steps 0–6: one learning rate
+    e.step = 7
+    assert not e._replayable([])  # steps 7–13 cross the milestone at 10
+    e.step = 14
+    assert e._replayable([])

@@ -18,6 +18,7 @@ def rows(path):
         return list(csv.reader(f))
 
 
+@pytest.mark.slow  # two torchrun processes, each importing torch
 def test_two_process_torchrun_merges_to_the_single_process_export(tmp_path):
     single, merged = tmp_path / "single.csv", tmp_path / "merged.csv"
     res = cli("scenarios/szt_tanh.toml", "--export", single, *SETS)

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from ibtui import quantities as Q
-from ibtui.engine.dynamics_probe import DynamicsProbe, as_matrix
-from ibtui.engine.probes import Probe, Snapshot
+from ibtui.engine.probes.dynamics import DynamicsProbe, as_matrix
+from ibtui.engine.probes.base import Probe
+from ibtui.engine.snapshot import Snapshot
 from ibtui.engine.trainer import Engine
 from ibtui.measures.gaussian_bound import gaussian_bound, input_variance
 from ibtui.measures.gradients import detect_transition
@@ -27,23 +28,29 @@ def tiny(epochs=30, seeds=3, first=0, snapshots=None, dynamics=""):
 def run(sc, spy=None):
     engine = Engine(sc)
     if spy is not None:
-        engine._step_hooks.append(spy)
+        spy.weights = engine.model.weight_matrices()
+        engine.step_hooks.append(spy)
     sink = ListSink()
     assert engine.run(sink)
     return engine, sink
 
 
 class GradSpy(Probe):
-    """Keeps every step's weight gradients of one epoch (what the probe must not need to do)."""
+    """Keeps every step's weight gradients of one epoch, or by step of all epochs (what the probe must not need
+    to do)."""
 
     watches_steps = True
 
-    def __init__(self, epoch):
-        self.epoch, self.grads = epoch, []
+    def __init__(self, epoch=None):
+        self.weights, self.epoch = [], epoch
+        self.grads, self.by_step = [], {}
 
-    def after_step(self, engine):
-        if engine.epoch == self.epoch:
-            self.grads.append([w.grad.double().clone() for w in engine.model.weight_matrices()])
+    def after_step(self, step, epoch):
+        grads = [w.grad.double().clone() for w in self.weights]
+        if epoch == self.epoch:
+            self.grads.append(grads)
+        if self.epoch is None:
+            self.by_step[step] = grads
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +152,7 @@ def test_sigma_t2_is_the_input_variance_when_it_matters(base_run):
     """σ_T² enters only with σ_z > 0; then it is X's variance for layer 1 and T_{j−1}'s for layer j."""
     engine, _, _ = base_run
     probe = next(p for p in engine.probes if isinstance(p, DynamicsProbe))
-    _, layers, acts = engine.path.snapshot(None)
+    _, layers, acts = engine.backend.snapshot(None)
     snap = Snapshot(engine.epoch, 0.0, layers, acts, engine.data.y, None)
     assert torch.equal(probe._sigma_t2(snap), torch.ones(3, 6, dtype=torch.float64))
     probe.bound.sigma_z2 = 0.1
@@ -157,19 +164,19 @@ def test_sigma_t2_is_the_input_variance_when_it_matters(base_run):
     probe.bound.sigma_z2 = 0.0
 
 
-def _synthetic_probe(snr_form="ratio"):
+def _synthetic_probe(snr_form="ratio", snapshots=301):
     """A probe on a real (untrained) engine, to be fed synthetic gradients step by step."""
-    engine = Engine(tiny(epochs=300, seeds=2, snapshots=301, dynamics=f'snr = "{snr_form}"'))
+    engine = Engine(tiny(epochs=300, seeds=2, snapshots=snapshots, dynamics=f'snr = "{snr_form}"'))
     probe = next(p for p in engine.probes if isinstance(p, DynamicsProbe))
     return engine, probe
 
 
-def _feed_epoch(engine, probe, means, deltas):
-    """Two mini-batches g = m ± δ per layer: ‖mean‖ = ‖m‖, √tr Cov = √2‖δ‖ (n − 1 = 1)."""
-    for sign in (1.0, -1.0):
+def _feed_epoch(engine, probe, means, deltas, epoch):
+    """Two mini-batches (the epoch's first two steps) g = m ± δ per layer: ‖mean‖ = ‖m‖, √tr Cov = √2‖δ‖."""
+    for i, sign in enumerate((1.0, -1.0)):
         for w, m, d in zip(engine.model.weight_matrices(), means, deltas):
             w.grad = m + sign * d
-        probe.after_step(engine)
+        probe.after_step(epoch * engine.steps_per_epoch + i, epoch)
 
 
 def test_transition_through_the_probe_interface():
@@ -188,13 +195,11 @@ def test_transition_through_the_probe_interface():
     epochs = list(range(1, 301))
     seen_snr, recorded, phases = [], [], []
     for e in epochs:
-        engine.epoch = e - 1
         snr = 10.0 * torch.where(e > kinks, (kinks / e) ** 2, torch.ones_like(kinks))  # [S, L]
         means = [u * snr[:, j, None, None].float() for j, u in enumerate(unit)]
-        _feed_epoch(engine, probe, means, other)  # √tr Cov = 1
-        engine.epoch = e
+        _feed_epoch(engine, probe, means, other, e - 1)  # √tr Cov = 1
         snap = Snapshot(e, 0.0, [], [], engine.data.y, None)
-        out = probe.at_snapshot(engine, snap)
+        out = probe.at_snapshot(snap)
         got = torch.stack([out[(str(j + 1), "snr", "")] for j in range(6)], dim=1)
         assert torch.allclose(got.double(), snr, rtol=1e-5)
         seen_snr.append(got.double())
@@ -221,19 +226,54 @@ def test_snr_squared_form_and_lazy_window_reset():
     means = [torch.full(sh, 0.5) for sh in shapes]
     deltas = [torch.full(sh, 0.25) for sh in shapes]
     for epoch in (0, 1):  # the second epoch's window must not contain the first's steps
-        engine.epoch = epoch
-        _feed_epoch(engine, probe, [m * (epoch + 1) for m in means], deltas)
+        _feed_epoch(engine, probe, [m * (epoch + 1) for m in means], deltas, epoch)
     assert probe.moments.count == 2
-    out = probe.at_snapshot(engine, Snapshot(2, 0.0, [], [], engine.data.y, None))
+    out = probe.at_snapshot(Snapshot(2, 0.0, [], [], engine.data.y, None))
     for j, sh in enumerate(shapes):
         n = math.prod(sh[1:])
         snr = (1.0 * math.sqrt(n)) / (math.sqrt(2.0) * 0.25 * math.sqrt(n))  # ‖m‖ / (√2‖δ‖)
         assert torch.allclose(out[(str(j + 1), "snr", "")], torch.full((2,), snr ** 2), rtol=1e-5)
         assert torch.allclose(out[(str(j + 1), "grad_mean", "")], torch.full((2,), math.sqrt(n)), rtol=1e-5)
-    engine.snapshots = {0, 300}  # an epoch that ends in no snapshot is not accumulated
-    engine.epoch = 5
-    _feed_epoch(engine, probe, means, deltas)
-    assert probe.moments.count == 2 and probe._window_epoch == 1
+    engine, probe = _synthetic_probe("squared", snapshots=2)  # snapshots at epochs 0 and 300 only
+    assert not probe.watches_epoch(5) and probe.watches_epoch(299)
+    _feed_epoch(engine, probe, means, deltas, 5)  # an epoch that ends in no snapshot is not accumulated
+    assert probe.moments.count == 0 and probe._window is None
+    _feed_epoch(engine, probe, means, deltas, 299)
+    assert probe.moments.count == 2 and probe._window == 300
+
+
+@pytest.mark.parametrize("window_steps, schedule", [(5, "snapshots = 31"), (20, 'snapshots = 16\nschedule = "linear"')])
+def test_step_window_holds_the_last_steps_before_each_snapshot(window_steps, schedule):
+    """measure.dynamics.window_steps = N: the moments at a snapshot are those of the N optimiser steps before
+    it (13 steps an epoch here; with snapshots every 2 epochs a 20-step window spans two epochs)."""
+    sc = parse_scenario('[run]\nepochs = 30\nseeds = 2\ndevice = "cpu"\n[train]\nbatch_size = 256\n'
+                        f'[measure]\n{schedule}\n[measure.dynamics]\nwindow_steps = {window_steps}\n')
+    spy = GradSpy()
+    engine, sink = run(sc, spy)
+    spe = engine.steps_per_epoch
+    assert spe == 13 and len(spy.by_step) == 30 * spe
+    assert any(f"the last {window_steps} optimiser steps" in n for n in engine.info.notes)
+    snaps = sorted(e for e in engine.snapshots if e > 0)
+    assert snaps[:3] == ([1, 2, 3] if window_steps == 5 else [2, 4, 6])
+    for epoch in (snaps[0], snaps[len(snaps) // 2], 30):
+        end = epoch * spe
+        steps = range(end - window_steps, end)
+        for layer in range(len(engine.model.weight_matrices())):
+            g = np.stack([spy.by_step[t][layer].numpy() for t in steps])  # [N, S, d_in, d_out]
+            g = g.reshape(g.shape[0], g.shape[1], -1)
+            mean = np.linalg.norm(g.mean(0), axis=1)
+            std = np.sqrt(((g - g.mean(0)) ** 2).sum(axis=(0, 2)) / (g.shape[0] - 1))
+            for s in engine.seeds:
+                assert sink.series(s, "grad_mean", str(layer + 1))[epoch] == pytest.approx(mean[s], rel=1e-5)
+                assert sink.series(s, "grad_std", str(layer + 1))[epoch] == pytest.approx(std[s], rel=1e-5)
+
+
+def test_step_windows_are_cut_at_the_previous_snapshot():
+    from ibtui.engine.probes.dynamics import snr_windows
+
+    assert snr_windows([0, 1, 2, 5], 10, 0) == [(0, 10, 1), (10, 20, 2), (40, 50, 5)]  # the last epoch
+    assert snr_windows([0, 1, 2, 5], 10, 4) == [(6, 10, 1), (16, 20, 2), (46, 50, 5)]
+    assert snr_windows([0, 1, 2, 5], 10, 25) == [(0, 10, 1), (10, 20, 2), (25, 50, 5)]
 
 
 def test_snr_definition_reaches_the_run_info():

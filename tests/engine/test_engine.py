@@ -1,6 +1,8 @@
-"""The batched engine: seeds are independent, both optimisers train, controls act at epoch boundaries."""
+"""The batched engine: seeds are independent, both optimisers train, pause acts between steps and stop and
+noise at epoch boundaries, the learning-rate schedule."""
 import math
 import threading
+import time
 
 import pytest
 import torch
@@ -146,3 +148,81 @@ def test_a_diverging_seed_stops_alone():
     assert not any(r.seed == 1 and r.quantity == Q.LOSS_TRAIN for r in sink.records)
     assert all(math.isfinite(v) for v in sink.series(0, Q.LOSS_TRAIN).values())
     assert sink.series("mean", Q.LOSS_TRAIN) == sink.series(0, Q.LOSS_TRAIN)
+
+
+def test_pause_stops_at_the_next_step_and_stop_at_the_epoch_boundary():
+    """Pausing mid-epoch holds training after the current optimiser step; a stop asked meanwhile still ends the
+    epoch (stop and noise changes act at epoch boundaries)."""
+    sc = parse_scenario('[run]\nepochs = 5\nseeds = 1\ndevice = "cpu"\n[train]\nbatch_size = 64\n'
+                        '[measure]\nsnapshots = 2\n')
+    eng = Engine(sc)
+    controls = Controls()
+
+    class PauseAtStep3:
+        watches_steps, graph_safe = True, False
+
+        def watches_epoch(self, epoch):
+            return True
+
+        def after_step(self, step, epoch):
+            if step == 3:
+                controls.paused.set()
+
+    eng.step_hooks.append(PauseAtStep3())
+    t = threading.Thread(target=eng.run, args=(ListSink(), controls))
+    t.start()
+    deadline = time.monotonic() + 20
+    while eng.step < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert t.is_alive() and eng.step == 4 and eng.epoch == 0  # held after step 3's update, mid-epoch
+    controls.stop.set()
+    t.join(20)
+    assert not t.is_alive() and eng.epoch == 1 and eng.step == eng.steps_per_epoch == 52
+
+
+def test_lr_milestones_divide_the_learning_rate():
+    """train.lr_milestones (in optimiser steps) and lr_decay: He et al.'s schedule on a tiny run."""
+    sc = parse_scenario('[run]\nepochs = 3\nseeds = 2\ndevice = "cpu"\n[train]\noptimizer = "sgd"\nlr = 0.1\n'
+                        'momentum = 0.9\nbatch_size = 256\nlr_milestones = [20, 30]\nlr_decay = 0.1\n'
+                        '[measure]\nsnapshots = 2\nestimators = []\n[measure.dynamics]\nenabled = false\n')
+    eng = Engine(sc)
+    seen = {}
+
+    class LrSpy:
+        watches_steps, graph_safe = True, False
+
+        def watches_epoch(self, epoch):
+            return True
+
+        def after_step(self, step, epoch):
+            seen[step] = [g["lr"] for g in eng.optimizer.param_groups]
+
+    eng.step_hooks.append(LrSpy())
+    assert eng.run(ListSink())
+    assert len(seen) == 3 * 13
+    assert all(seen[s] == [0.1] for s in range(20))
+    assert all(seen[s] == [pytest.approx(0.01, rel=1e-12)] for s in range(20, 30))
+    assert all(seen[s] == [pytest.approx(0.001, rel=1e-12)] for s in range(30, 39))
+    assert eng.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3, rel=1e-12)
+    plain = Engine(parse_scenario('[run]\nepochs = 1\nseeds = 1\ndevice = "cpu"\n'))
+    assert plain.sc.train.lr_milestones == [] and plain.optimizer.param_groups[0]["lr"] == plain.sc.train.lr
+
+
+def test_engine_parts_get_a_frozen_context_never_the_engine():
+    """Back ends, probes, regularisers and graph capture import nothing of the trainer; the context is frozen."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "ibtui" / "engine"
+    for path in root.rglob("*.py"):
+        if path.name in ("trainer.py", "sweep.py"):
+            continue
+        names = {n.module for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(n, ast.ImportFrom) and n.module}
+        assert "ibtui.engine.trainer" not in names, path
+    eng = Engine(small(epochs=1, seeds=1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        eng.ctx.model = None
+    assert eng.ctx.snapshots == eng.snapshots and eng.ctx.steps_per_epoch == len(eng.batches)

@@ -47,10 +47,10 @@ def test_after_step_adds_lambda_times_the_gradient_to_hidden_layers_only():
     eng = Engine(szt(lam))
     pens = [r for r in eng.regularizers if isinstance(r, OrthonormalPenalty)]
     assert len(pens) == 1 and pens[0].layers == [1, 2, 3, 4, 5]  # empty = every hidden layer, not the output
-    eng.path.start_epoch(eng.train_idx)
-    eng.path.grads(0, 256, 0.0, None)
+    eng.backend.start_epoch(eng.train_idx)
+    eng.backend.forward_backward(0, 256, 0.0, 0)
     before = [w.grad.clone() for w in eng.model.weight_matrices()]
-    pens[0].after_step(eng)
+    pens[0].after_step(0, 0)
     for layer, (w, g0) in enumerate(zip(eng.model.weight_matrices(), before), start=1):
         _, g_ref = autograd_penalty_grad(w.detach().double())
         expected = lam * g_ref.float() if layer <= 5 else torch.zeros_like(g0)
@@ -62,9 +62,9 @@ def test_chosen_layers_and_a_bad_layer():
     assert eng.regularizers[0].layers == [2, 6]
     w = eng.model.weight_matrices()
     expected = 0.5 * (orthonormal_penalty(w[1].detach()) + orthonormal_penalty(w[5].detach()))
-    torch.testing.assert_close(eng.regularizers[0].penalty(eng), expected)
+    torch.testing.assert_close(eng.regularizers[0].penalty(), expected)
     with pytest.raises(ScenarioError, match="orthonormal_layers"):
-        Engine(szt(0.5, "[7]"))
+        szt(0.5, "[7]")
     assert Engine(szt(0.0)).regularizers == []
 
 
@@ -78,7 +78,7 @@ def test_training_with_a_large_lambda_holds_wtw_at_identity():
         eng = Engine(szt(lam))
         for _ in range(60):  # Adam lr 0.01, 60 epochs of 13 steps: the task is learnt (train acc ≥ 0.9)
             eng.train_epoch()
-        values, _, _ = eng.path.snapshot(None)
+        values, _, _ = eng.backend.snapshot(None)
         assert values[("", "acc_train", "")].min().item() > 0.9
         devs[lam] = max_dev(eng)
     # Measured: λ = 1 gives max |WᵀW − I| ≈ 0.011–0.016 per layer; λ = 0 gives 1.1–5.2.

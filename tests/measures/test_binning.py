@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from ibtui.measures.binning import BinSpec, bin_indices, binning_mi, row_keys
-from ibtui.measures.discrete import dense_ids, entropy_of_ids
+from ibtui.measures.binning import BinSpec, bin_indices, binning_mi
+from ibtui.measures.discrete import dense_ids, entropy_of_ids, row_keys
 
 
 def layer_with_cells(cell_of_sample: torch.Tensor, d: int = 3, n_bins: int = 30) -> torch.Tensor:

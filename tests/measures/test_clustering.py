@@ -364,3 +364,19 @@ def test_cuda_matches_cpu():
         torch.testing.assert_close(gpu[name].cpu(), cpu[name], atol=1e-5, rtol=1e-5, msg=name)
     assert torch.equal(gpu["cells"].cpu(), cpu["cells"]) and torch.equal(gpu["close_pairs"].cpu(), cpu["close_pairs"])
     assert torch.equal(cl.occupied_cells(h.cuda(), 1e-6).cpu(), cl.occupied_cells(h, 1e-6))  # hash path
+
+
+def test_grid_measures_are_binning_at_width_b():
+    """cells, H_bin and homogeneity are the binning estimator's partition at width B: H(T) and I(T;Y)/H(Y)."""
+    from ibtui.measures.binning import BinSpec, binning_mi
+
+    g = _gen(17)
+    h = torch.rand(3, 800, 3, generator=g) * 2 - 1
+    labels = torch.randint(0, 3, (800,), generator=g)
+    mi = binning_mi(h, BinSpec(width=0.25, lo=0.0), labels)
+    h_y = -sum(p * math.log2(p) for p in (torch.bincount(labels) / 800).tolist())
+    out = cl.clustering_measures(h, labels, bin_size=0.25, radius=0.1)
+    torch.testing.assert_close(out["H_bin"], mi["H(T)"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out["homogeneity"], mi["I(T;Y)"] / h_y, atol=1e-6, rtol=0)
+    want = [len(np.unique(np.floor(h[s].numpy() / 0.25), axis=0)) for s in range(3)]
+    assert out["cells"].tolist() == want

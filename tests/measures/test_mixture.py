@@ -1,10 +1,11 @@
-"""Quadrature oracles (mixture.py) against closed forms and against each other."""
+"""Quadrature entropies (mixture.py and the 2-D oracle of tests/oracles.py) against closed forms and each other."""
 import math
 
 import numpy as np
 import pytest
 
-from ibtui.measures.mixture import _grid_entropy, gaussian_entropy_bits, mixture_entropy_1d, mixture_entropy_2d
+from ibtui.measures.mixture import mixture_entropy_1d
+from oracles import _grid_entropy, gaussian_entropy_bits, mixture_entropy_2d
 
 
 def _h_bits(p):
@@ -14,7 +15,7 @@ def _h_bits(p):
 
 def test_gaussian_entropy_closed_form():
     assert gaussian_entropy_bits(0.01**2) == pytest.approx(0.5 * math.log2(2 * math.pi * math.e * 1e-4), abs=1e-12)
-    assert gaussian_entropy_bits(0.01**2) == pytest.approx(-4.596760604594, abs=1e-9)  # papers.md §1.2: −4.5968
+    assert gaussian_entropy_bits(0.01**2) == pytest.approx(-4.596760604594, abs=1e-9)  # h(Z_1) per unit at β = 0.01
     cov = np.array([[2.0, 0.5], [0.5, 1.0]])
     expect = 0.5 * math.log2((2 * math.pi * math.e) ** 2 * np.linalg.det(cov))
     assert gaussian_entropy_bits(cov) == pytest.approx(expect, abs=1e-12)

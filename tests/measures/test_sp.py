@@ -4,7 +4,8 @@ import math
 import numpy as np
 import torch
 
-from ibtui.measures.mixture import mixture_entropy_1d, mixture_entropy_2d
+from ibtui.measures.mixture import mixture_entropy_1d
+from oracles import mixture_entropy_2d
 from ibtui.measures.sp import mixture_entropy_mc, sp_mutual_information
 
 

@@ -26,6 +26,7 @@ class RunFlags:
     stopping: bool = False
     noise_requested: float | None = None  # β asked for with `n` and not applied yet
     source: str = ""  # "view run.csv" in replay mode, "" live
+    stalled: str = ""  # replay: "not growing since HH:MM: the run may have been killed" (CsvReplay.stalled)
 
 
 def run_state(view: StateView, flags: RunFlags) -> str:
@@ -39,6 +40,8 @@ def run_state(view: StateView, flags: RunFlags) -> str:
         return "STOPPING…"
     if flags.paused:
         return "PAUSED"
+    if flags.stalled:
+        return "NOT GROWING"
     if view.stage:
         return "STARTING"
     return "FOLLOWING" if flags.source else "RUNNING"
@@ -80,9 +83,9 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
     layers = "all layers" if vs.layer is None else f"layer {vs.layer}"
     diverged = f"{len({s for s, _ in view.diverged})} seed(s) diverged" if view.diverged else ""
     state = run_state(view, flags)
-    if not live and state in ("RUNNING", "FOLLOWING"):
+    if not live and state in ("RUNNING", "FOLLOWING", "NOT GROWING"):
         state = "DONE"
-    second = fit([state, view.stage, view.error or "", f"noise {beta}", f"estimator {est}", diverged,
+    second = fit([state, view.stage, view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged,
                   layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
 

@@ -11,16 +11,12 @@ scale, so B = 0.1 and r = 0.01 stand in (settings `measure.clustering.bin_size` 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
-from ibtui.engine.probes import Probe, Snapshot, per_labels, subset_of
-from ibtui.engine.snapshot import Values
+from ibtui.engine.context import RunContext
+from ibtui.engine.probes.base import Probe, per_labels, subset_of
+from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.clustering import DEFINITIONS, clustering_measures, partition_homogeneity
-
-if TYPE_CHECKING:
-    from ibtui.engine.trainer import Engine
 
 # Stand-ins for the noise scale of a deterministic network (β = 0).
 DEFAULT_BIN_SIZE = 0.1
@@ -41,10 +37,10 @@ def _scale_rule(value: float, factor: str, default: float) -> str:
 class ClusteringProbe(Probe):
     """Cells, H_bin, spread ratio, close pairs, cosine similarities and homogeneity of every layer."""
 
-    def __init__(self, engine: "Engine"):
-        st = engine.sc.measure.clustering
+    def __init__(self, ctx: RunContext):
+        st = ctx.sc.measure.clustering
         self.settings = st
-        levels = sorted(set(engine.sc.model.noise_levels))
+        levels = sorted(set(ctx.sc.model.noise_levels))
         scales = "; ".join(f"β = {b:g}: B = {bs:g}, r = {r:g}"
                            for b, (bs, r) in ((b, clustering_scales(st, b)) for b in levels))
         where = f"a fixed random subset of {st.points} MI points" if st.points else "all MI points"
@@ -54,22 +50,22 @@ class ClusteringProbe(Probe):
             f"{_scale_rule(st.radius, '', DEFAULT_RADIUS)}, β the noise level at the snapshot ({scales})",
             *(f"clustering {name}: {text}" for name, text in DEFINITIONS.items()),
         )
-        if not engine.data.distinct_inputs and engine.data.input_ids is not None:
-            self.notes += (self._repeat_note(engine),)
+        if not ctx.data.distinct_inputs and ctx.data.input_ids is not None:
+            self.notes += (self._repeat_note(ctx),)
 
     @staticmethod
-    def _repeat_note(engine: "Engine") -> str:
+    def _repeat_note(ctx: RunContext) -> str:
         """With repeated inputs and noisy labels no cell can be purer than the inputs it holds: the ceiling of
         homogeneity is that of the partition into inputs, I(X;Y)/H(Y) on the measured points (seed 0's)."""
-        ids, y = engine.data.input_ids, engine.data.y
-        if engine.mi_idx is not None:
-            ids, y = ids[engine.mi_idx[0]], y[engine.mi_idx[0]]
+        ids, y = ctx.data.input_ids, ctx.data.y
+        if ctx.mi_idx is not None:
+            ids, y = ids[ctx.mi_idx[0]], y[ctx.mi_idx[0]]
         ceiling = float(partition_homogeneity(ids.to(torch.float64).view(1, -1, 1), y, 0.5)[0])
         return (f"clustering: inputs repeat ({int(ids.unique().numel())} distinct), so copies of one input sit at "
                 f"distance 0 (close_pairs counts them; cells ≤ distinct inputs), and homogeneity is at most that of "
                 f"the partition into inputs, I(X;Y)/H(Y) = {ceiling:.4f} here")
 
-    def at_snapshot(self, engine: "Engine", snap: Snapshot) -> Values:
+    def at_snapshot(self, snap: Snapshot) -> Values:
         bin_size, radius = clustering_scales(self.settings, snap.beta)
         layers, labels = subset_of(snap, self.settings.points)
         measures = lambda h, y: clustering_measures(h, y, bin_size, radius)  # noqa: E731

@@ -7,17 +7,20 @@ and bound what a layer passes on with a Gaussian-channel argument.  This probe w
 
 - the gradients are those of the mini-batches actually used in training, read in `after_step` (after the
   regularisers added theirs, before the optimiser step): no extra passes, running sums per seed only;
-- the SNR window is one epoch.  The engine's order is steps → `after_epoch` → snapshot → the next epoch's
-  steps, so the window is reset lazily at the first step of a new epoch and summarised at the snapshot.
-  Only epochs that end in a snapshot are accumulated (any other epoch's window would be thrown away
-  unread), so with the log schedule the cost falls as the snapshots thin out;
+- the SNR window of a snapshot is the last epoch before it (measure.dynamics.window_steps = 0), or its last
+  `window_steps` optimiser steps, cut at the previous snapshot so that windows never overlap (a step-based
+  window resolves transitions at 10^3–10^4 iterations, where an image epoch is ~400 steps). The windows
+  are fixed when the probe is built (the snapshot epochs and steps per epoch are known); the moments are
+  reset lazily at a window's first step and summarised at its snapshot. Only steps inside a window are
+  accumulated, so with the log schedule the cost falls as the snapshots thin out;
 - the transition detector is fed the ratio SNR of every snapshot (whatever form is displayed), so its
   margin means the same in both forms;
 - the Gaussian bound is computed for every layer j = 1..L on the pair (j−1)-j, the input of layer j being
   T_{j−1} (T_0 = X): W* of layer j is frozen at layer j's transition (or at `bound_epoch`) with σ_T² of its
   input at that snapshot;
-- the input-compression bound (Theorem 1) comes from the I(X;T) of the last hidden layer that an MI probe
-  measured at the same snapshot (binning preferred), next to the measured generalisation gaps.
+- the input-compression bound (Theorem 1) comes from the I(X;T) of the last hidden layer that the first MI
+  estimator measured at the same snapshot (`Snapshot.last_hidden_mi_xt`, set by the engine after the MI
+  probes ran), next to the measured generalisation gaps (from `Snapshot.losses`).
 
 Quantities (estimator ""): per layer "1".."L" (L = number of weight matrices, the last is the output):
 grad_mean, grad_std, snr, weight_norm, weight_change, transition_epoch (NaN until declared), phase
@@ -26,19 +29,17 @@ grad_mean, grad_std, snr, weight_norm, weight_change, transition_epoch (NaN unti
 """
 from __future__ import annotations
 
+import bisect
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
 from ibtui import quantities as Q
-from ibtui.engine.probes import Probe, Snapshot
-from ibtui.engine.snapshot import Values
+from ibtui.engine.context import RunContext
+from ibtui.engine.probes.base import Probe
+from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.gaussian_bound import BOUND_DEFINITION, BoundWindow, input_compression_bound, input_variance
 from ibtui.measures.gradients import SNR_DEFINITION, GradientMoments, TransitionDetector, weight_norms
-
-if TYPE_CHECKING:
-    from ibtui.engine.trainer import Engine
 
 GRAD_MEAN = "grad_mean"
 GRAD_STD = "grad_std"
@@ -68,17 +69,32 @@ def as_matrix(w: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
+def snr_windows(snapshots: list[int], steps_per_epoch: int, window_steps: int) -> list[tuple[int, int, int]]:
+    """(first step, end step, snapshot epoch) of every snapshot's SNR window, in order; steps count from 0.
+
+    The window of snapshot epoch e ends at step e·steps_per_epoch; it is the last epoch (window_steps = 0) or
+    the last window_steps steps, never reaching back before the previous snapshot.
+    """
+    out, previous = [], 0
+    for epoch in sorted(e for e in snapshots if e > 0):
+        end = epoch * steps_per_epoch
+        span = steps_per_epoch if window_steps <= 0 else window_steps
+        out.append((max(previous * steps_per_epoch, end - span), end, epoch))
+        previous = epoch
+    return out
+
+
 class DynamicsProbe(Probe):
     """Gradient SNR, weight norms, transition, phase and bounds per layer and seed (see the module doc)."""
 
     watches_steps = True
 
-    def __init__(self, engine: "Engine"):
-        st = engine.sc.measure.dynamics
+    def __init__(self, ctx: RunContext):
+        st = ctx.sc.measure.dynamics
         self.settings = st
-        self.device = engine.device
-        self.weights = list(engine.model.weight_matrices())  # the parameters themselves: .grad is read each step
-        s, n_layers = len(engine.seeds), len(self.weights)
+        self.device = ctx.device
+        self.weights = list(ctx.model.weight_matrices())  # the parameters themselves: .grad is read each step
+        s, n_layers = ctx.n_seeds, len(self.weights)
         self.n_layers = n_layers
         self.w0 = [w.detach().clone() for w in self.weights]
         self.moments = GradientMoments(s, n_layers, device=self.device, dtype=torch.float32)  # shifted sums
@@ -88,13 +104,20 @@ class DynamicsProbe(Probe):
         self.bound = BoundWindow(s, n_layers, mode="epoch" if epoch_mode else "transition",
                                  freeze_epoch=float(st.bound_epoch) if epoch_mode else None)
         self.matrices_ok = all(as_matrix(w) is not None for w in self.weights)
-        self.x_variance = self._input_variance(engine)  # [S]: σ_T² of layer 1's input X (fixed)
-        self.m_train = int(engine.train_idx.shape[1])
-        self._window_epoch: int | None = None  # the epoch whose steps the moments hold
+        self.x_variance = self._input_variance(ctx)  # [S]: σ_T² of layer 1's input X (fixed)
+        self.m_train = int(ctx.train_idx.shape[1])
+        self.windows = snr_windows(sorted(ctx.snapshots), ctx.steps_per_epoch, st.window_steps)
+        self._starts = [first for first, _, _ in self.windows]
+        spe = ctx.steps_per_epoch
+        self._epochs = {e for first, end, _ in self.windows for e in range(first // spe, -(-end // spe))}
+        self._window: int | None = None  # the snapshot epoch whose window the moments hold
         w_star = f"the weights at epoch {st.bound_epoch}" if epoch_mode else "the weights at the layer's transition"
         snr_form = "reported squared (SNR²)" if st.snr == "squared" else "reported as the ratio"
+        window = ("the last epoch before each snapshot" if st.window_steps <= 0 else
+                  f"the last {st.window_steps} optimiser steps before each snapshot (fewer when the previous "
+                  f"snapshot is closer)")
         self.notes = (
-            f"dynamics: {SNR_DEFINITION}; {snr_form}; window = the last epoch before each snapshot. Transition = "
+            f"dynamics: {SNR_DEFINITION}; {snr_form}; window = {window}. Transition = "
             f"steepest fall of the smoothed log SNR (ratio) against log epoch, window ±{st.window:g}, margin "
             f"{st.margin:g}, hold {st.hold:g} decades; declared some snapshots after it happens.",
             f"dynamics: {BOUND_DEFINITION}; pair (j-1)-j bounds layer j, T_0 = X; W* = {w_star}, sigma_z = 0."
@@ -107,32 +130,39 @@ class DynamicsProbe(Probe):
 
     @staticmethod
     @torch.no_grad()
-    def _input_variance(engine: "Engine") -> torch.Tensor:
+    def _input_variance(ctx: RunContext) -> torch.Tensor:
         """σ_T² of X: the per-feature variance over all data points, averaged over features, for every seed."""
-        x = engine.data.x.reshape(engine.data.x.shape[0], -1).float()
-        return input_variance(x[None]).expand(len(engine.seeds)).to(torch.float64)
+        x = ctx.data.x.reshape(ctx.data.x.shape[0], -1).float()
+        return input_variance(x[None]).expand(ctx.n_seeds).to(torch.float64)
 
     # ------------------------------------------------------------------ every step
-    def watches_epoch(self, engine: "Engine", epoch: int) -> bool:
-        return epoch + 1 in engine.snapshots  # any other epoch's window would never be reported
+    def watches_epoch(self, epoch: int) -> bool:
+        return epoch in self._epochs  # any other epoch's steps would never be reported
 
-    def after_step(self, engine: "Engine") -> None:
-        epoch = engine.epoch
-        if not self.watches_epoch(engine, epoch):
+    def window_of(self, step: int) -> int | None:
+        """The snapshot epoch whose SNR window holds optimiser step `step`, or None."""
+        i = bisect.bisect_right(self._starts, step) - 1
+        if i < 0 or step >= self.windows[i][1]:
+            return None
+        return self.windows[i][2]
+
+    def after_step(self, step: int, epoch: int) -> None:
+        window = self.window_of(step)
+        if window is None:
             return
-        if self._window_epoch != epoch:  # first step of a new epoch: a new window
+        if self._window != window:  # first step of a new window
             self.moments.reset()
-            self._window_epoch = epoch
+            self._window = window
         self.moments.update([w.grad if w.grad is not None else torch.zeros_like(w) for w in self.weights])
 
     # ------------------------------------------------------------------ every snapshot
     @torch.no_grad()
-    def at_snapshot(self, engine: "Engine", snap: Snapshot) -> Values:
+    def at_snapshot(self, snap: Snapshot) -> Values:
         epoch = snap.epoch
-        if self._window_epoch == epoch - 1 and self.moments.count > 0:
+        if self._window == epoch and self.moments.count > 0:
             grads = self.moments.summary()
-        else:  # the initial snapshot (or a snapshot whose epoch was not watched): no gradients yet
-            nan = torch.full((len(engine.seeds), self.n_layers), math.nan, device=self.device)
+        else:  # the initial snapshot (or a snapshot whose window was not watched): no gradients yet
+            nan = torch.full((self.x_variance.shape[0], self.n_layers), math.nan, device=self.device)
             grads = {GRAD_MEAN: nan, GRAD_STD: nan, SNR: nan}
         snr = grads[SNR]
         if epoch > 0:
@@ -173,15 +203,14 @@ class DynamicsProbe(Probe):
         return torch.stack(inputs, dim=1)
 
     def _generalisation(self, snap: Snapshot) -> Values:
-        """Measured gaps and the Theorem 1 bound from the last hidden layer's I(X;T) (needs the engine's values)."""
-        values: Values = snap.extra.get("values", {})
+        """Measured gaps (from the snapshot's losses) and the Theorem 1 bound from the last hidden layer's I(X;T)."""
+        values = snap.losses
         out: Values = {}
         if ("", Q.LOSS_TEST, "") in values and ("", Q.LOSS_TRAIN, "") in values:
             out[("", GEN_GAP, "")] = values[("", Q.LOSS_TEST, "")] - values[("", Q.LOSS_TRAIN, "")]
         if ("", Q.ACC_TEST, "") in values and ("", Q.ACC_TRAIN, "") in values:
             out[("", ERROR_GAP, "")] = values[("", Q.ACC_TRAIN, "")] - values[("", Q.ACC_TEST, "")]
-        last_hidden = str(len(snap.layers) - 1)
-        mi = next((v for (layer, q, _), v in values.items() if layer == last_hidden and q == Q.MI_XT), None)
+        mi = snap.last_hidden_mi_xt
         if mi is not None and len(snap.layers) > 1:
             out[("", INPUT_COMPRESSION_BOUND, "")] = input_compression_bound(
                 mi, self.m_train, COMPRESSION_DELTA).to(mi.dtype)

@@ -1,8 +1,8 @@
-"""The engine's path for convolutional networks (the noisy MNIST CNN, ResNet-32): autograd, image batches.
+"""The autograd back end for convolutional networks (the noisy MNIST CNN, ResNet-32): image batches.
 
-Why this module exists: `MlpPath` is fast because its backward is written by hand for dense layers;
-convolutions, pooling and batch norm are left to autograd here. The engine's loop is unchanged: a path
-supplies `start_epoch`, `grads` and `snapshot` (the ModelPath protocol of `ibtui.engine.paths`).
+Why this module exists: `MlpBackend` is fast because its backward is written by hand for dense layers;
+convolutions, pooling and batch norm are left to autograd here. The engine's loop is unchanged: a back end
+supplies `start_epoch`, `forward_backward` and `snapshot` (the Backend protocol of `ibtui.engine.backends`).
 
 - Batches are gathered from the images held on the device, [S, B, C, H, W] (each seed its own order);
   with data.augment, every seed's images get a random 4-pixel-padded crop and a horizontal flip with
@@ -19,132 +19,22 @@ supplies `start_epoch`, `grads` and `snapshot` (the ModelPath protocol of `ibtui
 
 Layers returned at a snapshot: the model's hidden representations flattened to [S, n, d] (the CNN's
 two pooled conv maps and its dense layer; ResNet-32's three stage outputs, global-average-pooled),
-then the softmax output. `check_estimators` refuses MI estimators on layers too wide for them, for
-every model on image data (it is called by `ibtui.data.images.load_image_dataset`, before any file
-is read).
+then the softmax output. (Estimators on layers too wide for them are refused by the scenario's
+validation, `ibtui.scenario`, before anything is built.)
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ibtui import quantities as Q
 from ibtui.engine import rng
-from ibtui.errors import ScenarioError
-
-if TYPE_CHECKING:
-    from ibtui.data.dataset import Dataset
-    from ibtui.engine.trainer import Engine
+from ibtui.engine.context import RunContext
 
 STREAM_AUGMENT = 101  # rng stream of the augmentation draws (ibtui.engine.rng's own streams are 1–3)
 CHUNK_IMAGES = 4096  # images (seeds × points) per gradient-free forward at a snapshot
 CROP_PAD = 4  # He et al.: "4 pixels are padded on each side, and a 32×32 crop is randomly sampled"
-CNN_ACTIVATIONS = ("tanh", "relu")
-
-
-# ------------------------------------------------------------------------------------------------
-# Which layers the estimators see, and which estimators make sense on them
-
-
-def measured_layers(sc, image_shape: tuple[int, int, int], n_classes: int) -> list[tuple[str, int]]:
-    """(what, width) of every layer an MI estimator measures: the hidden layers, then the softmax output."""
-    c, h, w = image_shape
-    kind = sc.model.kind
-    if kind == "mlp":
-        from ibtui.engine.trainer import hidden_widths
-
-        layers = [(f"dense {d}", d) for d in hidden_widths(sc)]
-    elif kind == "cnn":
-        c1, c2, dense = cnn_sizes(sc)
-        layers = [(f"conv map {c1}×{h // 2}×{w // 2}", c1 * (h // 2) * (w // 2)),
-                  (f"conv map {c2}×{h // 4}×{w // 4}", c2 * (h // 4) * (w // 4)), (f"dense {dense}", dense)]
-    else:
-        from ibtui.models.resnet import STAGE_CHANNELS
-
-        layers = [(f"stage {i + 1}, {ch} channels average-pooled", ch) for i, ch in enumerate(STAGE_CHANNELS)]
-    return [*layers, (f"softmax over {n_classes} classes", n_classes)]
-
-
-def check_estimators(sc, image_shape: tuple[int, int, int], n_classes: int) -> None:
-    """Raise ScenarioError when an MI estimator is asked for on a layer wider than its max_width.
-
-    Binning: with 30 bins per unit, two images share a cell only if every one of d units agrees, so
-    on a wide layer each of the n points gets its own cell and I(X;T) = log2 n whatever the network
-    does (default limit 64 units). KDE and SP: their error grows exponentially with d, and on a
-    conv map of ~10^4 units any two images lie many kernel widths apart (default limit 8192). The
-    limits are scenario settings (measure.<estimator>.max_width), so a scenario can opt in.
-    """
-    limits = {"binning": sc.measure.binning.max_width, "kde": sc.measure.kde.max_width,
-              "sp": sc.measure.sp.max_width}
-    layers = measured_layers(sc, image_shape, n_classes)
-    for est in sc.measure.estimators:
-        if est not in limits:
-            continue
-        for index, (what, width) in enumerate(layers, start=1):
-            if width > limits[est]:
-                why = ("every measured image would get a bin cell of its own, so I(X;T) = log2 n says nothing"
-                       if est == "binning" else "the estimate there is set by the dimension, not by the network")
-                raise ScenarioError(
-                    f"{sc.name}: measure.estimators has \"{est}\" but layer {index} of the {sc.model.kind} "
-                    f"({what}) has {width} units, more than measure.{est}.max_width = {limits[est]}, and "
-                    f"{why}; remove \"{est}\" from measure.estimators or raise measure.{est}.max_width.")
-
-
-# ------------------------------------------------------------------------------------------------
-# Building the model
-
-
-def cnn_sizes(sc) -> tuple[int, int, int]:
-    """model.hidden read as the CNN's (conv-1 channels, conv-2 channels, dense units)."""
-    hidden = list(sc.model.hidden)
-    if len(hidden) != 3:
-        raise ScenarioError(f"{sc.name}: model.kind = \"cnn\" reads model.hidden as [conv-1 channels, conv-2 "
-                            f"channels, dense units] but it has {len(hidden)} entries ({hidden}); write e.g. "
-                            f"model.hidden = [32, 64, 128].")
-    return hidden[0], hidden[1], hidden[2]
-
-
-def build_module(sc, seeds: list[int], data: "Dataset") -> nn.Module:
-    """The seed-batched CNN (model.kind = "cnn") or ResNet-32 ("resnet32") for the data's image shape.
-
-    Their initialisations are their own (PyTorch's default for the CNN, He-normal for the ResNet), so
-    model.init, init_weight and init_bias do not apply; nor does model.depth. The ResNet is ReLU by
-    construction and model.activation must say so.
-    """
-    from ibtui.models.cnn import SeedCNN
-    from ibtui.models.resnet import SeedResNet
-
-    m = sc.model
-    if data.x.dim() != 4:
-        raise ScenarioError(f"{sc.name}: model.kind = \"{m.kind}\" needs image data (data.dataset = mnist, "
-                            f"cifar10 or cifar100), not {sc.data.dataset}.")
-    if m.init_weight != 0.0 or m.init_bias != 0.0 or m.depth:
-        raise ScenarioError(f"{sc.name}: model.init_weight, model.init_bias and model.depth apply to MLPs only; "
-                            f"leave them at 0 for model.kind = \"{m.kind}\".")
-    _, c, h, w = data.x.shape
-    if h != w:
-        raise ScenarioError(f"{sc.name}: model.kind = \"{m.kind}\" needs square images, not {h}×{w}.")
-    if m.kind == "cnn":
-        if m.activation not in CNN_ACTIVATIONS:
-            raise ScenarioError(f"{sc.name}: model.activation = \"{m.activation}\" is not available for the CNN; "
-                                f"use \"tanh\" or \"relu\".")
-        c1, c2, dense = cnn_sizes(sc)
-        model = SeedCNN(len(seeds), seeds, channels=(c1, c2), hidden=dense, n_classes=data.n_classes,
-                        activation=m.activation, in_channels=c, image_size=h)
-    elif m.kind == "resnet32":
-        if m.activation != "relu":
-            raise ScenarioError(f"{sc.name}: model.kind = \"resnet32\" is a ReLU network (He et al. 2016) but "
-                                f"model.activation = \"{m.activation}\"; set model.activation = \"relu\".")
-        model = SeedResNet(len(seeds), seeds, depth=32, n_classes=data.n_classes, pooled=True, in_channels=c,
-                           image_size=h)
-    else:
-        raise ScenarioError(f"{sc.name}: model.kind = \"{m.kind}\" has no convolutional path.")
-    expected = [wd for _, wd in measured_layers(sc, (c, h, w), data.n_classes)[:-1]]
-    assert list(model.layer_widths) == expected, (model.layer_widths, expected)
-    return model
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,23 +65,23 @@ def augment_batch(x: torch.Tensor, seeds: torch.Tensor, step: int, pad: int = CR
 
 
 # ------------------------------------------------------------------------------------------------
-# The path
+# The back end
 
 
-class ModulePath:
-    """Autograd path for a seed-batched nn.Module returning (logits [S, B, K], hidden [[S, B, d_l]…])."""
+class AutogradBackend:
+    """Autograd back end for a seed-batched nn.Module returning (logits [S, B, K], hidden [[S, B, d_l]…])."""
 
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        self.model = engine.model
-        data = engine.data
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        self.model = ctx.model
+        data = ctx.data
         self.x, self.y = data.x, data.y
-        self.augment = bool(engine.sc.data.augment)
-        s = len(engine.seeds)
+        self.augment = bool(ctx.sc.data.augment)
+        s = ctx.n_seeds
         self.chunk = max(1, CHUNK_IMAGES // s)
         self.test_idx = data.test.nonzero()[:, 1].reshape(s, -1)  # [S, n_test]
-        self.activations = ["relu"] * len(self.model.layer_widths) if engine.sc.model.kind == "resnet32" \
-            else [engine.sc.model.activation] * len(self.model.layer_widths)
+        self.activations = ["relu"] * len(self.model.layer_widths) if ctx.sc.model.kind == "resnet32" \
+            else [ctx.sc.model.activation] * len(self.model.layer_widths)
         self.order: torch.Tensor | None = None
         dev = data.x.device
         self._loss_sum = torch.zeros(s, device=dev)
@@ -206,12 +96,13 @@ class ModulePath:
         self._correct_sum.zero_()
         self._count = 0
 
-    def grads(self, start: int, stop: int, beta: float, noise) -> None:
-        e = self.engine
+    def forward_backward(self, start: int, stop: int, beta: float, step: int) -> None:
+        seeds = self.ctx.seed_tensor
         idx = self.order[:, start:stop]  # [S, B]
         x = self.x[idx]  # [S, B, C, H, W]
         if self.augment:
-            x = augment_batch(x, e.seed_tensor, e.step)
+            x = augment_batch(x, seeds, step)
+        noise = rng.noise_fn(seeds, (rng.STREAM_NOISE, step)) if beta > 0 else None
         y = self.y[idx]
         self.model.zero_grad(set_to_none=True)
         with torch.enable_grad():
@@ -253,9 +144,9 @@ class ModulePath:
     def snapshot(self, mi_idx: torch.Tensor | None):
         """Test loss/accuracy on the whole test set, train loss/accuracy as running means (see the module
         doc), and the layers on the MI points (taken from the test pass when they are test points)."""
-        e = self.engine
+        e = self.ctx
         self.model.eval()
-        s, n_all = len(e.seeds), self.x.shape[0]
+        s, n_all = e.n_seeds, self.x.shape[0]
         if mi_idx is None:
             mi_idx = torch.arange(n_all, device=self.x.device).expand(s, n_all)
         test_idx = self.test_idx

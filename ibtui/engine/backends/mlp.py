@@ -1,39 +1,22 @@
-"""How the engine drives one family of models: batches, gradients and the snapshot forward pass.
+"""The fast back end for `BatchedMLP`: feature-major inputs ([S, d, B]) and the hand-written backward.
 
-The engine's loop (epochs, controls, probes, records) is the same for every model; a *path* supplies
-the model-specific parts. `MlpPath` is the fast path for `BatchedMLP`: inputs are kept feature-major
-([S, d, B]) and gradients come from the hand-written backward. Other models (CNN, ResNet) use a path
-built on autograd (`ibtui.engine.module_path`).
+Other models (CNN, ResNet) train through autograd (`ibtui.engine.backends.autograd`).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 import torch
 
-from ibtui.engine.snapshot import Values, loss_and_accuracy, take
+from ibtui.engine import rng
+from ibtui.engine.context import RunContext
+from ibtui.engine.snapshot import loss_and_accuracy, take
 
-if TYPE_CHECKING:
-    from ibtui.engine.trainer import Engine
-
-SNAPSHOT_CHUNK = 16384  # MlpPath: points per forward at a snapshot when there are more (images)
-
-
-class ModelPath(Protocol):
-    def start_epoch(self, order: torch.Tensor) -> None:
-        """order [S, n_train]: each seed's training points in this epoch's order."""
-
-    def grads(self, start: int, stop: int, beta: float, noise) -> None:
-        """Set every parameter's .grad to that of the mean loss of batch order[:, start:stop], per seed."""
-
-    def snapshot(self, mi_idx: torch.Tensor | None) -> tuple[Values, list[torch.Tensor], list[str]]:
-        """Noiseless pass: (loss/accuracy values, layers [S, n, d] on the MI points, their activations)."""
+SNAPSHOT_CHUNK = 16384  # points per forward at a snapshot when there are more (images)
 
 
-class MlpPath:
-    def __init__(self, engine: "Engine"):
-        self.engine = engine
-        x = engine.data.x
+class MlpBackend:
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        x = ctx.data.x
         self.x_t = x.reshape(x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
         self.x_epoch = self.y_epoch = None
         self._x_buf = None  # [d_in, S, n_train]; x_epoch is its [S, d_in, n_train] view
@@ -42,7 +25,7 @@ class MlpPath:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address
         from epoch to epoch (a captured CUDA graph reads them there)."""
         s, n = order.shape
-        d, y = self.x_t.shape[0], self.engine.data.y
+        d, y = self.x_t.shape[0], self.ctx.data.y
         if self._x_buf is None or self._x_buf.shape != (d, s, n):
             self._x_buf = self.x_t.new_empty((d, s, n))
             self.x_epoch = self._x_buf.permute(1, 0, 2)
@@ -51,14 +34,16 @@ class MlpPath:
         torch.index_select(self.x_t, 1, flat, out=self._x_buf.view(d, s * n))
         torch.index_select(y, 0, flat, out=self.y_epoch.view(s * n))
 
-    def grads(self, start: int, stop: int, beta: float, noise) -> None:
-        # Each seed's gradient is that of its own mean loss, so seeds stay independent.
-        self.engine.model.train_grads(self.x_epoch[:, :, start:stop], self.y_epoch[:, start:stop], beta, noise)
+    def forward_backward(self, start: int, stop: int, beta: float, step: rng.Counter) -> None:
+        """Hand-written forward and backward (`BatchedMLP.train_grads`): each seed's gradient is that of its own
+        mean loss, so seeds stay independent. `step` may be a device counter (a captured CUDA graph)."""
+        noise = rng.noise_fn(self.ctx.seed_tensor, (rng.STREAM_NOISE, step)) if beta > 0 else None
+        self.ctx.model.train_grads(self.x_epoch[:, :, start:stop], self.y_epoch[:, start:stop], beta, noise)
 
     @torch.no_grad()
     def snapshot(self, mi_idx):
-        e = self.engine
-        s = len(e.seeds)
+        e = self.ctx
+        s = e.n_seeds
         if self.x_t.shape[1] > SNAPSHOT_CHUNK:
             return self._snapshot_chunked(mi_idx)
         logits_t, hidden_t = e.model.forward_t(self.x_t.expand(s, -1, -1))  # noiseless, all points and seeds
@@ -73,8 +58,8 @@ class MlpPath:
         Forwarding all 70k MNIST points at once would hold [S, 500, 70k] floats per layer; chunks of
         SNAPSHOT_CHUNK points keep memory bounded, and only the (usually fewer) MI points keep their layers.
         """
-        e = self.engine
-        s, n = len(e.seeds), self.x_t.shape[1]
+        e = self.ctx
+        s, n = e.n_seeds, self.x_t.shape[1]
         logits_t = torch.cat([e.model.forward_t(self.x_t[:, a:a + SNAPSHOT_CHUNK].expand(s, -1, -1))[0]
                               for a in range(0, n, SNAPSHOT_CHUNK)], dim=2)
         values = loss_and_accuracy(logits_t, e.data.y, e.data.train, e.data.test)
@@ -86,11 +71,3 @@ class MlpPath:
         layers = [h.transpose(1, 2) for h in [*hidden_t, torch.softmax(logits_mi, dim=1)]]
         activations = [e.sc.model.activation] * len(hidden_t) + ["softmax"]
         return values, layers, activations
-
-
-def build_path(engine: "Engine") -> ModelPath:
-    if engine.sc.model.kind == "mlp":
-        return MlpPath(engine)
-    from ibtui.engine.module_path import ModulePath  # autograd path for convolutional models
-
-    return ModulePath(engine)

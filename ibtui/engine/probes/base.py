@@ -1,0 +1,56 @@
+"""The probe base class and the helpers the probes share (labels shared by all seeds, fixed point subsets)."""
+from __future__ import annotations
+
+import torch
+
+from ibtui.data.sampling import fixed_subset
+from ibtui.engine.snapshot import Snapshot, Values
+
+
+class Probe:
+    """Base probe: no step hook, no estimator, nothing measured."""
+
+    estimators: dict[str, str] = {}  # estimator label → one line describing its settings
+    notes: tuple[str, ...] = ()
+    watches_steps = False
+    graph_safe = False  # True if after_step is pure device work that may be captured in a CUDA graph
+
+    def watches_epoch(self, epoch: int) -> bool:
+        """Whether after_step must see the steps of this epoch (only asked when watches_steps)."""
+        return self.watches_steps
+
+    def after_step(self, step: int, epoch: int) -> None:
+        """After the backward pass of optimiser step `step` (counted from 0 over the run), before the update."""
+
+    def at_snapshot(self, snap: Snapshot) -> Values:
+        return {}
+
+
+def shared_labels(labels: torch.Tensor) -> torch.Tensor | None:
+    """labels [n] → itself; [S, n] with identical rows → row 0; otherwise None (per-seed labels)."""
+    if labels.dim() == 1:
+        return labels
+    return labels[0] if bool((labels == labels[:1]).all()) else None
+
+
+def per_labels(fn, h: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """fn(h, labels [n]) → {name: Tensor[S]}, for all seeds in one call when they measure the same points,
+    else one call per seed (a per-seed split gives each seed its own points and labels)."""
+    shared = shared_labels(labels)
+    if shared is not None:
+        return fn(h, shared)
+    parts = [fn(h[i:i + 1], labels[i]) for i in range(h.shape[0])]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def subset_of(snap: Snapshot, points: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The snapshot's layers and labels on a fixed random subset of `points` MI points (all when 0)."""
+    keep = subset_indices(snap.layers[0].shape[1], points, snap.layers[0].device)
+    if keep is None:
+        return snap.layers, snap.labels
+    return [h[:, keep] for h in snap.layers], snap.labels[..., keep]
+
+
+def subset_indices(n: int, points: int, device: torch.device) -> torch.Tensor | None:
+    """A fixed random subset of `points` of n measured points (the same at every snapshot), or None for all."""
+    return fixed_subset(n, points, seed=12345, device=device)
