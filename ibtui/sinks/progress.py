@@ -125,7 +125,7 @@ class ProgressSink(Sink):
             if self.bar is not None and self.task is not None:
                 self.bar.update(self.task, completed=p.epoch, snaps=snaps, rate=rate_text(p),
                                 eta=duration(self.eta.eta_s()))
-        elif now - self._last_line >= self.every:
+        elif now - self._last_line >= self.every and p.epoch < p.total:  # the last line comes with close()
             self._last_line = now
             self._say(progress_line(p, self.info, now - self._started, self.eta.eta_s()))
 
