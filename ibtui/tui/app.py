@@ -1,6 +1,6 @@
 """The live terminal app: the engine in a thread worker, the panes drawn from a polled state.
 
-Pattern (tui.md §2): the engine runs in `@work(thread=True)` and writes only to `TuiState` (a sink,
+Pattern: the engine runs in `@work(thread=True)` and writes only to `TuiState` (a sink,
 lock-protected, versioned) and the other sinks (the CSV export); keys write only to `Controls`. The
 app polls the state at `fps` (default 3 Hz) and redraws visible panes only when the version changed,
 so a paused or finished run costs nearly nothing and the engine never waits on the UI. Quitting sets
@@ -367,7 +367,7 @@ class IbtuiApp(App):
         self.exit(return_code=1 if self.state.view().error else 0)
 
     def on_unmount(self) -> None:
-        self.controls.stop.set()  # however the app ends, the engine thread must end too (tui.md §2, point 2)
+        self.controls.stop.set()  # however the app ends, the engine thread must end too
         if warnings.showwarning == self._warning:
             warnings.showwarning = self._showwarning
 

@@ -1,6 +1,6 @@
 """The `?` help screen: every key (built from the app's bindings) and what each pane shows.
 
-Built from public data only: the App's BINDINGS and each pane's HELP text (tui.md §4, Posting's help
+Built from public data only: the App's BINDINGS and each pane's HELP text (Posting's help
 screen without its private `_bindings`), plus the run's estimator settings and the notes a researcher
 must see (RunInfo.notes). Escape, `?` or `q` closes it.
 """

@@ -1,4 +1,4 @@
-"""The TUI's sink: the only object the engine thread and the app share (tui.md §2, DESIGN.md "Data flow").
+"""The TUI's sink: the only object the engine thread and the app share.
 
 The engine thread calls `start`, `emit`, `progress` and `close`; each stores numbers under a lock and
 bumps a version counter, and never touches Textual. The app polls `version` on its own timer and,

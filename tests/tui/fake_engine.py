@@ -3,7 +3,7 @@
 It has the real engine's interface (`info`, `epoch`, `noise_index`, `run(sinks, controls) -> bool`,
 trainer.py) and its protocol: `sink.start(info)` once, an epoch-0 snapshot led by a `noise_beta`
 record, then per epoch: stop check, wait while paused, apply a requested noise level (and emit
-`noise_beta`), "train" (sleep `delay` seconds, so Pilot tests stay fast: tui.md §3a), emit the
+`noise_beta`), "train" (sleep `delay` seconds, so Pilot tests stay fast), emit the
 snapshot's records on log-spaced epochs, and `sink.progress(Progress(...))`. Like the real engine it does not
 close the sinks; the caller does. Every value is a closed-form function of (epoch, layer, seed,
 estimator, noise level), shaped like the papers' curves (fitting then compression), so tests can

@@ -1,5 +1,5 @@
-"""Helpers shared by tests/tui (imported by name; not a test file): polling waits (no fixed sleeps,
-tui.md §3a), a recording sink and a plain-text dump of the whole screen."""
+"""Helpers shared by tests/tui (imported by name; not a test file): polling waits (no fixed
+sleeps), a recording sink and a plain-text dump of the whole screen."""
 from __future__ import annotations
 
 import io

@@ -1,6 +1,6 @@
 """Training dynamics per layer, live: gradient SNR, weight norms, the drift→diffusion transition, the bounds.
 
-Shwartz-Ziv, Painsky & Tishby (2019; papers.md §2) describe SGD in two phases, per layer: drift (the mean
+Shwartz-Ziv, Painsky & Tishby (2019) describe SGD in two phases, per layer: drift (the mean
 mini-batch gradient dominates its batch-to-batch fluctuation) and diffusion (the fluctuation dominates),
 and bound what a layer passes on with a Gaussian-channel argument.  This probe wires the pure measures
 (`ibtui.measures.gradients`, `ibtui.measures.gaussian_bound`) into the engine:

@@ -1,9 +1,9 @@
 """What every pane shares: the redraw contract, the plot widget, epoch colours and point thinning.
 
 A pane is a bordered container that draws only from a `StateView` and the `ViewState` (state.py);
-it never computes science (DESIGN.md). `redraw(view, vs)` is called on the UI thread when the data
+it never computes science. `redraw(view, vs)` is called on the UI thread when the data
 or the view settings changed and the pane is visible. `text` is the plain text the pane last drew,
-which the tests read. Colour is never the only cue (NO_COLOR, tui.md §5): layers are drawn with
+which the tests read. Colour is never the only cue (NO_COLOR): layers are drawn with
 their number as the plot marker, and colour adds the epoch.
 """
 from __future__ import annotations

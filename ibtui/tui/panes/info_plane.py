@@ -4,7 +4,7 @@ Each layer is drawn with its number as the marker (the cue that survives NO_COLO
 coloured by its epoch. The default shows the mean over seeds; `s` adds every seed's points as a
 braille cloud. The vertical line is the I(X;T) ceiling log2 N (N = number of points MI is measured
 on). `*` marks the point where the engine applied a new noise level. The title names the estimator
-shown and its settings (DESIGN.md, "Conventions").
+shown and its settings.
 """
 from __future__ import annotations
 
