@@ -163,8 +163,8 @@ class TransitionDetector:
     ``margin`` = 0.3 (fall of log10 SNR, a factor 2), ``hold`` = 0.1, ``lookback`` = 1.0, ``z`` = 4,
     ``min_points`` = 3 (points a fit needs).  Epochs ≤ 0 and non-finite or non-positive SNR values
     are ignored.  Everything is vectorised over seeds and layers, with no host synchronisation; an
-    update costs O(S·L·T) for the T snapshots in the last ``lookback`` decades (≈2 ms for 50 series
-    and snapshots at every epoch, CPU or GPU).
+    update costs O(S·L·T) for the T snapshots in the last ``lookback`` decades (benchmarks/bench_dynamics.py
+    times the whole dynamics probe against training without it).
     """
 
     def __init__(self, n_seeds: int, n_layers: int, *, window: float = 0.1, margin: float = 0.3,
