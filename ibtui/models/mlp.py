@@ -25,7 +25,8 @@ NoiseFn = Callable[[int, torch.Tensor], torch.Tensor]
 
 class _SigmoidTanh(torch.autograd.Function):
     """tanh(x) = 2·sigmoid(2x) − 1, with backward 1 − tanh². On the CPU, PyTorch's sigmoid kernel is faster
-    than its tanh kernel (benchmarks/bench_szt.py times the engine); the absolute difference is below 2e-7 (float32 rounding near 0.5)."""
+    than its tanh kernel (benchmarks/bench_szt.py times the engine); the absolute difference is below 2e-7
+    (float32 rounding near 0.5)."""
 
     @staticmethod
     def forward(ctx, x):
