@@ -112,7 +112,8 @@ async def test_space_pauses_the_engine_and_resumes_it():
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: eng.epoch > 5, what="training")
         await pilot.press("space")
-        assert app.controls.paused.is_set() and status(app).split("\n")[1].startswith("PAUSED")
+        assert app.controls.paused.is_set()
+        await wait_for(pilot, lambda: status(app).split("\n")[1].startswith("PAUSED"), what="PAUSED shown")
         await pilot.pause(0.1)  # the epoch in progress ends
         frozen = eng.epoch
         await pilot.pause(0.3)  # 75 fake epochs' worth of time
@@ -120,7 +121,7 @@ async def test_space_pauses_the_engine_and_resumes_it():
         await pilot.press("space")
         assert not app.controls.paused.is_set()
         await wait_for(pilot, lambda: eng.epoch > frozen + 5, what="training resumes")
-        assert status(app).split("\n")[1].startswith("RUNNING")
+        await wait_for(pilot, lambda: status(app).split("\n")[1].startswith("RUNNING"), what="RUNNING shown")
         await pilot.press("space")
         await pilot.press("q")  # quitting while paused does not wait for a resume
         await wait_for(pilot, lambda: not app.is_running, timeout=5, what="exit while paused")

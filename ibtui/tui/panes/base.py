@@ -247,3 +247,15 @@ def _table_text(table: Table) -> str:
     console = Console(width=160, file=io.StringIO(), color_system=None)
     console.print(table)
     return console.file.getvalue()
+
+
+def shown_estimator(view: StateView, vs: ViewState) -> str | None:
+    ests = view.estimators()
+    if vs.estimator in ests:
+        return vs.estimator
+    return ests[0] if ests else vs.estimator
+
+
+def shown_layers(view: StateView, vs: ViewState) -> list[str]:
+    layers = view.layers()
+    return [vs.layer] if vs.layer in layers else layers

@@ -13,8 +13,7 @@ from rich.text import Text
 from textual.markup import escape
 
 from ibtui import quantities as Q
-from ibtui.tui.panes.base import TablePane, fmt, latest, seed_mode, seed_range
-from ibtui.tui.panes.info_plane import shown_layers
+from ibtui.tui.panes.base import TablePane, fmt, latest, seed_mode, seed_range, shown_layers
 from ibtui.tui.state import StateView, ViewState
 
 COLUMNS = Q.CLUSTERING  # every clustering quantity of the registry, in its order

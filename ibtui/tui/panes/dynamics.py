@@ -12,8 +12,7 @@ import math
 from textual.markup import escape
 
 from ibtui.quantities import QUANTITIES, TRANSITION_EPOCH, WEIGHT_CHANGE
-from ibtui.tui.panes.base import PlotPane, finite, layer_marker, seed_mode, thin
-from ibtui.tui.panes.info_plane import shown_layers
+from ibtui.tui.panes.base import PlotPane, finite, layer_marker, seed_mode, shown_layers, thin
 from ibtui.tui.state import DYNAMICS_QUANTITIES, StateView, ViewState
 
 LABELS = {q: QUANTITIES[q].label for q in DYNAMICS_QUANTITIES}  # short titles; definitions on the `?` screen

@@ -12,23 +12,11 @@ import math
 
 from ibtui.quantities import MI_TY, MI_XT, QUANTITIES
 from ibtui.tui.panes.base import (SEED_COLOR, PlotPane, epoch_color, join, layer_marker, ramp_legend, seed_mode,
-                                  thin)
+                                  shown_estimator, shown_layers, thin)
 from ibtui.tui.state import StateView, ViewState
 
 MEAN_POINTS = 200  # per layer: more than a plot has columns
 CLOUD_POINTS = 1200  # all seeds and layers together
-
-
-def shown_estimator(view: StateView, vs: ViewState) -> str | None:
-    ests = view.estimators()
-    if vs.estimator in ests:
-        return vs.estimator
-    return ests[0] if ests else vs.estimator
-
-
-def shown_layers(view: StateView, vs: ViewState) -> list[str]:
-    layers = view.layers()
-    return [vs.layer] if vs.layer in layers else layers
 
 
 def estimator_title(view: StateView, est: str | None) -> str:

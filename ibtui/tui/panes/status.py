@@ -13,8 +13,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ibtui.sinks.progress import duration, plural, rate_text
-from ibtui.tui.panes.base import fit
-from ibtui.tui.panes.info_plane import shown_estimator
+from ibtui.tui.panes.base import fit, shown_estimator
 from ibtui.tui.state import StateView, ViewState
 
 
