@@ -16,7 +16,11 @@ from ibtui.errors import IbtuiError
 from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
-                  help="Watch the information bottleneck at work: train a network and see the information plane live.")
+                  rich_markup_mode=None,
+                  help="Watch the information bottleneck at work: train a network and see the information plane "
+                       "live.\n\n\b\nMain usage:\n  ibtui SCENARIO [OPTIONS]    train and watch (= ibtui run SCENARIO; "
+                       "see ibtui run --help)\n  ibtui szt_tanh              a bundled scenario by name (ibtui scenarios)"
+                       "\n  ibtui view run.csv          open an exported run")
 
 COMMANDS = {"run", "show", "view", "plot", "scenarios"}
 
@@ -37,7 +41,9 @@ def run(
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides run.device)"),
     headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress bar"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
+    progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
+                                         help="headless, stderr not a terminal: seconds between progress lines"),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
     fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
@@ -45,7 +51,8 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing export (only once the new run "
                                                               "has its first snapshot)"),
 ) -> None:
-    """Train SCENARIO and measure it: the live app on a terminal, headless with --export or no TTY."""
+    """Train SCENARIO and measure it: the live app on a terminal; headless (a progress bar, or a line every
+    15 s when stderr is a file) with --headless or without a terminal. --export writes the CSV either way."""
     from ibtui.scenario import scenario_warnings
     from ibtui.sinks.csv import check_targets
 
@@ -62,81 +69,108 @@ def run(
     except IbtuiError as exc:
         fail(str(exc))
     notes = scenario_warnings(sc)
-    for note in notes:
-        typer.echo(f"ibtui: warning: {note}", err=True)
-
-    import torch
-
-    from ibtui.engine import distributed as dist
-    from ibtui.engine.device import resolve_device
-    from ibtui.engine.sweep import SweepRunner
-    from ibtui.resources import check_memory, is_out_of_memory
-    from ibtui.scenario import sweep_point
-    from ibtui.sinks.csv import CsvSink, merge, rank_path
-
-    ctx = dist.context_from_env()
-    try:
-        try:
-            resolve_device(sc.run.device, "--device" if device is not None else "run.device")
-        except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
-            fail(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
-        if ctx.active:  # torchrun: this process trains its block of seeds
-            sc = dist.shard(sc, ctx)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
-        check_memory(points, resolve_device(sc.run.device))
-        engine = SweepRunner(sc, scenario_path=str(scenario))
-    except IbtuiError as exc:
-        fail(str(exc))
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        fail(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
-    if notes:
-        engine = _WithNotes(engine, tuple(notes))
-    sinks = []
-    csv_sink = None
-    if export is not None:
-        target = rank_path(export, ctx.rank) if ctx.active else export
-        try:
-            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
-        except FileExistsError:
-            fail(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
-                 f"--overwrite to replace it, or pick another path.")
-        except OSError as exc:
-            fail(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); pick another path.")
-        sinks.append(csv_sink)
-    if ctx.active:
-        dist.init(ctx, sc.run.device)
-        _run_headless(engine, sinks, quiet or ctx.rank > 0, csv_sink)
-        dist.barrier()
-        if ctx.rank == 0 and export is not None:
-            rows = merge(export, ctx.world)
-            if not quiet:
-                typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
-        raise typer.Exit(code=0)
-    use_app = _interactive() and not headless
+    use_app = _interactive() and not headless and rank is None
     if use_app:
         try:
             from ibtui.tui.app import run_app
         except ImportError:
             use_app = False
-    if use_app:
-        guarded = _OutOfMemoryStops(engine)
-        code = run_app(guarded, sinks, fps=fps, mouse=not no_mouse)
-        if guarded.oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
-            fail(f"{guarded.oom}{_kept(csv_sink)}; {OOM_HINT}")
+    if use_app:  # the first frame at once: torch, the data and the model load in the app's worker thread
+        guard: list = []
+
+        def factory(say):
+            say("loading torch…")
+            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, notes, say)
+            guard.extend((_OutOfMemoryStops(engine), csv_sink))
+            return guard[0], sinks
+
+        code = run_app(factory=factory, fps=fps, mouse=not no_mouse)  # an IbtuiError in the factory: exit 2
+        if guard and guard[0].oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
+            fail(f"{guard[0].oom}{_kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)
+    for note in notes:
+        typer.echo(f"ibtui: warning: {note}", err=True)
+    from ibtui.engine import distributed as dist
+
+    ctx = dist.context_from_env()
+    try:
+        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, notes, ctx=ctx)
+    except IbtuiError as exc:
+        fail(str(exc))
+    if ctx.active:
+        dist.init(ctx, sc.run.device)
+        _run_headless(engine, sinks, quiet or ctx.rank > 0, csv_sink, progress_every)
+        dist.barrier()
+        if ctx.rank == 0 and export is not None:
+            rows = dist_merge(export, ctx.world)
+            if not quiet:
+                typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
+        raise typer.Exit(code=0)
     report = None
     if sc.sweep.setting:
         from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
         sinks.append(report)
-    _run_headless(engine, sinks, quiet, csv_sink)
+    _run_headless(engine, sinks, quiet, csv_sink, progress_every)
     if report is not None:
         typer.echo(report.text())
+
+
+def dist_merge(export: Path, world: int) -> int:
+    from ibtui.sinks.csv import merge
+
+    return merge(export, world)
+
+
+def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
+           notes, say=None, ctx=None):
+    """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
+    app's worker runs (`say` reports each stage) and the headless path runs first. Raises IbtuiError."""
+    import torch
+
+    from ibtui.engine.device import resolve_device
+    from ibtui.engine.sweep import SweepRunner
+    from ibtui.resources import check_memory, is_out_of_memory
+    from ibtui.scenario import sweep_point
+    from ibtui.sinks.csv import CsvSink, rank_path
+
+    try:
+        try:
+            resolve_device(sc.run.device, "--device" if device is not None else "run.device")
+        except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
+            raise IbtuiError(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
+        if ctx is not None and ctx.active:  # torchrun: this process trains its block of seeds
+            from ibtui.engine import distributed as dist
+
+            sc = dist.shard(sc, ctx)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        if say is not None:
+            say("loading the data and building the model…")
+        points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
+        check_memory(points, resolve_device(sc.run.device))
+        engine = SweepRunner(sc, scenario_path=str(scenario))
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        raise IbtuiError(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
+    if notes:
+        engine = _WithNotes(engine, tuple(notes))
+    sinks = []
+    csv_sink = None
+    if export is not None:
+        target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
+        try:
+            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
+        except FileExistsError:
+            raise IbtuiError(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
+                             f"--overwrite to replace it, or pick another path.")
+        except OSError as exc:
+            raise IbtuiError(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); "
+                             f"pick another path.")
+        sinks.append(csv_sink)
+    return engine, sinks, csv_sink
 
 
 OOM_HINT = "use fewer seeds (run.seeds) or fewer measured points (data.mi_subset, measure.sp.points)."
@@ -263,13 +297,13 @@ def _restore_signals(previous: dict) -> None:
         signal.signal(signum, handler)
 
 
-def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None) -> None:
+def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: float = 15.0) -> None:
     from ibtui.controls import Controls
     from ibtui.records import Fanout
     from ibtui.resources import is_out_of_memory
     from ibtui.sinks.progress import ProgressSink
 
-    sink = Fanout([*sinks, *([] if quiet else [ProgressSink()])])
+    sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
     finished = False
     previous = _stop_on_signals()
     try:

@@ -7,6 +7,7 @@ The CSV export is exactly these records.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -44,13 +45,105 @@ class RunInfo:
     noise_levels: tuple[float, ...]  # β levels the user can cycle through; (0.0,) = deterministic net
     notes: tuple[str, ...] = ()  # warnings a researcher must see (biased split, H(T|X)=0 assumption, …)
     sweep: str = ""  # "setting=value" when this run is one point of a sweep
+    snapshot_epochs: tuple[int, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
+    sweep_points: tuple[str, ...] = ()  # every point of the sweep this run belongs to, in run order
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands after a training epoch: what a progress bar, a status line or an ETA needs.
+
+    Times are seconds of this process's work on the run so far, split between training (`train_s` over
+    `trained` epochs) and measuring snapshots (`measure_s` over `measured` snapshots, epoch 0 included),
+    so the time left is estimated from the schedule, not from the early epochs (where a log-spaced
+    schedule measures every epoch). A replay knows neither: both are 0 and the ETA is unknown.
+    """
+
+    epoch: int  # training epochs done
+    total: int  # training epochs in the run
+    seeds: int  # seeds still training
+    noise_beta: float  # current noise level (nan when unknown, e.g. a replay)
+    snapshots_done: int = 0  # snapshot epochs <= epoch
+    snapshots_total: int = 0
+    train_s: float = 0.0
+    trained: int = 0
+    measure_s: float = 0.0
+    measured: int = 0
+
+    @property
+    def seed_epochs_per_s(self) -> float:
+        """Training speed: seeds × epochs per second of training time (nan until measured)."""
+        return self.seeds * self.trained / self.train_s if self.train_s > 0 and self.trained else math.nan
+
+    @property
+    def eta_s(self) -> float:
+        """Seconds left: epochs left at the measured time an epoch, plus snapshots left at the time a snapshot."""
+        if self.epoch >= self.total:
+            return 0.0
+        if not (self.trained and self.train_s > 0):
+            return math.nan
+        left = (self.total - self.epoch) * self.train_s / self.trained
+        snaps = max(self.snapshots_total - self.snapshots_done, 0)
+        if snaps and self.measured:
+            left += snaps * self.measure_s / self.measured
+        return left
+
+
+class EtaEstimator:
+    """The time left, from successive `Progress` reports: the median of the last `window` training-epoch times
+    and of the last snapshot times, so the first epochs' warm-up and a busy machine's spikes do not swing it
+    (the running means in `Progress.eta_s` are the fallback before two reports). Feed every report to `update`."""
+
+    def __init__(self, window: int = 31):
+        self.window = window
+        self._train: list[float] = []
+        self._measure: list[float] = []
+        self.last: Progress | None = None
+
+    def update(self, p: Progress) -> None:
+        last = self.last
+        if last is None or p.trained < last.trained or p.measured < last.measured:  # a new run (sweep point)
+            self._train, self._measure = [], []
+            if p.measured and p.measure_s > 0:
+                self._measure.append(p.measure_s / p.measured)
+        else:
+            if p.trained > last.trained:
+                self._push(self._train, (p.train_s - last.train_s) / (p.trained - last.trained))
+            if p.measured > last.measured:
+                self._push(self._measure, (p.measure_s - last.measure_s) / (p.measured - last.measured))
+        self.last = p
+
+    def _push(self, xs: list[float], x: float) -> None:
+        xs.append(x)
+        if len(xs) > self.window:
+            del xs[0]
+
+    def eta_s(self) -> float:
+        p = self.last
+        if p is None:
+            return math.nan
+        if p.epoch >= p.total:
+            return 0.0
+        if not self._train:
+            return p.eta_s
+        left = (p.total - p.epoch) * _median(self._train)
+        snaps = max(p.snapshots_total - p.snapshots_done, 0)
+        if snaps and (self._measure or p.measured):
+            left += snaps * (_median(self._measure) if self._measure else p.measure_s / p.measured)
+        return left
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
 class Sink:
     """Anything that consumes a run's records. Every hook has a do-nothing default; override what you need.
 
     Order: `start(info)` once before the first record, `emit(records)` once per snapshot with all its records,
-    `progress(...)` after each training epoch (must be cheap), `close(finished)` once at the end.
+    `progress(p)` after each training epoch with a `Progress` (must be cheap), `close(finished)` once at the end.
     """
 
     def start(self, info: RunInfo) -> None:
@@ -59,7 +152,7 @@ class Sink:
     def emit(self, records: list[Record]) -> None:
         pass
 
-    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+    def progress(self, p: Progress) -> None:
         pass
 
     def close(self, finished: bool) -> None:
@@ -80,9 +173,9 @@ class Fanout(Sink):
         for sink in self.sinks:
             sink.emit(records)
 
-    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+    def progress(self, p: Progress) -> None:
         for sink in self.sinks:
-            sink.progress(epoch, total, seed_epochs_per_s, noise_beta)
+            sink.progress(p)
 
     def close(self, finished: bool) -> None:
         for sink in self.sinks:

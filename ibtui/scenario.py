@@ -763,6 +763,14 @@ def _toml_value(v: Any) -> str:
     return str(v)
 
 
+def _swept_is_int(sc: Scenario) -> bool:
+    """Whether the swept setting is an integer (its values are then written as integers)."""
+    node: Any = sc
+    for part in sc.sweep.setting.split(".") if sc.sweep.setting else ():
+        node = getattr(node, part, None)
+    return bool(sc.sweep.setting) and isinstance(node, int) and not isinstance(node, bool)
+
+
 def to_toml(sc: Scenario) -> str:
     """The fully resolved scenario as TOML, every setting with its help line as a comment."""
     lines: list[str] = []
@@ -774,6 +782,8 @@ def to_toml(sc: Scenario) -> str:
             if dataclasses.is_dataclass(v):
                 sections.append((f.name, v))
                 continue
+            if obj is sc.sweep and f.name == "values" and _swept_is_int(sc):  # [32, 64], not [32.0, 64.0]
+                v = [int(x) for x in v]
             lines.append(f"{f.name} = {_toml_value(v)}  # {f.metadata.get('help', '')}")
         for name, sub in sections:
             lines.append("")

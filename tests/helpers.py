@@ -19,8 +19,8 @@ class ListSink(Sink):
     def emit(self, records: list[Record]) -> None:
         self.records.extend(records)
 
-    def progress(self, epoch, total, rate, beta) -> None:
-        self.epochs.append(epoch)
+    def progress(self, p) -> None:
+        self.epochs.append(p.epoch)
 
     def close(self, finished: bool) -> None:
         self.closed = finished

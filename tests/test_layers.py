@@ -152,3 +152,11 @@ def test_the_base_and_the_command_line_start_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent).stdout.strip()
     assert out == "[]"
+
+
+def test_no_pane_imports_another():
+    """Panes share only panes/base.py: each can change (or go) without touching the others."""
+    panes = {m: t for m, t in _graph().items() if m.startswith("ibtui.tui.panes.")}
+    crossing = [f"{m} → {t}" for m, targets in panes.items() for t in sorted(targets)
+                if t.startswith("ibtui.tui.panes.") and t != "ibtui.tui.panes.base" and m != "ibtui.tui.panes.base"]
+    assert panes and not crossing, crossing

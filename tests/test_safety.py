@@ -131,8 +131,8 @@ def _engine_run_raising(monkeypatch, exc: BaseException, after_snapshots: int):
             self.sink.emit(records)
             self.n += 1
 
-        def progress(self, epoch, total, rate, beta):
-            self.sink.progress(epoch, total, rate, beta)
+        def progress(self, p):
+            self.sink.progress(p)
             if self.n >= after_snapshots:
                 raise exc
 

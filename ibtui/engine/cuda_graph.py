@@ -1,7 +1,8 @@
 """Training epochs replayed as captured CUDA graphs: one launch per epoch instead of ~50 kernels per step.
 
 The SZT network's layers are so narrow that a GPU step is bound by kernel launches, not by arithmetic
-(H100, 50 seeds: ~2.5 ms a step of Python and launches for microseconds of work). An epoch of the MLP
+(benchmarks/bench_szt.py on an H100, 50 seeds: ~2.5 ms a step of Python and launches for microseconds of
+work). An epoch of the MLP
 back end is a fixed sequence of kernels once its inputs sit at fixed addresses, so it can be captured once
 (`torch.cuda.graph`) and replayed every epoch:
 

@@ -2,8 +2,8 @@
 
 Seeds are sharded over the ranks in contiguous blocks (a seed's numbers depend only on the scenario and
 the seed, so the split changes nothing). Each rank exports its own records to `run.rank<r>.csv`; when all
-are done, rank 0 merges them (ibtui.sinks.csv.merge) into `run.csv` and `run.meta.json`: the per-seed rows of every rank, the
-`mean` rows recomputed over all seeds exactly as the engine computes them, in the order a single
+are done, rank 0 merges them (ibtui.sinks.csv.merge) into `run.csv` and `run.meta.json`: the per-seed
+rows of every rank, the `mean` rows recomputed over all seeds exactly as the engine computes them, in the order a single
 process writes them. The rank files are removed after a successful merge.
 """
 from __future__ import annotations

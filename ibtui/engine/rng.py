@@ -60,7 +60,8 @@ def permutations(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torc
 
     On a GPU: argsort of hashed keys, all seeds in one flat sort. On the CPU, where that sort costs
     more than training an epoch of the SZT net, each seed's permutation comes from torch.randperm with
-    a generator seeded by the hash of (seed, counters): as independent of the other seeds, 5× cheaper.
+    a generator seeded by the hash of (seed, counters): as independent of the other seeds, and
+    cheaper (benchmarks/bench_szt.py times whole epochs).
     (So a seed's batch order differs between CPU and GPU runs, like its float rounding does.)
     """
     if seeds.device.type == "cpu":

@@ -6,6 +6,8 @@ app drive a sweep and a single run the same way. Every record carries its point 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ibtui.controls import Controls
 from ibtui.records import Sink
 from ibtui.engine.trainer import Engine
@@ -27,7 +29,8 @@ class SweepRunner:
             self.points = [("", sc)]
         label, first = self.points[0]
         self.current = Engine(first, scenario_path, device, sweep=label)  # validates device and data now
-        self.info = self.current.info
+        self.labels = tuple(lbl for lbl, _ in self.points if lbl)
+        self.current.info = self.info = replace(self.current.info, sweep_points=self.labels)
 
     @property
     def epoch(self) -> int:
@@ -38,6 +41,7 @@ class SweepRunner:
         for i, (label, sc) in enumerate(self.points):
             if i > 0:
                 self.current = Engine(sc, self.scenario_path, self.device, sweep=label)
+                self.current.info = replace(self.current.info, sweep_points=self.labels)
             if not self.current.run(sink, controls):
                 return False
         return True

@@ -13,6 +13,7 @@ is emitted.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from dataclasses import replace
@@ -112,7 +113,8 @@ class Engine:
             epochs=sc.run.epochs, layers=tuple(str(i) for i in range(1, len(widths) + 1)),
             layer_widths=tuple(widths), n_points=int(n_points), mi_points=sc.data.mi_points,
             estimators=tuple(estimators), estimator_settings=settings,
-            noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep)
+            noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep,
+            snapshot_epochs=tuple(sorted(self.snapshots)))
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, controls: Controls | None = None) -> None:
@@ -219,10 +221,12 @@ class Engine:
         controls = controls or Controls()
         total = self.sc.run.epochs
         sink.start(self.info)
+        t = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}  # for the ETA (records.Progress)
         if self.epoch == 0:
+            t0 = time.perf_counter()
             sink.emit([self._noise_record(), *self._records(self.measure())])
-        busy = 0.0
-        done_epochs = 0
+            t["measure_s"], t["measured"] = time.perf_counter() - t0, 1
+        snaps = sorted(self.snapshots)
         while self.epoch < total:
             if controls.should_stop():
                 return False
@@ -231,12 +235,15 @@ class Engine:
                 sink.emit([self._noise_record()])
             t0 = time.perf_counter()
             self.train_epoch(controls)
+            t1 = time.perf_counter()
+            t["train_s"] += t1 - t0
+            t["trained"] += 1
             if self.epoch in self.snapshots:
                 sink.emit(self._records(self.measure()))
-            busy += time.perf_counter() - t0
-            done_epochs += 1
-            rate = len(self.seeds) * done_epochs / busy if busy > 0 else math.nan
-            sink.progress(self.epoch, total, rate, self.beta)
+                t["measure_s"] += time.perf_counter() - t1
+                t["measured"] += 1
+            sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
+                                     bisect.bisect_right(snaps, self.epoch), len(snaps), **t))
         return True
 
 

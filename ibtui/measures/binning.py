@@ -60,7 +60,8 @@ def cell_keys(h: torch.Tensor, spec: BinSpec, *, method: str = "auto", chunk: in
     """One int64 key per row [S, N] naming the row's cell; equal rows of bins ↔ equal keys.
 
     For bins counted over a range, when n_bins**d < 2**52, the bin indices are packed base n_bins by one
-    float64 matmul (exact below 2**53): about ten times faster than integer packing on the CPU.
+    float64 matmul (exact below 2**53), cheaper than integer packing on the CPU (benchmarks/bench_estimators.py
+    times binning per snapshot).
     Otherwise the bin indices, shifted by each seed's smallest, are keyed by `discrete.row_keys`
     (`method`: auto, pack or hash) `chunk` rows at a time (default: a fixed memory budget); bin_indices
     is monotone, so the extent of the indices follows from the extent of h.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ibtui import quantities as Q
 from ibtui.measures.binning import BinSpec, cell_keys
 from ibtui.measures.discrete import dense_ids, entropy_of_ids, joint_ids, rows_per_chunk
 
@@ -34,22 +35,7 @@ __all__ = [
     "spread_ratio",
 ]
 
-DEFINITIONS: dict[str, str] = {
-    "cells": "occupied cells of a grid of width B (B = 10*beta by default) over the layer's noiseless "
-    "representations of the N inputs; N = no clustering, #classes or fewer = collapsed",
-    "H_bin": "H(Bin(T)) in bits: entropy of the occupied-cell frequencies, inputs equiprobable "
-    "(Goldfeld et al. 2019 clustering measure, bin 10*beta); log2(N) = no clustering",
-    "spread_ratio": "mean squared distance of a point to its class centroid / class-size-weighted mean "
-    "squared distance of class centroids to the global centroid; near 0 = tight class clusters",
-    "close_pairs": "fraction of input pairs i<j with ||h_i - h_j|| < radius (radius = beta, the noise "
-    "scale): pairs the noise cannot tell apart",
-    "cos_within": "mean cosine similarity over pairs of inputs of the same class (Goldfeld et al. 2019, "
-    "MNIST CNN)",
-    "cos_between": "mean cosine similarity over pairs of inputs of different classes (Goldfeld et al. 2019, "
-    "MNIST CNN)",
-    "homogeneity": "1 - H(Y|C)/H(Y) over the grid cells C of width B = I(C;Y)/H(Y): 1 = every cell holds "
-    "one class, 0 = cells independent of the label (the survey \"Information Theory for Deep Learning\")",
-}
+DEFINITIONS: dict[str, str] = {name: Q.definition(name) for name in Q.CLUSTERING}  # one registry
 
 # ------------------------------------------------------------------------------------------------
 # helpers

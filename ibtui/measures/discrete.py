@@ -77,7 +77,8 @@ def dense_ids(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Relabel keys [S, N] as dense ids 0..k-1 per seed (same key → same id, ids in key order); also k [S].
 
     Non-negative keys small enough to carry the seed's row in their high bits are sorted as one flat
-    vector (several times faster on the CPU than a row-wise sort); others row by row.
+    vector (cheaper on the CPU than a row-wise sort; benchmarks/bench_estimators.py times binning); others
+    row by row.
     """
     s, n = keys.shape
     row_bits = max(1, (s - 1).bit_length())

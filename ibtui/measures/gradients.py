@@ -1,6 +1,6 @@
 """Training dynamics: per-layer gradient SNR, weight norms, and the drift→diffusion transition.
 
-Shwartz-Ziv, Painsky & Tishby (ICLR 2019 submission, papers.md §2.2–2.4) describe SGD in two phases:
+Shwartz-Ziv, Painsky & Tishby (ICLR 2019 submission, Sec. 3) describe SGD in two phases:
 *drift*, where the mean of the mini-batch gradients is large against its batch-to-batch fluctuation
 (high SNR) and the weights move almost linearly, and *diffusion*, where the mean is small against the
 fluctuation (low SNR) and the weights random-walk.  The transition is "the iteration where the
@@ -9,12 +9,12 @@ derivative of the SNR is maximal" (§6).  This module gives the engine those num
 - :class:`GradientMoments` keeps running sums of the weight gradients of the mini-batches actually
   used in training (no extra passes, no stored per-batch gradient) and returns mean, std and SNR per
   seed and layer for the window (an epoch, or the last N steps before a snapshot: measure.dynamics.window_steps).
-- :func:`weight_norms` gives ‖W_l‖_F and the displacement ‖W_l − W_l(0)‖_F (papers.md §2.4).
+- :func:`weight_norms` gives ‖W_l‖_F and the displacement ‖W_l − W_l(0)‖_F (ibid., the weight-change figure).
 - :class:`TransitionDetector` / :func:`detect_transition` locate the steepest fall of the smoothed
   log SNR against log epoch, online, declaring it only once the fall is confirmed.
 
-The SNR is per layer.  IDNNs plotted (Σ_{l'≤l} mean)² / Σ_{l'≤l} std, cumulative over layers and
-mixing units (earlier_tools.md §2.1); that bug is not copied.  When the window is one pass over the
+The SNR is per layer.  The authors' public IDNNs code plotted (Σ_{l'≤l} mean)² / Σ_{l'≤l} std, cumulative
+over layers and mixing units; that bug is not copied.  When the window is one pass over the
 training set (each point once), ḡ is close to the full-batch gradient along the epoch's path, so the SNR
 can fall far below 1/√n; with batches drawn with replacement it levels off near 1/√n (E‖ḡ‖² ≥ tr Cov / n).
 
@@ -51,7 +51,7 @@ class GradientMoments:
     - ``grad_mean`` = ‖ḡ‖₂ with ḡ = (1/n) Σ_b g_b (ibsgd ``gradmean``, IDNNs mean);
     - ``grad_std``  = √(tr Cov_b g_b), the **unbiased** form tr Cov = Σ_b ‖g_b − ḡ‖² / (n − 1)
       (ibsgd uses the biased 1/n std; the ratio differs by √(n/(n−1)));
-    - ``snr`` = grad_mean / grad_std (papers.md §2.3: "the ratio between the means of the gradients
+    - ``snr`` = grad_mean / grad_std (Shwartz-Ziv, Painsky & Tishby 2019: "the ratio between the means of the gradients
       and their standard deviations"; not squared).
 
     Stability: sums are kept about a shift K = the window's first gradient, Σ (g − K) and Σ ‖g − K‖²,
@@ -122,7 +122,7 @@ class GradientMoments:
 
 @torch.no_grad()
 def weight_norms(weights: Sequence[Tensor], initial: Sequence[Tensor]) -> dict[str, Tensor]:
-    """{"weight_norm": ‖W_l‖_F, "weight_change": ‖W_l − W_l(0)‖_F}, each Tensor[S, L] (papers.md §2.4)."""
+    """{"weight_norm": ‖W_l‖_F, "weight_change": ‖W_l − W_l(0)‖_F}, each Tensor[S, L]."""
     norms = [torch.linalg.vector_norm(w.flatten(1), dim=1) for w in weights]
     change = [torch.linalg.vector_norm((w - w0).flatten(1), dim=1) for w, w0 in zip(weights, initial)]
     return {"weight_norm": torch.stack(norms, dim=1), "weight_change": torch.stack(change, dim=1)}
@@ -131,7 +131,7 @@ def weight_norms(weights: Sequence[Tensor], initial: Sequence[Tensor]) -> dict[s
 class TransitionDetector:
     """Online drift→diffusion transition, per seed and layer, from one SNR snapshot at a time.
 
-    Criterion (papers.md §2.2: "the iteration where the derivative of the SNR is maximal"; sign and
+    Criterion (Shwartz-Ziv, Painsky & Tishby 2019: "the iteration where the derivative of the SNR is maximal"; sign and
     axes inferred): the steepest fall of the smoothed log10 SNR against log10 epoch.
 
     Smoothing: at each snapshot j a least-squares line is fitted to the points within ±``window``
@@ -163,8 +163,8 @@ class TransitionDetector:
     ``margin`` = 0.3 (fall of log10 SNR, a factor 2), ``hold`` = 0.1, ``lookback`` = 1.0, ``z`` = 4,
     ``min_points`` = 3 (points a fit needs).  Epochs ≤ 0 and non-finite or non-positive SNR values
     are ignored.  Everything is vectorised over seeds and layers, with no host synchronisation; an
-    update costs O(S·L·T) for the T snapshots in the last ``lookback`` decades (≈2 ms for 50 series
-    and snapshots at every epoch, CPU or GPU).
+    update costs O(S·L·T) for the T snapshots in the last ``lookback`` decades (benchmarks/bench_dynamics.py
+    times the whole dynamics probe against training without it).
     """
 
     def __init__(self, n_seeds: int, n_layers: int, *, window: float = 0.1, margin: float = 0.3,

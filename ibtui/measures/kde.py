@@ -67,7 +67,7 @@ def gaussian_kernel_log_sums(
     matrix; rows whose group sum underflows are redone by a masked logsumexp).
     Squared distances are exact differences (torch.cdist without the matmul shortcut), so close
     pairs keep full float32 precision; `exact_distances=False` takes ‖t‖² + ‖c‖² − 2t·c from one
-    batched matmul instead (several times faster; absolute error ~1e-6 on a squared distance, which
+    batched matmul instead (cheaper; absolute error ~1e-6 on a squared distance, which
     is negligible against a kernel width 2σ² ≥ 1e-3 but not against SP's 2β² at small β).
     Chunked over points; no loop over samples or seeds.
     """

@@ -24,8 +24,9 @@ NoiseFn = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) = 2·sigmoid(2x) − 1, with backward 1 − tanh². On the CPU, PyTorch's sigmoid kernel is about
-    4× faster than its tanh kernel; the absolute difference is below 2e-7 (float32 rounding near 0.5)."""
+    """tanh(x) = 2·sigmoid(2x) − 1, with backward 1 − tanh². On the CPU, PyTorch's sigmoid kernel is faster
+    than its tanh kernel (benchmarks/bench_szt.py times the engine); the absolute difference is below 2e-7
+    (float32 rounding near 0.5)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -119,7 +120,7 @@ class BatchedMLP(nn.Module):
         """x: [N, d_in] (same inputs for every seed) or [S, B, d_in] → (logits [S, B, C], hidden [S, B, h_l]…).
 
         Internally activations are kept feature-major, [S, d, B]: the batch is the long, contiguous
-        dimension, which makes the batched matmuls of these narrow layers several times faster.
+        dimension, which makes the batched matmuls of these narrow layers faster (benchmarks/bench_szt.py).
         """
         xt = x.t().expand(len(self.seeds), -1, -1) if x.dim() == 2 else x.transpose(1, 2)
         logits_t, hidden_t = self.forward_t(xt, beta, noise)
@@ -149,8 +150,9 @@ class BatchedMLP(nn.Module):
         """Forward and hand-written backward of the mean cross-entropy per seed; sets every parameter's .grad.
 
         xt: feature-major inputs [S, d_in, B]; y: targets [S, B]. Returns the per-seed losses [S].
-        Equivalent to autograd on `forward_t` (tested), about 1.6× faster on the CPU for these narrow
-        layers because it fuses the activation derivative and skips graph bookkeeping.
+        Equivalent to autograd on `forward_t` (tested), and faster on the CPU for these narrow layers because
+        it fuses the activation derivative and skips graph bookkeeping (benchmarks/bench_szt.py times the
+        engine against a plain autograd loop).
         """
         inputs, outputs = [], []  # per layer: what it multiplied (noisy T_{l-1}) and its activation S_l
         t = xt

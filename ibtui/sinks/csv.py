@@ -19,7 +19,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ibtui.records import FIELDS, Record, RunInfo, Sink
+from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 
 
 def sidecar_path(csv_path: str | Path) -> Path:
@@ -136,7 +136,7 @@ class CsvSink(Sink):
             self.replaced = True
             self._write_meta()
 
-    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+    def progress(self, p: Progress) -> None:
         now = time.monotonic()
         if now - self._beat >= HEARTBEAT_S and not self._file.closed:
             self._beat = now

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ibtui.controls import Controls
-from ibtui.records import FIELDS, Record, RunInfo, Sink
+from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
@@ -229,6 +229,7 @@ class CsvReplay:
         controls = controls or Controls()
         started = False
         beta = math.nan
+        seen: set[int] = set()  # snapshot epochs read so far
         if self.info is None:  # the writer may have described the run since this object was made
             self.meta = read_meta(self.path) or self.meta
             self.info = info_from_meta(self.meta)
@@ -253,8 +254,11 @@ class CsvReplay:
                     if r.quantity == NOISE_BETA:
                         beta = r.value
                 self.epoch = max(self.epoch, max(r.epoch for r in records))
+                seen.update(r.epoch for r in records if r.quantity != NOISE_BETA)
                 sink.emit(records)
-                sink.progress(self.epoch, total or self.epoch, math.nan, beta)
+                n_snaps = len(self.info.snapshot_epochs) if self.info is not None else 0
+                sink.progress(Progress(self.epoch, total or self.epoch, len(self.info.seeds) if self.info else 0,
+                                       beta, len(seen), max(n_snaps, len(seen)) if n_snaps else 0))
                 continue  # more may be waiting: read on before sleeping
             if ended is not None:
                 return ended

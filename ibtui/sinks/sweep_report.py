@@ -32,7 +32,7 @@ from ibtui.records import Record, RunInfo, Sink
 
 __all__ = ["SweepReport", "linear_fit", "power_law_fit", "convergence_epoch", "peak_epoch"]
 
-TRANSITION = "transition_epoch"
+TRANSITION = Q.TRANSITION_EPOCH
 THRESHOLD = 0.99
 
 

@@ -1,6 +1,6 @@
 """The live terminal app: the engine in a thread worker, the panes drawn from a polled state.
 
-Pattern (tui.md §2): the engine runs in `@work(thread=True)` and writes only to `TuiState` (a sink,
+Pattern: the engine runs in `@work(thread=True)` and writes only to `TuiState` (a sink,
 lock-protected, versioned) and the other sinks (the CSV export); keys write only to `Controls`. The
 app polls the state at `fps` (default 3 Hz) and redraws visible panes only when the version changed,
 so a paused or finished run costs nearly nothing and the engine never waits on the UI. Quitting sets
@@ -10,8 +10,10 @@ thread), closes the sinks (the CSV is flushed, its sidecar says whether the run 
 Layout: a two-line status, then either every pane in a grid (terminals of 120×36 and more) or one
 page at a time (keys 1-4, tab) on smaller ones; below 60×20 one sentence replaces the layout.
 
-`run_app(engine, sinks)` and `view_app(csv_path)` are what the CLI calls; `python -m ibtui.tui.app`
-runs the app on the fake engine (a demo without training).
+`run_app(factory=...)` and `view_app(csv_path)` are what the CLI calls. The factory builds the engine in
+the worker thread (torch is imported there), so the first frame appears at once and the status line says
+what the engine is doing until its first snapshot. Notes and definitions are on the `?` screen; answers
+to keys go to a one-line message area, never over a plot.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -39,6 +42,7 @@ from ibtui.tui.panes.info_plane import InfoPlanePane
 from ibtui.tui.panes.loss import LossPane
 from ibtui.tui.panes.status import RunFlags, StatusLine
 from ibtui.tui.state import DYNAMICS_QUANTITIES, StateView, TuiState, ViewState
+from ibtui.quantities import QUANTITIES
 from ibtui.records import Fanout
 
 MIN_SIZE = (60, 20)  # below this, one sentence instead of the layout
@@ -52,30 +56,40 @@ class IbtuiApp(App):
     CSS_PATH = "ibtui.tcss"
     TITLE = "ibtui"
     ENABLE_COMMAND_PALETTE = False
+    # Footer order = priority: ? and q first, so a narrow terminal never hides them; short labels so every
+    # key fits at 80 columns. The long descriptions (tooltip) are on the help screen.
     BINDINGS = [
-        Binding("n", "noise", "Noise", tooltip="cycle the noise level β (applied at the next epoch, marked *)"),
-        Binding("e", "estimator", "Estimator", tooltip="cycle the MI estimator shown (all are computed)"),
-        Binding("space", "pause", "Pause", tooltip="pause / resume training (or following a CSV)"),
-        Binding("l", "layers", "Layers", tooltip="all layers, then one at a time"),
-        Binding("s", "seeds", "Seeds", tooltip="mean over seeds / mean plus each seed"),
-        Binding("question_mark,f1", "help", "Help", key_display="?", tooltip="this screen"),
-        Binding("q", "quit", "Quit", tooltip="stop the engine, flush the export, exit (a second q forces)"),
+        Binding("question_mark,f1", "help", "help", key_display="?", tooltip="this screen (keys, panes, the run)"),
+        Binding("q", "quit", "quit", tooltip="stop the engine, flush the export, exit (a second q forces)"),
+        Binding("space", "pause", "pause", key_display="␣", tooltip="pause / resume training (or following a CSV)"),
+        Binding("n", "noise", "noise", tooltip="cycle the noise level β (applied at the next epoch, marked *)"),
+        Binding("e", "estimator", "est", tooltip="cycle the MI estimator shown (all are computed)"),
+        Binding("l", "layers", "layer", tooltip="all layers, then one at a time"),
+        Binding("s", "seeds", "seeds", tooltip="mean over seeds / each seed's trajectory, faint"),
+        Binding("d", "dynamics", "dyn",
+                tooltip="dynamics plot (page 2): SNR, gradient mean, std, weight change, weight norm"),
+        Binding("v", "sweep", "value", tooltip="sweeps: show the next sweep value (every point is kept)"),
+        Binding("tab", "next_page", "page", priority=True, tooltip="small terminals: next page (or 1-4)"),
         Binding("ctrl+c", "quit", "", show=False, priority=True),
-        Binding("d", "dynamics", "Dynamics quantity", show=False,
-                tooltip="cycle the dynamics plot: SNR, gradient mean, std, weight change, weight norm"),
-        Binding("tab", "next_page", "Next page", show=False, priority=True, tooltip="small terminals: next page"),
         Binding("1", "page(1)", "Page 1", show=False, tooltip="small terminals: information plane"),
         Binding("2", "page(2)", "Page 2", show=False, tooltip="small terminals: dynamics"),
-        Binding("3", "page(3)", "Page 3", show=False, tooltip="small terminals: clustering and Gaussian bound"),
+        Binding("3", "page(3)", "Page 3", show=False, tooltip="small terminals: Gaussian bound, transitions, clustering"),
         Binding("4", "page(4)", "Page 4", show=False, tooltip="small terminals: loss and accuracy"),
     ]
 
-    def __init__(self, source, sinks: list | tuple = (), fps: float = 3.0, controls: Controls | None = None,
-                 source_label: str = ""):
+    def __init__(self, source=None, sinks: list | tuple = (), fps: float = 3.0, controls: Controls | None = None,
+                 source_label: str = "", factory=None):
+        """`source` is the engine (or a CsvReplay); or `factory(say)` builds it in the worker thread and returns
+        `(source, extra_sinks)`, calling `say("building the model…")` as it goes, so the first frame does not
+        wait for torch. An IbtuiError from the factory ends the app with that sentence and exit code 2."""
         super().__init__()
         if fps <= 0:
             raise ValueError("fps must be positive")
+        if (source is None) == (factory is None):
+            raise ValueError("give a source or a factory")
         self.source = source
+        self.factory = factory
+        self.exit_message = ""  # printed after the terminal is restored (a bad scenario or data folder)
         self.sinks = list(sinks)
         self.fps = fps
         self.controls = controls or Controls()
@@ -87,14 +101,15 @@ class IbtuiApp(App):
         self.stopping = False
         self.redraws = 0  # pane redraws done (tests, cost checks)
         self._seen: tuple | None = None
-        self._notes_shown = False
         self._warnings_shown = 0
+        self.message = ""  # the one-line message area (keys' answers); covers no data
+        self._message_timer = None
         self._showwarning = warnings.showwarning
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
-        yield Static("", id="pagebar")
+        yield Static("", id="pagebar")  # page tabs (small terminals) and the one-line message area
         with Container(id="panes"):
             yield InfoPlanePane(id="plane")
             yield LossPane(id="loss")
@@ -120,6 +135,7 @@ class IbtuiApp(App):
         self.set_class(too_small, "-too-small")
         self.set_class(wide, "-wide")
         self.set_class(not wide and not too_small, "-compact")
+        self.refresh_bindings()
         self.query_one("#too-small", Static).update(
             f"ibtui needs a terminal of at least {MIN_SIZE[0]}×{MIN_SIZE[1]}; this one is {width}×{height}.")
         self.poll(force=True)
@@ -133,6 +149,9 @@ class IbtuiApp(App):
     def run_engine(self) -> bool:
         finished = False
         try:
+            if self.source is None:
+                if not self._build():
+                    return False
             finished = bool(self.source.run(Fanout([self.state, *self.sinks]), self.controls))
         except Exception as exc:  # shown in the status line; the app stays open to read it
             self.state.fail(f"engine failed: {type(exc).__name__}: {exc}", traceback.format_exc())
@@ -144,6 +163,28 @@ class IbtuiApp(App):
                     self.state.fail(f"closing {type(sink).__name__} failed: {exc}")
             self.state.close(finished)
         return finished
+
+    def _build(self) -> bool:
+        """Worker thread: run the factory (imports torch, loads data, builds the model)."""
+        from ibtui.errors import IbtuiError
+
+        self.state.set_stage("loading torch…")
+        try:
+            source, sinks = self.factory(self.state.set_stage)
+        except IbtuiError as exc:  # bad input found while building: one sentence, exit 2 (as the CLI does)
+            self.exit_message = str(exc)
+            self.state.set_stage("")
+            with contextlib.suppress(RuntimeError):  # the app may already be closing
+                self.call_from_thread(self.exit, None, 2)
+            return False
+        if self.controls.stop.is_set():  # quit while building
+            for sink in sinks:
+                with contextlib.suppress(Exception):
+                    sink.close(False)
+            return False
+        self.source = source
+        self.sinks.extend(sinks)
+        return True
 
     # ------------------------------------------------------------------ polling and drawing
     def flags(self) -> RunFlags:
@@ -160,17 +201,17 @@ class IbtuiApp(App):
         """Timer callback: redraw what changed since the last call (nothing when nothing did)."""
         flags = self.flags()
         panes = list(self.query(Pane))
-        seen = (self.state.version, flags, self.vs, self.layout_mode, tuple(p.size.width for p in panes))
+        seen = (self.state.version, flags, self.vs, self.layout_mode, self.message,
+                tuple(p.size.width for p in panes))
         if seen == self._seen and not force:
             return
         self._seen = seen
-        self.view = view = self.state.view()
-        if not self._notes_shown and view.info is not None:
-            self._notes_shown = True
-            for note in view.info.notes:
-                self.notify(note, title="note", timeout=8, markup=False)
+        had_info = self.view.info is not None
+        self.view = view = self.state.view(self.vs.sweep)
+        if not had_info and view.info is not None:
+            self.refresh_bindings()  # v appears once the run says it is a sweep
         for message in view.warnings[self._warnings_shown:]:
-            self.notify(message, title="warning", severity="warning", timeout=8, markup=False)
+            self.say(f"warning: {message}", 10)
         self._warnings_shown = len(view.warnings)
         self.query_one(StatusLine).show(view, self.vs, flags)
         self.query_one("#pagebar", Static).update(self.page_bar())
@@ -183,46 +224,80 @@ class IbtuiApp(App):
                 pane.redraw(view, self.vs)
                 self.redraws += 1
 
-    def page_bar(self) -> str:
-        parts = [(f"[reverse] {k} {name} [/]" if k == self.vs.page else f" {k} {name} ") for k, name in PAGES.items()]
-        return "".join(parts) + "  [dim]tab: next page · ? help[/]"
+    def page_bar(self) -> Text:
+        """Small terminals: the page tabs, then the message area; big ones: the message area only."""
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if self.layout_mode == "compact":
+            for k, name in PAGES.items():  # with a message, only the current page's tab
+                if k == self.vs.page or not self.message:
+                    line.append(f" {k} {name} ", style="reverse" if k == self.vs.page else "")
+            line.append(" ")
+        if self.message:
+            line.append(self.message, style="bold")
+        elif self.layout_mode == "compact":
+            line.append("tab: next page", style="dim")
+        return line
+
+    def say(self, message: str, seconds: float = 5.0) -> None:
+        """Show a transient answer to a key in the one-line message area (it covers no data)."""
+        self.message = message
+        if self._message_timer is not None:
+            self._message_timer.stop()
+        self._message_timer = self.set_timer(seconds, self._clear_message)
+        if self.is_running:
+            self.query_one("#pagebar", Static).update(self.page_bar())
+
+    def _clear_message(self) -> None:
+        self.message = ""
+        self.poll(force=True)
+
+    def notify(self, message: str, **kw) -> None:  # every notice goes to the message area, not over a plot
+        self.say(message, kw.get("timeout") or 5.0)
 
     def set_view(self, **changes) -> None:
         self.vs = replace(self.vs, **changes)
         self.poll(force=True)
 
     # ------------------------------------------------------------------ keys
+    def check_action(self, action: str, parameters) -> bool | None:
+        """Hide keys that do nothing here from the footer: v outside sweeps, tab/pages when all panes show."""
+        if action == "sweep":
+            info = self.view.info
+            return bool(info is not None and info.sweep_points) or len(self.state.sweeps()) > 1
+        if action == "next_page":
+            return self.layout_mode != "wide"
+        return True
+
     def action_noise(self) -> None:
         info = self.view.info
         if self.source_label:
-            self.notify("viewing a recorded run: the noise level cannot change", timeout=4)
+            self.say("viewing a recorded run: the noise level cannot change")
             return
         if info is None or len(info.noise_levels) < 2:
             levels = ", ".join(f"{b:g}" for b in info.noise_levels) if info is not None else "–"
-            self.notify(f"this run has one noise level (β = {levels}); list more in model.noise_levels to cycle",
-                        timeout=5)
+            self.say(f"one noise level (β = {levels}); list more in model.noise_levels to cycle")
             return
         levels = list(info.noise_levels)
         current = self.controls.noise_index
         if current is None:
             current = levels.index(self.view.beta) if self.view.beta in levels else 0
         self.controls.request_noise((current + 1) % len(levels))
-        self.poll(force=True)
+        self.say(f"noise β = {levels[(current + 1) % len(levels)]:g} from the next epoch")
 
     def action_estimator(self) -> None:
         ests = self.view.estimators()
         if len(ests) < 2:
-            self.notify(f"this run computes one MI estimator ({ests[0] if ests else 'none yet'})", timeout=4)
+            self.say(f"this run computes one MI estimator ({ests[0] if ests else 'none yet'})")
             return
         cur = self.vs.estimator if self.vs.estimator in ests else ests[0]
         self.set_view(estimator=ests[(ests.index(cur) + 1) % len(ests)])
 
     def action_pause(self) -> None:
         if self.view.finished is not None:
-            self.notify("the run has ended", timeout=3)
+            self.say("the run has ended")
             return
-        self.controls.toggle_pause()
-        self.poll(force=True)
+        paused = self.controls.toggle_pause()
+        self.say("paused at the end of this epoch" if paused else "resumed", 3)
 
     def action_layers(self) -> None:
         layers = self.view.layers()
@@ -239,8 +314,28 @@ class IbtuiApp(App):
         self.set_view(per_seed=not self.vs.per_seed)
 
     def action_dynamics(self) -> None:
+        """Cycle the dynamics quantity; on a small terminal, first show the dynamics page."""
+        if self.layout_mode == "compact" and self.vs.page != DynamicsPane.PAGE:
+            self.set_view(page=DynamicsPane.PAGE)
+            self.say(f"dynamics: {QUANTITIES[self.vs.dynamics].label}; d again for the next quantity", 4)
+            return
         i = DYNAMICS_QUANTITIES.index(self.vs.dynamics) if self.vs.dynamics in DYNAMICS_QUANTITIES else -1
-        self.set_view(dynamics=DYNAMICS_QUANTITIES[(i + 1) % len(DYNAMICS_QUANTITIES)])
+        q = DYNAMICS_QUANTITIES[(i + 1) % len(DYNAMICS_QUANTITIES)]
+        self.set_view(dynamics=q)
+        self.say(f"dynamics: {QUANTITIES[q].label}", 3)
+
+    def action_sweep(self) -> None:
+        """Show the next sweep point (every point's series are kept)."""
+        points = self.state.sweeps()
+        if len(points) < 2:
+            self.say("not a sweep: one run only" if not self.view.info or not self.view.info.sweep_points
+                     else "the other sweep values have no records yet")
+            return
+        cur = self.view.sweep if self.view.sweep in points else points[0]
+        nxt = points[(points.index(cur) + 1) % len(points)]
+        self.set_view(sweep=nxt)
+        live = self.state.view().live_sweep
+        self.say(f"sweep value {nxt}" + (" (running)" if nxt == live else " (done)" if live != nxt else ""), 4)
 
     def action_page(self, page: int) -> None:
         self.set_view(page=int(page))
@@ -254,7 +349,7 @@ class IbtuiApp(App):
             return
         panes = [(StatusLine.HELP.split(":")[0], StatusLine.HELP.split(":", 1)[1].strip())]
         panes += [(type(p).TITLE, p.HELP) for p in self.query(Pane)]
-        self.push_screen(HelpScreen(help_text(self.BINDINGS, panes, self.view.info, _snr_definition())))
+        self.push_screen(HelpScreen(help_text(self.BINDINGS, panes, self.view.info)))
 
     async def action_quit(self) -> None:
         if self.stopping:  # a second q: do not wait for the epoch to end (the thread still ends there)
@@ -272,7 +367,7 @@ class IbtuiApp(App):
         self.exit(return_code=1 if self.state.view().error else 0)
 
     def on_unmount(self) -> None:
-        self.controls.stop.set()  # however the app ends, the engine thread must end too (tui.md §2, point 2)
+        self.controls.stop.set()  # however the app ends, the engine thread must end too
         if warnings.showwarning == self._warning:
             warnings.showwarning = self._showwarning
 
@@ -280,15 +375,13 @@ class IbtuiApp(App):
         self.state.warn(f"{category.__name__}: {message} ({Path(filename).name}:{lineno})")
 
 
-def _snr_definition() -> str:
-    mod = sys.modules.get("ibtui.measures.gradients")  # only when the engine loaded it: never import torch here
-    return getattr(mod, "SNR_DEFINITION", "") if mod is not None else ""
-
-
 def _run(app: IbtuiApp, mouse: bool) -> int:
     """Run the app; warnings raised meanwhile become notices (stderr is the screen), and are printed,
     with the engine's traceback if it failed, once the terminal is restored."""
     app.run(mouse=mouse)
+    if app.exit_message:
+        print(f"ibtui: {app.exit_message}", file=sys.stderr)
+        return 2
     view = app.state.view()
     for message in view.warnings:
         print(f"ibtui: warning during the run: {message}", file=sys.stderr)
@@ -297,9 +390,10 @@ def _run(app: IbtuiApp, mouse: bool) -> int:
     return app.return_code or 0
 
 
-def run_app(engine, sinks: list, fps: float = 3.0, mouse: bool = True) -> int:
-    """Run the live app on `engine` (its `run` in a thread) with extra `sinks`; returns the exit code."""
-    return _run(IbtuiApp(engine, sinks, fps=fps), mouse)
+def run_app(engine=None, sinks: list = (), fps: float = 3.0, mouse: bool = True, factory=None) -> int:
+    """Run the live app on `engine` (its `run` in a thread) with extra `sinks`, or on what `factory(say)`
+    builds in the thread (see IbtuiApp); returns the exit code."""
+    return _run(IbtuiApp(engine, sinks, fps=fps, factory=factory), mouse)
 
 
 def view_app(csv_path, fps: float = 3.0, mouse: bool = True) -> int:
@@ -310,7 +404,3 @@ def view_app(csv_path, fps: float = 3.0, mouse: bool = True) -> int:
     return _run(IbtuiApp(CsvReplay(path), (), fps=fps, source_label=f"view {path.name}"), mouse)
 
 
-if __name__ == "__main__":
-    from ibtui.tui.fake_engine import main
-
-    sys.exit(main())

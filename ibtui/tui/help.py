@@ -1,6 +1,6 @@
 """The `?` help screen: every key (built from the app's bindings) and what each pane shows.
 
-Built from public data only: the App's BINDINGS and each pane's HELP text (tui.md §4, Posting's help
+Built from public data only: the App's BINDINGS and each pane's HELP text (Posting's help
 screen without its private `_bindings`), plus the run's estimator settings and the notes a researcher
 must see (RunInfo.notes). Escape, `?` or `q` closes it.
 """
@@ -23,8 +23,9 @@ def key_label(binding: Binding) -> str:
     return ", ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
 
-def help_text(bindings, panes, info=None, extra: str = "") -> Table:
-    """The help content as one rich Table: keys, then panes, then the run's estimators and notes."""
+def help_text(bindings, panes, info=None, quantities=None) -> Table:
+    """The help content as one rich Table: keys, the run (estimators and the start-up notes), panes, then the
+    definition of every quantity (`quantities`, default the registry's)."""
     t = _Grid()
     t.add_column(justify="right", style="bold", no_wrap=True)
     t.add_column()
@@ -32,23 +33,32 @@ def help_text(bindings, panes, info=None, extra: str = "") -> Table:
     for b in bindings:
         if b.description:
             t.add_row(key_label(b), b.description + (f": {b.tooltip}" if b.tooltip else ""))
-    t.add_row("", "")
-    t.add_row(Text("panes", style="underline"), "")
-    for title, text in panes:
-        t.add_row(title, text)
     if info is not None:
         t.add_row("", "")
         t.add_row(Text("this run", style="underline"), "")
         t.add_row("scenario", f"{info.run} ({info.scenario_path or '–'})")
+        t.add_row("seeds", f"{len(info.seeds)} ({', '.join(map(str, info.seeds[:8]))}{', …' if len(info.seeds) > 8 else ''})"
+                  f" on {info.device}; {info.epochs} epochs, {len(info.snapshot_epochs) or '?'} snapshots")
         t.add_row("MI points", f"{info.mi_points}: N = {info.n_points}, ceiling log2 N")
         for est, setting in info.estimator_settings.items():
             t.add_row(est, str(setting))
         t.add_row("noise levels", ", ".join(f"{b:g}" for b in info.noise_levels) or "–")
+        if info.sweep_points:
+            t.add_row("sweep", ", ".join(info.sweep_points))
         for note in info.notes:
             t.add_row("note", note)
-    if extra:
-        t.add_row("", "")
-        t.add_row("SNR", extra)
+    t.add_row("", "")
+    t.add_row(Text("panes", style="underline"), "")
+    for title, text in panes:
+        t.add_row("", Text.assemble((title, "bold"), ": ", text))
+    t.add_row("", "")
+    t.add_row(Text("definitions", style="underline"), "")
+    if quantities is None:
+        from ibtui.quantities import QUANTITIES
+
+        quantities = QUANTITIES.values()
+    for q in quantities:
+        t.add_row("", Text.assemble((q.name, "bold"), (f" [{q.unit}]" if q.unit else ""), ": ", q.definition))
     return t
 
 
@@ -63,10 +73,13 @@ class _Grid(Table):
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,question_mark,q,f1", "close", "Close", show=False)]
+    """The whole screen (a cut modal hid that it scrolls); its border says how to scroll and close."""
+
+    BINDINGS = [Binding("escape,question_mark,q,f1", "close", "Close", show=False),
+                Binding("space,j", "scroll(1)", show=False), Binding("k", "scroll(-1)", show=False)]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; height: 90%; border: round $accent; padding: 0 1;
+    HelpScreen > VerticalScroll { width: 100%; height: 100%; border: round $accent; padding: 0 1;
                                   background: $surface; }
     """
 
@@ -76,8 +89,16 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         box = VerticalScroll(Static(self.content, id="help-text"))
-        box.border_title = "ibtui help · esc closes"
+        box.border_title = "ibtui help"
+        box.border_subtitle = "↑↓ PgUp PgDn space: scroll · esc: close"
         yield box
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+
+    def action_scroll(self, pages: int) -> None:
+        box = self.query_one(VerticalScroll)
+        box.scroll_to(y=box.scroll_y + pages * max(box.size.height - 2, 1), animate=False)
 
     def action_close(self) -> None:
         self.dismiss()

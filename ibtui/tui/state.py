@@ -1,4 +1,4 @@
-"""The TUI's sink: the only object the engine thread and the app share (tui.md §2, DESIGN.md "Data flow").
+"""The TUI's sink: the only object the engine thread and the app share.
 
 The engine thread calls `start`, `emit`, `progress` and `close`; each stores numbers under a lock and
 bumps a version counter, and never touches Textual. The app polls `version` on its own timer and,
@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ibtui.records import Record, RunInfo, Sink
-from ibtui.quantities import NOISE_BETA, SEED_DIVERGED
+from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink
+from ibtui.quantities import DYNAMICS_PER_LAYER, MI_TY, MI_XT, NOISE_BETA, SEED_DIVERGED
 
 SeriesKey = tuple[str, str, str, "int | str"]  # (quantity, estimator, layer, seed)
 
@@ -77,7 +77,12 @@ class StateView:
     warnings: tuple[str, ...] = ()  # Python warnings raised while the app ran (shown as notices)
     started: float = 0.0  # time.monotonic() of start()
     sweep: str = ""  # the sweep point shown ("" when the run is not a sweep)
-    other_sweeps: tuple[str, ...] = ()  # sweep points whose records arrived but are not shown
+    other_sweeps: tuple[str, ...] = ()  # the other sweep points with records (v shows them)
+    sweeps: tuple[str, ...] = ()  # every sweep point with records, in arrival order
+    live_sweep: str = ""  # the point the engine is running now
+    progress: Progress | None = None  # the latest progress report (of the live point)
+    stage: str = ""  # what the engine is doing before its first snapshot ("loading torch…"); "" after
+    eta_s: float = math.nan  # seconds left (records.EtaEstimator), nan when unknown
 
     # ------------------------------------------------------------------ lookups used by the panes
     def get(self, quantity: str, estimator: str = "", layer: str = "", seed: int | str = "mean") -> Series:
@@ -96,7 +101,7 @@ class StateView:
         """Layer labels: from the run info, else the single layers seen in MI records, in numeric order."""
         if self.info is not None and self.info.layers:
             return list(self.info.layers)
-        seen = {k[2] for q in ("I(X;T)", "I(T;Y)") for k in self.keys_of(q)}
+        seen = {k[2] for q in (MI_XT, MI_TY) for k in self.keys_of(q)}
         return sorted(seen, key=_layer_sort_key)
 
     def seeds(self) -> list[int]:
@@ -108,7 +113,7 @@ class StateView:
         """MI estimators the user can cycle through: the run info's, else those seen in MI records."""
         if self.info is not None and self.info.estimators:
             return list(self.info.estimators)
-        return sorted({k[1] for q in ("I(X;T)", "I(T;Y)") for k in self.keys_of(q) if k[1]})
+        return sorted({k[1] for q in (MI_XT, MI_TY) for k in self.keys_of(q) if k[1]})
 
     def pending_measure(self, present: bool) -> str | None:
         """The sentence a pane shows instead of a plot: None when it has data."""
@@ -127,8 +132,31 @@ def _layer_sort_key(label: str):
         return (math.inf,)
 
 
+class _Point:
+    """Everything stored for one sweep point (a run that is not a sweep has one, labelled "")."""
+
+    def __init__(self):
+        self.epochs: dict[SeriesKey, list[int]] = {}
+        self.values: dict[SeriesKey, list[float]] = {}
+        self.index: dict[str, list[SeriesKey]] = {}  # quantity -> its keys, in arrival order
+        self.snapshot_epochs: set[int] = set()
+        self.noise: list[tuple[int, float]] = []
+        self.diverged: list[tuple[int | str, int]] = []
+        self.epoch = 0
+        self.beta: float | None = None
+        self.info: RunInfo | None = None
+        self.progress: Progress | None = None
+        self.eta = EtaEstimator()
+        self.data_version = 0
+        self.cache: tuple[int, dict, dict] | None = None
+        self.dirty: set = set()  # keys changed since the last view of this point
+
+
 class TuiState(Sink):
-    """Lock-protected store of everything the app shows. Implements the sink protocol (records.py)."""
+    """Lock-protected store of everything the app shows. Implements the sink protocol (records.py).
+
+    A sweep keeps every point's series (records carry `sweep`); a view shows one point, by default the
+    one the engine is running."""
 
     def __init__(self, max_points: int = 1024):
         if max_points < 4:
@@ -138,87 +166,90 @@ class TuiState(Sink):
         self.version = 0  # any change (progress included): the status line redraws
         self.data_version = 0  # new records or run info: the plots redraw
         self._info: RunInfo | None = None
-        self._sweep: str | None = None  # the sweep point shown ("" = not a sweep); fixed by the first run
-        self._other_sweeps: set[str] = set()
-        self._reset()
+        self._points: dict[str, _Point] = {}
+        self._live: str | None = None  # the point the engine runs now
         self._total: int | None = None
-        self._rate = math.nan
-        self._beta: float | None = None
         self._finished: bool | None = None
         self._error: str | None = None
+        self._stage = ""
         self.error_detail = ""  # the engine's traceback, printed after the app closes
         self._warnings: list[str] = []
         self._started = time.monotonic()
-        self._cache: tuple[int, dict, dict] | None = None
         self.closed_with: list[bool] = []  # every close(finished) received, for tests
 
-    def _reset(self) -> None:
-        self._epochs: dict[SeriesKey, list[int]] = {}
-        self._values: dict[SeriesKey, list[float]] = {}
-        self._index: dict[str, list[SeriesKey]] = {}  # quantity -> its keys, in arrival order
-        self._snapshot_epochs: set[int] = set()
-        self._noise: list[tuple[int, float]] = []
-        self._diverged: list[tuple[int | str, int]] = []
-        self._epoch = 0
-        self._dirty: set = set()  # keys changed since the last view
-        self._dirty_all = True  # after a reset: rebuild every series
+    def _point(self, sweep: str) -> _Point:
+        p = self._points.get(sweep)
+        if p is None:
+            p = self._points[sweep] = _Point()
+        return p
 
     # ------------------------------------------------------------------ sink protocol (engine thread)
     def start(self, info: RunInfo) -> None:
-        """A run begins. A new sweep point (info.sweep differs) starts from empty series."""
+        """A run (or the next sweep point) begins; its series start empty, the earlier points' stay."""
         with self._lock:
             sweep = getattr(info, "sweep", "")
-            if self._sweep is not None and sweep != self._sweep:
-                self._reset()
-            self._sweep = sweep
+            self._live = sweep
+            self._point(sweep).info = info
             self._info = info
             self._total = info.epochs
             self._started = time.monotonic()
+            self._stage = "measuring epoch 0…" if not self._point(sweep).snapshot_epochs else ""
             self._bump(data=True)
+
+    def set_stage(self, text: str) -> None:
+        """What the engine is doing before its first snapshot (the status line shows it)."""
+        with self._lock:
+            self._stage = text
+            self.version += 1
 
     def emit(self, records: list[Record]) -> None:
         with self._lock:
+            touched = set()
             for r in records:
                 sweep = getattr(r, "sweep", "")
-                if self._sweep is None:
-                    self._sweep = sweep
-                if sweep != self._sweep:  # another sweep point's records (a sweep's CSV): not mixed in
-                    self._other_sweeps.add(sweep)
-                    continue
+                if self._live is None:
+                    self._live = sweep
+                pt = self._point(sweep)
+                touched.add(sweep)
                 if r.quantity == NOISE_BETA:
-                    if not self._noise or self._noise[-1][1] != r.value:
-                        self._noise.append((r.epoch, r.value))
-                    self._beta = r.value
+                    if not pt.noise or pt.noise[-1][1] != r.value:
+                        pt.noise.append((r.epoch, r.value))
+                    pt.beta = r.value
                 elif r.quantity == SEED_DIVERGED:
-                    self._diverged.append((r.seed, r.epoch))
+                    pt.diverged.append((r.seed, r.epoch))
                 else:
-                    self._snapshot_epochs.add(r.epoch)
+                    pt.snapshot_epochs.add(r.epoch)
+                    self._stage = ""
                 key = (r.quantity, r.estimator, r.layer, r.seed)
-                xs = self._epochs.get(key)
+                xs = pt.epochs.get(key)
                 if xs is None:
-                    xs = self._epochs[key] = []
-                    self._values[key] = []
-                    self._index.setdefault(r.quantity, []).append(key)
-                ys = self._values[key]
-                self._dirty.add(key)
+                    xs = pt.epochs[key] = []
+                    pt.values[key] = []
+                    pt.index.setdefault(r.quantity, []).append(key)
+                ys = pt.values[key]
+                pt.dirty.add(key)
                 if xs and xs[-1] == r.epoch:  # the same epoch again (a re-read or a correction): replace
                     ys[-1] = r.value
                 else:
                     xs.append(r.epoch)
                     ys.append(r.value)
                     if len(xs) > self.max_points:  # new lists: views holding the old ones stay valid
-                        self._epochs[key], self._values[key] = _thin(xs), _thin(ys)
-                if r.epoch > self._epoch:
-                    self._epoch = r.epoch
+                        pt.epochs[key], pt.values[key] = _thin(xs), _thin(ys)
+                if r.epoch > pt.epoch:
+                    pt.epoch = r.epoch
             self._bump(data=True)
+            for sweep in touched:
+                self._points[sweep].data_version = self.data_version
 
-    def progress(self, epoch: int, total: int, seed_epochs_per_s: float, noise_beta: float) -> None:
+    def progress(self, p: Progress) -> None:
         with self._lock:  # cheap: called after every epoch
-            self._epoch = max(self._epoch, epoch)
-            self._total = total
-            self._rate = seed_epochs_per_s
-            if noise_beta is not None and math.isfinite(noise_beta):  # a replay does not know β: keep the records'
-                self._beta = noise_beta
+            pt = self._point(self._live or "")
+            pt.epoch = max(pt.epoch, p.epoch)
+            pt.progress = p
+            pt.eta.update(p)
+            self._total = p.total
+            if p.noise_beta is not None and math.isfinite(p.noise_beta):  # a replay does not know β
+                pt.beta = p.noise_beta
             self.version += 1
 
     def close(self, finished: bool) -> None:
@@ -226,6 +257,7 @@ class TuiState(Sink):
             self.closed_with.append(bool(finished))
             if self._finished is None:
                 self._finished = bool(finished)
+            self._stage = ""
             self.version += 1
 
     # ------------------------------------------------------------------ app side
@@ -248,28 +280,42 @@ class TuiState(Sink):
         with self._lock:
             return self._info
 
-    def view(self) -> StateView:
-        """An immutable view. Cheap: the series are shared prefixes of the state's lists (see Series),
-        rebuilt only for the keys that received records since the last call."""
+    def sweeps(self) -> list[str]:
         with self._lock:
-            if self._cache is None or self._cache[0] != self.data_version:
-                if self._cache is None or self._dirty_all:
-                    series, dirty = {}, self._epochs.keys()
+            return list(self._points)
+
+    def view(self, sweep: str | None = None) -> StateView:
+        """An immutable view of one sweep point (None: the live one). Cheap: the series are shared prefixes
+        of the state's lists (see Series), rebuilt only for the keys that received records since the last call."""
+        with self._lock:
+            live = self._live if self._live is not None else ""
+            shown = sweep if sweep in self._points else live
+            pt = self._points.get(shown) or _Point()
+            if pt.cache is None or pt.cache[0] != pt.data_version:
+                if pt.cache is None:
+                    series, dirty = {}, pt.epochs.keys()
                 else:
-                    series, dirty = dict(self._cache[1]), self._dirty
+                    series, dirty = dict(pt.cache[1]), pt.dirty
                 for k in dirty:
-                    series[k] = Series(self._epochs[k], self._values[k])
-                index = {q: list(keys) for q, keys in self._index.items()}
-                self._cache = (self.data_version, series, index)
-                self._dirty = set()
-                self._dirty_all = False
+                    series[k] = Series(pt.epochs[k], pt.values[k])
+                index = {q: list(keys) for q, keys in pt.index.items()}
+                pt.cache = (pt.data_version, series, index)
+                pt.dirty = set()
+            info = pt.info or self._info
+            is_live = shown == live
+            total = (pt.progress.total if pt.progress else None) or (info.epochs if info else None) or (
+                self._total if is_live else None)
+            prog = pt.progress
             return StateView(
-                version=self.version, data_version=self.data_version, info=self._info, epoch=self._epoch,
-                total=self._total, rate=self._rate, beta=self._beta, finished=self._finished,
-                error=self._error, snapshots=len(self._snapshot_epochs), series=self._cache[1], index=self._cache[2],
-                quantities=frozenset(self._index), noise_events=tuple(self._noise),
-                diverged=tuple(self._diverged), warnings=tuple(self._warnings), started=self._started,
-                sweep=self._sweep or "", other_sweeps=tuple(sorted(self._other_sweeps)))
+                version=self.version, data_version=pt.data_version, info=info, epoch=pt.epoch,
+                total=total, rate=prog.seed_epochs_per_s if prog is not None else math.nan, beta=pt.beta,
+                finished=self._finished if is_live else True, error=self._error,
+                snapshots=len(pt.snapshot_epochs), series=pt.cache[1], index=pt.cache[2],
+                quantities=frozenset(pt.index), noise_events=tuple(pt.noise),
+                diverged=tuple(pt.diverged), warnings=tuple(self._warnings), started=self._started,
+                sweep=shown, other_sweeps=tuple(s for s in self._points if s != shown),
+                sweeps=tuple(self._points), live_sweep=live, progress=prog, stage=self._stage,
+                eta_s=pt.eta.eta_s())
 
     def _bump(self, data: bool) -> None:
         self.version += 1
@@ -282,7 +328,7 @@ def _thin(xs: list) -> list:
     return xs[:-1:2] + [xs[-1]]
 
 
-DYNAMICS_QUANTITIES = ("snr", "grad_mean", "grad_std", "weight_change", "weight_norm")
+DYNAMICS_QUANTITIES = DYNAMICS_PER_LAYER  # the `d` cycle, from the registry
 
 
 @dataclass(frozen=True)
@@ -294,3 +340,4 @@ class ViewState:
     per_seed: bool = False  # False: mean over seeds; True: mean plus every seed
     page: int = 1  # compact layout: 1 plane, 2 dynamics, 3 clusters + bound, 4 loss
     dynamics: str = DYNAMICS_QUANTITIES[0]
+    sweep: str | None = None  # the sweep point shown (v cycles); None = the one running

@@ -112,8 +112,9 @@ def test_stop_pause_and_noise_at_epoch_boundaries():
     seen = []
 
     class Stopper(ListSink):
-        def progress(self, epoch, total, rate, beta):
-            seen.append((epoch, beta))
+        def progress(self, p):
+            epoch = p.epoch
+            seen.append((epoch, p.noise_beta))
             if epoch == 2:
                 controls.request_noise(1)
             if epoch == 4:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ibtui.errors import ExportError
-from ibtui.records import Record
+from ibtui.records import Progress, Record
 from ibtui.sinks import csv as csv_sink
 from ibtui.sinks.csv import CsvSink, check_targets, read_records, sidecar_path
 
@@ -70,6 +70,6 @@ def test_heartbeat_and_writer_in_the_sidecar(tmp_path, monkeypatch):
 
     assert meta["writer"]["pid"] == os.getpid() and meta["alive"]
     sink.meta["alive"] = "x"
-    sink.progress(1, 2, 1.0, 0.0)
+    sink.progress(Progress(1, 2, 1, 0.0))
     assert json.loads(sidecar_path(sink.path).read_text())["alive"] != "x"
     sink.close(True)

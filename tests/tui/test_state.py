@@ -9,12 +9,13 @@ import pytest
 
 pytest.importorskip("textual")  # a machine without the app's packages (a bare GPU box) skips these
 
-from ibtui.records import Record
+from ibtui.records import Progress, Record
 from ibtui.quantities import NOISE_BETA, SEED_DIVERGED
-from ibtui.tui.fake_engine import FakeEngine
+from fake_engine import FakeEngine
 from ibtui.tui.panes.base import EPOCH_RAMP, epoch_color, layer_marker, thin
 from ibtui.tui.panes.bound import sparkline
-from ibtui.tui.panes.status import duration, fit
+from ibtui.sinks.progress import duration
+from ibtui.tui.panes.base import fit
 from ibtui.tui.state import TuiState
 
 
@@ -28,7 +29,7 @@ def test_series_are_stored_exactly_and_versions_count_changes():
     st.start(eng.info)
     assert (st.version, st.data_version) == (1, 1)
     st.emit(eng.records_at(0))
-    st.progress(1, 10, 42.0, 0.0)  # progress changes the status only: data_version stays
+    st.progress(Progress(1, 10, 3, 0.0, train_s=1 / 14, trained=1))  # progress changes the status only: data_version stays
     assert (st.version, st.data_version) == (3, 2)
     v = st.view()
     assert v.get("I(T;Y)", "kde_upper", "2", 1).values == (eng.value("I(T;Y)", 0, "2", 1, "kde_upper"),)
@@ -71,7 +72,7 @@ def test_same_epoch_replaces_and_noise_and_divergence_are_tracked():
     st.emit([Record("r", 3, 12, 0, "", SEED_DIVERGED, "", 1.0)])
     v = st.view()
     assert v.noise_events == ((0, 0.0), (9, 0.1)) and v.beta == 0.1 and v.diverged == ((3, 12),)
-    st.progress(13, 20, 1.0, math.nan)  # a replay does not know β: the records' value stays
+    st.progress(Progress(13, 20, 3, math.nan))  # a replay does not know β: the records' value stays
     assert st.view().beta == 0.1
 
 

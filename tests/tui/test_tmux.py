@@ -1,7 +1,7 @@
 """The app in a real terminal (tmux, 80×24): it starts, the plane fills, `n` and `e` change the status
 line, `?` shows help, `q` exits 0 and the terminal is restored. Skipped when tmux is missing.
 
-Two commands: the fake engine (`python -m ibtui.tui.fake_engine`, every key has an effect) and the real
+Two commands: the fake engine (`tests/tui/fake_engine.py`, every key has an effect) and the real
 `ibtui` command on a tiny SZT run (`python -m ibtui SCENARIO`; `e` only matters once the engine
 computes more than one estimator, so that check is made only then).
 """
@@ -89,19 +89,19 @@ def drive(t: Tmux, check_estimator: bool, capture: Path | None = None) -> str:
         t.keys("e")
         t.wait(lambda s: f"estimator {est} " not in status_lines(s)[1] + " ", what="status shows next estimator")
     t.keys("?")
-    t.wait(lambda s: "ibtui help" in s and "Noise" in s, what="help screen")
+    t.wait(lambda s: "ibtui help" in s and "noise" in s, what="help screen")
     t.keys("Escape")
     t.wait(lambda s: "ibtui help" not in s, what="help closes")
     t.keys("q")
     end = t.wait(lambda s: "IBTUI_EXIT=" in s, timeout=30, what="exit")
     assert "IBTUI_EXIT=0" in end
-    assert "information plane" not in end and "Quit" not in end  # the terminal is back to the shell's screen
+    assert "information plane" not in end and "q quit" not in end  # the terminal is back to the shell's screen
     return first
 
 
 def test_fake_engine_in_tmux():
     out = os.environ.get("IBTUI_TMUX_CAPTURE")  # set it to keep the 80×24 capture for a report
-    t = Tmux(f"{shlex.quote(sys.executable)} -m ibtui.tui.fake_engine --epochs 3000 --delay 0.01")
+    t = Tmux(f"PYTHONPATH=. {shlex.quote(sys.executable)} tests/tui/fake_engine.py --epochs 3000 --delay 0.01")
     try:
         first = drive(t, check_estimator=True, capture=Path(out) if out else None)
         assert "fake" in status_lines(first)[0]

@@ -1,5 +1,5 @@
-"""Helpers shared by tests/tui (imported by name; not a test file): polling waits (no fixed sleeps,
-tui.md §3a), a recording sink and a plain-text dump of the whole screen."""
+"""Helpers shared by tests/tui (imported by name; not a test file): polling waits (no fixed
+sleeps), a recording sink and a plain-text dump of the whole screen."""
 from __future__ import annotations
 
 import io
@@ -47,3 +47,11 @@ class RecordingSink(Sink):
 
     def close(self, finished: bool) -> None:
         self.closed.append(finished)
+
+
+def same_records(a: list[Record], b: list[Record]) -> bool:
+    """Equal record lists, NaN equal to NaN (the engine emits NaN where a value does not exist yet)."""
+    def key(r: Record):
+        return (r.run, r.sweep, r.seed, r.epoch, r.step, r.layer, r.quantity, r.estimator, repr(r.value))
+
+    return [key(r) for r in a] == [key(r) for r in b]

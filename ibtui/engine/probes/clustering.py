@@ -1,8 +1,8 @@
 """The per-layer clustering table: at each snapshot, how far every layer has collapsed into clusters.
 
-Goldfeld et al. (ICML 2019, papers.md §1.6) show that what the information plane calls compression is
-the geometric clustering of same-class representations; the survey (seed 002) asks whether a layer's
-partition is homogeneous in the label. This probe records the measures of
+Goldfeld et al. (ICML 2019) show that what the information plane calls compression is
+the geometric clustering of same-class representations; the survey blog "Information Theory for Deep
+Learning" asks whether a layer's partition is homogeneous in the label. This probe records the measures of
 `ibtui.measures.clustering` (their names and one-line definitions are `DEFINITIONS`) for every layer and
 seed, on the device, as quantities with estimator "". The scales follow the noise level β in force at
 the snapshot: grid cells of width B = 10β (Goldfeld et al.'s bin for H(Bin(T))) and close pairs within

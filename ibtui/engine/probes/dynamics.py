@@ -1,6 +1,6 @@
 """Training dynamics per layer, live: gradient SNR, weight norms, the drift→diffusion transition, the bounds.
 
-Shwartz-Ziv, Painsky & Tishby (2019; papers.md §2) describe SGD in two phases, per layer: drift (the mean
+Shwartz-Ziv, Painsky & Tishby (2019) describe SGD in two phases, per layer: drift (the mean
 mini-batch gradient dominates its batch-to-batch fluctuation) and diffusion (the fluctuation dominates),
 and bound what a layer passes on with a Gaussian-channel argument.  This probe wires the pure measures
 (`ibtui.measures.gradients`, `ibtui.measures.gaussian_bound`) into the engine:
@@ -40,18 +40,6 @@ from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.gaussian_bound import BOUND_DEFINITION, BoundWindow, input_compression_bound, input_variance
 from ibtui.measures.gradients import SNR_DEFINITION, GradientMoments, TransitionDetector, weight_norms
-
-GRAD_MEAN = "grad_mean"
-GRAD_STD = "grad_std"
-SNR = "snr"
-WEIGHT_NORM = "weight_norm"
-WEIGHT_CHANGE = "weight_change"
-TRANSITION_EPOCH = "transition_epoch"
-PHASE = "phase"
-GAUSSIAN_BOUND = "gaussian_bound"
-GEN_GAP = "gen_gap"
-ERROR_GAP = "error_gap"
-INPUT_COMPRESSION_BOUND = "input_compression_bound"
 
 COMPRESSION_DELTA = 0.05  # confidence 1 − δ of Theorem 1
 
@@ -163,15 +151,15 @@ class DynamicsProbe(Probe):
             grads = self.moments.summary()
         else:  # the initial snapshot (or a snapshot whose window was not watched): no gradients yet
             nan = torch.full((self.x_variance.shape[0], self.n_layers), math.nan, device=self.device)
-            grads = {GRAD_MEAN: nan, GRAD_STD: nan, SNR: nan}
-        snr = grads[SNR]
+            grads = {Q.GRAD_MEAN: nan, Q.GRAD_STD: nan, Q.SNR: nan}
+        snr = grads[Q.SNR]
         if epoch > 0:
             self.detector.update(epoch, snr)
         norms = weight_norms([w.detach() for w in self.weights], self.w0)
-        shown = {GRAD_MEAN: grads[GRAD_MEAN], GRAD_STD: grads[GRAD_STD],
-                 SNR: snr.square() if self.settings.snr == "squared" else snr,
-                 WEIGHT_NORM: norms["weight_norm"], WEIGHT_CHANGE: norms["weight_change"],
-                 TRANSITION_EPOCH: self.detector.epoch, PHASE: self.detector.in_diffusion(epoch).float()}
+        shown = {Q.GRAD_MEAN: grads[Q.GRAD_MEAN], Q.GRAD_STD: grads[Q.GRAD_STD],
+                 Q.SNR: snr.square() if self.settings.snr == "squared" else snr,
+                 Q.WEIGHT_NORM: norms["weight_norm"], Q.WEIGHT_CHANGE: norms["weight_change"],
+                 Q.TRANSITION_EPOCH: self.detector.epoch, Q.PHASE: self.detector.in_diffusion(epoch).float()}
         out: Values = {}
         for quantity, table in shown.items():
             for j in range(self.n_layers):
@@ -188,7 +176,7 @@ class DynamicsProbe(Probe):
         matrices = [as_matrix(w.detach()) for w in self.weights]
         bound = self.bound.update(float(epoch), matrices, sigma_t2, transition_epoch=self.detector.epoch,
                                   keep_from=self.detector.earliest_pending_epoch)
-        return {(f"{j}-{j + 1}", GAUSSIAN_BOUND, ""): bound[:, j] for j in range(self.n_layers)}
+        return {(f"{j}-{j + 1}", Q.GAUSSIAN_BOUND, ""): bound[:, j] for j in range(self.n_layers)}
 
     def _sigma_t2(self, snap: Snapshot) -> torch.Tensor:
         """σ_T² of each layer's input [S, L] (X, then T_1..T_{L−1} on the MI points).
@@ -207,11 +195,11 @@ class DynamicsProbe(Probe):
         values = snap.losses
         out: Values = {}
         if ("", Q.LOSS_TEST, "") in values and ("", Q.LOSS_TRAIN, "") in values:
-            out[("", GEN_GAP, "")] = values[("", Q.LOSS_TEST, "")] - values[("", Q.LOSS_TRAIN, "")]
+            out[("", Q.GEN_GAP, "")] = values[("", Q.LOSS_TEST, "")] - values[("", Q.LOSS_TRAIN, "")]
         if ("", Q.ACC_TEST, "") in values and ("", Q.ACC_TRAIN, "") in values:
-            out[("", ERROR_GAP, "")] = values[("", Q.ACC_TRAIN, "")] - values[("", Q.ACC_TEST, "")]
+            out[("", Q.ERROR_GAP, "")] = values[("", Q.ACC_TRAIN, "")] - values[("", Q.ACC_TEST, "")]
         mi = snap.last_hidden_mi_xt
         if mi is not None and len(snap.layers) > 1:
-            out[("", INPUT_COMPRESSION_BOUND, "")] = input_compression_bound(
+            out[("", Q.INPUT_COMPRESSION_BOUND, "")] = input_compression_bound(
                 mi, self.m_train, COMPRESSION_DELTA).to(mi.dtype)
         return out

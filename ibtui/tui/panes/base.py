@@ -1,9 +1,9 @@
 """What every pane shares: the redraw contract, the plot widget, epoch colours and point thinning.
 
 A pane is a bordered container that draws only from a `StateView` and the `ViewState` (state.py);
-it never computes science (DESIGN.md). `redraw(view, vs)` is called on the UI thread when the data
+it never computes science. `redraw(view, vs)` is called on the UI thread when the data
 or the view settings changed and the pane is visible. `text` is the plain text the pane last drew,
-which the tests read. Colour is never the only cue (NO_COLOR, tui.md §5): layers are drawn with
+which the tests read. Colour is never the only cue (NO_COLOR): layers are drawn with
 their number as the plot marker, and colour adds the epoch.
 """
 from __future__ import annotations
@@ -123,13 +123,18 @@ class Pane(Vertical):
     def redraw(self, view: StateView, vs: ViewState) -> None:
         raise NotImplementedError
 
-    def set_titles(self, title: str | list[str], subtitle_markup: str = "") -> None:
+    def set_titles(self, title: str | list[str], subtitle_markup: str | list[str] = "") -> None:
         """Border title (plain text, escaped; a list of parts is fitted to the width, the last parts
-        dropped first) and subtitle (Textual markup, for the colour key)."""
+        dropped first) and subtitle (Textual markup, for the colour key; parts separated by " · " are
+        dropped from the right until it fits, so neither is ever cut with "…")."""
+        room = self.size.width - 6 if self.size.width > 12 else 10_000
         if not isinstance(title, str):
-            title = fit(list(title), self.size.width - 6 if self.size.width > 12 else 10_000)
+            title = fit(list(title), room)
         self.border_title = escape(title)
-        self.border_subtitle = subtitle_markup
+        parts = [p for p in (subtitle_markup.split(" · ") if isinstance(subtitle_markup, str) else subtitle_markup) if p]
+        while len(parts) > 1 and Content.from_markup(" · ".join(parts)).cell_length > room:
+            parts.pop()
+        self.border_subtitle = " · ".join(parts)
 
     def needs_redraw(self, view: StateView, vs: ViewState) -> bool:
         return (view.data_version, vs, self.size.width) != (self.drawn_data, self.drawn_view, self.drawn_width)
@@ -188,8 +193,9 @@ class PlotPane(Pane):
 
 
 def fmt(v: float) -> str:
+    """A table cell: 3 significant figures; "–" for NaN (a value that does not exist yet), never raw nan."""
     if not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        return "–" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
         return f"{v:.3g}"
     return f"{v:.0f}" if float(v).is_integer() and abs(v) >= 10 else f"{v:.3f}"
@@ -204,6 +210,17 @@ def latest(view: StateView, quantity: str, layer: str, seed) -> tuple[int, float
                 s = view.series[key]
                 break
     return s.last()
+
+
+def seed_mode(view: StateView, vs: ViewState) -> str:
+    """What a pane shows, in words: 'mean of 20 seeds', or 'mean + each of 20 seeds' in per-seed mode."""
+    n = len(view.seeds())
+    if n <= 1:
+        return "1 seed" if n == 1 else ""
+    return f"mean + each of {n} seeds" if vs.per_seed else f"mean of {n} seeds"
+
+
+SEED_COLOR = 240  # faint grey: each seed's trajectory under the mean
 
 
 def seed_range(view: StateView, quantity: str, layer: str) -> tuple[float, float] | None:
@@ -230,3 +247,15 @@ def _table_text(table: Table) -> str:
     console = Console(width=160, file=io.StringIO(), color_system=None)
     console.print(table)
     return console.file.getvalue()
+
+
+def shown_estimator(view: StateView, vs: ViewState) -> str | None:
+    ests = view.estimators()
+    if vs.estimator in ests:
+        return vs.estimator
+    return ests[0] if ests else vs.estimator
+
+
+def shown_layers(view: StateView, vs: ViewState) -> list[str]:
+    layers = view.layers()
+    return [vs.layer] if vs.layer in layers else layers

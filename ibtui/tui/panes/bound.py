@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 
 from rich.table import Table
+
+from ibtui.quantities import GAUSSIAN_BOUND
 from rich.text import Text
 
-from ibtui.tui.panes.base import TablePane, fmt, latest, seed_range, thin
+from ibtui.tui.panes.base import TablePane, fmt, latest, seed_mode, seed_range, thin
 from ibtui.tui.state import StateView, ViewState, _layer_sort_key
 
-QUANTITY = "gaussian_bound"
+QUANTITY = GAUSSIAN_BOUND
 BARS = "▁▂▃▄▅▆▇█"
 
 
@@ -31,21 +33,22 @@ def sparkline(values: list[float], width: int = 16) -> str:
 class BoundPane(TablePane):
     TITLE = "Gaussian bound"
     PAGE = 3
-    HELP = ("Gaussian bound: per layer pair k-k1, the engine's Gaussian-channel upper bound on I(T_k+1;T_k) in "
-            "bits (a noisy layer carries at most this much about the previous one), mean over seeds at the "
-            "latest snapshot; s adds the range over seeds. The sparkline is the history (log-spaced snapshots).")
+    HELP = ("Gaussian bound: per layer pair (j-1)-j (T_0 = X), the Gaussian-channel upper bound on I(T_j-1;T_j) in "
+            "bits, mean over seeds at the latest snapshot; s adds the range over seeds. It exists once layer j's "
+            "drift->diffusion transition is declared ('waiting for the transition' before). The sparkline is "
+            "the history (log-spaced snapshots).")
 
     def redraw(self, view: StateView, vs: ViewState) -> None:
         pairs = sorted({k[2] for k in view.keys_of(QUANTITY)}, key=_layer_sort_key)
         if vs.layer is not None:
             pairs = [p for p in pairs if vs.layer in p.split("-")] or pairs
         if not pairs:
-            self.set_titles("Gaussian bound on I(T_k+1;T_k)")
+            self.set_titles("Gaussian bound")
             self.show_message("Gaussian bound: " + str(view.pending_measure(False)))
             self.mark_drawn(view, vs)
             return
         epoch = max((v[0] for p in pairs if (v := latest(view, QUANTITY, p, "mean")) is not None), default=None)
-        self.set_titles(f"Gaussian bound on I(T_k+1;T_k) · epoch {epoch}", "bits · history = sparkline")
+        self.set_titles(["Gaussian bound", f"epoch {epoch}", seed_mode(view, vs)], "bits · history = sparkline")
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
         table.add_column(Text("pair"), justify="right", no_wrap=True)
         table.add_column(Text("bound [bits]"), justify="right", no_wrap=True)
@@ -54,7 +57,8 @@ class BoundPane(TablePane):
         table.add_column(Text("history"), no_wrap=True)
         for p in pairs:
             v = latest(view, QUANTITY, p, "mean")
-            row = [p, fmt(v[1]) if v is not None else "–"]
+            waiting = v is None or not math.isfinite(v[1])
+            row = [p, "waiting for the transition" if waiting else fmt(v[1])]
             if vs.per_seed:
                 r = seed_range(view, QUANTITY, p)
                 row.append(f"{fmt(r[0])}–{fmt(r[1])}" if r else "–")

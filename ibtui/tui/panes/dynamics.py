@@ -11,19 +11,13 @@ import math
 
 from textual.markup import escape
 
-from ibtui.tui.panes.base import PlotPane, finite, layer_marker, thin
-from ibtui.tui.panes.info_plane import shown_layers
+from ibtui.quantities import QUANTITIES, TRANSITION_EPOCH, WEIGHT_CHANGE
+from ibtui.tui.panes.base import PlotPane, finite, layer_marker, seed_mode, shown_layers, thin
 from ibtui.tui.state import DYNAMICS_QUANTITIES, StateView, ViewState
 
-LABELS = {  # short: they go in the pane title (the definitions are on the `?` screen)
-    "snr": "gradient SNR per layer",
-    "grad_mean": "‖mean gradient‖ per layer",
-    "grad_std": "gradient std (√tr Cov) per layer",
-    "weight_change": "‖W(t) − W(0)‖_F per layer",
-    "weight_norm": "‖W(t)‖_F per layer",
-}
-LOG_Y = {"snr", "grad_mean", "grad_std"}
-TRANSITION = "transition_epoch"
+LABELS = {q: QUANTITIES[q].label for q in DYNAMICS_QUANTITIES}  # short titles; definitions on the `?` screen
+LOG_Y = {q for q in DYNAMICS_QUANTITIES if QUANTITIES[q].scale == "log"} - {WEIGHT_CHANGE}
+TRANSITION = TRANSITION_EPOCH
 POINTS = 200
 
 
@@ -39,8 +33,8 @@ class DynamicsPane(PlotPane):
     def redraw(self, view: StateView, vs: ViewState) -> None:
         q = vs.dynamics
         layers = shown_layers(view, vs)
-        others = " · ".join(x for x in DYNAMICS_QUANTITIES if x != q)
-        self.set_titles(["dynamics", LABELS.get(q, q)], escape(f"digits = layer · T = transition · d: {others}"))
+        self.set_titles(["dynamics", LABELS.get(q, q), seed_mode(view, vs).replace("mean + each of", "mean of")],
+                        escape("digits = layer · T = transition · d: next quantity"))
         curves = {layer: finite(view.get(q, "", layer), min_epoch=1, positive=q in LOG_Y) for layer in layers}
         if not any(xs for xs, _ in curves.values()):
             self.show_message(f"{q}: " + view.pending_measure(view.has(q)) if not view.has(q)
@@ -74,6 +68,7 @@ class DynamicsPane(PlotPane):
         plt.xscale("log")
         if q in LOG_Y:
             plt.yscale("log")
-        plt.xlabel("epoch (log)")
+        plt.xlabel("epoch (log) →")
+        plt.title(f"↑ {QUANTITIES[q].axis}" + (" (log)" if q in LOG_Y else ""))
         plot.refresh()
         self.mark_drawn(view, vs)

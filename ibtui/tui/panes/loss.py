@@ -5,8 +5,8 @@ their own). Train is drawn with `•`, test with `x`, so the pair is told apart 
 """
 from __future__ import annotations
 
-from ibtui.quantities import ACC_TEST, ACC_TRAIN, LOSS_TEST, LOSS_TRAIN
-from ibtui.tui.panes.base import PlotPane, finite, thin
+from ibtui.quantities import ACC_TEST, ACC_TRAIN, LOSS_TEST, LOSS_TRAIN, QUANTITIES
+from ibtui.tui.panes.base import SEED_COLOR, PlotPane, finite, seed_mode, thin
 from ibtui.tui.state import StateView, ViewState
 
 POINTS = 200
@@ -16,29 +16,39 @@ class LossPane(PlotPane):
     TITLE = "loss and accuracy"
     PAGE = 4
     PLOTS = ("loss", "acc")
-    HELP = ("Loss and accuracy: mean over seeds of the training loss (cross-entropy) and accuracy on the "
+    HELP = ("Loss and accuracy: mean over seeds (s adds each seed, faint) of the loss (cross-entropy, nats) and accuracy on the "
             "train (•) and test (x) points, against the epoch on a log scale (epoch 0 = initialisation, "
             "drawn at 1). A red line marks a noise change.")
 
     def redraw(self, view: StateView, vs: ViewState) -> None:
         series = {q: finite(view.get(q)) for q in (LOSS_TRAIN, LOSS_TEST, ACC_TRAIN, ACC_TEST)}
-        self.set_titles("loss and accuracy · mean over seeds", "• train · x test")
+        self.set_titles(["loss and accuracy", seed_mode(view, vs)], "• train · x test")
         if not any(xs for xs, _ in series.values()):
             self.show_message("loss: " + str(view.pending_measure(False)))
             self.mark_drawn(view, vs)
             return
         self.show_message(None)
-        for plot, (qa, qb, name) in zip(self.plots(), ((LOSS_TRAIN, LOSS_TEST, "loss"), (ACC_TRAIN, ACC_TEST, "accuracy"))):
+        for plot, (qa, qb) in zip(self.plots(), ((LOSS_TRAIN, LOSS_TEST), (ACC_TRAIN, ACC_TEST))):
             plt = self.begin(plot)
             for epoch, _beta in view.noise_events:  # first, so the curves are drawn over the line
                 if epoch >= 1:
                     plt.vline(epoch, 196)
+            if vs.per_seed:  # each seed, faint, under the means
+                per = max(10, POINTS // max(len(view.seeds()), 1))
+                for s in view.seeds():
+                    for q in (qa, qb):
+                        pts = thin(list(zip(*finite(view.get(q, "", "", s)))), per)
+                        if pts:
+                            plt.plot([max(p[0], 1) for p in pts], [p[1] for p in pts], marker="braille",
+                                     color=SEED_COLOR)
             for q, marker in ((qa, "•"), (qb, "x")):
                 xs, ys = series[q]
                 if xs:
                     pts = thin(list(zip(xs, ys)), POINTS)
                     plt.plot([max(p[0], 1) for p in pts], [p[1] for p in pts], marker=marker)
             plt.xscale("log")
-            plt.title(name)
+            quantity = QUANTITIES[qa]
+            plt.title(f"↑ {quantity.label.split()[-1]}" + (f" [{quantity.unit}]" if quantity.unit else ""))
+            plt.xlabel("epoch (log) →")
             plot.refresh()
         self.mark_drawn(view, vs)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from ibtui.tui.panes.base import fit
-from ibtui.tui.panes.info_plane import shown_estimator
+from ibtui.sinks.progress import duration, plural, rate_text
+from ibtui.tui.panes.base import fit, shown_estimator
 from ibtui.tui.state import StateView, ViewState
 
 
@@ -26,15 +26,6 @@ class RunFlags:
     noise_requested: float | None = None  # β asked for with `n` and not applied yet
     source: str = ""  # "view run.csv" in replay mode, "" live
     stalled: str = ""  # replay: "not growing since HH:MM: the run may have been killed" (CsvReplay.stalled)
-
-
-def duration(seconds: float) -> str:
-    if not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def run_state(view: StateView, flags: RunFlags) -> str:
@@ -50,39 +41,58 @@ def run_state(view: StateView, flags: RunFlags) -> str:
         return "PAUSED"
     if flags.stalled:
         return "NOT GROWING"
+    if view.stage:
+        return "STARTING"
     return "FOLLOWING" if flags.source else "RUNNING"
 
 
 def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 10_000) -> tuple[str, str]:
     """The two status lines, each fitted to `width` columns (items dropped from the right)."""
     info = view.info
-    name = info.run if info is not None else "(waiting for the run)"
+    name = info.run if info is not None else "starting"
     device = info.device if info is not None else ""
     seeds = len(view.seeds())
     total = view.total
+    p = view.progress
     epoch = f"epoch {view.epoch}/{total}" if total else f"epoch {view.epoch}"
-    rate = f"{view.rate:,.0f} seed-epochs/s" if math.isfinite(view.rate) else "– seed-epochs/s"
-    eta = "–"
-    if total and math.isfinite(view.rate) and view.rate > 0 and seeds and view.finished is None:
-        eta = duration((total - view.epoch) * seeds / view.rate)
-    first = fit([flags.source, name, f"{seeds} seeds", epoch, rate, f"ETA {eta}", device], width)
+    n_snaps = len(info.snapshot_epochs) if info is not None and info.snapshot_epochs else (
+        p.snapshots_total if p is not None else 0)
+    snaps = f"snapshot {view.snapshots}/{n_snaps}" if n_snaps else (
+        plural(view.snapshots, "snapshot") if view.snapshots else "")
+    live = view.sweep == view.live_sweep
+    if flags.source or not live or p is None:  # a replay, a finished sweep point or not started: no speed, no ETA
+        speed = []
+    else:
+        eta = "–"
+        if view.finished is None and p is not None:
+            eta = duration(view.eta_s) if math.isfinite(view.eta_s) else "…"
+        speed = [f"ETA {eta}" if view.finished is None else "", rate_text(p) if p is not None else ""]
+    sweep = ""
+    if view.sweep:
+        pts = (info.sweep_points if info is not None and info.sweep_points else view.sweeps) or (view.sweep,)
+        k = pts.index(view.sweep) + 1 if view.sweep in pts else "?"
+        sweep = f"sweep {view.sweep.rsplit('.', 1)[-1]} {k}/{len(pts)}{'' if live else ' (done)'}"
+    # fitted from the right: the device, then the speed and the seed count go first when the line is short
+    first = fit([flags.source, name, sweep, epoch, *speed[:1], snaps, plural(seeds, "seed") if seeds else "", *speed[1:],
+                 device], width)
     beta = "β=–" if view.beta is None else f"β={view.beta:g}"
     if flags.noise_requested is not None and flags.noise_requested != view.beta:
         beta += f" → {flags.noise_requested:g} at next epoch"
     est = shown_estimator(view, vs) or "–"
     layers = "all layers" if vs.layer is None else f"layer {vs.layer}"
     diverged = f"{len({s for s, _ in view.diverged})} seed(s) diverged" if view.diverged else ""
-    sweep = f"sweep {view.sweep}" if view.sweep else ""
-    if view.other_sweeps:
-        sweep += f" (+{len(view.other_sweeps)} other sweep points not shown)"
-    second = fit([run_state(view, flags), view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged, sweep,
+    state = run_state(view, flags)
+    if not live and state in ("RUNNING", "FOLLOWING", "NOT GROWING"):
+        state = "DONE"
+    second = fit([state, view.stage, view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged,
                   layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
 
 
 class StatusLine(Static):
-    HELP = ("Status line: scenario, device, number of seeds, epoch / total, training speed in seed-epochs per "
-            "second (seeds × epochs per second of training time), ETA, the run state (RUNNING, PAUSED, "
+    HELP = ("Status line: scenario, number of seeds, epoch / total, snapshots measured / scheduled, training "
+            "speed in seed-epochs per second (seeds × epochs per second of training time), ETA (epochs left at "
+            "the measured time an epoch + snapshots left at the measured time a snapshot), device; the run state (RUNNING, PAUSED, "
             "FINISHED, STOPPED, FAILED; FOLLOWING when viewing a CSV), the noise level β (→ a requested level "
             "not applied yet), the estimator shown, the layers shown and mean / each seed.")
 
@@ -96,7 +106,7 @@ class StatusLine(Static):
         if text == self.text:
             return
         self.text = text
-        state = run_state(view, flags)
+        state = second.split(" · ")[0]
         styled = Text(first + "\n")
         style = {"PAUSED": "reverse bold", "FAILED": "reverse bold red", "FINISHED": "bold green",
                  "STOPPED": "bold yellow", "STOPPING…": "bold yellow"}.get(state, "bold")

@@ -1,31 +1,39 @@
-"""A deterministic stand-in for the training engine, for the app's tests and demos.
+"""A deterministic stand-in for the training engine, for the app's tests (a test double: never imported by ibtui).
 
 It has the real engine's interface (`info`, `epoch`, `noise_index`, `run(sinks, controls) -> bool`,
 trainer.py) and its protocol: `sink.start(info)` once, an epoch-0 snapshot led by a `noise_beta`
 record, then per epoch: stop check, wait while paused, apply a requested noise level (and emit
-`noise_beta`), "train" (sleep `delay` seconds, so Pilot tests stay fast: tui.md §3a), emit the
-snapshot's records on log-spaced epochs, and `sink.progress(...)`. Like the real engine it does not
+`noise_beta`), "train" (sleep `delay` seconds, so Pilot tests stay fast), emit the
+snapshot's records on log-spaced epochs, and `sink.progress(Progress(...))`. Like the real engine it does not
 close the sinks; the caller does. Every value is a closed-form function of (epoch, layer, seed,
 estimator, noise level), shaped like the papers' curves (fitting then compression), so tests can
-assert on exact numbers via `FakeEngine.value`.
+assert on exact numbers via `FakeEngine.value`. The stream is built from the quantity registry
+(ibtui/quantities.py) with the engine's numbering: layers "1".."L" (the output last), bound pairs "0-1"..
+"(L-1)-L" (pair (j-1)-j bounds layer j, T_0 = X), whole-network quantities with layer "". Like the engine,
+it emits NaN where a value does not exist yet (gradients at epoch 0, the transition and the bound before
+the transition), so the panes meet the same gaps.
 
-Run `python -m ibtui.tui.fake_engine` for a demo of the app without torch training.
+`PYTHONPATH=. python tests/tui/fake_engine.py` runs the app on it (a demo without torch training).
 """
 from __future__ import annotations
 
 import argparse
+import bisect
 import math
 import sys
 import time
 
+from ibtui import quantities as Q
 from ibtui.controls import Controls
-from ibtui.records import Record, RunInfo, Sink
-from ibtui.quantities import NOISE_BETA
 from ibtui.engine.schedule import snapshot_epochs
+from ibtui.quantities import NOISE_BETA
+from ibtui.records import Progress, Record, RunInfo, Sink
 
 ESTIMATOR_OFFSET = {"bin30": 0.0, "kde_upper": 0.4, "kde_lower": -0.3, "sp": -0.1}
-DYNAMICS = ("grad_mean", "grad_std", "snr", "weight_norm", "weight_change")
-CLUSTERING = ("cells", "H_bin", "spread_ratio", "close_pairs", "homogeneity")
+DYNAMICS = tuple(q for q in Q.of_group("dynamics") if Q.QUANTITIES[q].scope == "layer")
+NETWORK_DYNAMICS = tuple(q for q in Q.of_group("dynamics") if Q.QUANTITIES[q].scope == "network")
+CLUSTERING = Q.of_group("clustering")
+GRADIENTS = (Q.GRAD_MEAN, Q.GRAD_STD, Q.SNR)
 
 
 def _smooth(u: float) -> float:
@@ -60,7 +68,8 @@ class FakeEngine:
             estimator_settings={e: {"bin30": "30 bins on [-1, 1]", "kde_upper": "KDE upper bound, σ²=1e-3",
                                     "kde_lower": "KDE lower bound, σ²=1e-3", "sp": "sample propagation"}.get(e, e)
                                 for e in self.estimators},
-            noise_levels=self.noise_levels, notes=("fake engine: the numbers are synthetic",))
+            noise_levels=self.noise_levels, notes=("fake engine: the numbers are synthetic",),
+            snapshot_epochs=tuple(sorted(self.snapshots)))
 
     @property
     def beta(self) -> float:
@@ -94,7 +103,9 @@ class FakeEngine:
             return 1 - 0.5 * math.exp(-5 * t) + 0.002 * wobble
         if quantity == "acc_test":
             return 1 - 0.5 * math.exp(-5 * t) - 0.03 * t + 0.002 * wobble
-        k = int(layer.split("-")[0]) if layer else 1
+        k = int(layer.split("-")[-1]) if layer else 1
+        if quantity in GRADIENTS and epoch == 0:
+            return math.nan  # no gradients at initialisation
         if quantity == "grad_mean":
             return 0.1 * math.exp(-3 * t) / k * (1 + 0.05 * wobble)
         if quantity == "grad_std":
@@ -106,7 +117,22 @@ class FakeEngine:
         if quantity == "weight_change":
             return 2 * t * (1 + 0.1 * k) + 0.01 * wobble
         if quantity == "transition_epoch":
-            return float(self.transition(layer))
+            return float(self.transition(layer)) if epoch >= self.transition(layer) + 5 else math.nan
+        if quantity == "phase":
+            return 1.0 if epoch >= self.transition(layer) + 5 else 0.0
+        if quantity == "gen_gap":
+            return self.value("loss_test", epoch, "", seed) - self.value("loss_train", epoch, "", seed)
+        if quantity == "error_gap":
+            return self.value("acc_train", epoch, "", seed) - self.value("acc_test", epoch, "", seed)
+        if quantity == "input_compression_bound":
+            return math.sqrt((2 ** min(self.value("I(X;T)", epoch, str(L - 1), seed, self.estimators[0]), 30)
+                              + math.log(2 / 0.05)) / (2 * 3276))
+        if quantity == "I(X;T)_se":
+            return 0.01 + 0.002 * abs(wobble)
+        if quantity == "cos_within":
+            return 0.2 + 0.7 * t
+        if quantity == "cos_between":
+            return 0.2 - 0.3 * t
         if quantity == "cells":
             return float(round(2 ** self.ceiling * (1 - 0.8 * t * k / L)))
         if quantity == "H_bin":
@@ -117,8 +143,11 @@ class FakeEngine:
             return 0.1 * t * k / L
         if quantity == "homogeneity":
             return 0.3 + 0.6 * t
-        if quantity == "gaussian_bound":
-            return self.ceiling * (1 - 0.1 * k) * (1 - 0.3 * t)
+        if quantity == "gaussian_bound":  # pair (j-1)-j: defined once layer j's transition is declared
+            j = int(layer.split("-")[1])
+            if epoch < self.transition(str(j)) + 5:
+                return math.nan
+            return self.ceiling * (1 - 0.1 * j) * (1 - 0.3 * t)
         raise KeyError(quantity)
 
     def transition(self, layer: str) -> int:
@@ -134,25 +163,27 @@ class FakeEngine:
                 out.append(Record(self.run_name, s, epoch, self.step, layer, quantity, estimator,
                                   self.value(quantity, epoch, layer, s, estimator, beta)))
 
-        for q in ("loss_train", "loss_test", "acc_train", "acc_test"):
+        for q in Q.of_group("loss"):
             add(q)
         for est in self.estimators:
             for layer in self.layers:
-                add("I(X;T)", layer, est)
-                add("I(T;Y)", layer, est)
-        if self.with_dynamics and epoch > 0:
+                add(Q.MI_XT, layer, est)
+                add(Q.MI_TY, layer, est)
+                if est == "sp":
+                    add(Q.MI_XT_SE, layer, est)
+        if self.with_dynamics:
             for layer in self.layers:
                 for q in DYNAMICS:
                     add(q, layer)
-                if epoch >= self.transition(layer) + 5:
-                    add("transition_epoch", layer)
+            for q in NETWORK_DYNAMICS:
+                add(q)
         if self.with_clustering:
             for layer in self.layers:
                 for q in CLUSTERING:
                     add(q, layer)
         if self.with_bound:
-            for k in range(1, len(self.layers)):
-                add("gaussian_bound", f"{k}-{k + 1}")
+            for j in range(1, len(self.layers) + 1):
+                add(Q.GAUSSIAN_BOUND, f"{j - 1}-{j}")
         return out
 
     def _noise_record(self) -> Record:
@@ -165,7 +196,8 @@ class FakeEngine:
         if self.epoch == 0:
             self.noise_applied.append((0, self.noise_index))
             sink.emit([self._noise_record(), *self.records_at(0)])
-        busy, done = 0.0, 0
+        timing = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 1}
+        snaps = sorted(self.snapshots)
         while self.epoch < self.epochs:
             if controls.should_stop(0.02):
                 return False
@@ -178,18 +210,21 @@ class FakeEngine:
                 controls.stop.wait(self.delay)  # "training": sleeps, so the UI thread stays responsive
             self.epoch += 1
             self.step += 8
+            t1 = time.perf_counter()
+            timing["train_s"] += t1 - t0
+            timing["trained"] += 1
             if self.epoch in self.snapshots:
                 sink.emit(self.records_at(self.epoch))
-            busy += time.perf_counter() - t0
-            done += 1
-            rate = len(self.seeds) * done / busy if busy > 0 else math.nan
-            sink.progress(self.epoch, self.epochs, rate, self.beta)
+                timing["measure_s"] += time.perf_counter() - t1
+                timing["measured"] += 1
+            sink.progress(Progress(self.epoch, self.epochs, len(self.seeds), self.beta,
+                                   bisect.bisect_right(snaps, self.epoch), len(snaps), **timing))
         return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m ibtui.tui.fake_engine`: the live app on the fake engine (demos, the tmux test)."""
-    p = argparse.ArgumentParser(prog="python -m ibtui.tui.fake_engine", description=__doc__.splitlines()[0])
+    """`python tests/tui/fake_engine.py`: the live app on the fake engine (demos, the tmux test)."""
+    p = argparse.ArgumentParser(prog="python tests/tui/fake_engine.py", description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=2000)
     p.add_argument("--delay", type=float, default=0.01, help="seconds per fake epoch")
     p.add_argument("--seeds", type=int, default=3)
@@ -208,5 +243,5 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(engine, sinks, fps=a.fps, mouse=not a.no_mouse)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # PYTHONPATH=. python tests/tui/fake_engine.py
     sys.exit(main())
