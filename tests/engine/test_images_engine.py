@@ -123,7 +123,7 @@ def test_mnist_fc_on_mnist5k(shared_data):
                             ["data.mi_subset=200", 'measure.estimators=["binning", "kde"]'])
     assert engine.data.x.shape == (5000, 1, 28, 28) and engine.data.n_train == 4000
     assert engine.info.layer_widths == (500, 250, 100, 50, 20, 10)
-    check_records(engine, sink, {"bin2": 6, "kde_upper": 6, "kde_lower": 6}  # the scenario bins by sign (2 bins))
+    check_records(engine, sink, {"bin2": 6, "kde_upper": 6, "kde_lower": 6})  # the scenario bins by sign
     acc = [r.value for r in sink.records if r.epoch == 1 and r.seed == "mean" and r.quantity == Q.ACC_TEST]
     assert acc[0] > 0.2  # ten classes: chance is 0.1
 
