@@ -367,7 +367,7 @@ class Claim:
         """The source's authors and year, for the summary table."""
         s = self.source
         for tag, short in (("Shwartz-Ziv & Tishby", "Shwartz-Ziv & Tishby 2017"), ("Painsky", "Shwartz-Ziv, Painsky & Tishby 2019"),
-                           ("Saxe", "Saxe et al. 2018"), ("Goldfeld", "Goldfeld et al. 2019"), ("Survey", "survey (seed 002)"),
+                           ("Saxe", "Saxe et al. 2018"), ("Goldfeld", "Goldfeld et al. 2019"), ("Survey", "IB survey blog"),
                            ("ibtui", "ibtui, open finding")):
             if s.startswith(tag) or (tag == "Painsky" and tag in s.split("Fig")[0]):
                 return short
@@ -513,7 +513,7 @@ def c_szt_tanh(runs):
                 f"; KDE {', '.join('T' + x for x in comp_layers['kde_upper']) or 'none'}.\n\n{tab}")
     why = (f"Rule: reproduced if the mean I(X;T) of the last hidden layer rises while I(T;Y) rises and then falls by "
            f"≥ {COMPRESS} bit under both estimators. Met by: {', '.join(ok) or 'neither'}. The paper's peak is at "
-           f"~400 epochs of 10⁴ (papers.md §3.5); here the peak is at epoch {res['bin30']['peak_epoch']:.0f} with "
+           f"~400 epochs of 10⁴ (Shwartz-Ziv & Tishby 2017, as retold in the IB survey blog); here the peak is at epoch {res['bin30']['peak_epoch']:.0f} with "
            f"Adam 4e-4 and a random 80 % split; the first layers stay at 12 bits (every input its own cell).")
     key = f"T{last}: bin {f2(res['bin30']['peak'])}→{f2(res['bin30']['final'])}, KDE {f2(res['kde_upper']['peak'])}→{f2(res['kde_upper']['final'])} bits"
     return Result(measured, verdict, why, [fig], key)
@@ -547,7 +547,7 @@ def c_szt_relu(runs):
 
 
 @claim("szt_fullbatch", "Compression is not caused by SGD noise: full-batch gradient descent gives the same "
-       "information plane", "Saxe et al. 2018, as told in the survey (seed 002; papers.md §4.5)",
+       "information plane", "Saxe et al. 2018, as told in the IB survey blog",
        ["szt_tanh_fullbatch", "szt_tanh"], figs=[(0, "info_plane", "")],
        note="Full batch = one step an epoch (batch 4096 ≥ the 3277 training points), so the run has 6000 epochs "
             "(6000 steps) against SGD's 3000 epochs of 7 steps. Same Adam 4e-4, same bins and KDE.")
@@ -585,8 +585,7 @@ def _corr(a, b):
 
 
 @claim("noisy_sp", "Noisy networks: the true I(X;T) (sample propagation, SP) of a noisy tanh net compresses, and "
-       "binning (H(Bin(T)), bin 10β) tracks the clustering behind it", "Goldfeld et al. 2019 (ICML), §5 "
-       "(papers.md §1.5–1.6, 1.8 #1)", ["szt_orthonormal"], figs=[(0, "clustering", "=0")],
+       "binning (H(Bin(T)), bin 10β) tracks the clustering behind it", "Goldfeld et al. 2019 (ICML), §5", ["szt_orthonormal"], figs=[(0, "clustering", "=0")],
        note="The λ = 0 arm of the orthonormal sweep (noisy tanh SZT net, β = 0.01, Adam 4e-4, batch 512). SP over "
             "64 of the 4096 inputs (8 noisy passes × 4 MC draws), clustering on 1024 inputs.")
 def c_noisy(runs):
@@ -641,19 +640,20 @@ def c_noisy(runs):
     return Result(measured, verdict, why, [figp], key)
 
 
-# Exact I(X;T) of the b = 0 single neuron at β = 0.01 by quadrature (papers.md §1.4, `bench/saturation_ref.py`):
-# reference values the sweep's own "exact" estimator is compared with. w → bits.
+# Exact I(X;T) of the b = 0 single neuron at β = 0.01 (Goldfeld et al. 2019, single-neuron example), from an
+# independent quadrature of the same integral made before ibtui's estimator existed: the reference the sweep's own
+# "exact" estimator is compared with. w → bits.
 SAT_REF = {0.01: 1.219, 0.1: 2.000, 0.5: 2.000, 1.0: 2.000, 2.0: 1.865, 5.0: 1.000, 50.0: 1.000}
 H_QUARTER = -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))
 
 
 @claim("saturation", "A single noisy tanh neuron: I(X;T) = 2 bits while the four inputs are far apart, falling to "
        "1 bit as tanh saturates (sweep of w); trained on {−3,−1,1} vs {3} it falls to H(¼) = 0.811 bits",
-       "Goldfeld et al. 2019 (ICML), §4 (papers.md §1.4; the trained toy's labelling is recalled, unverified)",
+       "Goldfeld et al. 2019 (ICML), §4 (the trained toy's labelling is recalled, unverified)",
        ["saturation_sweep", "saturation_toy"])
 def c_saturation(runs):
     sw, toy = runs
-    rows = ["| w | exact (ibtui) | reference (papers.md §1.4) | SP ± SE (mean of seeds) | binned (30 bins) |",
+    rows = ["| w | exact (ibtui) | reference (independent quadrature) | SP ± SE (mean of seeds) | binned (30 bins) |",
             "|---|---|---|---|---|"]
     ws, ex, spv, sev = [], [], [], []
     worst_ref, worst_sp = 0.0, 0.0
@@ -680,7 +680,7 @@ def c_saturation(runs):
     a1.plot(ws, ex, "k-o", ms=3, label="exact (quadrature)")
     a1.errorbar(ws, spv, yerr=3 * np.array(sev), fmt="s", ms=3, color="C1", label="SP ± 3 SE")
     rw = sorted(SAT_REF)
-    a1.plot(rw, [SAT_REF[w] for w in rw], "x", color="C3", label="reference (papers.md)")
+    a1.plot(rw, [SAT_REF[w] for w in rw], "x", color="C3", label="reference (independent quadrature)")
     a1.set_xscale("log"); a1.set_xlabel("weight w (b = 0, β = 0.01)"); a1.set_ylabel("I(X;T) [bits]")
     a1.axhline(2, ls=":", c="0.6"); a1.axhline(1, ls=":", c="0.6"); a1.legend(); a1.set_title("sweep of w")
     ok = e > 0
@@ -710,7 +710,7 @@ def c_saturation(runs):
 
 
 @claim("orthonormal", "Orthonormal regularisation of a noisy tanh net reduces clustering and with it the compression "
-       "of I(X;T)", "Goldfeld et al. 2019 (ICML), §5 (papers.md §1.5; λ and the figure's details recalled)",
+       "of I(X;T)", "Goldfeld et al. 2019 (ICML), §5 (λ and the figure's details recalled)",
        ["szt_orthonormal"], figs=[(0, "clustering", "=0.1")], note="λ = 0.1 (ibtui's choice; the paper's value was not found), β = 0.01, SP over 64 "
        "inputs; same runs as the previous row.")
 def c_orthonormal(runs):
@@ -1013,7 +1013,7 @@ def ceiling(run: Csv) -> float:
 
 @claim("mnist_fc", "MNIST FC tanh 784-500-250-100-50-20-10: the weight change grows ~linearly in drift; at one "
        "transition the SNR falls, I(X;T) and the Gaussian bound start to fall", "Shwartz-Ziv, Painsky & Tishby 2019, "
-       "Fig. 1a (papers.md §2.8–2.9 #1)", ["mnist_fc"], figs=[(0, "dynamics", ""), (0, "gaussian_bound", "")],
+       "Fig. 1a", ["mnist_fc"], figs=[(0, "dynamics", ""), (0, "gaussian_bound", "")],
        note="Layer T5 (20 units; the paper shows one layer without naming it). I(X;T) by the KDE upper bound with "
             "σ² = 1 (see the MNIST-plane row; the paper bins, which sits at log2 N here). The 5k subset, plain SGD "
             "lr 0.1, batch 128 (ibtui defaults; the paper states none). SNR over the last ≤ 100 steps before each snapshot "
@@ -1080,7 +1080,7 @@ def c_mnist_fc(runs):
             "seed × 2 epochs (80 iterations) on the 5000-image CIFAR-10 subset, He et al.'s recipe with its schedule "
             "(`lr_milestones = [32000, 48000]`, not reached in 80 iterations) and the SNR over the last ≤ 100 steps "
             "before each snapshot (`window_steps = 100`; 40 steps an epoch here). **CIFAR-100: no data "
-            "on this machine** (/work/shared/data holds MNIST and a CIFAR-10 subset only), so not run.")
+            "on this machine** (its data folder holds MNIST and a CIFAR-10 subset only), so not run.")
 def c_cifar(runs):
     (r,) = runs
     rows = ["| layer | SNR per snapshot epoch | transition | Gaussian bound at end |", "|---|---|---|---|"]
@@ -1111,7 +1111,7 @@ def c_cifar(runs):
 
 
 @claim("boolean4", "The 4-boolean task: the ε-partition of the second-to-last layer has a handful of cells (6 in the "
-       "survey) that are far from homogeneous in the labels", "Survey (seed 002; papers.md §5)", ["boolean4"],
+       "survey) that are far from homogeneous in the labels", "IB survey blog, the 4-boolean experiment", ["boolean4"],
        figs=[(0, "clustering", "")],
        note="The survey's label rule is lost: ibtui uses majority with the last bit breaking ties (boolean4.toml), "
             "labels flipped with p = 0.07, so even the Bayes partition has homogeneity I(X;Y)/H(Y) = 0.634. Cell "
@@ -1271,7 +1271,7 @@ def write_report(out: Path) -> None:
 Generated by `python benchmarks/reproduce.py` from the CSVs it wrote (every number below is read from them; nothing
 is typed in by hand). Regenerate: `python benchmarks/reproduce.py --out $OUT --data-dir $DATA` (runs whose finished
 CSV exists are skipped; `--force` reruns, `--only NAME` runs one claim, `--report-only` rebuilds this file).
-`$DATA` is the folder with `mnist/`, `mnist-5k/` and `cifar-10-batches-py/` (here /work/shared/data).
+`$DATA` is the folder with `mnist/`, `mnist-5k/` and `cifar-10-batches-py/`.
 Figures (`docs/figures/`, ~800 px wide): first each row's own figure, drawn by reproduce.py with matplotlib, then the
 figure `ibtui plot` draws from the same CSV (`ibtui/sinks/figures.py`: information plane, dynamics, clustering, sweep fit).
 
@@ -1359,8 +1359,9 @@ def main(argv=None) -> int:
                     default=Path(os.environ.get("IBTUI_REPRO_OUT", Path.home() / ".cache" / "ibtui-repro")),
                     help="folder for the run CSVs, outside the repository (default $IBTUI_REPRO_OUT or "
                          "~/.cache/ibtui-repro)")
-    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("IBTUI_DATA", "/work/shared/data")),
-                    help="folder holding mnist/, mnist-5k/ and cifar-10-batches-py/ (default $IBTUI_DATA)")
+    ap.add_argument("--data-dir", type=Path, default=Path(os.environ.get("IBTUI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")),
+                    help="folder holding mnist/, mnist-5k/ and cifar-10-batches-py/ (default $IBTUI_DATA, else "
+                         "../shared/data beside the repository)")
     ap.add_argument("--only", action="append", default=[], help="run only this claim's runs (repeatable); the report covers every claim whose CSVs exist")
     ap.add_argument("--force", action="store_true", help="rerun runs whose finished CSV exists")
     ap.add_argument("--full", action="store_true", help="the papers' scale (a GPU; hours)")
