@@ -68,7 +68,6 @@ def run(
             check_targets(export, overwrite, rank)
     except IbtuiError as exc:
         fail(str(exc))
-    notes = scenario_warnings(sc)
     use_app = _interactive() and not headless and rank is None
     if use_app:
         try:
@@ -80,7 +79,7 @@ def run(
 
         def factory(say):
             say("loading torch…")
-            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, notes, say)
+            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, say)
             guard.extend((_OutOfMemoryStops(engine), csv_sink))
             return guard[0], sinks
 
@@ -88,13 +87,13 @@ def run(
         if guard and guard[0].oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
             fail(f"{guard[0].oom}{_kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)
-    for note in notes:
+    for note in scenario_warnings(sc):  # the app shows them as run notes (Engine.info)
         typer.echo(f"ibtui: warning: {note}", err=True)
     from ibtui.engine import distributed as dist
 
     ctx = dist.context_from_env()
     try:
-        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, notes, ctx=ctx)
+        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, ctx=ctx)
     except IbtuiError as exc:
         fail(str(exc))
     if ctx.active:
@@ -102,7 +101,9 @@ def run(
         _run_headless(engine, sinks, quiet or ctx.rank > 0, csv_sink, progress_every)
         dist.barrier()
         if ctx.rank == 0 and export is not None:
-            rows = dist_merge(export, ctx.world)
+            from ibtui.sinks.csv import merge
+
+            rows = merge(export, ctx.world)
             if not quiet:
                 typer.echo(f"ibtui: merged {ctx.world} ranks into {export} ({rows} rows)", err=True)
         raise typer.Exit(code=0)
@@ -117,14 +118,8 @@ def run(
         typer.echo(report.text())
 
 
-def dist_merge(export: Path, world: int) -> int:
-    from ibtui.sinks.csv import merge
-
-    return merge(export, world)
-
-
 def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
-           notes, say=None, ctx=None):
+           say=None, ctx=None):
     """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
     app's worker runs (`say` reports each stage) and the headless path runs first. Raises IbtuiError."""
     import torch
@@ -155,8 +150,6 @@ def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], th
         if not is_out_of_memory(exc):
             raise
         raise IbtuiError(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
-    if notes:
-        engine = _WithNotes(engine, tuple(notes))
     sinks = []
     csv_sink = None
     if export is not None:
@@ -203,28 +196,6 @@ def _first_line(exc: BaseException) -> str:
     return (text[0][:200] if text else type(exc).__name__).rstrip(".")
 
 
-class _WithNotes:
-    """The engine, with notes (settings that leave quantities empty) added to the run description it sends,
-    so the app shows them and the sidecar keeps them."""
-
-    def __init__(self, engine, notes: tuple[str, ...]):
-        self._engine = engine
-        self._notes = notes
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-    @property
-    def info(self):
-        from dataclasses import replace
-
-        info = self._engine.info
-        return replace(info, notes=tuple(info.notes) + self._notes) if info is not None else None
-
-    def run(self, sink, controls=None) -> bool:
-        return self._engine.run(_NoteSink(sink, self._notes), controls)
-
-
 class _OutOfMemoryStops:
     """For the app: an out-of-memory error stops the run as `q` would (sinks closed, CSV valid, sidecar
     unfinished) and is shown as a warning, instead of a failure with a traceback."""
@@ -249,20 +220,6 @@ class _OutOfMemoryStops:
             self.oom = f"out of memory at epoch {self._engine.epoch} ({_first_line(exc)})"
             warnings.warn(f"{self.oom}; {OOM_HINT}", RuntimeWarning, stacklevel=1)
             return False
-
-
-class _NoteSink:
-    def __init__(self, sink, notes: tuple[str, ...]):
-        self._sink = sink
-        self._notes = notes
-
-    def __getattr__(self, name):
-        return getattr(self._sink, name)
-
-    def start(self, info) -> None:
-        from dataclasses import replace
-
-        self._sink.start(replace(info, notes=tuple(info.notes) + tuple(n for n in self._notes if n not in info.notes)))
 
 
 class _Stopped(KeyboardInterrupt):

@@ -14,7 +14,6 @@ is emitted.
 from __future__ import annotations
 
 import bisect
-import math
 import time
 from dataclasses import replace
 from typing import Iterable
@@ -36,7 +35,7 @@ from ibtui.engine.schedule import learning_rate, snapshot_epochs
 from ibtui.engine.snapshot import Snapshot, Values, mi_points
 from ibtui.measures.seeds import seed_mean
 from ibtui.models.factory import build_model
-from ibtui.scenario import Scenario
+from ibtui.scenario import Scenario, scenario_warnings
 
 
 def build_optimizer(sc: Scenario, params: Iterable[torch.nn.Parameter], capturable: bool = False
@@ -107,6 +106,7 @@ class Engine:
                          "so H(T|X) = 0 and I(X;T) = H(T)"
                          + (" (noisy network: binning measures the noiseless representations)"
                             if max(sc.model.noise_levels) > 0 else ""))
+        notes.extend(scenario_warnings(sc))  # settings that leave quantities empty (also printed by the CLI)
         widths = [*getattr(self.model, "layer_widths", sc.model.hidden_widths), self.data.n_classes]
         return R.RunInfo(
             run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
