@@ -34,12 +34,13 @@ import numpy as np
 from ibtui import quantities as Q
 from ibtui.errors import ExportError
 from ibtui.records import FIELDS, Record, RunInfo
+from ibtui.sinks.csv import sidecar_path
+from ibtui.sinks.replay import column_index, parse_row
 from ibtui.sinks.sweep_report import TRANSITION, SweepReport
 
 __all__ = ["Export", "ExportError", "read_export", "info_plane", "dynamics", "gaussian_bound", "training",
            "clustering", "sweep_fit", "draw_all", "FIGURES"]
 
-REQUIRED = ("run", "seed", "epoch", "layer", "quantity", "estimator", "value")
 DYNAMICS = tuple((name, Q.QUANTITIES[name].label)
                  for name in (Q.GRAD_MEAN, Q.GRAD_STD, Q.SNR, Q.WEIGHT_NORM, Q.WEIGHT_CHANGE))
 CLUSTERING = tuple((name, Q.QUANTITIES[name].label, Q.QUANTITIES[name].unit or "") for name in Q.CLUSTERING)
@@ -135,10 +136,6 @@ def _layer_key(layer: str):
     return tuple(int(p) if p.isdigit() else 0 for p in parts)
 
 
-def sidecar_of(path: Path) -> Path:
-    return path.with_name(path.stem + ".meta.json")
-
-
 def read_export(csv_path: str | Path) -> Export:
     """Read an export (complete lines only); ExportError with one sentence if it is not one."""
     path = Path(csv_path)
@@ -156,31 +153,22 @@ def read_export(csv_path: str | Path) -> Export:
     cut = data.rfind(b"\n")
     lines = data[:cut].decode("utf-8", errors="replace").splitlines() if cut >= 0 else []
     reader = csv.reader(lines)
-    header = next(reader, None)
-    idx = {name: i for i, name in enumerate(header or [])}
-    if not header or not all(k in idx for k in REQUIRED):
+    idx = column_index(next(reader, None) or [])
+    if idx is None:
         raise ExportError(f"{path} is not an ibtui export (its first line is not the header "
                           f"{','.join(FIELDS)}); {hint}.")
     rows: dict = defaultdict(list)
     sweeps: dict[str, None] = {}
-    i_sw, i_step = idx.get("sweep"), idx.get("step")
-    ir, iq, ie, il, iv, iep = idx["seed"], idx["quantity"], idx["estimator"], idx["layer"], idx["value"], idx["epoch"]
     for row in reader:
-        if len(row) < len(idx):
-            continue
-        try:
-            seed = row[ir]
-            s: int | str = int(seed) if seed.lstrip("-").isdigit() else seed
-            sweep = row[i_sw] if i_sw is not None else ""
-            step = int(row[i_step] or 0) if i_step is not None else 0
-            rows[(sweep, row[iq], row[ie], row[il], s)].append((int(row[iep]), step, float(row[iv])))
-        except ValueError:
+        r = parse_row(row, idx)
+        if r is None:
             continue  # a malformed row is skipped, never fatal
-        sweeps.setdefault(sweep, None)
+        rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
+        sweeps.setdefault(r.sweep, None)
     if not rows:
         raise ExportError(f"{path} holds no records yet (only a header); wait for the first snapshot.")
     try:
-        meta = json.loads(sidecar_of(path).read_text(encoding="utf-8"))
+        meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
         meta = meta if isinstance(meta, dict) else None
     except (OSError, ValueError):
         meta = None

@@ -15,7 +15,7 @@ from ibtui.cli import app
 from ibtui.engine.sweep import SweepRunner
 from ibtui.scenario import load_scenario, to_dict, to_toml
 from ibtui.sinks import figures as F
-from ibtui.sinks.csv import CsvSink
+from ibtui.sinks.csv import CsvSink, sidecar_path
 
 SEEDS = 2
 
@@ -174,9 +174,9 @@ def test_partial_export_still_plots(plain, tmp_path):
     data = plain.read_bytes()
     part = tmp_path / "part.csv"
     part.write_bytes(data[: len(data) // 2 + 17])  # cut mid-line
-    meta = json.loads(F.sidecar_of(plain).read_text())
+    meta = json.loads(sidecar_path(plain).read_text())
     meta.update(finished=False, ended=None)
-    F.sidecar_of(part).write_text(json.dumps(meta))
+    sidecar_path(part).write_text(json.dumps(meta))
     ex = F.read_export(part)
     assert {name for name, _ in F.figures(ex)[0]} >= {"info_plane", "training", "dynamics"}
     last = ex.last_epoch("")
