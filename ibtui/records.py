@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import median
 from typing import Iterable
 
 FIELDS = ("run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value")
@@ -77,16 +78,19 @@ class Progress:
 
     @property
     def eta_s(self) -> float:
-        """Seconds left: epochs left at the measured time an epoch, plus snapshots left at the time a snapshot."""
+        """Seconds left at the mean time an epoch and the mean time a snapshot so far."""
         if self.epoch >= self.total:
             return 0.0
         if not (self.trained and self.train_s > 0):
             return math.nan
-        left = (self.total - self.epoch) * self.train_s / self.trained
+        return self.time_left(self.train_s / self.trained,
+                              self.measure_s / self.measured if self.measured else math.nan)
+
+    def time_left(self, s_per_epoch: float, s_per_snapshot: float) -> float:
+        """Epochs left at `s_per_epoch`, plus snapshots left at `s_per_snapshot` (nan: none measured yet)."""
+        left = (self.total - self.epoch) * s_per_epoch
         snaps = max(self.snapshots_total - self.snapshots_done, 0)
-        if snaps and self.measured:
-            left += snaps * self.measure_s / self.measured
-        return left
+        return left + snaps * s_per_snapshot if snaps and math.isfinite(s_per_snapshot) else left
 
 
 class EtaEstimator:
@@ -126,17 +130,9 @@ class EtaEstimator:
             return 0.0
         if not self._train:
             return p.eta_s
-        left = (p.total - p.epoch) * _median(self._train)
-        snaps = max(p.snapshots_total - p.snapshots_done, 0)
-        if snaps and (self._measure or p.measured):
-            left += snaps * (_median(self._measure) if self._measure else p.measure_s / p.measured)
-        return left
-
-
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    n = len(s)
-    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+        per_snapshot = (median(self._measure) if self._measure else
+                        p.measure_s / p.measured if p.measured else math.nan)
+        return p.time_left(median(self._train), per_snapshot)
 
 
 class Sink:
