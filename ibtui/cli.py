@@ -26,7 +26,12 @@ COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios"}
 
 
 def fail(message: str) -> None:
-    typer.echo(f"ibtui: {message}", err=True)
+    from ibtui.files import printable  # a name or key holding terminal escapes is shown, never obeyed
+
+    try:
+        typer.echo("ibtui: " + "\n".join(printable(line) for line in str(message).split("\n")), err=True)
+    except OSError:  # stderr closed or full: the exit code still says it
+        pass
     raise typer.Exit(code=2)
 
 
@@ -65,10 +70,15 @@ def run(
             sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
         _check_numbers(threads, fps)
         if export is not None:
-            check_targets(export, overwrite, rank)
+            check_targets(export, overwrite, rank, inputs=_inputs(scenario, data_dir))
     except IbtuiError as exc:
         fail(str(exc))
     _launch(sc, scenario, export, device, threads, overwrite, headless, quiet, progress_every, fps, no_mouse)
+
+
+def _inputs(scenario: Path, data_dir: Optional[Path]) -> tuple:
+    """The files a run reads that exist as given: never a target of its export."""
+    return tuple(p for p in (scenario,) if p is not None and p.is_file())
 
 
 def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
@@ -451,9 +461,26 @@ def show(
         sc = load_scenario(scenario, set_)
     except IbtuiError as exc:
         fail(str(exc))
-    for note in scenario_warnings(sc):
-        typer.echo(f"ibtui: warning: {note}", err=True)
-    typer.echo(to_toml(sc), nl=False)
+    try:
+        for note in scenario_warnings(sc):
+            typer.echo(f"ibtui: warning: {note}", err=True)
+        typer.echo(to_toml(sc), nl=False)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ibtui show x | head`: the reader has what it wanted
+        _quiet_stdout()
+    except OSError as exc:  # > /dev/full
+        _quiet_stdout()
+        fail(f"cannot write the scenario to standard output ({exc.strerror or exc}); redirect it elsewhere.")
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not raise again on a closed or full stream."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @app.command()
@@ -462,8 +489,6 @@ def view(
     fps: float = typer.Option(3.0, "--fps", help="redraws per second"),
 ) -> None:
     """Open an exported run in the app's panes, without training."""
-    if not csv_path.is_file():
-        fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
     from ibtui.sinks.replay import check_export
 
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
@@ -524,4 +549,9 @@ def command_args(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `ibtui` and `python -m ibtui`."""
+    for stream in (sys.stdout, sys.stderr):  # a latin-1 or ASCII terminal gets escapes, not UnicodeEncodeError
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")

@@ -35,7 +35,8 @@ from ibtui import quantities as Q
 from ibtui.errors import ExportError
 from ibtui.records import FIELDS, Record, RunInfo
 from ibtui.sinks.csv import sidecar_path
-from ibtui.sinks.replay import column_index, parse_row
+from ibtui.files import AtomicFile, check_input, check_output, printable
+from ibtui.sinks.replay import column_index, parse_row, read_meta
 from ibtui.sinks.sweep_report import TRANSITION, SweepReport
 
 __all__ = ["Export", "ExportError", "read_export", "info_plane", "dynamics", "gaussian_bound", "training",
@@ -140,14 +141,11 @@ def read_export(csv_path: str | Path) -> Export:
     """Read an export (complete lines only); ExportError with one sentence if it is not one."""
     path = Path(csv_path)
     hint = "give the CSV written by `ibtui SCENARIO --export FILE`"
+    check_input(path, "export", ExportError)  # a folder, FIFO or device is refused before any read
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise ExportError(f"{path}: no such file; {hint}.") from None
-    except IsADirectoryError:
-        raise ExportError(f"{path} is a folder; {hint}.") from None
     except OSError as exc:
-        raise ExportError(f"{path}: cannot read it ({exc.strerror}); {hint}.") from None
+        raise ExportError(f"{printable(path)}: cannot read it ({exc.strerror}); {hint}.") from None
     if b"\0" in data[:65536]:
         raise ExportError(f"{path} is a binary file, not an ibtui export; {hint}.")
     cut = data.rfind(b"\n")
@@ -159,20 +157,18 @@ def read_export(csv_path: str | Path) -> Export:
                           f"{','.join(FIELDS)}); {hint}.")
     rows: dict = defaultdict(list)
     sweeps: dict[str, None] = {}
-    for row in reader:
-        r = parse_row(row, idx)
-        if r is None:
-            continue  # a malformed row is skipped, never fatal
-        rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
-        sweeps.setdefault(r.sweep, None)
+    try:
+        for row in reader:
+            r = parse_row(row, idx)
+            if r is None:
+                continue  # a malformed row is skipped, never fatal
+            rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
+            sweeps.setdefault(r.sweep, None)
+    except csv.Error as exc:  # an unterminated quote: the rest of the file is one field
+        raise ExportError(f"{printable(path)}: line {reader.line_num} is not valid CSV ({exc}); {hint}.") from None
     if not rows:
         raise ExportError(f"{path} holds no records yet (only a header); wait for the first snapshot.")
-    try:
-        meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-        meta = meta if isinstance(meta, dict) else None
-    except (OSError, ValueError):
-        meta = None
-    return Export(path, rows, meta, list(sweeps))
+    return Export(path, rows, read_meta(path), list(sweeps))
 
 
 # ---------------------------------------------------------------------------------------------- drawing helpers
@@ -692,6 +688,8 @@ def draw_all(csv_path: str | Path, out_dir: str | Path | None = None, fmt: str =
         raise ExportError(f"--format {fmt}: not one of png, pdf, svg.")
     ex = read_export(csv_path)
     out = Path(out_dir) if out_dir is not None else default_out_dir(csv_path)
+    if out.exists() or out.parent.is_dir():  # (a missing parent is created below)
+        check_output(out, "-o", ExportError, folder_ok=True, inputs=(csv_path, sidecar_path(csv_path)))
     existing = [p for p in (out / f"{name}.{fmt}" for name in possible_names(ex)) if p.exists()]
     if existing and not overwrite:  # checked before drawing: any file this export could write
         raise ExportError(f"{existing[0]}{f' and {len(existing) - 1} more' if len(existing) > 1 else ''} "
@@ -705,7 +703,12 @@ def draw_all(csv_path: str | Path, out_dir: str | Path | None = None, fmt: str =
     except OSError as exc:
         raise ExportError(f"-o {out}: cannot create that folder ({exc.strerror}); pick another.") from None
     written = []
-    for path, fig in targets:
-        fig.savefig(path, format=fmt)
+    for path, fig in targets:  # a temporary name, then a rename: an interrupted plot leaves no truncated figure
+        try:
+            with AtomicFile(path) as f:
+                fig.savefig(f, format=fmt)
+        except OSError as exc:
+            raise ExportError(f"-o {printable(out)}: cannot write {printable(path.name)} ({exc.strerror or exc}); "
+                              f"free some space or pick another folder.") from None
         written.append(path)
     return written

@@ -23,6 +23,9 @@ from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
 
+# A field as long as ibtui can write (a scenario `name` of any length): the csv module's 131,072 is too few.
+csv.field_size_limit(2**31 - 1)
+
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
 
 
@@ -31,10 +34,59 @@ def sidecar(path: Path) -> Path:
 
 
 def read_meta(path: Path) -> dict | None:
+    """The sidecar of export `path`, read through `check_meta`; None if absent, caught mid-replace, or not JSON."""
     try:
-        return json.loads(sidecar(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not sidecar(path).is_file():  # never a FIFO or device
+            return None
+        return check_meta(json.loads(sidecar(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError):
         return None  # absent, or caught mid-replace: try again later
+
+
+# The sidecar's schema (sinks/csv.py writes it): a value of another type is dropped, as if absent.
+META_TYPES = {"format": str, "columns": list, "csv": str, "scenario": dict, "scenario_toml": str, "versions": dict,
+              "command": str, "started": str, "ended": (str, type(None)), "finished": bool, "writer": dict,
+              "run_id": str, "alive": str, "run_info": dict, "sweep_points": list, "rows": int, "device": str,
+              "distributed": dict, "resumes": list}
+
+
+def check_meta(meta) -> dict | None:
+    """A sidecar checked like a scenario: its scenario parsed again from `scenario_toml` (the scenario layer's
+    rules; the dict is rebuilt from it), `run_info` and `sweep_points` checked against RunInfo's field types,
+    every other key against META_TYPES. What fails is dropped, so a hand-edited sidecar never crashes a reader."""
+    if not isinstance(meta, dict):
+        return None
+    out = {k: v for k, v in meta.items() if k in META_TYPES and isinstance(v, META_TYPES[k])
+           and not (META_TYPES[k] is int and isinstance(v, bool))}
+    out.pop("scenario", None)
+    if "scenario_toml" in out:
+        from ibtui.errors import IbtuiError
+        from ibtui.scenario import parse_scenario, to_dict
+
+        try:
+            out["scenario"] = to_dict(parse_scenario(out["scenario_toml"], origin="the sidecar's scenario"))
+        except (IbtuiError, ValueError, TypeError, RecursionError):
+            out.pop("scenario_toml")
+    if "run_info" in out and info_from_meta({"run_info": out["run_info"]}) is None:
+        out.pop("run_info")
+    if "sweep_points" in out:
+        out["sweep_points"] = [p for p in out["sweep_points"] if info_from_meta({"run_info": p}) is not None]
+    if "writer" in out and not isinstance(out["writer"].get("pid"), int):
+        out.pop("writer")
+    return out
+
+
+def _fits(value, kind) -> bool:
+    """Whether a JSON value fits a RunInfo field's annotation (str, int, float, dict, tuple[X, ...])."""
+    kind = str(kind)
+    if kind.startswith("tuple["):
+        item = kind[6:].split(",")[0].strip()
+        return isinstance(value, (list, tuple)) and all(_fits(v, item) for v in value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "dict": dict}.get(kind, object))
 
 
 def info_from_meta(meta: dict | None) -> RunInfo | None:
@@ -42,6 +94,8 @@ def info_from_meta(meta: dict | None) -> RunInfo | None:
         return None
     d = dict(meta["run_info"])
     fields = RunInfo.__dataclass_fields__
+    if any(k in d and not _fits(d[k], f.type) for k, f in fields.items()):
+        return None
     try:
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
         return RunInfo(**kw)
@@ -81,8 +135,11 @@ def check_export(path: str | Path) -> None:
     then rows that parse as records. Reads only the first CHECK_BYTES; a file still being written passes."""
     from ibtui.errors import ExportError
 
+    from ibtui.files import check_input, printable
+
     path = Path(path)
     hint = "give the CSV written by `ibtui SCENARIO --export FILE`"
+    check_input(path, "export", ExportError)  # a folder, FIFO or device: refused without opening it
     try:
         with open(path, "rb") as f:
             head = f.read(CHECK_BYTES)
@@ -125,8 +182,11 @@ def writer_alive(meta: dict | None) -> bool | None:
     except ProcessLookupError:
         return False
     except OSError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    from ibtui.files import process_start
+
+    start = process_start(w["pid"])  # the PID may have been reused by another process since
+    return not (isinstance(w.get("start"), str) and start is not None and start != w["start"])
 
 
 def _stamp(iso: object) -> float | None:
@@ -213,15 +273,18 @@ class CsvReplay:
         self._rest = data[cut + 1:]
         lines = data[:cut].decode("utf-8", errors="replace").splitlines()
         out = []
-        for row in csv.reader(lines):
-            if self._index is None:
-                self._index = column_index(row)
-                if self._index is not None:
-                    continue  # the header
-                self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
-            rec = parse_row(row, self._index)
-            if rec is not None:
-                out.append(rec)
+        try:
+            for row in csv.reader(lines):
+                if self._index is None:
+                    self._index = column_index(row)
+                    if self._index is not None:
+                        continue  # the header
+                    self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
+                rec = parse_row(row, self._index)
+                if rec is not None:
+                    out.append(rec)
+        except csv.Error:
+            pass  # malformed CSV (an unterminated quote): the rows before it are kept, as malformed rows are skipped
         self.rows += len(out)
         return out
 
