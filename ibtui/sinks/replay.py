@@ -2,16 +2,15 @@
 
 `CsvReplay` looks like the engine to the app (`info`, `run(sink, controls) -> bool`), so a recorded
 run fills the same panes as a live one. It reads only complete lines (the CSV sink writes one
-snapshot per `write` and flushes, sinks/csv.py), maps columns by the header's names (so older files
-without a `sweep` column read too), emits them to the sinks, and keeps polling the file
-until the sidecar `run.meta.json` says the run ended, or `controls.stop` is set. `controls.paused`
+snapshot per `write` and flushes, sinks/csv.py), parses them with the export reader's `column_index` and
+`parse_row` (sinks/runs.py: one parser for the replay, the figures and `ibtui.load`), emits them to the
+sinks, and keeps polling the file until the sidecar `run.meta.json` says the run ended, or `controls.stop` is set. `controls.paused`
 pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
 it is inferred from the records (layers, estimators and seeds seen; no N, so no log2 N ceiling).
 """
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import socket
@@ -22,19 +21,9 @@ from pathlib import Path
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
+from ibtui.sinks.runs import column_index, parse_row, read_meta  # the one export parser
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
-
-
-def sidecar(path: Path) -> Path:
-    return path.with_name(path.stem + ".meta.json")
-
-
-def read_meta(path: Path) -> dict | None:
-    try:
-        return json.loads(sidecar(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # absent, or caught mid-replace: try again later
 
 
 def info_from_meta(meta: dict | None) -> RunInfo | None:
@@ -46,28 +35,6 @@ def info_from_meta(meta: dict | None) -> RunInfo | None:
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
         return RunInfo(**kw)
     except TypeError:
-        return None
-
-
-def column_index(header: list[str]) -> dict[str, int] | None:
-    """Column positions from a header row (any order; `step` and `sweep` optional), None if not a header."""
-    idx = {name: i for i, name in enumerate(header)}
-    required = ("run", "seed", "epoch", "layer", "quantity", "estimator", "value")
-    return idx if all(k in idx for k in required) else None
-
-
-def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
-    """One CSV row as a Record; None for a malformed row (skipped, never fatal)."""
-    if len(row) < len(idx):
-        return None
-    try:
-        seed = row[idx["seed"]]
-        s: int | str = int(seed) if seed.lstrip("-").isdigit() else seed
-        step = row[idx["step"]] if "step" in idx else ""
-        return Record(row[idx["run"]], s, int(row[idx["epoch"]]), int(step or 0), row[idx["layer"]],
-                      row[idx["quantity"]], row[idx["estimator"]], float(row[idx["value"]]),
-                      row[idx["sweep"]] if "sweep" in idx else "")
-    except ValueError:
         return None
 
 
