@@ -12,8 +12,9 @@ from typing import List, Optional
 
 import typer
 
+from ibtui.api import OOM_HINT, build, check_numbers, execute, first_line, kept, prepare
 from ibtui.errors import IbtuiError
-from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
+from ibtui.scenario import load_scenario, to_toml
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   rich_markup_mode=None,
@@ -54,18 +55,10 @@ def run(
     """Train SCENARIO and measure it: the live app on a terminal; headless (a progress bar, or a line every
     15 s when stderr is a file) with --headless or without a terminal. --export writes the CSV either way."""
     from ibtui.scenario import scenario_warnings
-    from ibtui.sinks.csv import check_targets
 
     rank = _torchrun_rank()
     try:  # every check that needs no torch comes first: bad input is refused at once, before any engine work
-        sc = load_scenario(scenario, set_)
-        if device is not None:
-            sc = with_changes(sc, {"run.device": device}, origin="--device")
-        if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
-        _check_numbers(threads, fps)
-        if export is not None:
-            check_targets(export, overwrite, rank)
+        sc = prepare(scenario, set_, device, data_dir, export, overwrite, threads, fps, rank)
     except IbtuiError as exc:
         fail(str(exc))
     use_app = _interactive() and not headless and rank is None
@@ -79,13 +72,13 @@ def run(
 
         def factory(say):
             say("loading torch…")
-            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, say)
+            engine, sinks, csv_sink = build(sc, scenario, export, device, threads, overwrite, say)
             guard.extend((_OutOfMemoryStops(engine), csv_sink))
             return guard[0], sinks
 
         code = run_app(factory=factory, fps=fps, mouse=not no_mouse)  # an IbtuiError in the factory: exit 2
         if guard and guard[0].oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
-            fail(f"{guard[0].oom}{_kept(guard[1])}; {OOM_HINT}")
+            fail(f"{guard[0].oom}{kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)
     for note in scenario_warnings(sc):  # the app shows them as run notes (Engine.info)
         typer.echo(f"ibtui: warning: {note}", err=True)
@@ -93,7 +86,7 @@ def run(
 
     ctx = dist.context_from_env()
     try:
-        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, ctx=ctx)
+        engine, sinks, csv_sink = build(sc, scenario, export, device, threads, overwrite, ctx=ctx)
     except IbtuiError as exc:
         fail(str(exc))
     if ctx.active:
@@ -118,58 +111,6 @@ def run(
         typer.echo(report.text())
 
 
-def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
-           say=None, ctx=None):
-    """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
-    app's worker runs (`say` reports each stage) and the headless path runs first. Raises IbtuiError."""
-    import torch
-
-    from ibtui.engine.device import resolve_device
-    from ibtui.engine.sweep import SweepRunner
-    from ibtui.resources import check_memory, is_out_of_memory
-    from ibtui.scenario import sweep_point
-    from ibtui.sinks.csv import CsvSink, rank_path
-
-    try:
-        try:
-            resolve_device(sc.run.device, "--device" if device is not None else "run.device")
-        except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
-            raise IbtuiError(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
-        if ctx is not None and ctx.active:  # torchrun: this process trains its block of seeds
-            from ibtui.engine import distributed as dist
-
-            sc = dist.shard(sc, ctx)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        if say is not None:
-            say("loading the data and building the model…")
-        points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
-        check_memory(points, resolve_device(sc.run.device))
-        engine = SweepRunner(sc, scenario_path=str(scenario))
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise IbtuiError(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
-    sinks = []
-    csv_sink = None
-    if export is not None:
-        target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
-        try:
-            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
-        except FileExistsError:
-            raise IbtuiError(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
-                             f"--overwrite to replace it, or pick another path.")
-        except OSError as exc:
-            raise IbtuiError(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); "
-                             f"pick another path.")
-        sinks.append(csv_sink)
-    return engine, sinks, csv_sink
-
-
-OOM_HINT = "use fewer seeds (run.seeds) or fewer measured points (data.mi_subset, measure.sp.points)."
-MAX_THREADS = 4096
-
-
 def _torchrun_rank() -> int | None:
     """This process's rank under torchrun (WORLD_SIZE > 1), else None; read without importing torch."""
     import os
@@ -178,22 +119,6 @@ def _torchrun_rank() -> int | None:
         return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     except ValueError:
         return None
-
-
-def _check_numbers(threads: int, fps: float) -> None:
-    import math
-
-    from ibtui.errors import ScenarioError
-
-    if not 0 <= threads <= MAX_THREADS:
-        raise ScenarioError(f"--threads {threads} is out of range; use 0 (torch's default) to {MAX_THREADS}.")
-    if not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0][:200] if text else type(exc).__name__).rstrip(".")
 
 
 class _OutOfMemoryStops:
@@ -217,7 +142,7 @@ class _OutOfMemoryStops:
         except (MemoryError, RuntimeError) as exc:
             if not is_out_of_memory(exc):
                 raise
-            self.oom = f"out of memory at epoch {self._engine.epoch} ({_first_line(exc)})"
+            self.oom = f"out of memory at epoch {self._engine.epoch} ({first_line(exc)})"
             warnings.warn(f"{self.oom}; {OOM_HINT}", RuntimeWarning, stacklevel=1)
             return False
 
@@ -255,51 +180,22 @@ def _restore_signals(previous: dict) -> None:
 
 
 def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: float = 15.0) -> None:
-    from ibtui.controls import Controls
-    from ibtui.records import Fanout
-    from ibtui.resources import is_out_of_memory
-    from ibtui.sinks.progress import ProgressSink
-
-    sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
-    finished = False
+    """The API's `execute` (the same run as `ibtui.run`) with the command line's signals and messages."""
     previous = _stop_on_signals()
     try:
-        finished = engine.run(sink, Controls())
+        execute(engine, sinks, quiet, csv_sink, progress_every)
     except KeyboardInterrupt as exc:
-        sink.close(False)
         try:  # after a hang-up the terminal may be gone
-            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{_kept(csv_sink)}.", err=True)
+            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{kept(csv_sink)}.", err=True)
         except OSError:
             pass
         raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
-    except (MemoryError, RuntimeError, OSError) as exc:
-        if is_out_of_memory(exc):  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
-            sink.close(False)
-            fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
-        if not isinstance(exc, OSError):
-            raise
-        try:  # the export's disk filled up or went away: keep what is on disk, say so
-            sink.close(False)
-        except OSError:
-            pass
-        fail(f"cannot write the export at epoch {engine.epoch} ({exc.strerror or exc}){_kept(csv_sink)}; "
-             f"free some space or export elsewhere.")
+    except IbtuiError as exc:
+        fail(str(exc))
     finally:
         _restore_signals(previous)
-    sink.close(finished)
     if csv_sink is not None and not quiet:
         typer.echo(f"ibtui: wrote {csv_sink.path} and {csv_sink.meta_path}", err=True)
-
-
-def _kept(csv_sink) -> str:
-    """What the export holds after a run that stopped early (for the one-sentence message)."""
-    if csv_sink is None:
-        return ""
-    if not csv_sink.replaced:
-        return f"; no snapshot was finished, so {csv_sink.path} was left as it was"
-    if csv_sink.last_epoch is None:
-        return f"; {csv_sink.path} holds no snapshot yet"
-    return f"; {csv_sink.path} holds every snapshot up to epoch {csv_sink.last_epoch}"
 
 
 @app.command()
@@ -330,7 +226,7 @@ def view(
     from ibtui.sinks.replay import check_export
 
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
-        _check_numbers(0, fps)
+        check_numbers(0, fps)
         check_export(csv_path)
     except IbtuiError as exc:
         fail(str(exc))

@@ -32,9 +32,9 @@ def versions() -> dict[str, str]:
     import scipy
     import torch
 
-    import ibtui
+    from ibtui.version import __version__
 
-    return {"ibtui": getattr(ibtui, "__version__", "?"), "python": platform.python_version(),
+    return {"ibtui": __version__, "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "cuda": str(torch.version.cuda)}
 
