@@ -250,26 +250,34 @@ def list_scenarios() -> None:
 
 @app.command()
 def plot(
-    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    csv_paths: List[Path] = typer.Argument(..., help="an exported run (finished or still being written); 2 to 8 "
+                                                      "exports: their comparison"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
+                                           help="folder for the figures (default: <stem>_figures beside the CSV; "
+                                                "comparison_figures beside the first when comparing)"),
     fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
 ) -> None:
-    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits."""
+    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits.
+    With several exports (`ibtui plot a.csv b.csv -o DIR`): one comparison figure per kind, labelled by run."""
     try:
         import matplotlib  # noqa: F401  (an optional extra)
     except ImportError:
         fail("plotting needs matplotlib: pip install 'ibtui[plot]'")
+    from ibtui.sinks.compare import draw_comparison
     from ibtui.sinks.figures import ExportError, draw_all
 
     skipped: list[str] = []
     try:
-        written = draw_all(csv_path, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+        if len(csv_paths) > 1:
+            written = draw_comparison(csv_paths, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+        else:
+            written = draw_all(csv_paths[0], out_dir, fmt, overwrite=overwrite, skipped=skipped)
     except ExportError as exc:
         fail(str(exc))
     if skipped:
-        typer.echo(f"ibtui: skipped (no data in the export): {', '.join(skipped)}", err=True)
+        typer.echo(f"ibtui: skipped (no data in the export{'s' if len(csv_paths) > 1 else ''}): "
+                   f"{', '.join(skipped)}", err=True)
     folder = written[0].parent if written else out_dir
     typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
 

@@ -218,7 +218,6 @@ def info_plane(ex: Export, sweep: str = ""):
         return None
     matplotlib, _ = _mpl()
     from matplotlib.cm import ScalarMappable
-    from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm, Normalize
 
     info = ex.run_info(sweep)
@@ -232,29 +231,7 @@ def info_plane(ex: Export, sweep: str = ""):
     one = len(ests) == 1
     fig, axes, _ = _new_figure(len(ests), 3, 4.6 if one else 3.7, 3.8 if one else 3.3, extra_w=0.8)
     for ax, est in zip(axes, ests):
-        xmax = ymax = 0.0
-        layers = [lay for lay in ex.layers_of(sweep, Q.MI_XT, est) if lay in ex.layers_of(sweep, Q.MI_TY, est)]
-        for layer in layers:
-            mx, sx = ex.curves(sweep, Q.MI_XT, est, layer)
-            my, sy = ex.curves(sweep, Q.MI_TY, est, layer)
-            pairs = [(f"seed {s}", sx[s], sy[s], SEED_LW, _seed_alpha(len(sx))) for s in sx if s in sy]
-            if mx is not None and my is not None:
-                pairs.append((f"layer {layer}", mx, my, MEAN_LW + 0.4, 1.0))
-            for label, cx, cy, lw, alpha in pairs:
-                ep, x, y = _joined(cx, cy)
-                if len(x) < 1:
-                    continue
-                pts = np.column_stack([x, y])
-                segs = np.stack([pts[:-1], pts[1:]], axis=1) if len(pts) > 1 else np.empty((0, 2, 2))
-                lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=lw, alpha=alpha,
-                                    label=label if alpha == 1.0 else f"_{label} layer {layer}",
-                                    gid="mean" if alpha == 1.0 else "seed", capstyle="round")
-                lc.set_array(np.maximum(ep[1:], 1) if log_epochs else ep[1:])
-                ax.add_collection(lc)
-                xmax, ymax = max(xmax, float(np.max(x))), max(ymax, float(np.max(y)))
-                if alpha == 1.0:  # the layer's name at its last point
-                    ax.annotate(layer, (x[-1], y[-1]), xytext=(3, 2), textcoords="offset points", fontsize=7,
-                                color="0.25")
+        xmax, ymax = plane_panel(ax, ex, sweep, est, norm, cmap, log_epochs)
         if math.isfinite(ceiling):
             ax.axvline(ceiling, color="0.45", ls="--", lw=0.9, zorder=0)
             ax.text(ceiling, 0.02, f" log₂N = {ceiling:.3g}", rotation=90, va="bottom", ha="right",
@@ -273,6 +250,38 @@ def info_plane(ex: Export, sweep: str = ""):
     _title(fig, ex, sweep, "information plane per layer\nbold: mean over seeds, faint: each seed; "
                            "numbers: layer")
     return fig
+
+
+def plane_panel(ax, ex: Export, sweep: str, est: str, norm, cmap, log_epochs: bool, seeds: bool = True,
+                label_layers: bool = True) -> tuple[float, float]:
+    """One estimator's information plane on `ax`: a line per layer coloured by epoch (bold mean, faint seeds),
+    the layer's name at its last point; returns the largest x and y drawn."""
+    from matplotlib.collections import LineCollection
+
+    xmax = ymax = 0.0
+    layers = [lay for lay in ex.layers_of(sweep, Q.MI_XT, est) if lay in ex.layers_of(sweep, Q.MI_TY, est)]
+    for layer in layers:
+        mx, sx = ex.curves(sweep, Q.MI_XT, est, layer)
+        my, sy = ex.curves(sweep, Q.MI_TY, est, layer)
+        pairs = [(f"seed {s}", sx[s], sy[s], SEED_LW, _seed_alpha(len(sx))) for s in sx if s in sy and seeds]
+        if mx is not None and my is not None:
+            pairs.append((f"layer {layer}", mx, my, MEAN_LW + 0.4, 1.0))
+        for label, cx, cy, lw, alpha in pairs:
+            ep, x, y = _joined(cx, cy)
+            if len(x) < 1:
+                continue
+            pts = np.column_stack([x, y])
+            segs = np.stack([pts[:-1], pts[1:]], axis=1) if len(pts) > 1 else np.empty((0, 2, 2))
+            lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=lw, alpha=alpha,
+                                label=label if alpha == 1.0 else f"_{label} layer {layer}",
+                                gid="mean" if alpha == 1.0 else "seed", capstyle="round")
+            lc.set_array(np.maximum(ep[1:], 1) if log_epochs else ep[1:])
+            ax.add_collection(lc)
+            xmax, ymax = max(xmax, float(np.max(x))), max(ymax, float(np.max(y)))
+            if alpha == 1.0 and label_layers:  # the layer's name at its last point
+                ax.annotate(layer, (x[-1], y[-1]), xytext=(3, 2), textcoords="offset points", fontsize=7,
+                            color="0.25")
+    return xmax, ymax
 
 
 def _joined(cx: Curve, cy: Curve):
