@@ -217,24 +217,32 @@ def show(
 
 @app.command()
 def view(
-    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    csv_paths: List[Path] = typer.Argument(..., help="an exported run (finished or still being written); 2 to 8 "
+                                                      "exports: compared in the same panes (r picks the bright one)"),
     fps: float = typer.Option(3.0, "--fps", help="redraws per second"),
 ) -> None:
-    """Open an exported run in the app's panes, without training."""
-    if not csv_path.is_file():
-        fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
+    """Open an exported run in the app's panes, without training; several runs share the panes, each in its colour."""
     from ibtui.sinks.replay import check_export
+    from ibtui.sinks.runs import MAX_RUNS
 
+    if len(csv_paths) > MAX_RUNS:
+        fail(f"{len(csv_paths)} exports given; compare at most {MAX_RUNS} at once.")
+    if len({p.resolve() for p in csv_paths}) < len(csv_paths):
+        fail("the same export is given twice; compare different runs.")
+    for csv_path in csv_paths:
+        if not csv_path.is_file():
+            fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
         check_numbers(0, fps)
-        check_export(csv_path)
+        for csv_path in csv_paths:
+            check_export(csv_path)
     except IbtuiError as exc:
         fail(str(exc))
     try:
         from ibtui.tui.app import view_app
     except ImportError:
         fail("the terminal app is not available in this build.")
-    raise typer.Exit(code=view_app(csv_path, fps=fps))
+    raise typer.Exit(code=view_app(csv_paths if len(csv_paths) > 1 else csv_paths[0], fps=fps))
 
 
 @app.command("scenarios")

@@ -20,16 +20,9 @@ from ibtui import quantities as Q
 from ibtui.errors import ExportError
 from ibtui.sinks.figures import (DYNAMICS, _layer_colors, _mpl, _new_figure, _plot_series, _tidy_log, _xlabel,
                                  plane_panel)
-from ibtui.sinks.runs import Run, layer_key, load
+from ibtui.sinks.runs import Run, layer_key, load_runs
 
-MAX_RUNS = 8
 LAYER_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)))
-
-
-def run_labels(paths: list[Path]) -> list[str]:
-    """Each run's name in the legends: its file stem, with the folder where two stems are the same."""
-    stems = [p.stem for p in paths]
-    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
 
 
 def run_colors(n: int) -> list:
@@ -160,17 +153,6 @@ def compare_training(runs: list[Run], labels: list[str], axis: str = "epoch"):
 
 COMPARISONS = (("compare_info_plane", compare_info_plane), ("compare_dynamics", compare_dynamics),
                ("compare_training", compare_training))
-
-
-def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
-    """The runs to compare (2 to MAX_RUNS exports) and their labels; ExportError (one sentence) otherwise."""
-    paths = [Path(p) for p in paths]
-    if len(paths) > MAX_RUNS:
-        raise ExportError(f"{len(paths)} exports given; compare at most {MAX_RUNS} at once.")
-    same = {p.resolve() for p in paths}
-    if len(same) < len(paths):
-        raise ExportError("the same export is given twice; compare different runs.")
-    return [load(p) for p in paths], run_labels(paths)
 
 
 def draw_comparison(paths: list[str | Path], out_dir: str | Path | None = None, fmt: str = "png",

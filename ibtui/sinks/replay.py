@@ -21,7 +21,7 @@ from pathlib import Path
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
-from ibtui.sinks.runs import column_index, parse_row, read_meta  # the one export parser
+from ibtui.sinks.runs import column_index, load_runs, parse_row, read_meta  # the one export reader
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
 
@@ -234,3 +234,41 @@ class CsvReplay:
             self.check_stalled()
             controls.stop.wait(self.poll_s)
         return False
+
+
+class CompareReplay:
+    """Several finished (or partial) exports for the app's comparison view (`ibtui view a.csv b.csv …`).
+
+    Each run is read once with the export reader and fed to the sink as one point of a sweep labelled by the
+    run's name (`labels`), so the state keeps every run's series apart; the panes draw them together. A sweep
+    export is compared at its first sweep value. Looks like the engine to the app, like CsvReplay."""
+
+    def __init__(self, paths: list[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        self.runs, self.labels = load_runs(self.paths)
+        self.info: RunInfo | None = None
+        self.epoch = 0
+        self.stalled = ""
+        self.rows = 0
+
+    def run(self, sink: Sink, controls: Controls | None = None) -> bool:
+        from dataclasses import replace
+
+        controls = controls or Controls()
+        for run, label in zip(self.runs, self.labels):
+            if controls.stop.is_set():
+                return False
+            sweep = run.sweeps[0] if run.sweeps else ""
+            records = run.records(sweep, as_sweep=label)
+            info = info_from_meta(run.meta) or infer_info(records, run.path, run.meta)
+            point = next((p for p in run.meta.get("sweep_points") or [] if isinstance(p, dict)
+                          and p.get("sweep") == sweep), None)
+            if point is not None:  # a sweep's own point description (its layers, settings)
+                info = info_from_meta({"run_info": point}) or info
+            info = replace(info, run=label, sweep=label, sweep_points=())
+            self.info = self.info or info
+            sink.start(info)
+            sink.emit(records)
+            self.rows += len(records)
+            self.epoch = max(self.epoch, max((r.epoch for r in records), default=0))
+        return True

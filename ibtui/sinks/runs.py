@@ -219,10 +219,11 @@ class Run:
     def finished(self) -> bool:
         return bool(self.meta.get("finished"))
 
-    def records(self, sweep: str | None = None):
-        """The records again, in epoch order (the app's comparison view replays them)."""
+    def records(self, sweep: str | None = None, as_sweep: str | None = None):
+        """The records again, in epoch order (the app's comparison view replays them, each run's under its label
+        in the `sweep` slot: `as_sweep`)."""
         run = self.run_name or self.path.stem
-        out = [Record(run, seed, e, s, layer, q, est, v, sw)
+        out = [Record(run, seed, e, s, layer, q, est, v, sw if as_sweep is None else as_sweep)
                for (sw, q, est, layer, seed), rows in self.rows.items() if sweep is None or sw == sweep
                for e, s, v in rows]
         out.sort(key=lambda r: r.epoch)
@@ -262,3 +263,23 @@ def load(path: str | Path) -> Run:
     if not rows:
         raise ExportError(f"{path} holds no records yet (only a header); wait for the first snapshot.")
     return Run(path, rows, read_meta(path), list(sweeps))
+
+
+MAX_RUNS = 8  # runs compared at once (`ibtui view` and `ibtui plot` with several exports)
+
+
+def run_labels(paths: list[Path]) -> list[str]:
+    """Each run's name in the legends: its file stem, with the folder where two stems are the same."""
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
+    """The runs to compare (2 to MAX_RUNS exports) and their labels; ExportError (one sentence) otherwise."""
+    paths = [Path(p) for p in paths]
+    if len(paths) > MAX_RUNS:
+        raise ExportError(f"{len(paths)} exports given; compare at most {MAX_RUNS} at once.")
+    same = {p.resolve() for p in paths}
+    if len(same) < len(paths):
+        raise ExportError("the same export is given twice; compare different runs.")
+    return [load(p) for p in paths], run_labels(paths)
