@@ -152,21 +152,28 @@ class Run:
         return curve.epoch.astype(int), curve.value.copy()
 
     def frame(self):
-        """Every record as a pandas DataFrame (columns as in the CSV); IbtuiError when pandas is missing."""
+        """Every record as a pandas DataFrame: the CSV's columns, `seed` and `layer` as text (seed "0" or "mean"),
+        empty cells as "" (so `pivot_table` keeps them); IbtuiError (one sentence) when pandas is missing."""
         try:
             import pandas as pd
         except ImportError:
             raise IbtuiError("Run.frame() needs pandas, which is not installed: pip install pandas "
                              "(or use Run.series, which needs only numpy).") from None
-        cols = {k: [] for k in ("run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value")}
+        cols = {k: [] for k in FIELDS}
         run = self.run_name or self.path.stem
         for (sweep, q, est, layer, seed), rows in self.rows.items():
+            n = len(rows)
+            for k, x in (("run", run), ("sweep", sweep), ("seed", str(seed)), ("layer", layer), ("quantity", q),
+                         ("estimator", est)):
+                cols[k].extend([x] * n)
             for e, s, v in rows:
-                for k, x in (("run", run), ("sweep", sweep), ("seed", seed), ("epoch", e), ("step", s),
-                             ("layer", layer), ("quantity", q), ("estimator", est), ("value", v)):
-                    cols[k].append(x)
+                cols["epoch"].append(e)
+                cols["step"].append(s)
+                cols["value"].append(v)
+        order = {sw: i for i, sw in enumerate(self.sweeps)}
         df = pd.DataFrame(cols)
-        return df.sort_values(["sweep", "epoch", "quantity", "estimator", "layer"], kind="stable", ignore_index=True)
+        df = df.iloc[sorted(range(len(df)), key=lambda i: (order[cols["sweep"][i]], cols["epoch"][i]))]
+        return df.reset_index(drop=True)
 
     # -- per sweep point (the figures)
     def has(self, sweep: str, quantity: str) -> bool:
@@ -283,3 +290,14 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
     if len(same) < len(paths):
         raise ExportError("the same export is given twice; compare different runs.")
     return [load(p) for p in paths], run_labels(paths)
+
+
+def read_records(path: str | Path) -> list[Record]:
+    """Every record of an export in file order, parsed as `load` parses them (malformed rows skipped)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        idx = column_index(next(reader, None) or [])
+        if idx is None:
+            raise ExportError(f"{path} is not an ibtui export (its first line is not the header "
+                              f"{','.join(FIELDS)}); {HINT}.")
+        return [r for r in (parse_row(row, idx) for row in reader) if r is not None]
