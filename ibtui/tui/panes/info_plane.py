@@ -127,9 +127,8 @@ class InfoPlanePane(PlotPane):
             planes.append((i, label, plane))
         planes.sort(key=lambda p: p[1] == bright)
         title = ["information plane", estimator_title(view, est), f"{len(view.runs)} runs, mean over seeds"]
-        legend = run_legend(view, bright) + escape(" · digits = layer of the [bright] run · r: next")
-        if missing:
-            legend += f" · no {est} in {', '.join(missing)}"
+        legend = run_legend(view, bright) + (f" · no {est} in {escape(', '.join(missing))}" if missing else "")
+        legend += escape(" · digits = layer of the [bright] run · r: next")
         if len(missing) == len(view.runs):
             self.set_titles(title, legend)
             self.show_message(f"no run has {est} records" if view.snapshots else view.pending_measure(False))
