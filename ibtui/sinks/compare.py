@@ -37,8 +37,9 @@ def _suptitle(fig, runs: list[Run], labels: list[str], what: str) -> None:
     swept = [f"{label} at {_sweep(r)}" for r, label in zip(runs, labels) if _sweep(r)]
     head = f"{' vs '.join(labels)}: {what}"
     width = max(60, int(fig.get_figwidth() * 16))
-    fig.suptitle("\n".join(textwrap.fill(part, width) for part in head.split("\n")) + (f"\n(sweeps compared at their first value: {'; '.join(swept)})"
-                                               if swept else ""), fontsize=9.5)
+    text = "\n".join(textwrap.fill(part, width) for part in head.split("\n"))
+    fig.suptitle(text + (f"\n(sweeps compared at their first value: {'; '.join(swept)})" if swept else ""),
+                 fontsize=9.5)
 
 
 def compare_info_plane(runs: list[Run], labels: list[str]):

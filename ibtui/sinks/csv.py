@@ -1,7 +1,7 @@
 """The CSV export: the record stream in tidy long format, written as the run goes, plus a JSON sidecar.
 
-Reading an export back is sinks/runs.py's (the one reader). Each snapshot's rows are written in one `write` call and flushed, so an interrupted run leaves a valid
-CSV of every finished snapshot. The sidecar (`run.meta.json` beside `run.csv`) holds the resolved
+Each snapshot's rows are written in one `write` call and flushed, so an interrupted run leaves a valid
+CSV of every finished snapshot (read back by sinks/runs.py, the one reader). The sidecar (`run.meta.json` beside `run.csv`) holds the resolved
 scenario, versions, device, times and whether the run finished; it is replaced atomically.
 """
 from __future__ import annotations

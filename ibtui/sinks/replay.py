@@ -4,8 +4,8 @@
 run fills the same panes as a live one. It reads only complete lines (the CSV sink writes one
 snapshot per `write` and flushes, sinks/csv.py), parses them with the export reader's `column_index` and
 `parse_row` (sinks/runs.py: one parser for the replay, the figures and `ibtui.load`), emits them to the
-sinks, and keeps polling the file until the sidecar `run.meta.json` says the run ended, or `controls.stop` is set. `controls.paused`
-pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
+sinks, and keeps polling the file until the sidecar `run.meta.json` says the run ended, or `controls.stop` is
+set. `controls.paused` pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
 it is inferred from the records (layers, estimators and seeds seen; no N, so no log2 N ceiling).
 """
 from __future__ import annotations

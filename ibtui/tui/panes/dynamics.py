@@ -69,13 +69,7 @@ class DynamicsPane(PlotPane):
             f = 1 - (i % 4) / 5  # stagger: labels of close epochs do not overwrite each other
             y = ymin * (ymax / ymin) ** f if q in LOG_Y and ymin > 0 else ymin + (ymax - ymin) * f
             plt.text(label, x, y)
-        plt.xscale("log")
-        if q in LOG_Y:
-            plt.yscale("log")
-        plt.xlabel("epoch (log) →")
-        plt.title(f"↑ {QUANTITIES[q].axis}" + (" (log)" if q in LOG_Y else ""))
-        plot.refresh()
-        self.mark_drawn(view, vs)
+        self.finish(plt, plot, q, view, vs)
 
     def redraw_runs(self, view: StateView, vs: ViewState) -> None:
         """Comparing runs: the quantity per layer for every run, coloured by run; the bright one in digits, on top."""
@@ -101,6 +95,10 @@ class DynamicsPane(PlotPane):
                     pts = thin(list(zip(xs, ys)), POINTS)
                     plt.plot([p[0] for p in pts], [p[1] for p in pts], color=run_color(i, bright),
                              marker=layer_marker(layer) if bright else "braille")
+        self.finish(plt, plot, q, view, vs)
+
+    def finish(self, plt, plot, q: str, view: StateView, vs: ViewState) -> None:
+        """Log epochs (and log y where the quantity is), the axis labels; then draw."""
         plt.xscale("log")
         if q in LOG_Y:
             plt.yscale("log")
