@@ -240,12 +240,12 @@ class CompareReplay:
     """Several finished (or partial) exports for the app's comparison view (`ibtui view a.csv b.csv …`).
 
     Each run is read once with the export reader and fed to the sink as one point of a sweep labelled by the
-    run's name (`labels`), so the state keeps every run's series apart; the panes draw them together. A sweep
+    run's name (`run_labels`), so the state keeps every run's series apart; the panes draw them together. A sweep
     export is compared at its first sweep value. Looks like the engine to the app, like CsvReplay."""
 
     def __init__(self, paths: list[str | Path]):
         self.paths = [Path(p) for p in paths]
-        self.runs, self.labels = load_runs(self.paths)
+        self.runs, self.run_labels = load_runs(self.paths)
         self.info: RunInfo | None = None
         self.epoch = 0
         self.stalled = ""
@@ -255,7 +255,7 @@ class CompareReplay:
         from dataclasses import replace
 
         controls = controls or Controls()
-        for run, label in zip(self.runs, self.labels):
+        for run, label in zip(self.runs, self.run_labels):
             if controls.stop.is_set():
                 return False
             sweep = run.sweeps[0] if run.sweeps else ""

@@ -98,7 +98,7 @@ class IbtuiApp(App):
         self.state = TuiState()
         self.vs = ViewState()
         self.source_label = source_label  # "view run.csv" in replay mode
-        self.runs: tuple[str, ...] = tuple(getattr(source, "labels", ()) or ())  # comparing runs: their names
+        self.runs: tuple[str, ...] = tuple(getattr(source, "run_labels", ()) or ())  # comparing runs: their names
         if self.runs:
             self.vs = ViewState(sweep=self.runs[0])  # the first run bright
         self.view: StateView = self.state.view()
