@@ -66,9 +66,10 @@ def prepare(scenario: str | Path, set_: list[str] = (), device: str | None = Non
 
 
 def build(sc, scenario: str | Path, export: str | Path | None, device: str | None, threads: int, overwrite: bool,
-          say=None, ctx=None):
-    """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
-    app's worker runs (`say` reports each stage) and the headless path runs first. Raises IbtuiError."""
+          say=None, ctx=None, resume: dict | None = None):
+    """Import torch, check the device and memory, build the engine (data, model), the CSV sink and the
+    checkpoints: what the app's worker runs (`say` reports each stage) and the headless path runs first. With
+    `resume` (a checkpoint), the engine continues from it and the CSV is cut back to it. Raises IbtuiError."""
     import torch
 
     from ibtui.engine.device import resolve_device
@@ -82,7 +83,8 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
             resolve_device(sc.run.device, "--device" if device is not None else "run.device")
         except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
             raise IbtuiError(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
-        if ctx is not None and ctx.active:  # torchrun: this process trains its block of seeds
+        if ctx is not None and ctx.active and resume is None:  # torchrun: this process trains its block of seeds
+            # (a checkpoint's scenario is already this rank's block)
             from ibtui.engine import distributed as dist
 
             sc = dist.shard(sc, ctx)
@@ -93,6 +95,8 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
         points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
         check_memory(points, resolve_device(sc.run.device))
         engine = SweepRunner(sc, scenario_path=str(scenario))
+        if resume is not None:
+            engine.load_state_dict(resume["runner"])
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
@@ -100,10 +104,17 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
     sinks = []
     csv_sink = None
     if export is not None:
+        from ibtui.sinks.checkpoint import CheckpointSink
+
         export = Path(export)
         target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
         try:
-            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
+            if resume is not None:
+                csv_sink = CsvSink.resume(target, resume["csv_bytes"], resume["rows"], resume["last_epoch"],
+                                          resume["epoch"])
+            else:
+                csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device},
+                                   overwrite=overwrite)
         except FileExistsError:
             raise IbtuiError(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
                              f"--overwrite to replace it, or pick another path.")
@@ -111,13 +122,16 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
             raise IbtuiError(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); "
                              f"pick another path.")
         sinks.append(csv_sink)
+        if sc.run.checkpoint_every > 0:  # after the CSV sink: a checkpoint covers the rows already written
+            sinks.append(CheckpointSink(engine, csv_sink, sc.run.checkpoint_every, to_toml(sc)))
     return engine, sinks, csv_sink
 
 
-def execute(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: float = 15.0) -> bool:
+def execute(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: float = 15.0, controls=None) -> bool:
     """Run the engine to its end into the sinks (and a progress bar unless `quiet`); closes them. An interrupt
     closes them unfinished (the CSV valid) and propagates; out of memory or a failing export disk closes them
-    the same way and raises the IbtuiError the CLI prints. Returns whether every epoch ran."""
+    the same way and raises the IbtuiError the CLI prints. `controls.stop` ends the run at an epoch boundary (the
+    CLI sets it on a signal). Returns whether every epoch ran."""
     from ibtui.controls import Controls
     from ibtui.records import Fanout
     from ibtui.resources import is_out_of_memory
@@ -125,7 +139,7 @@ def execute(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: flo
 
     sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
     try:
-        finished = engine.run(sink, Controls())
+        finished = engine.run(sink, controls or Controls())
     except KeyboardInterrupt:
         sink.close(False)
         raise
