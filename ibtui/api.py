@@ -110,8 +110,11 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
         target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
         try:
             if resume is not None:
+                from ibtui.sinks.runs import read_records
+
                 csv_sink = CsvSink.resume(target, resume["csv_bytes"], resume["rows"], resume["last_epoch"],
                                           resume["epoch"])
+                engine.current.replayed = read_records(target)  # for the app and the sweep report (Sink.replay)
             else:
                 csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device},
                                    overwrite=overwrite)

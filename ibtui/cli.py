@@ -113,14 +113,11 @@ def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], t
         from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
-        if resume is not None and csv_sink is not None:  # the points and rows before the checkpoint count too
+        if resume is not None and csv_sink is not None:  # the points before the checkpoint's (their rows: replay)
             from types import SimpleNamespace
-
-            from ibtui.sinks.runs import read_records
 
             for point in csv_sink.meta.get("sweep_points") or []:
                 report.start(SimpleNamespace(sweep=point["sweep"], layers=point["layers"]))
-            report.emit(read_records(csv_sink.path))
         sinks.append(report)
     _run_headless(engine, sinks, quiet, csv_sink, progress_every)
     if report is not None:
