@@ -97,7 +97,7 @@ def test_sidecar_scenario_is_parsed_like_a_scenario(tmp_path):
 
 def test_what_ibtui_writes_it_reads_back(tmp_path):
     """A 140,000-character name, NUL, U+2028 and quotes in a field: a genuine export reads back record for record."""
-    from ibtui.sinks.csv import read_records
+    from ibtui.sinks.runs import read_records
     from ibtui.sinks.figures import read_export
     from ibtui.sinks.replay import CsvReplay, check_export
 

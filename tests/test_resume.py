@@ -52,6 +52,7 @@ def stopped_then_resumed(tmp_path, monkeypatch, args: list[str], stop_at: int, e
     full, part = tmp_path / "full.csv", tmp_path / "part.csv"
     res = cli(*args, "-o", full)
     assert res.returncode == 0, res.stderr
+    full_stdout = res.stdout
     assert not checkpoint_path(full).exists()  # a finished run keeps no checkpoint
     with monkeypatch.context() as m:
         stop_after(m, stop_at)
@@ -63,6 +64,7 @@ def stopped_then_resumed(tmp_path, monkeypatch, args: list[str], stop_at: int, e
             f.write("szt_tanh,,0,999,999,1,I(X;T),bin30,1.0\nszt_tanh,,0,99")
     res = cli("resume", part, "--headless", "-q")
     assert res.returncode == 0, res.stderr
+    assert res.stdout == full_stdout  # a sweep's fitted trend, from all its points
     return full.read_bytes(), part.read_bytes(), json.loads(sidecar_path(part).read_text())
 
 
@@ -85,7 +87,7 @@ def test_sweep_resumes_in_its_second_point(tmp_path, monkeypatch):
     args = ["szt_batch_sweep", "--set", "run.seeds=2", "--set", "run.epochs=6", "--set", "measure.snapshots=4",
             "--set", "sweep.values=[512, 1024]", *QUICK]
     full, resumed, meta = stopped_then_resumed(tmp_path, monkeypatch, args, stop_at=9)  # epoch 3 of point 2
-    assert resumed == full
+    assert resumed == full  # and the sweep report printed the same fit (stopped_then_resumed)
     assert [p["sweep"] for p in meta["sweep_points"]] == ["train.batch_size=512", "train.batch_size=1024"]
 
 

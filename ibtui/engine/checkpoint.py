@@ -85,8 +85,10 @@ def load(path: Path) -> dict:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise IbtuiError(f"{path}: not a readable ibtui checkpoint ({first}); it was not loaded and no code in it "
+        unsafe = isinstance(exc, pickle.UnpicklingError) or "weights only" in str(exc).lower()
+        why = ("it holds objects other than tensors and plain data, which ibtui never unpickles" if unsafe else
+               "it is damaged or not a checkpoint (truncated, or another kind of file)")
+        raise IbtuiError(f"{path}: not a readable ibtui checkpoint: {why}; it was not loaded and no code in it "
                          f"ran. Start the run again or restore the file.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise IbtuiError(f"{path}: not an ibtui checkpoint (format {FORMAT} expected); start the run again.")

@@ -80,6 +80,7 @@ class Engine:
         self.epoch = 0
         self.step = 0  # optimiser steps taken
         self.alive = torch.ones(len(self.seeds), dtype=torch.bool)
+        self.replayed: list[R.Record] = []  # a resumed run's records already in its export (Sink.replay)
         self.at_boundary = False  # True between a trained epoch's records and the next epoch: a checkpoint may be taken
         self.regularizers = build_regularizers(self.ctx)
         self.estimators, self.measures = build_probes(self.ctx)  # MI estimators; the other measures
@@ -244,6 +245,9 @@ class Engine:
         controls = controls or Controls()
         total = self.sc.run.epochs
         sink.start(self.info)
+        if self.replayed:
+            sink.replay(self.replayed)
+            self.replayed = []
         t = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}  # for the ETA (records.Progress)
         if self.epoch == 0:
             t0 = time.perf_counter()

@@ -1,8 +1,8 @@
 """The CSV export: the record stream in tidy long format, written as the run goes, plus a JSON sidecar.
 
 Each snapshot's rows are written in one `write` call and flushed, so an interrupted run leaves a valid
-CSV of every finished snapshot. The sidecar (`run.meta.json` beside `run.csv`) holds the resolved
-scenario, versions, device, times and whether the run finished; it is replaced atomically.
+CSV of every finished snapshot (read back by sinks/runs.py, the one reader). The sidecar (`run.meta.json`
+beside `run.csv`) holds the resolved scenario, versions, device, times and whether the run finished; it is replaced atomically.
 """
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ def versions() -> dict[str, str]:
     import scipy
     import torch
 
-    import ibtui
+    from ibtui.version import __version__
 
-    return {"ibtui": getattr(ibtui, "__version__", "?"), "python": platform.python_version(),
+    return {"ibtui": __version__, "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "cuda": str(torch.version.cuda)}
 
@@ -268,19 +268,6 @@ def check_targets(export: Path, overwrite: bool, rank: int | None = None, inputs
                           f"({exc.strerror or exc}); pick another path.") from None
 
 
-def read_records(path: str | Path) -> list[Record]:
-    """Read an exported CSV back into records (seed "mean" stays a string; values are floats)."""
-    out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            seed = row["seed"]
-            out.append(Record(row["run"], int(seed) if seed.lstrip("-").isdigit() else seed, int(row["epoch"]),
-                              int(row["step"]), row["layer"], row["quantity"], row["estimator"], float(row["value"]),
-                              row.get("sweep", "")))
-    return out
-
-
 def rank_path(export: Path, rank: int) -> Path:
     return export.with_name(f"{export.stem}.rank{rank}{export.suffix}")
 
@@ -342,15 +329,3 @@ def merge(export: Path, world: int) -> int:
 
 def _key(row: dict) -> tuple:
     return (row["run"], row["sweep"], row["epoch"], row["step"], row["layer"], row["quantity"], row["estimator"])
-
-
-def read_frame(path: str | Path):
-    """An export as a pandas DataFrame, every row kept (pandas is needed only by this function).
-
-    Empty cells (`sweep`, `layer`, `estimator` of whole-network quantities) stay "" instead of NaN, so
-    `pivot_table` keeps them; only `value` reads "nan" as NaN. Same as the README's one-liner.
-    """
-    import pandas as pd
-
-    return pd.read_csv(path, keep_default_na=False, na_values={"value": ["nan"]},
-                       dtype={"run": str, "sweep": str, "seed": str, "layer": str, "quantity": str, "estimator": str})

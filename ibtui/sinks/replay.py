@@ -2,16 +2,15 @@
 
 `CsvReplay` looks like the engine to the app (`info`, `run(sink, controls) -> bool`), so a recorded
 run fills the same panes as a live one. It reads only complete lines (the CSV sink writes one
-snapshot per `write` and flushes, sinks/csv.py), maps columns by the header's names (so older files
-without a `sweep` column read too), emits them to the sinks, and keeps polling the file
-until the sidecar `run.meta.json` says the run ended, or `controls.stop` is set. `controls.paused`
-pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
+snapshot per `write` and flushes, sinks/csv.py), parses them with the export reader's `column_index` and
+`parse_row` (sinks/runs.py: one parser for the replay, the figures and `ibtui.load`), emits them to the
+sinks, and keeps polling the file until the sidecar `run.meta.json` says the run ended, or `controls.stop` is
+set. `controls.paused` pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
 it is inferred from the records (layers, estimators and seeds seen; no N, so no log2 N ceiling).
 """
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import socket
@@ -22,71 +21,9 @@ from pathlib import Path
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
-
-# A field as long as ibtui can write (a scenario `name` of any length): the csv module's 131,072 is too few.
-csv.field_size_limit(2**31 - 1)
+from ibtui.sinks.runs import column_index, load_runs, parse_row, read_meta, run_info_fits  # the one export reader
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
-
-
-def sidecar(path: Path) -> Path:
-    return path.with_name(path.stem + ".meta.json")
-
-
-def read_meta(path: Path) -> dict | None:
-    """The sidecar of export `path`, read through `check_meta`; None if absent, caught mid-replace, or not JSON."""
-    try:
-        if not sidecar(path).is_file():  # never a FIFO or device
-            return None
-        return check_meta(json.loads(sidecar(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, RecursionError):
-        return None  # absent, or caught mid-replace: try again later
-
-
-# The sidecar's schema (sinks/csv.py writes it): a value of another type is dropped, as if absent.
-META_TYPES = {"format": str, "columns": list, "csv": str, "scenario": dict, "scenario_toml": str, "versions": dict,
-              "command": str, "started": str, "ended": (str, type(None)), "finished": bool, "writer": dict,
-              "run_id": str, "alive": str, "run_info": dict, "sweep_points": list, "rows": int, "device": str,
-              "distributed": dict, "resumes": list}
-
-
-def check_meta(meta) -> dict | None:
-    """A sidecar checked like a scenario: its scenario parsed again from `scenario_toml` (the scenario layer's
-    rules; the dict is rebuilt from it), `run_info` and `sweep_points` checked against RunInfo's field types,
-    every other key against META_TYPES. What fails is dropped, so a hand-edited sidecar never crashes a reader."""
-    if not isinstance(meta, dict):
-        return None
-    out = {k: v for k, v in meta.items() if k in META_TYPES and isinstance(v, META_TYPES[k])
-           and not (META_TYPES[k] is int and isinstance(v, bool))}
-    out.pop("scenario", None)
-    if "scenario_toml" in out:
-        from ibtui.errors import IbtuiError
-        from ibtui.scenario import parse_scenario, to_dict
-
-        try:
-            out["scenario"] = to_dict(parse_scenario(out["scenario_toml"], origin="the sidecar's scenario"))
-        except (IbtuiError, ValueError, TypeError, RecursionError):
-            out.pop("scenario_toml")
-    if "run_info" in out and info_from_meta({"run_info": out["run_info"]}) is None:
-        out.pop("run_info")
-    if "sweep_points" in out:
-        out["sweep_points"] = [p for p in out["sweep_points"] if info_from_meta({"run_info": p}) is not None]
-    if "writer" in out and not isinstance(out["writer"].get("pid"), int):
-        out.pop("writer")
-    return out
-
-
-def _fits(value, kind) -> bool:
-    """Whether a JSON value fits a RunInfo field's annotation (str, int, float, dict, tuple[X, ...])."""
-    kind = str(kind)
-    if kind.startswith("tuple["):
-        item = kind[6:].split(",")[0].strip()
-        return isinstance(value, (list, tuple)) and all(_fits(v, item) for v in value)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, {"str": str, "dict": dict}.get(kind, object))
 
 
 def info_from_meta(meta: dict | None) -> RunInfo | None:
@@ -94,34 +31,12 @@ def info_from_meta(meta: dict | None) -> RunInfo | None:
         return None
     d = dict(meta["run_info"])
     fields = RunInfo.__dataclass_fields__
-    if any(k in d and not _fits(d[k], f.type) for k, f in fields.items()):
+    if not run_info_fits(d):
         return None
     try:
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
         return RunInfo(**kw)
     except TypeError:
-        return None
-
-
-def column_index(header: list[str]) -> dict[str, int] | None:
-    """Column positions from a header row (any order; `step` and `sweep` optional), None if not a header."""
-    idx = {name: i for i, name in enumerate(header)}
-    required = ("run", "seed", "epoch", "layer", "quantity", "estimator", "value")
-    return idx if all(k in idx for k in required) else None
-
-
-def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
-    """One CSV row as a Record; None for a malformed row (skipped, never fatal)."""
-    if len(row) < len(idx):
-        return None
-    try:
-        seed = row[idx["seed"]]
-        s: int | str = int(seed) if seed.lstrip("-").isdigit() else seed
-        step = row[idx["step"]] if "step" in idx else ""
-        return Record(row[idx["run"]], s, int(row[idx["epoch"]]), int(step or 0), row[idx["layer"]],
-                      row[idx["quantity"]], row[idx["estimator"]], float(row[idx["value"]]),
-                      row[idx["sweep"]] if "sweep" in idx else "")
-    except ValueError:
         return None
 
 
@@ -135,7 +50,7 @@ def check_export(path: str | Path) -> None:
     then rows that parse as records. Reads only the first CHECK_BYTES; a file still being written passes."""
     from ibtui.errors import ExportError
 
-    from ibtui.files import check_input, printable
+    from ibtui.files import check_input
 
     path = Path(path)
     hint = "give the CSV written by `ibtui SCENARIO --export FILE`"
@@ -330,3 +245,41 @@ class CsvReplay:
             self.check_stalled()
             controls.stop.wait(self.poll_s)
         return False
+
+
+class CompareReplay:
+    """Several finished (or partial) exports for the app's comparison view (`ibtui view a.csv b.csv …`).
+
+    Each run is read once with the export reader and fed to the sink as one point of a sweep labelled by the
+    run's name (`run_labels`), so the state keeps every run's series apart; the panes draw them together. A sweep
+    export is compared at its first sweep value. Looks like the engine to the app, like CsvReplay."""
+
+    def __init__(self, paths: list[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        self.runs, self.run_labels = load_runs(self.paths)
+        self.info: RunInfo | None = None
+        self.epoch = 0
+        self.stalled = ""
+        self.rows = 0
+
+    def run(self, sink: Sink, controls: Controls | None = None) -> bool:
+        from dataclasses import replace
+
+        controls = controls or Controls()
+        for run, label in zip(self.runs, self.run_labels):
+            if controls.stop.is_set():
+                return False
+            sweep = run.sweeps[0] if run.sweeps else ""
+            records = run.records(sweep, as_sweep=label)
+            info = info_from_meta(run.meta) or infer_info(records, run.path, run.meta)
+            point = next((p for p in run.meta.get("sweep_points") or [] if isinstance(p, dict)
+                          and p.get("sweep") == sweep), None)
+            if point is not None:  # a sweep's own point description (its layers, settings)
+                info = info_from_meta({"run_info": point}) or info
+            info = replace(info, run=label, sweep=label, sweep_points=())
+            self.info = self.info or info
+            sink.start(info)
+            sink.emit(records)
+            self.rows += len(records)
+            self.epoch = max(self.epoch, max((r.epoch for r in records), default=0))
+        return True
