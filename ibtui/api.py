@@ -34,10 +34,38 @@ def load(path: str | Path) -> "Run":
 
 
 def check_numbers(threads: int, fps: float = 3.0) -> None:
+    import os
+
     if not 0 <= threads <= MAX_THREADS:
         raise ScenarioError(f"--threads {threads} is out of range; use 0 (torch's default) to {MAX_THREADS}.")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads > cores:  # more threads than cores only slows torch down (4096 on 2 cores: 40 times slower)
+        raise ScenarioError(f"--threads {threads} is more than the {cores} CPU cores this process may use; use at "
+                            f"most {cores} (0 = torch's default).")
     if not (math.isfinite(fps) and 0 < fps <= 1000):
         raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
+
+
+def check_torchrun_env() -> None:
+    """WORLD_SIZE and RANK as torchrun sets them (with MASTER_ADDR and MASTER_PORT), or not at all: a half-set
+    environment is one sentence here, before any rank file is written, not a traceback from torch.distributed."""
+    import os
+
+    env = os.environ
+    if "WORLD_SIZE" not in env and "RANK" not in env:
+        return
+    try:
+        world, rank = int(env.get("WORLD_SIZE", "1")), int(env.get("RANK", "0"))
+    except ValueError:
+        raise ScenarioError(f"WORLD_SIZE={env.get('WORLD_SIZE', '')!r} and RANK={env.get('RANK', '')!r} must be "
+                            f"integers; start ibtui with torchrun, or unset them.") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ScenarioError(f"RANK={rank} with WORLD_SIZE={world}: a rank is 0 … WORLD_SIZE−1; start ibtui with "
+                            f"torchrun, or unset WORLD_SIZE and RANK.")
+    if world > 1 and not (env.get("MASTER_ADDR") and env.get("MASTER_PORT")):
+        raise ScenarioError(f"WORLD_SIZE={world} is set but MASTER_ADDR and MASTER_PORT are not, so this is not a "
+                            f"torchrun process; start it with `torchrun --nproc-per-node {world} -m ibtui …`, or unset "
+                            f"WORLD_SIZE and RANK.")
 
 
 def overrides(settings: Mapping[str, Any] | None) -> list[str]:
@@ -60,6 +88,7 @@ def prepare(scenario: str | Path, set_: list[str] = (), device: str | None = Non
     if data_dir is not None:
         sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
     check_numbers(threads, fps)
+    check_torchrun_env()
     if export is not None:
         check_targets(Path(export), overwrite, rank, inputs=tuple(p for p in (Path(scenario),) if p.is_file()))
     return sc

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from ibtui.api import OOM_HINT, build, check_numbers, execute, first_line, kept, prepare
+from ibtui.api import OOM_HINT, build, check_numbers, check_torchrun_env, execute, first_line, kept, prepare
 from ibtui.errors import IbtuiError
 from ibtui.scenario import load_scenario, to_toml, with_changes
 
@@ -269,6 +269,7 @@ def resume(
     target = rank_path(csv_path, rank) if rank is not None else csv_path
     try:
         check_numbers(threads, fps)
+        check_torchrun_env()
         sc, ck = _resumable_run(target)
         if data_dir is not None:
             sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
@@ -337,6 +338,8 @@ def show(
         sc = load_scenario(scenario, set_)
     except IbtuiError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:  # Ctrl-C while reading: nothing was written
+        raise typer.Exit(code=130)
     try:
         for note in scenario_warnings(sc):
             typer.echo(f"ibtui: warning: {note}", err=True)
@@ -344,6 +347,8 @@ def show(
         sys.stdout.flush()
     except BrokenPipeError:  # `ibtui show x | head`: the reader has what it wanted
         _quiet_stdout()
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130)
     except OSError as exc:  # > /dev/full
         _quiet_stdout()
         fail(f"cannot write the scenario to standard output ({exc.strerror or exc}); redirect it elsewhere.")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import os
 import math
@@ -77,7 +78,7 @@ class ModelSettings:
                      "normal, xavier_uniform, kaiming_uniform",
                      choices=("truncated_normal", "normal", "xavier_uniform", "kaiming_uniform"))
     noise_levels: list[float] = _opt([0.0], "levels of Gaussian noise β added to every hidden layer (0 = none); "
-                                             "the app cycles through them")
+                                             "the app cycles through them", hi=1e3)
     noise_start: int = _opt(0, "index into noise_levels used at the start", lo=0)
     init_weight: float = _opt(0.0, "if not 0: every weight starts at this value (toys and sweeps)")
     init_bias: float = _opt(0.0, "every bias starts at this value")
@@ -119,15 +120,17 @@ class BinningSettings:
     range: Union[list[float], str] = _opt([-1.0, 1.0],
                                           "[lo, hi] for every layer, or \"auto\": activation-aware "
                                           "([-1,1] tanh, [0,1] sigmoid/softmax, [min,max] per seed for relu/linear)")
-    width: float = _opt(0.0, "fixed bin width (0 = use bins over range)", lo=0.0)
+    width: float = _opt(0.0, "fixed bin width (0 = use bins over range; else 1e-6 … 1e6: a narrower bin gives "
+                             "every point its own cell in float32, a wider one a single cell)", lo=0.0, hi=1e6)
     max_width: int = _opt(64, "image data: refuse to bin a layer wider than this (every point gets its own cell)",
                           lo=1)
 
 
 @dataclass(frozen=True)
 class KdeSettings:
-    noise_variance: float = _opt(1e-3, "σ² of the Gaussian kernel (Saxe et al.: 1e-3 on SZT, 0.1 on MNIST)",
-                                 lo=0.0, lo_open=True)
+    noise_variance: float = _opt(1e-3, "σ² of the Gaussian kernel (Saxe et al.: 1e-3 on SZT, 0.1 on MNIST); 1e-10 … "
+                                       "1e6: beyond, the kernel's float32 distances underflow or overflow",
+                                 lo=1e-10, hi=1e6)
     points: int = _opt(0, "measure on a fixed random subset of this many MI points (0 = all)", lo=0)
     max_width: int = _opt(8192, "image data: refuse KDE on a layer wider than this", lo=1)
 
@@ -280,6 +283,9 @@ def _coerce(value: Any, tp: Any) -> Any:
     raise TypeError
 
 
+FLOAT32_MAX, FLOAT32_TINY = 3.4028234663852886e38, 1.1754943508222875e-38  # the largest and the smallest normal
+
+
 def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
     origin = _who(origin, where)
     items = value if isinstance(value, list) else [value]
@@ -296,6 +302,9 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
                 raise ScenarioError(f"{origin}: {where} = {v} is out of range; it must be {rel} {lo}.")
             if hi is not None and v > hi:
                 raise ScenarioError(f"{origin}: {where} = {v} is out of range; it must be ≤ {hi}.")
+            if isinstance(v, float) and (abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_TINY):
+                raise ScenarioError(f"{origin}: {where} = {v} is out of range; the engine computes in float32, so use "
+                                    f"0 or a magnitude between {FLOAT32_TINY:.2g} and {FLOAT32_MAX:.3g}.")
 
 
 class _Origin(str):
@@ -313,11 +322,19 @@ def _who(origin: str, where: str) -> str:
         text = texts.get(".".join(parts[:i]))
         if text is not None:
             return f"--set {_echo(text, raw=True)}"
+    for key, text in texts.items():  # a --set that made this (unknown) section: `--set trian.lr=1e-3`
+        if key.startswith(where + "."):
+            return f"--set {_echo(text, raw=True)}"
     return getattr(origin, "file", str(origin))
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict:
+    return typing.get_type_hints(cls)  # evaluated once a class (a sweep of 20,000 values builds 20,000 scenarios)
+
+
 def _build(cls: type, data: dict, prefix: str, origin: str) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
@@ -367,6 +384,14 @@ def _cross_check(sc: Scenario, origin: str) -> None:
     _check_model_kind(sc, origin)
     if not sc.model.noise_levels or any(b < 0 for b in sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_levels must be a non-empty list of β ≥ 0.")
+    if 0 < sc.measure.binning.width < 1e-6:
+        raise ScenarioError(f"{_who(origin, 'measure.binning.width')}: measure.binning.width = "
+                            f"{sc.measure.binning.width} is too narrow (below 1e-6 every float32 value gets its own "
+                            f"cell, or the cell index overflows); use 0 (bins over the range) or 1e-6 … 1e6.")
+    if len(set(sc.sweep.values)) < len(sc.sweep.values):
+        dup = next(v for i, v in enumerate(sc.sweep.values) if v in sc.sweep.values[:i])
+        raise ScenarioError(f"{_who(origin, 'sweep.values')}: sweep.values lists {_echo(dup)} twice; list each value "
+                            f"once (a run's records are keyed by its value).")
     if sc.model.noise_start >= len(sc.model.noise_levels):
         raise ScenarioError(f"{origin}: model.noise_start = {sc.model.noise_start} is out of range; "
                             f"model.noise_levels has {len(sc.model.noise_levels)} entries.")
@@ -392,8 +417,10 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             raise ScenarioError(f"{origin}: sweep.setting = {sc.sweep.setting!r} must name one setting.")
         if not sc.sweep.values:
             raise ScenarioError(f"{origin}: sweep.values is empty; list the values of {sc.sweep.setting}.")
+        blame = _Origin(_who(origin, "sweep.values"))  # a bad value is the fault of whoever listed the values
+        blame.file, blame.set_texts = str(blame), {}
         for v in sc.sweep.values:
-            sweep_point(sc, v, origin)  # every value must give a valid scenario
+            sweep_point(sc, v, blame)  # every value must give a valid scenario
     if sc.data.train_fraction >= 1.0 and sc.data.mi_points == "test":
         raise ScenarioError(f"{origin}: data.mi_points = \"test\" needs data.train_fraction < 1.")
     _check_orthonormal(sc, origin)
@@ -588,9 +615,12 @@ def scenario_warnings(sc: Scenario) -> list[str]:
     return out
 
 
+SWEEP_NONE = SweepSettings()
+
+
 def sweep_point(sc: Scenario, value: float, origin: str = "<sweep>") -> Scenario:
     """The scenario of one sweep value: the swept setting replaced (ints stay ints), the sweep removed."""
-    data = to_dict(sc)
+    data = to_dict(dataclasses.replace(sc, sweep=SWEEP_NONE))  # not a copy of every value per point (quadratic)
     path = sc.sweep.setting.split(".")
     node = data
     for part in path[:-1]:
@@ -614,6 +644,9 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
         raise ScenarioError(f"--set {text!r}: write it as section.key=value, e.g. --set train.lr=1e-3.")
     key, raw = text.split("=", 1)
     key = key.strip()
+    if not all(part.strip() for part in key.split(".")):
+        raise ScenarioError(f"--set {_echo(text, raw=True)}: the key {_echo(key, raw=True)} has an empty part; write "
+                            f"it as section.key=value, e.g. --set train.lr=1e-3.")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:

@@ -147,3 +147,48 @@ def test_permission_denied_on_the_scenario_folder(tmp_path):
     os.chmod(tmp_path, 0o755)
     got = as_nobody(lambda: find_scenario(tmp_path / "locked" / "sc.toml"))
     assert isinstance(got, ScenarioError) and "permission denied" in str(got), got
+
+
+# ---- numeric ranges in the scenario layer (float32 where the engine computes in float32), sweeps, --set blame
+@pytest.mark.parametrize("setting, words", [
+    ("model.init_weight=1e308", "float32"), ("measure.kde.noise_variance=1e-310", "out of range"),
+    ("measure.kde.noise_variance=1e-100", "≥ 1e-10"), ("model.noise_levels=[1e308]", "out of range"),
+    ("model.noise_levels=[1e-300]", "float32"), ("measure.binning.width=1e-30", "too narrow"),
+    ("trian.lr=1e-3", "unknown key 'trian'"), ("a..b=1", "empty part")])
+def test_settings_show_accepted_and_run_crashed_on(setting, words):
+    err = refused(cli("show", "szt_tanh", "--set", setting), words)
+    assert err.startswith(f"ibtui: --set {setting}:"), err
+
+
+def test_sweep_values_twice_or_out_of_range_blame_the_set():
+    sweep = ["--set", 'sweep.setting="train.batch_size"']
+    refused(cli("show", "szt_tanh", *sweep, "--set", "sweep.values=[64,64]"), "--set sweep.values=[64,64]", "twice")
+    refused(cli("show", "szt_tanh", *sweep, "--set", "sweep.values=[1e30]"), "--set sweep.values=[1e30]")
+
+
+# ---- environment and machine
+def test_world_size_without_torchrun_is_refused_and_writes_nothing(tmp_path):
+    for env, words in [({"WORLD_SIZE": "2", "RANK": "0"}, "torchrun"), ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK=5"),
+                       ({"WORLD_SIZE": "x"}, "integers")]:
+        refused(cli("szt_tanh", "-o", tmp_path / "run.csv", "--threads", "1", env=env), words)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_threads_beyond_the_cores_are_refused():
+    refused(cli("szt_tanh", "--threads", str(len(os.sched_getaffinity(0)) + 1)), "CPU cores")
+
+
+def test_ctrl_c_right_after_start_of_show(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for delay in (0.1, 0.2, 0.4):
+        p = subprocess.Popen([sys.executable, "-m", "ibtui", "show", "szt_tanh"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, cwd=tmp_path, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        if "init_import_site" in err:
+            continue  # interrupted inside Python's own start-up (site), before any ibtui code runs
+        assert p.returncode in (130, -signal.SIGINT, 0) and "Traceback" not in err, (delay, p.returncode, err)

@@ -157,7 +157,8 @@ def test_overwrite_run_stopped_before_its_first_snapshot_keeps_the_old_files(ear
 def test_torchrun_rank_files_are_targets_too(tmp_path):
     (tmp_path / "run.rank1.csv").write_text("run,sweep\n")  # a crashed distributed run's only copy of rank 1
     before = digest(tmp_path)
-    refused(cli("szt_tanh", "-o", tmp_path / "run.csv", *TINY, env={"WORLD_SIZE": "2", "RANK": "1"}),
+    torchrun = {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    refused(cli("szt_tanh", "-o", tmp_path / "run.csv", *TINY, env=torchrun),
             "run.rank1.csv", "--overwrite")
     assert digest(tmp_path) == before
 
