@@ -192,3 +192,41 @@ def test_ctrl_c_right_after_start_of_show(tmp_path):
         if "init_import_site" in err:
             continue  # interrupted inside Python's own start-up (site), before any ibtui code runs
         assert p.returncode in (130, -signal.SIGINT, 0) and "Traceback" not in err, (delay, p.returncode, err)
+
+
+# ---- data files: the IDX header is checked against the file before anything is inflated
+def _idx(magic: int, dims: tuple, data: bytes) -> bytes:
+    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims) + data
+
+
+@pytest.mark.parametrize("dims, data, gz, words", [
+    ((0, 28, 28), b"", False, "0 items"), ((2**31, 2**31, 4), b"", False, "more than an MNIST-like"),
+    ((2**31, 2**31, 4), b"", True, "more than an MNIST-like"), ((10, 28, 28), b"\0" * 100, True, "truncated"),
+    ((1000, 28, 28), b"\0" * (1000 * 784), True, None)])
+def test_idx_sizes_checked_before_inflating(tmp_path, dims, data, gz, words):
+    import gzip
+
+    from ibtui.data.images import IDX_IMAGES_MAGIC, read_idx
+    from ibtui.errors import DataFormatError
+
+    raw = _idx(IDX_IMAGES_MAGIC, dims, data)
+    path = tmp_path / ("x.idx.gz" if gz else "x.idx")
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    if words is None:
+        assert read_idx(path, IDX_IMAGES_MAGIC).shape == dims
+        return
+    with pytest.raises(DataFormatError, match=words):
+        read_idx(path, IDX_IMAGES_MAGIC)
+
+
+def test_gzip_bomb_is_refused_by_its_trailer(tmp_path):
+    """A gzip whose IDX header says 1,000 images but which inflates to far more: refused before inflating."""
+    import gzip
+
+    from ibtui.data.images import IDX_IMAGES_MAGIC, read_idx
+    from ibtui.errors import DataFormatError
+
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(_idx(IDX_IMAGES_MAGIC, (1000, 28, 28), b"\0" * (64 << 20))))
+    with pytest.raises(DataFormatError, match="truncated or corrupt"):
+        read_idx(path, IDX_IMAGES_MAGIC)

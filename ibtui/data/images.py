@@ -20,6 +20,7 @@ names the folder, the files expected and where to get them, so the CLI can print
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pickle
 import zlib
@@ -122,36 +123,58 @@ def resolve_data_dir(setting: str | None, cli_value: str | None) -> Path:
 # MNIST
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise DataFormatError(f"Cannot read {path}: {exc}.") from exc
+MAX_IDX_BYTES = 1 << 30  # an IDX data set this large is not MNIST-like (MNIST's largest file: 47 MB)
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Parse one IDX file (gzipped if its name ends in .gz) into a uint8 array of its dimensions.
 
     IDX layout (LeCun's MNIST page): big-endian int32 magic (0x00 0x00, type 0x08 = uint8, ndim),
-    then ndim big-endian int32 sizes, then the data. Checks the magic and the total size.
+    then ndim big-endian int32 sizes, then the data. The header's size is checked against the file (a plain
+    file's size, a gzip's ISIZE trailer) and MAX_IDX_BYTES before any data is read or inflated.
     """
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataFormatError(f"{path} is too short to be an IDX file ({len(raw)} bytes).")
-    found = int.from_bytes(raw[:4], "big")
-    if found != magic:
-        raise DataFormatError(f"{path} has magic number {found:#x}, expected {magic:#x}; "
-                              f"it is not an MNIST IDX file of that kind.")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    if len(raw) != header + int(np.prod(dims)):
-        raise DataFormatError(f"{path} holds {len(raw) - header} data bytes but its header "
-                              f"announces {int(np.prod(dims))} (dimensions {dims}); it is truncated or corrupt.")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    from ibtui.files import check_input
+
+    st = check_input(path, "the data file", DataFormatError)
+    try:
+        gz = path.suffix == ".gz"
+        isize = None
+        if gz and st.st_size >= 4:
+            with open(path, "rb") as f:
+                f.seek(-4, os.SEEK_END)
+                isize = int.from_bytes(f.read(4), "little")  # the inflated size mod 2**32 (RFC 1952)
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise DataFormatError(f"{path} is too short to be an IDX file ({len(head)} bytes).")
+            found = int.from_bytes(head, "big")
+            if found != magic:
+                raise DataFormatError(f"{path} has magic number {found:#x}, expected {magic:#x}; "
+                                      f"it is not an MNIST IDX file of that kind.")
+            ndim = head[3]
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataFormatError(f"{path} ends inside its header; it is truncated or corrupt.")
+            dims = tuple(int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+            expected = math.prod(dims)
+            header = 4 + 4 * ndim
+            if expected > MAX_IDX_BYTES:
+                raise DataFormatError(f"{path}: its header announces {expected:,} bytes of data (dimensions {dims}), "
+                                      f"more than an MNIST-like file holds ({MAX_IDX_BYTES:,} at most); it is corrupt "
+                                      f"or not MNIST: get a good copy from {MNIST_SOURCE}.")
+            if (not gz and st.st_size != header + expected) or (isize is not None and isize != (header + expected) % 2**32):
+                size = st.st_size - header if not gz else isize - header
+                raise DataFormatError(f"{path} holds {size} data bytes but its header announces {expected} "
+                                      f"(dimensions {dims}); it is truncated or corrupt.")
+            data = f.read(expected + 1)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataFormatError(f"Cannot read {path}: {exc}.") from exc
+    if len(data) != expected:
+        raise DataFormatError(f"{path} holds {len(data)} data bytes but its header announces {expected} "
+                              f"(dimensions {dims}); it is truncated or corrupt.")
+    if ndim and dims[0] == 0:
+        raise DataFormatError(f"{path} holds 0 items; get a good copy from {MNIST_SOURCE}.")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find_mnist(folder: Path) -> list[Path]:
