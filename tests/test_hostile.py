@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 from ibtui.records import Record
 from ibtui.sinks.csv import CsvSink, sidecar_path
-from test_safety import cli, refused
+from test_safety import cli, earlier, refused  # noqa: F401 (earlier: a fixture)
 
 SC = REPO / "ibtui" / "scenarios" / "szt_tanh.toml"
 
@@ -174,6 +174,15 @@ def test_world_size_without_torchrun_is_refused_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_show_of_20000_sweep_values(tmp_path):
+    """A sweep point no longer copies every value: show of a long sweep lists each point once."""
+    sc = tmp_path / "sweep.toml"
+    sc.write_text(SC.read_text() + '\n[sweep]\nsetting = "train.lr"\nvalues = [' +
+                  ", ".join(f"{1e-4 + i * 1e-8:.8g}" for i in range(20_000)) + "]\n")
+    res = cli("show", sc)
+    assert res.exit_code == 0, res.output
+
+
 def test_threads_beyond_the_cores_are_refused():
     refused(cli("szt_tanh", "--threads", str(len(os.sched_getaffinity(0)) + 1)), "CPU cores")
 
@@ -230,3 +239,79 @@ def test_gzip_bomb_is_refused_by_its_trailer(tmp_path):
     path.write_bytes(gzip.compress(_idx(IDX_IMAGES_MAGIC, (1000, 28, 28), b"\0" * (64 << 20))))
     with pytest.raises(DataFormatError, match="truncated or corrupt"):
         read_idx(path, IDX_IMAGES_MAGIC)
+
+
+# ---- fuzz: sidecars, CSV fields, environment variables and paths (seeded; each case a sentence or a success)
+ODD_JSON = [None, True, 0, -1, 2**70, 1.5, float("nan"), "", "x" * 1000, "\x1b[2J", [], [1, "a"], {}, {"a": [None]}]
+
+
+def _mutate_json(rng, node, depth=0):
+    if isinstance(node, dict) and node and depth < 4 and rng.random() < 0.7:
+        k = rng.choice(list(node))
+        node[k] = _mutate_json(rng, node[k], depth + 1)
+        return node
+    if isinstance(node, list) and node and depth < 4 and rng.random() < 0.7:
+        i = rng.randrange(len(node))
+        node[i] = _mutate_json(rng, node[i], depth + 1)
+        return node
+    return rng.choice(ODD_JSON)
+
+
+@pytest.mark.slow
+def test_fuzz_sidecars_csv_fields_env_and_paths(tmp_path, earlier):
+    import random
+
+    from ibtui.errors import IbtuiError
+    from ibtui.files import check_input, check_output
+    from ibtui.sinks.replay import CsvReplay, check_export
+    from ibtui.sinks.runs import load
+
+    rng = random.Random(22)
+    csv_path = earlier / "run.csv"
+    meta0 = json.loads(sidecar_path(csv_path).read_text())
+    counts = {"sidecar": 0, "csv": 0, "env": 0, "path": 0}
+    for _ in range(300):  # sidecars: every reader survives any JSON
+        meta = _mutate_json(rng, json.loads(json.dumps(meta0)))
+        sidecar_path(csv_path).write_text(json.dumps(meta))
+        run = load(csv_path)
+        assert isinstance(run.scenario(), dict) and isinstance(run.run_info(), dict)
+        CsvReplay(csv_path)
+        assert cli("plot", csv_path, "-o", tmp_path / "figs", "--overwrite").exit_code in (0, 2)
+        counts["sidecar"] += 1
+    sidecar_path(csv_path).write_text(json.dumps(meta0))
+    raw = csv_path.read_text().splitlines()
+    for _ in range(200):  # CSV fields: quotes, separators, long and control-character fields
+        lines = list(raw)
+        i = rng.randrange(1, len(lines))
+        field = rng.choice(['"', '""', ",", "\x00", "\u2028", "x" * rng.randrange(200_000), '"unterminated', "\r"])
+        parts = lines[i].split(",")
+        parts[rng.randrange(len(parts))] = field
+        lines[i] = ",".join(parts)
+        p = tmp_path / "f.csv"
+        p.write_text("\n".join(lines) + "\n")
+        for reader in (check_export, load):
+            try:
+                reader(p)
+            except IbtuiError as exc:
+                assert "\n" not in str(exc)
+        counts["csv"] += 1
+    for _ in range(40):  # environment variables torchrun, torch and ibtui read
+        env = {k: rng.choice(["", "0", "1", "2", "-1", "x", "99999999999999999999", "\x1b"])
+               for k in rng.sample(["WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "IBTUI_DATA"],
+                                   rng.randrange(1, 4))}
+        res = cli("szt_tanh", "-o", tmp_path / "e" / "run.csv", "--threads", "1", "--set", "run.epochs=0", env=env)
+        assert res.exit_code in (0, 2) and "Traceback" not in res.output, (env, res.output, res.exception)
+        counts["env"] += 1
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for _ in range(200):  # paths: odd names and file kinds, as inputs and outputs
+        name = rng.choice(["", ".", "..", "/", "//", "x" * rng.randrange(240, 400), "a\x1bb", "\u2028", str(fifo),
+                           "/dev/zero", "/dev/full", "/proc/self/mem", str(tmp_path), str(csv_path), "nope/x.csv"])
+        for check in (lambda: check_input(name, "input"), lambda: check_output(name, "--export", inputs=(csv_path,))):
+            try:
+                check()
+            except IbtuiError as exc:
+                assert "\x1b" not in str(exc) and "\n" not in str(exc)
+        counts["path"] += 1
+    print("fuzz counts", counts)
+    assert counts == {"sidecar": 300, "csv": 200, "env": 40, "path": 200}

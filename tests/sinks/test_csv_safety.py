@@ -143,3 +143,17 @@ def test_an_input_is_never_the_export(tmp_path):
         with pytest.raises(ExportError, match="input of this run"):
             check_targets(sc, overwrite=overwrite, inputs=(sc,))
     assert sc.read_text() == "[run]\n"
+
+
+def test_a_reused_writer_pid_is_not_the_writer(tmp_path):
+    """view's NOT GROWING: the sidecar's PID alive but started at another time is another process."""
+    import os
+    import socket
+
+    from ibtui.files import process_start
+    from ibtui.sinks.replay import writer_alive
+
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "start": process_start(os.getpid())}
+    assert writer_alive({"writer": me}) is True
+    assert writer_alive({"writer": {**me, "start": "0"}}) is False
+    assert writer_alive({"writer": {**me, "host": "elsewhere"}}) is None
