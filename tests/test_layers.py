@@ -19,7 +19,7 @@ LAYERS = {
     "data": 2, "models": 2, "measures": 2,
     "engine": 3,
     "sinks": 4,
-    "tui": 5,
+    "tui": 5, "reproduce": 5,
     "cli": 6, "__main__": 6,
 }
 
