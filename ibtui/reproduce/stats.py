@@ -55,11 +55,12 @@ class Est:
 
 
 def bootstrap(units: Sequence, stat: Callable[[list], float], b: int = B, seed: int = SEED,
-              level: float = LEVEL) -> Est:
+              level: float = LEVEL, vec: Callable[[np.ndarray], np.ndarray] | None = None) -> Est:
     """Percentile interval of stat(units) over b resamples of the units with replacement.
 
     Resamples where stat is not finite (e.g. a correlation of constant values) are dropped; fewer than half
-    finite gives no interval."""
+    finite gives no interval. `vec`, when given, computes stat of every resample at once from the (b, n) array
+    of resampled units (the same numbers, faster)."""
     units = list(units)
     n = len(units)
     try:
@@ -72,7 +73,9 @@ def bootstrap(units: Sequence, stat: Callable[[list], float], b: int = B, seed: 
     idx = rng.integers(0, n, size=(b, n))
     vals = np.empty(b)
     with np.errstate(all="ignore"):
-        for i in range(b):
+        if vec is not None:
+            vals = np.asarray(vec(np.asarray(units)[idx]), dtype=float)
+        for i in range(0 if vec is not None else b):
             try:
                 vals[i] = stat([units[j] for j in idx[i]])
             except (ValueError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError):
@@ -90,7 +93,7 @@ def _finite(vals) -> list[float]:
 
 def mean_ci(vals) -> Est:
     """Mean over seeds with its bootstrap interval (non-finite values left out)."""
-    return bootstrap(_finite(vals), lambda u: float(np.mean(u)))
+    return bootstrap(_finite(vals), lambda u: float(np.mean(u)), vec=lambda a: a.mean(axis=1))
 
 
 def corr(a, b) -> float:
