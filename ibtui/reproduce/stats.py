@@ -27,24 +27,26 @@ class Est:
     n: int
 
     def at_least(self, thr: float) -> bool | None:
-        """True if even the low end is ≥ thr, False if even the high end is below, None within noise."""
+        """True if even the low end is ≥ thr, False if the point estimate is below, None (within noise) if the point
+        meets it and the interval's low end does not."""
         if not math.isfinite(self.value):
             return False
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
             return None if self.value >= thr else False
         if self.lo >= thr:
             return True
-        return False if self.hi < thr else None
+        return False if self.value < thr else None
 
     def at_most(self, thr: float) -> bool | None:
-        """True if even the high end is ≤ thr, False if even the low end is above, None within noise."""
+        """True if even the high end is ≤ thr, False if the point estimate is above, None (within noise) if the
+        point meets it and the interval's high end does not."""
         if not math.isfinite(self.value):
             return False
         if not (math.isfinite(self.lo) and math.isfinite(self.hi)):
             return None if self.value <= thr else False
         if self.hi <= thr:
             return True
-        return False if self.lo > thr else None
+        return False if self.value > thr else None
 
     def fmt(self, nd: int = 2) -> str:
         if not math.isfinite(self.value):

@@ -59,6 +59,7 @@ def test_conservative_end_decides():
     assert e.at_least(0.5) is None            # point meets it, interval straddles: within noise
     assert Est(0.6, 0.55, 0.7, 5).at_least(0.5) is True
     assert Est(0.3, 0.1, 0.45, 5).at_least(0.5) is False
+    assert Est(0.4, 0.1, 0.7, 5).at_least(0.5) is False   # the point fails: not met, whatever the interval
     assert Est(-2.5, -3.1, -2.2, 5).at_most(-2) is True
     assert Est(-2.5, -3.1, -1.5, 5).at_most(-2) is None
     assert Est(0.6, math.nan, math.nan, 1).at_least(0.5) is None   # no interval: never "met"

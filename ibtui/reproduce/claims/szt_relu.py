@@ -39,14 +39,17 @@ def c_szt_relu(runs):
     od = falls(*r.series("I(X;T)", est, out_l))
     rec = {lay: d["final"] - d["low"] for lay, d in drops.items()}
     dipping = [lay for lay in L if drops[lay]["dip"] >= 0.05]
+    def span(vals):
+        lo, hi = min(vals), max(vals)
+        return f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}"
+
     size = (f"the hidden layers that dip at all (≥ 0.05 bit: {', '.join('T' + x for x in dipping)}) fall by "
-            f"{min(drops[x]['dip'] for x in dipping):.2f}–{max(drops[x]['dip'] for x in dipping):.2f} bit after the "
-            f"peak and recover {min(rec[x] for x in dipping):.2f}–{max(rec[x] for x in dipping):.2f} bit by the end"
-            if dipping else "no hidden layer dips by 0.05 bit or more")
+            f"{span([drops[x]['dip'] for x in dipping])} bit after the peak and recover "
+            f"{span([rec[x] for x in dipping])} bit by the end" if dipping else "no hidden layer dips by 0.05 bit or more")
     why = (f"Rule: reproduced if no hidden layer's mean I(X;T) falls by ≥ {FLAT} bit from its peak to its lowest later "
            f"value (peak → lowest, the stricter fall: a dip that recovers still counts against 'no compression'), "
-           f"at the high end of the 95 % interval over seeds. {some} of {len(L)} hidden layers exceed it at the low "
-           f"end. (The softmax output T{out_l}, bounded in [0, 1] like tanh, falls {f2(od['peak'])} → "
+           f"at the high end of the 95 % interval over seeds. {some} of {len(L)} hidden layers exceed it (point "
+           f"estimate). (The softmax output T{out_l}, bounded in [0, 1] like tanh, falls {f2(od['peak'])} → "
            f"{f2(od['final'])} bits; {size}.)")
     key = f"largest fall T{worst}: {dips[worst].fmt()} bits (peak → lowest)"
     return Result(measured, verdict, why, [fig], key)
