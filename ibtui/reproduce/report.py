@@ -36,15 +36,18 @@ def medium_estimate(out: Path) -> tuple[float, list[str]]:
         if finished(runs_dir(out, "medium"), name):
             continue
         t = timing(runs_dir(out, "cpu"), name)
-        if t.get("cpu_s"):
-            total += t["cpu_s"] * spec.medium_cost
-        else:
+        if t.get("cpu_s") or t.get("wall_s"):   # wall time (an upper bound) where CPU time was not recorded
+            total += (t.get("cpu_s") or t["wall_s"]) * spec.medium_cost
+        if not t.get("cpu_s"):
             missing.append(name)
     return total, missing
 
 
 def _needed(c: Claim, out: Path) -> float:
-    return sum(timing(runs_dir(out, "cpu"), n).get("cpu_s", 0) * RUNS[n].medium_cost for n in c.runs
+    def cost(t: dict) -> float:
+        return t.get("cpu_s") or t.get("wall_s") or 0.0
+
+    return sum(cost(timing(runs_dir(out, "cpu"), n)) * RUNS[n].medium_cost for n in c.runs
                if not finished(runs_dir(out, "medium"), n))
 
 
@@ -95,14 +98,16 @@ def run_header(runs, scale: str) -> str:
         spec = RUNS.get(r.path.stem)
         sub = spec.data.get(scale, "") if spec else ""
         data = f", data `$DATA{'' if sub == '.' else '/' + sub}`" if sub else ""
-        tt = f", {t.get('wall_s', '?')} s wall / {t.get('cpu_s', '?')} s CPU" if t else ""
+        tt = (f", {t.get('wall_s', '?')} s wall / " + (f"{t['cpu_s']} s CPU" if "cpu_s" in t else "CPU time not recorded")
+              if t else "")
         parts.append(f"`{r.path.stem}`: {seeds} seed{'' if seeds == 1 else 's'}, {epochs} epochs{swt}{data}, "
                      f"device {r.meta.get('device', '?')}{tt}")
     return "; ".join(parts)
 
 
 def _not_run(c: Claim, scale: str, out: Path) -> str:
-    timed = all(timing(runs_dir(out, "cpu"), n).get("cpu_s") for n in c.runs)
+    timed = all(timing(runs_dir(out, "cpu"), n).get("cpu_s") or timing(runs_dir(out, "cpu"), n).get("wall_s")
+                for n in c.runs)
     if scale == "medium" and timed:
         return (f"not run yet (needs ~{_needed(c, out) / 3600:.2g} h of CPU here; run "
                 f"`ibtui reproduce --scale medium --only {c.name}`)")
@@ -181,7 +186,8 @@ and peak → final (a fall that lasts). Each rule names the one it reads.
     tot = "; ".join(f"{s}: {v[1] / 60:.1f} min CPU, {v[0] / 60:.1f} min wall" for s, v in total.items() if v[1])
     medium = (f"**Medium set.** Estimated from the cpu-scale CPU times × each run's scale factor (seeds × epochs × data "
               f"size; `medium_cost` in the claim modules): **{est / 3600:.1f} h of CPU** for the medium runs not yet "
-              f"made" + (f" (no cpu timing yet for {', '.join(missing)})" if missing else "")
+              f"made" + (f" (no cpu-scale CPU time for {', '.join(missing)}: their wall time, an upper bound, is used where "
+                        f"there is one, else they are left out)" if missing else "")
               + ". Run it with `ibtui reproduce --scale medium` (resumable: finished runs are kept).\n")
     left = """## What is left for a GPU
 
