@@ -121,7 +121,7 @@ def execute(spec: RunSpec, scale: str, folder: Path, data_root: Path, threads: i
         return
     folder.mkdir(parents=True, exist_ok=True)
     cmd = spec.command(scale, folder, data_root, threads, device)
-    if force:
+    if force or (folder / f"{spec.name}.csv").exists():   # --force, or an unfinished export of an earlier try
         cmd.append("--overwrite")
     print(f"[reproduce] {spec.name} ({scale}): {shlex.join(cmd[1:])}", file=sys.stderr, flush=True)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)

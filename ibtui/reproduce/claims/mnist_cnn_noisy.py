@@ -13,7 +13,8 @@ from ibtui.reproduce.stats import Est, f2, falls, mean_ci, verdict3
 _CPU = {"run.seeds": 2, "run.epochs": 4, "measure.snapshots": 12, "data.mi_subset": 200, "measure.sp.points": 128}
 run_spec("mnist_cnn_noisy", "mnist_cnn_noisy", _CPU,
          {**_CPU, "run.seeds": 4, "run.epochs": 12, "measure.snapshots": 12},
-         {"run.seeds": 10, "run.epochs": 20}, data="mnist-5k", full_data="mnist", medium_cost=2 * 3, gpu_note="full MNIST, 10 seeds × 20 epochs, SP over 256 of 500 test images")
+         {"run.seeds": 10, "run.epochs": 20}, data="mnist-5k", full_data="mnist", medium_cost=2 * 3,
+         gpu_note="full MNIST, 10 seeds × 20 epochs, SP over 256 of 500 test images")
 
 
 def gap_change(r, lay: str) -> Est:
