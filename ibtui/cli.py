@@ -23,7 +23,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                        "see ibtui run --help)\n  ibtui szt_tanh              a bundled scenario by name (ibtui scenarios)"
                        "\n  ibtui view run.csv          open an exported run")
 
-COMMANDS = {"run", "show", "view", "plot", "scenarios", "reproduce"}
+COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios", "reproduce"}
 
 
 def fail(message: str) -> None:
@@ -69,6 +69,16 @@ def run(
             check_targets(export, overwrite, rank)
     except IbtuiError as exc:
         fail(str(exc))
+    _launch(sc, scenario, export, device, threads, overwrite, headless, quiet, progress_every, fps, no_mouse)
+
+
+def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
+            headless: bool, quiet: bool, progress_every: float, fps: float, no_mouse: bool,
+            resume: dict | None = None) -> None:
+    """Run a checked scenario (a new run, or a checkpoint's with `resume`): the app on a terminal, else headless."""
+    from ibtui.scenario import scenario_warnings
+
+    rank = _torchrun_rank()
     use_app = _interactive() and not headless and rank is None
     if use_app:
         try:
@@ -80,7 +90,7 @@ def run(
 
         def factory(say):
             say("loading torch…")
-            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, say)
+            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, say, resume=resume)
             guard.extend((_OutOfMemoryStops(engine), csv_sink))
             return guard[0], sinks
 
@@ -94,7 +104,7 @@ def run(
 
     ctx = dist.context_from_env()
     try:
-        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, ctx=ctx)
+        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, ctx=ctx, resume=resume)
     except IbtuiError as exc:
         fail(str(exc))
     if ctx.active:
@@ -113,6 +123,11 @@ def run(
         from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
+        if resume is not None and csv_sink is not None:  # the points before the checkpoint's (their rows: replay)
+            from types import SimpleNamespace
+
+            for point in csv_sink.meta.get("sweep_points") or []:
+                report.start(SimpleNamespace(sweep=point["sweep"], layers=point["layers"]))
         sinks.append(report)
     _run_headless(engine, sinks, quiet, csv_sink, progress_every)
     if report is not None:
@@ -120,9 +135,10 @@ def run(
 
 
 def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
-           say=None, ctx=None):
-    """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
-    app's worker runs (`say` reports each stage) and the headless path runs first. Raises IbtuiError."""
+           say=None, ctx=None, resume: dict | None = None):
+    """Import torch, check the device and memory, build the engine (data, model), the CSV sink and the
+    checkpoints: what the app's worker runs (`say` reports each stage) and the headless path runs first. With
+    `resume` (a checkpoint), the engine continues from it and the CSV is cut back to it. Raises IbtuiError."""
     import torch
 
     from ibtui.engine.device import resolve_device
@@ -136,7 +152,8 @@ def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], th
             resolve_device(sc.run.device, "--device" if device is not None else "run.device")
         except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
             raise IbtuiError(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
-        if ctx is not None and ctx.active:  # torchrun: this process trains its block of seeds
+        if ctx is not None and ctx.active and resume is None:  # torchrun: this process trains its block of seeds
+            # (a checkpoint's scenario is already this rank's block)
             from ibtui.engine import distributed as dist
 
             sc = dist.shard(sc, ctx)
@@ -147,6 +164,8 @@ def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], th
         points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
         check_memory(points, resolve_device(sc.run.device))
         engine = SweepRunner(sc, scenario_path=str(scenario))
+        if resume is not None:
+            engine.load_state_dict(resume["runner"])
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise
@@ -154,9 +173,19 @@ def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], th
     sinks = []
     csv_sink = None
     if export is not None:
+        from ibtui.sinks.checkpoint import CheckpointSink
+
         target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
         try:
-            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
+            if resume is not None:
+                from ibtui.sinks.csv import read_records
+
+                csv_sink = CsvSink.resume(target, resume["csv_bytes"], resume["rows"], resume["last_epoch"],
+                                          resume["epoch"])
+                engine.current.replayed = read_records(target)  # for the app and the sweep report (Sink.replay)
+            else:
+                csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device},
+                                   overwrite=overwrite)
         except FileExistsError:
             raise IbtuiError(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
                              f"--overwrite to replace it, or pick another path.")
@@ -164,6 +193,8 @@ def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], th
             raise IbtuiError(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); "
                              f"pick another path.")
         sinks.append(csv_sink)
+        if sc.run.checkpoint_every > 0:  # after the CSV sink: a checkpoint covers the rows already written
+            sinks.append(CheckpointSink(engine, csv_sink, sc.run.checkpoint_every, to_toml(sc)))
     return engine, sinks, csv_sink
 
 
@@ -231,21 +262,36 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _stop_on_signals() -> dict:
-    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal.
+def _stop_on_signals(controls) -> tuple[dict, list]:
+    """Ctrl-C, SIGHUP and SIGTERM end a headless run at the end of the current epoch (so that its checkpoint
+    matches the CSV): sinks closed, CSV valid, exit 128 + signal. A second signal stops at once (the last
+    periodic checkpoint stays).
 
-    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test).
+    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test), and
+    the list that receives the first signal's number.
     """
     import signal
 
+    received: list[int] = []
+
     def stop(signum, frame):
-        raise _Stopped(signum)
+        if received or controls is None:
+            raise _Stopped(signum)
+        received.append(signum)
+        controls.stop.set()
+        try:
+            typer.echo("ibtui: stopping at the end of this epoch (its checkpoint then matches the export); send the "
+                       "signal again to stop at once.", err=True)
+        except OSError:  # after a hang-up the terminal may be gone
+            pass
 
     previous = {}
-    for name in ("SIGHUP", "SIGTERM"):
+    for name in ("SIGINT", "SIGHUP", "SIGTERM"):
+        if name == "SIGINT" and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            continue  # Ctrl-C ignored (a background job) or handled by the program that called us: leave it so
         if hasattr(signal, name):
             previous[getattr(signal, name)] = signal.signal(getattr(signal, name), stop)
-    return previous
+    return previous, received
 
 
 def _restore_signals(previous: dict) -> None:
@@ -263,16 +309,20 @@ def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None, progress_ever
 
     sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
     finished = False
-    previous = _stop_on_signals()
+    controls = Controls()
+    previous, received = _stop_on_signals(controls)
     try:
-        finished = engine.run(sink, Controls())
+        finished = engine.run(sink, controls)
+        if received:  # stopped at an epoch boundary by a signal
+            raise _Stopped(received[0])
     except KeyboardInterrupt as exc:
         sink.close(False)
         try:  # after a hang-up the terminal may be gone
-            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{_kept(csv_sink)}.", err=True)
+            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{_kept(csv_sink)}{_resumable(sinks)}.", err=True)
         except OSError:
             pass
-        raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
+        signum = exc.signum if isinstance(exc, _Stopped) else 2
+        raise typer.Exit(code=128 + signum)
     except (MemoryError, RuntimeError, OSError) as exc:
         if is_out_of_memory(exc):  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
             sink.close(False)
@@ -292,6 +342,16 @@ def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None, progress_ever
         typer.echo(f"ibtui: wrote {csv_sink.path} and {csv_sink.meta_path}", err=True)
 
 
+def _resumable(sinks: list) -> str:
+    """How to continue a stopped run, when it has a checkpoint."""
+    from ibtui.sinks.checkpoint import CheckpointSink
+
+    ck = next((s for s in sinks if isinstance(s, CheckpointSink)), None)
+    if ck is None or ck.saved_epoch is None or not ck.path.is_file():
+        return ""
+    return f"; `ibtui resume {ck.csv.path}` continues from epoch {ck.saved_epoch}"
+
+
 def _kept(csv_sink) -> str:
     """What the export holds after a run that stopped early (for the one-sentence message)."""
     if csv_sink is None:
@@ -301,6 +361,83 @@ def _kept(csv_sink) -> str:
     if csv_sink.last_epoch is None:
         return f"; {csv_sink.path} holds no snapshot yet"
     return f"; {csv_sink.path} holds every snapshot up to epoch {csv_sink.last_epoch}"
+
+
+@app.command()
+def resume(
+    csv_path: Path = typer.Argument(..., help="the export of a run that was stopped or killed (its checkpoint is "
+                                              "beside it: RUN.checkpoint.pt)"),
+    headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
+    progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
+                                         help="headless, stderr not a terminal: seconds between progress lines"),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data, if it moved"),
+    fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
+    no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
+) -> None:
+    """Continue a stopped or killed run from its last checkpoint: rows written after it are dropped and
+    computed again, so the export ends as if the run had never stopped."""
+    from ibtui.sinks.csv import rank_path
+
+    rank = _torchrun_rank()
+    target = rank_path(csv_path, rank) if rank is not None else csv_path
+    try:
+        _check_numbers(threads, fps)
+        sc, ck = _resumable_run(target)
+        if data_dir is not None:
+            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
+    except IbtuiError as exc:
+        fail(str(exc))
+    _launch(sc, Path(ck.get("scenario_path") or csv_path), csv_path, None, threads, False, headless, quiet,
+            progress_every, fps, no_mouse, resume=ck)
+
+
+def _resumable_run(csv_path: Path):
+    """(scenario, checkpoint) of an export that may be resumed; every refusal before any file is touched."""
+    import json
+
+    from ibtui.engine.checkpoint import load
+    from ibtui.scenario import parse_scenario
+    from ibtui.sinks.checkpoint import version
+    from ibtui.sinks.csv import checkpoint_path, sidecar_path
+    from ibtui.sinks.replay import writer_alive
+
+    meta_path = sidecar_path(csv_path)
+    if not csv_path.is_file() or not meta_path.is_file():
+        raise IbtuiError(f"{csv_path}: no such export (a CSV with its {meta_path.name} beside it); give the CSV "
+                         f"that `ibtui SCENARIO --export FILE` wrote.")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise IbtuiError(f"{meta_path}: not a readable sidecar ({exc}); it cannot be resumed.") from None
+    if meta.get("finished") is True:
+        raise IbtuiError(f"{csv_path}: the run finished; there is nothing to resume (start a new run to train "
+                         f"again).")
+    if not meta.get("ended") and writer_alive(meta):  # an orderly stop sets `ended`; a killed writer never does
+        pid = (meta.get("writer") or {}).get("pid")
+        raise IbtuiError(f"{csv_path}: another ibtui (pid {pid}) is still writing this run; stop it first, or wait "
+                         f"for it to end.")
+    ck = load(checkpoint_path(csv_path))
+    if ck.get("ibtui") != version():
+        raise IbtuiError(f"{checkpoint_path(csv_path)}: written by ibtui {ck.get('ibtui')}, this is ibtui "
+                         f"{version()}; resume it with that version, or start the run again.")
+    if ck.get("run_id") != meta.get("run_id"):
+        raise IbtuiError(f"{checkpoint_path(csv_path)}: belongs to another run than {csv_path} (an earlier run at "
+                         f"this path); start the run again.")
+    if ck.get("scenario_toml") != meta.get("scenario_toml"):
+        raise IbtuiError(f"{checkpoint_path(csv_path)}: its scenario differs from the one in {meta_path.name}, so "
+                         f"it belongs to another run; start the run again.")
+    size = csv_path.stat().st_size
+    if not isinstance(ck.get("csv_bytes"), int) or size < ck["csv_bytes"]:
+        raise IbtuiError(f"{csv_path}: shorter ({size} bytes) than its checkpoint records "
+                         f"({ck.get('csv_bytes')} bytes): the export was changed since; start the run again.")
+    sc = parse_scenario(ck["scenario_toml"], origin=f"{checkpoint_path(csv_path)} (its scenario)")
+    scenario_path = (meta.get("run_info") or {}).get("scenario_path")
+    ck["scenario_path"] = scenario_path if isinstance(scenario_path, str) else ""
+    return sc, ck
 
 
 @app.command()

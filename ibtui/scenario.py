@@ -34,6 +34,8 @@ class RunSettings:
     first_seed: int = _opt(0, "id of the first seed", lo=0)
     epochs: int = _opt(8000, "training epochs (0 = measure the initial network only, e.g. in a sweep)", lo=0)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    checkpoint_every: float = _opt(60.0, "with --export: seconds between checkpoints beside the export, from which "
+                                         "`ibtui resume RUN.csv` continues a killed run (0 = none)", lo=0, hi=1e9)
     cuda_graph: bool = _opt(False, "MLP on a GPU: capture a training epoch as a CUDA graph and replay it (far "
                                    "fewer kernel launches; epochs the dynamics probe watches run eagerly)")
 

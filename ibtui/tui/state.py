@@ -202,6 +202,9 @@ class TuiState(Sink):
             self._stage = text
             self.version += 1
 
+    def replay(self, records: list[Record]) -> None:
+        self.emit(records)  # a resumed run's plane starts with what the export already holds
+
     def emit(self, records: list[Record]) -> None:
         with self._lock:
             touched = set()
