@@ -111,6 +111,9 @@ def _not_run(c: Claim, scale: str, out: Path) -> str:
     if scale == "medium" and timed:
         return (f"not run yet (needs ~{_needed(c, out) / 3600:.2g} h of CPU here; run "
                 f"`ibtui reproduce --scale medium --only {c.name}`)")
+    if scale == "medium":
+        return (f"not run yet (its size is estimated once its cpu-scale runs are timed; run "
+                f"`ibtui reproduce --scale medium --only {c.name}`)")
     return f"not run yet (run `ibtui reproduce --scale {scale} --only {c.name}`)"
 
 
@@ -184,11 +187,14 @@ and peak → final (a fall that lasts). Each rule names the one it reads.
                 timings.append(f"| `{n}` | {s} | {' '.join(spec.settings(s))} | {t.get('wall_s', '–')} | "
                                f"{t.get('cpu_s', '–')} |")
     tot = "; ".join(f"{s}: {v[1] / 60:.1f} min CPU, {v[0] / 60:.1f} min wall" for s, v in total.items() if v[1])
-    medium = (f"**Medium set.** Estimated from the cpu-scale CPU times × each run's scale factor (seeds × epochs × data "
-              f"size; `medium_cost` in the claim modules): **{est / 3600:.1f} h of CPU** for the medium runs not yet "
-              f"made" + (f" (no cpu-scale CPU time for {', '.join(missing)}: their wall time, an upper bound, is used where "
-                        f"there is one, else they are left out)" if missing else "")
-              + ". Run it with `ibtui reproduce --scale medium` (resumable: finished runs are kept).\n")
+    timed = [n for n in RUNS if n not in missing and not finished(runs_dir(out, "medium"), n)]
+    medium = (f"**Medium set.** Estimated from the cpu-scale times measured here × each run's scale factor (seeds × "
+              f"epochs × data size; `medium_cost` in the claim modules): **{est / 3600:.1f} h of CPU** for the "
+              f"{len(timed)} medium runs not yet made whose cpu run is timed"
+              + (f"; {len(missing)} runs ({', '.join(missing)}) have no cpu-scale CPU time yet (wall time, an upper "
+                 f"bound, is used where there is one)" if missing else "")
+              + ". The cpu times here were taken with the 2 cores shared with other jobs. Run the set with "
+              "`ibtui reproduce --scale medium` (resumable: finished runs are kept).\n")
     left = """## What is left for a GPU
 
 - The paper-scale runs (`ibtui reproduce --scale full --device cuda`): 50 seeds and the papers' epoch counts for
