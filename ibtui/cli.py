@@ -13,8 +13,9 @@ from typing import List, Optional
 
 import typer
 
+from ibtui.api import OOM_HINT, build, check_numbers, execute, first_line, kept, prepare
 from ibtui.errors import IbtuiError
-from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
+from ibtui.scenario import load_scenario, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   rich_markup_mode=None,
@@ -27,7 +28,12 @@ COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios", "reproduce"}
 
 
 def fail(message: str) -> None:
-    typer.echo(f"ibtui: {message}", err=True)
+    from ibtui.files import printable  # a name or key holding terminal escapes is shown, never obeyed
+
+    try:
+        typer.echo("ibtui: " + "\n".join(printable(line) for line in str(message).split("\n")), err=True)
+    except OSError:  # stderr closed or full: the exit code still says it
+        pass
     raise typer.Exit(code=2)
 
 
@@ -54,19 +60,9 @@ def run(
 ) -> None:
     """Train SCENARIO and measure it: the live app on a terminal; headless (a progress bar, or a line every
     15 s when stderr is a file) with --headless or without a terminal. --export writes the CSV either way."""
-    from ibtui.scenario import scenario_warnings
-    from ibtui.sinks.csv import check_targets
-
     rank = _torchrun_rank()
     try:  # every check that needs no torch comes first: bad input is refused at once, before any engine work
-        sc = load_scenario(scenario, set_)
-        if device is not None:
-            sc = with_changes(sc, {"run.device": device}, origin="--device")
-        if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
-        _check_numbers(threads, fps)
-        if export is not None:
-            check_targets(export, overwrite, rank)
+        sc = prepare(scenario, set_, device, data_dir, export, overwrite, threads, fps, rank)
     except IbtuiError as exc:
         fail(str(exc))
     _launch(sc, scenario, export, device, threads, overwrite, headless, quiet, progress_every, fps, no_mouse)
@@ -90,13 +86,13 @@ def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], t
 
         def factory(say):
             say("loading torch…")
-            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, say, resume=resume)
+            engine, sinks, csv_sink = build(sc, scenario, export, device, threads, overwrite, say, resume=resume)
             guard.extend((_OutOfMemoryStops(engine), csv_sink))
             return guard[0], sinks
 
         code = run_app(factory=factory, fps=fps, mouse=not no_mouse)  # an IbtuiError in the factory: exit 2
         if guard and guard[0].oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
-            fail(f"{guard[0].oom}{_kept(guard[1])}; {OOM_HINT}")
+            fail(f"{guard[0].oom}{kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)
     for note in scenario_warnings(sc):  # the app shows them as run notes (Engine.info)
         typer.echo(f"ibtui: warning: {note}", err=True)
@@ -104,7 +100,7 @@ def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], t
 
     ctx = dist.context_from_env()
     try:
-        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, ctx=ctx, resume=resume)
+        engine, sinks, csv_sink = build(sc, scenario, export, device, threads, overwrite, ctx=ctx, resume=resume)
     except IbtuiError as exc:
         fail(str(exc))
     if ctx.active:
@@ -134,74 +130,6 @@ def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], t
         typer.echo(report.text())
 
 
-def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
-           say=None, ctx=None, resume: dict | None = None):
-    """Import torch, check the device and memory, build the engine (data, model), the CSV sink and the
-    checkpoints: what the app's worker runs (`say` reports each stage) and the headless path runs first. With
-    `resume` (a checkpoint), the engine continues from it and the CSV is cut back to it. Raises IbtuiError."""
-    import torch
-
-    from ibtui.engine.device import resolve_device
-    from ibtui.engine.sweep import SweepRunner
-    from ibtui.resources import check_memory, is_out_of_memory
-    from ibtui.scenario import sweep_point
-    from ibtui.sinks.csv import CsvSink, rank_path
-
-    try:
-        try:
-            resolve_device(sc.run.device, "--device" if device is not None else "run.device")
-        except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
-            raise IbtuiError(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
-        if ctx is not None and ctx.active and resume is None:  # torchrun: this process trains its block of seeds
-            # (a checkpoint's scenario is already this rank's block)
-            from ibtui.engine import distributed as dist
-
-            sc = dist.shard(sc, ctx)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        if say is not None:
-            say("loading the data and building the model…")
-        points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
-        check_memory(points, resolve_device(sc.run.device))
-        engine = SweepRunner(sc, scenario_path=str(scenario))
-        if resume is not None:
-            engine.load_state_dict(resume["runner"])
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise IbtuiError(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
-    sinks = []
-    csv_sink = None
-    if export is not None:
-        from ibtui.sinks.checkpoint import CheckpointSink
-
-        target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
-        try:
-            if resume is not None:
-                from ibtui.sinks.csv import read_records
-
-                csv_sink = CsvSink.resume(target, resume["csv_bytes"], resume["rows"], resume["last_epoch"],
-                                          resume["epoch"])
-                engine.current.replayed = read_records(target)  # for the app and the sweep report (Sink.replay)
-            else:
-                csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device},
-                                   overwrite=overwrite)
-        except FileExistsError:
-            raise IbtuiError(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
-                             f"--overwrite to replace it, or pick another path.")
-        except OSError as exc:
-            raise IbtuiError(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); "
-                             f"pick another path.")
-        sinks.append(csv_sink)
-        if sc.run.checkpoint_every > 0:  # after the CSV sink: a checkpoint covers the rows already written
-            sinks.append(CheckpointSink(engine, csv_sink, sc.run.checkpoint_every, to_toml(sc)))
-    return engine, sinks, csv_sink
-
-
-OOM_HINT = "use fewer seeds (run.seeds) or fewer measured points (data.mi_subset, measure.sp.points)."
-MAX_THREADS = 4096
-
-
 def _torchrun_rank() -> int | None:
     """This process's rank under torchrun (WORLD_SIZE > 1), else None; read without importing torch."""
     import os
@@ -210,22 +138,6 @@ def _torchrun_rank() -> int | None:
         return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     except ValueError:
         return None
-
-
-def _check_numbers(threads: int, fps: float) -> None:
-    import math
-
-    from ibtui.errors import ScenarioError
-
-    if not 0 <= threads <= MAX_THREADS:
-        raise ScenarioError(f"--threads {threads} is out of range; use 0 (torch's default) to {MAX_THREADS}.")
-    if not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0][:200] if text else type(exc).__name__).rstrip(".")
 
 
 class _OutOfMemoryStops:
@@ -249,7 +161,7 @@ class _OutOfMemoryStops:
         except (MemoryError, RuntimeError) as exc:
             if not is_out_of_memory(exc):
                 raise
-            self.oom = f"out of memory at epoch {self._engine.epoch} ({_first_line(exc)})"
+            self.oom = f"out of memory at epoch {self._engine.epoch} ({first_line(exc)})"
             warnings.warn(f"{self.oom}; {OOM_HINT}", RuntimeWarning, stacklevel=1)
             return False
 
@@ -302,42 +214,27 @@ def _restore_signals(previous: dict) -> None:
 
 
 def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: float = 15.0) -> None:
+    """The API's `execute` (the same run as `ibtui.run`) with the command line's signals and messages: the first
+    Ctrl-C, hang-up or SIGTERM stops the run at the end of its epoch (its checkpoint then matches the export)."""
     from ibtui.controls import Controls
-    from ibtui.records import Fanout
-    from ibtui.resources import is_out_of_memory
-    from ibtui.sinks.progress import ProgressSink
 
-    sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
-    finished = False
     controls = Controls()
     previous, received = _stop_on_signals(controls)
     try:
-        finished = engine.run(sink, controls)
-        if received:  # stopped at an epoch boundary by a signal
+        execute(engine, sinks, quiet, csv_sink, progress_every, controls)
+        if received:  # stopped at an epoch boundary by a signal (execute closed the sinks, unfinished)
             raise _Stopped(received[0])
     except KeyboardInterrupt as exc:
-        sink.close(False)
         try:  # after a hang-up the terminal may be gone
-            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{_kept(csv_sink)}{_resumable(sinks)}.", err=True)
+            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{kept(csv_sink)}{_resumable(sinks)}.", err=True)
         except OSError:
             pass
         signum = exc.signum if isinstance(exc, _Stopped) else 2
         raise typer.Exit(code=128 + signum)
-    except (MemoryError, RuntimeError, OSError) as exc:
-        if is_out_of_memory(exc):  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
-            sink.close(False)
-            fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
-        if not isinstance(exc, OSError):
-            raise
-        try:  # the export's disk filled up or went away: keep what is on disk, say so
-            sink.close(False)
-        except OSError:
-            pass
-        fail(f"cannot write the export at epoch {engine.epoch} ({exc.strerror or exc}){_kept(csv_sink)}; "
-             f"free some space or export elsewhere.")
+    except IbtuiError as exc:
+        fail(str(exc))
     finally:
         _restore_signals(previous)
-    sink.close(finished)
     if csv_sink is not None and not quiet:
         typer.echo(f"ibtui: wrote {csv_sink.path} and {csv_sink.meta_path}", err=True)
 
@@ -350,17 +247,6 @@ def _resumable(sinks: list) -> str:
     if ck is None or ck.saved_epoch is None or not ck.path.is_file():
         return ""
     return f"; `ibtui resume {ck.csv.path}` continues from epoch {ck.saved_epoch}"
-
-
-def _kept(csv_sink) -> str:
-    """What the export holds after a run that stopped early (for the one-sentence message)."""
-    if csv_sink is None:
-        return ""
-    if not csv_sink.replaced:
-        return f"; no snapshot was finished, so {csv_sink.path} was left as it was"
-    if csv_sink.last_epoch is None:
-        return f"; {csv_sink.path} holds no snapshot yet"
-    return f"; {csv_sink.path} holds every snapshot up to epoch {csv_sink.last_epoch}"
 
 
 @app.command()
@@ -383,7 +269,7 @@ def resume(
     rank = _torchrun_rank()
     target = rank_path(csv_path, rank) if rank is not None else csv_path
     try:
-        _check_numbers(threads, fps)
+        check_numbers(threads, fps)
         sc, ck = _resumable_run(target)
         if data_dir is not None:
             sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
@@ -452,31 +338,53 @@ def show(
         sc = load_scenario(scenario, set_)
     except IbtuiError as exc:
         fail(str(exc))
-    for note in scenario_warnings(sc):
-        typer.echo(f"ibtui: warning: {note}", err=True)
-    typer.echo(to_toml(sc), nl=False)
+    try:
+        for note in scenario_warnings(sc):
+            typer.echo(f"ibtui: warning: {note}", err=True)
+        typer.echo(to_toml(sc), nl=False)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ibtui show x | head`: the reader has what it wanted
+        _quiet_stdout()
+    except OSError as exc:  # > /dev/full
+        _quiet_stdout()
+        fail(f"cannot write the scenario to standard output ({exc.strerror or exc}); redirect it elsewhere.")
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not raise again on a closed or full stream."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @app.command()
 def view(
-    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    csv_paths: List[Path] = typer.Argument(..., help="an exported run (finished or still being written); 2 to 8 "
+                                                      "exports: compared in the same panes (r picks the bright one)"),
     fps: float = typer.Option(3.0, "--fps", help="redraws per second"),
 ) -> None:
-    """Open an exported run in the app's panes, without training."""
-    if not csv_path.is_file():
-        fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
+    """Open an exported run in the app's panes, without training; several runs share the panes, each in its colour."""
     from ibtui.sinks.replay import check_export
+    from ibtui.sinks.runs import MAX_RUNS
 
+    if len(csv_paths) > MAX_RUNS:
+        fail(f"{len(csv_paths)} exports given; compare at most {MAX_RUNS} at once.")
+    if len({p.resolve() for p in csv_paths}) < len(csv_paths):
+        fail("the same export is given twice; compare different runs.")
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
-        _check_numbers(0, fps)
-        check_export(csv_path)
+        check_numbers(0, fps)
+        for csv_path in csv_paths:
+            check_export(csv_path)
     except IbtuiError as exc:
         fail(str(exc))
     try:
         from ibtui.tui.app import view_app
     except ImportError:
         fail("the terminal app is not available in this build.")
-    raise typer.Exit(code=view_app(csv_path, fps=fps))
+    raise typer.Exit(code=view_app(csv_paths if len(csv_paths) > 1 else csv_paths[0], fps=fps))
 
 
 @app.command("scenarios")
@@ -492,26 +400,34 @@ def list_scenarios() -> None:
 
 @app.command()
 def plot(
-    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    csv_paths: List[Path] = typer.Argument(..., help="an exported run (finished or still being written); 2 to 8 "
+                                                      "exports: their comparison"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
+                                           help="folder for the figures (default: <stem>_figures beside the CSV; "
+                                                "comparison_figures beside the first when comparing)"),
     fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
 ) -> None:
-    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits."""
+    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits.
+    With several exports (`ibtui plot a.csv b.csv -o DIR`): one comparison figure per kind, labelled by run."""
     try:
         import matplotlib  # noqa: F401  (an optional extra)
     except ImportError:
         fail("plotting needs matplotlib: pip install 'ibtui[plot]'")
+    from ibtui.sinks.compare import draw_comparison
     from ibtui.sinks.figures import ExportError, draw_all
 
     skipped: list[str] = []
     try:
-        written = draw_all(csv_path, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+        if len(csv_paths) > 1:
+            written = draw_comparison(csv_paths, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+        else:
+            written = draw_all(csv_paths[0], out_dir, fmt, overwrite=overwrite, skipped=skipped)
     except ExportError as exc:
         fail(str(exc))
     if skipped:
-        typer.echo(f"ibtui: skipped (no data in the export): {', '.join(skipped)}", err=True)
+        typer.echo(f"ibtui: skipped (no data in the export{'s' if len(csv_paths) > 1 else ''}): "
+                   f"{', '.join(skipped)}", err=True)
     folder = written[0].parent if written else out_dir
     typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
 
@@ -557,4 +473,9 @@ def command_args(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `ibtui` and `python -m ibtui`."""
+    for stream in (sys.stdout, sys.stderr):  # a latin-1 or ASCII terminal gets escapes, not UnicodeEncodeError
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")

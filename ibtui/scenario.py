@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import math
 import tomllib
 import types
@@ -43,8 +44,11 @@ class RunSettings:
 @dataclass(frozen=True)
 class DataSettings:
     dataset: str = _opt("szt", "the data set: szt (12-bit task), saturation (the 4-point single-neuron toy), "
-                                "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100",
-                        choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100"))
+                                "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100, npz (your own arrays: "
+                                "data.path)",
+                        choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100", "npz"))
+    path: str = _opt("", "npz: your .npz file with x (N × d numbers) and y (N class ids 0…C−1), optionally x_test "
+                         "and y_test; relative to the scenario file's folder")
     dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches), relative to the scenario "
                         "file's folder; overridden by --data-dir, falls back to $IBTUI_DATA")
     samples: int = _opt(4096, "boolean4: number of samples drawn", lo=1)
@@ -347,7 +351,12 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             close = difflib.get_close_matches(est, ESTIMATORS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
             raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
-    if sc.model.fixed_readout and DATA_SHAPES[sc.data.dataset][1] != 2:
+    if (sc.data.dataset == "npz") != bool(sc.data.path):
+        raise ScenarioError(f"{origin}: data.dataset = \"npz\" needs data.path, your .npz file of x and y "
+                            f"(relative to the scenario file's folder); set it."
+                            if sc.data.path == "" else f"{origin}: data.path is read only with data.dataset = "
+                            f"\"npz\" (here {sc.data.dataset!r}); remove data.path or set data.dataset = \"npz\".")
+    if sc.model.fixed_readout and DATA_SHAPES.get(sc.data.dataset, ((), 2))[1] != 2:  # npz: checked on loading
         raise ScenarioError(f"{origin}: model.fixed_readout needs a two-class data set (szt, saturation, boolean4).")
     if sc.model.depth > len(sc.model.hidden):
         raise ScenarioError(f"{origin}: model.depth = {sc.model.depth} is larger than model.hidden "
@@ -626,11 +635,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def _resolve_data_dir(data: dict, folder: Path) -> None:
-    """A relative data.dir written in a scenario file names a folder relative to that file's folder."""
+    """A relative data.dir (or data.path) written in a scenario file names a place relative to that file's folder."""
     section = data.get("data")
-    raw = section.get("dir") if isinstance(section, dict) else None
-    if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
-        section["dir"] = str(folder / raw)
+    for key in ("dir", "path"):
+        raw = section.get(key) if isinstance(section, dict) else None
+        if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
+            section[key] = str(folder / raw)
 
 
 def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = (),
@@ -673,8 +683,18 @@ def bundled_scenarios() -> dict[str, Path]:
 
 def find_scenario(spec: str | Path) -> Path:
     """A scenario file: `spec` as a path if it is a file, else the bundled scenario of that name."""
+    from ibtui.files import check_input
+
     p = Path(spec)
-    if p.is_file():
+    try:
+        os.stat(p)
+        there = True
+    except FileNotFoundError:
+        there = False
+    except (OSError, ValueError):  # permission denied, a name too long, NUL: check_input says which
+        there = True
+    if there:
+        check_input(p, "scenario", ScenarioError)  # a folder, FIFO, device, long name or denied folder: a sentence
         return p
     bundled = bundled_scenarios()
     name = p.name[:-5] if p.name.endswith(".toml") else p.name

@@ -166,10 +166,10 @@ class Run:
 
 
 def read_run(path: Path) -> Run:
-    """THE read of an export: through `ibtui plot`'s reader (sinks/figures.read_export → replay.parse_row)."""
-    from ibtui.sinks.figures import read_export
+    """THE read of an export: through ibtui's one export reader (sinks/runs.load, i.e. `ibtui.load`)."""
+    from ibtui.sinks.runs import load
 
-    ex = read_export(path)
+    ex = load(path)
     d: dict = {}
     steps: dict = {}
     for (sweep, q, est, layer, seed), rows in ex.rows.items():

@@ -17,9 +17,9 @@ from ibtui.sinks.csv import CsvSink, checkpoint_path
 
 
 def version() -> str:
-    import ibtui
+    from ibtui.version import __version__
 
-    return getattr(ibtui, "__version__", "?")
+    return __version__
 
 
 class CheckpointSink(Sink):

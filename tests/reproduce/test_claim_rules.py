@@ -10,6 +10,7 @@ import pytest
 from ibtui.reproduce import common
 from ibtui.reproduce.report import claims
 from ibtui.reproduce.runner import read_run
+from ibtui.scenario import load_scenario, to_toml
 
 EPOCHS = [0, 10, 40, 100, 300, 1000]
 
@@ -38,9 +39,13 @@ def write_export(path, last_layer_falls: list[float]):
         w = csv.writer(f)
         w.writerow(["run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value"])
         w.writerows(rows)
+    sc = load_scenario("szt_tanh", [f"run.seeds={len(last_layer_falls)}", f"run.epochs={EPOCHS[-1]}"])
+    info = {"run": "szt", "scenario_path": "szt_tanh", "device": "cpu", "seeds": list(range(len(last_layer_falls))),
+            "epochs": EPOCHS[-1], "layers": ["1", "2", "3", "4", "5", "6"], "layer_widths": [10, 7, 5, 4, 3, 2],
+            "n_points": 4096, "mi_points": "all", "estimators": ["bin30", "kde_upper"], "estimator_settings": {},
+            "noise_levels": [0.0]}
     path.with_name(path.stem + ".meta.json").write_text(json.dumps(
-        {"finished": True, "run_info": {"layers": [1, 2, 3, 4, 5, 6], "n_points": 4096},
-         "scenario": {"run": {"seeds": len(last_layer_falls), "epochs": EPOCHS[-1]}}}))
+        {"finished": True, "run_info": info, "scenario_toml": to_toml(sc)}))
 
 
 @pytest.mark.parametrize("falls_, verdict", [
