@@ -197,7 +197,14 @@ def self_kernel_log_sums_attention(
     b, n, d = x.shape
     dtype = x.dtype
     n2 = (x * x).sum(-1)  # [B, N]
-    width = _round8(d + 2)
+    c = 0
+    if labels is not None:
+        labels = labels.to(device=x.device, dtype=torch.int64)
+        c = int(n_groups) if n_groups is not None else int(labels.max()) + 1
+    # On the CPU q, k and v get one width: torch's CPU flash-attention kernel needs equal head sizes and
+    # otherwise falls back to the math path that stores the kernel block (7× slower on SZT's 10-wide
+    # layers, benchmarks/bench_estimators.py on a 2-core CPU)
+    width = max(_round8(d + 2), _round8(c + 1))
     q = x.new_zeros(b, n, width)
     q[..., :d] = x * (2.0 * scale)
     q[..., d] = 1.0
@@ -206,11 +213,7 @@ def self_kernel_log_sums_attention(
     k[:, :n, :d] = x
     k[:, :n, d] = n2 * -scale
     k[:, n, d + 1] = 1.0
-    c = 0
-    if labels is not None:
-        labels = labels.to(device=x.device, dtype=torch.int64)
-        c = int(n_groups) if n_groups is not None else int(labels.max()) + 1
-    v = x.new_zeros(b, n + 1, _round8(c + 1))
+    v = x.new_zeros(b, n + 1, width if x.device.type == "cpu" else _round8(c + 1))  # CUDA kernels take any v width
     if c:
         v[:, :n, :c] = torch.nn.functional.one_hot(labels, c).to(dtype)
     v[:, n, c] = 1.0
@@ -320,3 +323,4 @@ def attention_agrees(device: torch.device | str, noise_var: float, tolerance_bit
     exact = kde_mi(h.double(), y, noise_var)
     fused = kde_mi_attention([h.to(device)], y.to(device), noise_var)[0]
     return all(float((fused[k].double().cpu() - exact[k]).abs().max()) <= tolerance_bits for k in exact)
+
