@@ -44,7 +44,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
     progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
                                          help="headless, stderr not a terminal: seconds between progress lines"),
-    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default)"),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = 1 on a CPU run, torch's default with a GPU)"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
     fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
     no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
@@ -118,6 +118,12 @@ def run(
         typer.echo(report.text())
 
 
+# A CPU run trains on one torch thread unless --threads says otherwise: the SZT engine's steps are many tiny ops
+# at which torch's threads wait on each other, so a busy core stalls all of them. benchmarks/bench_threads.py
+# on a 2-core CPU, 20 seeds (busy: load ≈ 5–7 from other jobs): 1 thread 867 seed-epochs/s, 2 threads 32.
+DEFAULT_CPU_THREADS = 1
+
+
 def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
            say=None, ctx=None):
     """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
@@ -141,6 +147,8 @@ def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], th
             sc = dist.shard(sc, ctx)
         if threads > 0:
             torch.set_num_threads(threads)
+        elif resolve_device(sc.run.device).type == "cpu":
+            torch.set_num_threads(DEFAULT_CPU_THREADS)
         if say is not None:
             say("loading the data and building the model…")
         points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
@@ -186,7 +194,7 @@ def _check_numbers(threads: int, fps: float) -> None:
     from ibtui.errors import ScenarioError
 
     if not 0 <= threads <= MAX_THREADS:
-        raise ScenarioError(f"--threads {threads} is out of range; use 0 (torch's default) to {MAX_THREADS}.")
+        raise ScenarioError(f"--threads {threads} is out of range; use 0 (the default) to {MAX_THREADS}.")
     if not (math.isfinite(fps) and 0 < fps <= 1000):
         raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
 
