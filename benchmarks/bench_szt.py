@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from common import SNAPSHOT_DENSITY, SZT_SCENARIO, NullSink, seed_epochs_per_s, sync
 
-from ibtui.cli import DEFAULT_CPU_THREADS
+from ibtui.api import DEFAULT_CPU_THREADS
 from ibtui.data.szt import szt_inputs, szt_labels
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import load_scenario, with_changes

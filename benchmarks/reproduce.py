@@ -18,7 +18,6 @@ peak).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -158,18 +157,17 @@ class Csv:
     """An exported run: series by (sweep, seed, layer, quantity, estimator) → {epoch: value}."""
 
     def __init__(self, path: Path):
+        from ibtui.sinks.runs import load  # the one export reader (ibtui.load)
+
         self.path = path
         self.d: dict = defaultdict(dict)
         self.steps: dict = {}
-        with open(path, newline="") as f:
-            r = csv.reader(f)
-            next(r)
-            for _run, sweep, seed, epoch, step, layer, q, est, v in r:
-                e = int(epoch)
-                self.d[(sweep, seed, layer, q, est)][e] = float(v)
-                self.steps[(sweep, e)] = int(step)
-        side = path.with_name(path.stem + ".meta.json")
-        self.meta = json.loads(side.read_text()) if side.exists() else {}
+        run = load(path)
+        for (sweep, q, est, layer, seed), rows in run.rows.items():
+            for e, step, v in rows:
+                self.d[(sweep, str(seed), layer, q, est)][e] = v
+                self.steps[(sweep, e)] = step
+        self.meta = run.meta
         t = path.with_name(path.stem + ".time.json")
         self.time = json.loads(t.read_text()) if t.exists() else {}
         self.sc = self.meta.get("scenario", {})

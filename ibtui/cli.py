@@ -12,8 +12,9 @@ from typing import List, Optional
 
 import typer
 
+from ibtui.api import OOM_HINT, build, check_numbers, execute, first_line, kept, prepare
 from ibtui.errors import IbtuiError
-from ibtui.scenario import load_scenario, to_dict, to_toml, with_changes
+from ibtui.scenario import load_scenario, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   rich_markup_mode=None,
@@ -22,7 +23,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                        "see ibtui run --help)\n  ibtui szt_tanh              a bundled scenario by name (ibtui scenarios)"
                        "\n  ibtui view run.csv          open an exported run")
 
-COMMANDS = {"run", "show", "view", "plot", "scenarios"}
+COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios"}
 
 
 def fail(message: str) -> None:
@@ -53,21 +54,21 @@ def run(
 ) -> None:
     """Train SCENARIO and measure it: the live app on a terminal; headless (a progress bar, or a line every
     15 s when stderr is a file) with --headless or without a terminal. --export writes the CSV either way."""
-    from ibtui.scenario import scenario_warnings
-    from ibtui.sinks.csv import check_targets
-
     rank = _torchrun_rank()
     try:  # every check that needs no torch comes first: bad input is refused at once, before any engine work
-        sc = load_scenario(scenario, set_)
-        if device is not None:
-            sc = with_changes(sc, {"run.device": device}, origin="--device")
-        if data_dir is not None:
-            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
-        _check_numbers(threads, fps)
-        if export is not None:
-            check_targets(export, overwrite, rank)
+        sc = prepare(scenario, set_, device, data_dir, export, overwrite, threads, fps, rank)
     except IbtuiError as exc:
         fail(str(exc))
+    _launch(sc, scenario, export, device, threads, overwrite, headless, quiet, progress_every, fps, no_mouse)
+
+
+def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
+            headless: bool, quiet: bool, progress_every: float, fps: float, no_mouse: bool,
+            resume: dict | None = None) -> None:
+    """Run a checked scenario (a new run, or a checkpoint's with `resume`): the app on a terminal, else headless."""
+    from ibtui.scenario import scenario_warnings
+
+    rank = _torchrun_rank()
     use_app = _interactive() and not headless and rank is None
     if use_app:
         try:
@@ -79,13 +80,13 @@ def run(
 
         def factory(say):
             say("loading torch…")
-            engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, say)
+            engine, sinks, csv_sink = build(sc, scenario, export, device, threads, overwrite, say, resume=resume)
             guard.extend((_OutOfMemoryStops(engine), csv_sink))
             return guard[0], sinks
 
         code = run_app(factory=factory, fps=fps, mouse=not no_mouse)  # an IbtuiError in the factory: exit 2
         if guard and guard[0].oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
-            fail(f"{guard[0].oom}{_kept(guard[1])}; {OOM_HINT}")
+            fail(f"{guard[0].oom}{kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)
     for note in scenario_warnings(sc):  # the app shows them as run notes (Engine.info)
         typer.echo(f"ibtui: warning: {note}", err=True)
@@ -93,7 +94,7 @@ def run(
 
     ctx = dist.context_from_env()
     try:
-        engine, sinks, csv_sink = _build(sc, scenario, export, device, threads, overwrite, ctx=ctx)
+        engine, sinks, csv_sink = build(sc, scenario, export, device, threads, overwrite, ctx=ctx, resume=resume)
     except IbtuiError as exc:
         fail(str(exc))
     if ctx.active:
@@ -112,70 +113,15 @@ def run(
         from ibtui.sinks.sweep_report import SweepReport  # prints the fitted trend at the end of a sweep
 
         report = SweepReport(sc)
+        if resume is not None and csv_sink is not None:  # the points before the checkpoint's (their rows: replay)
+            from types import SimpleNamespace
+
+            for point in csv_sink.meta.get("sweep_points") or []:
+                report.start(SimpleNamespace(sweep=point["sweep"], layers=point["layers"]))
         sinks.append(report)
     _run_headless(engine, sinks, quiet, csv_sink, progress_every)
     if report is not None:
         typer.echo(report.text())
-
-
-# A CPU run trains on one torch thread unless --threads says otherwise: the SZT engine's steps are many tiny ops
-# at which torch's threads wait on each other, so a busy core stalls all of them. benchmarks/bench_threads.py
-# on a 2-core CPU, 20 seeds (busy: load ≈ 5–7 from other jobs): 1 thread 867 seed-epochs/s, 2 threads 32.
-DEFAULT_CPU_THREADS = 1
-
-
-def _build(sc, scenario: Path, export: Optional[Path], device: Optional[str], threads: int, overwrite: bool,
-           say=None, ctx=None):
-    """Import torch, check the device and memory, build the engine (data, model) and the CSV sink: what the
-    app's worker runs (`say` reports each stage) and the headless path runs first. Raises IbtuiError."""
-    import torch
-
-    from ibtui.engine.device import resolve_device
-    from ibtui.engine.sweep import SweepRunner
-    from ibtui.resources import check_memory, is_out_of_memory
-    from ibtui.scenario import sweep_point
-    from ibtui.sinks.csv import CsvSink, rank_path
-
-    try:
-        try:
-            resolve_device(sc.run.device, "--device" if device is not None else "run.device")
-        except IbtuiError as exc:  # "--device = 'cuda' but …" reads better as "--device cuda: …"
-            raise IbtuiError(str(exc).replace(f"--device = {sc.run.device.strip().lower()!r}", f"--device {device}", 1))
-        if ctx is not None and ctx.active:  # torchrun: this process trains its block of seeds
-            from ibtui.engine import distributed as dist
-
-            sc = dist.shard(sc, ctx)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        elif resolve_device(sc.run.device).type == "cpu":
-            torch.set_num_threads(DEFAULT_CPU_THREADS)
-        if say is not None:
-            say("loading the data and building the model…")
-        points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
-        check_memory(points, resolve_device(sc.run.device))
-        engine = SweepRunner(sc, scenario_path=str(scenario))
-    except (MemoryError, RuntimeError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        raise IbtuiError(f"out of memory while setting up the run ({_first_line(exc)}); {OOM_HINT}")
-    sinks = []
-    csv_sink = None
-    if export is not None:
-        target = rank_path(export, ctx.rank) if ctx is not None and ctx.active else export
-        try:
-            csv_sink = CsvSink(target, to_dict(sc), to_toml(sc), {"device": engine.info.device}, overwrite=overwrite)
-        except FileExistsError:
-            raise IbtuiError(f"--export {export}: {target} appeared since the start (another run?); it is kept: pass "
-                             f"--overwrite to replace it, or pick another path.")
-        except OSError as exc:
-            raise IbtuiError(f"--export {export}: cannot write {exc.filename or target} ({exc.strerror or exc}); "
-                             f"pick another path.")
-        sinks.append(csv_sink)
-    return engine, sinks, csv_sink
-
-
-OOM_HINT = "use fewer seeds (run.seeds) or fewer measured points (data.mi_subset, measure.sp.points)."
-MAX_THREADS = 4096
 
 
 def _torchrun_rank() -> int | None:
@@ -186,22 +132,6 @@ def _torchrun_rank() -> int | None:
         return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     except ValueError:
         return None
-
-
-def _check_numbers(threads: int, fps: float) -> None:
-    import math
-
-    from ibtui.errors import ScenarioError
-
-    if not 0 <= threads <= MAX_THREADS:
-        raise ScenarioError(f"--threads {threads} is out of range; use 0 (the default) to {MAX_THREADS}.")
-    if not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0][:200] if text else type(exc).__name__).rstrip(".")
 
 
 class _OutOfMemoryStops:
@@ -225,7 +155,7 @@ class _OutOfMemoryStops:
         except (MemoryError, RuntimeError) as exc:
             if not is_out_of_memory(exc):
                 raise
-            self.oom = f"out of memory at epoch {self._engine.epoch} ({_first_line(exc)})"
+            self.oom = f"out of memory at epoch {self._engine.epoch} ({first_line(exc)})"
             warnings.warn(f"{self.oom}; {OOM_HINT}", RuntimeWarning, stacklevel=1)
             return False
 
@@ -238,21 +168,36 @@ class _Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _stop_on_signals() -> dict:
-    """SIGHUP and SIGTERM end a headless run as Ctrl-C does: sinks closed, CSV valid, exit 128 + signal.
+def _stop_on_signals(controls) -> tuple[dict, list]:
+    """Ctrl-C, SIGHUP and SIGTERM end a headless run at the end of the current epoch (so that its checkpoint
+    matches the CSV): sinks closed, CSV valid, exit 128 + signal. A second signal stops at once (the last
+    periodic checkpoint stays).
 
-    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test).
+    Returns the handlers they replace, for `_restore_signals` (a run inside another program, e.g. a test), and
+    the list that receives the first signal's number.
     """
     import signal
 
+    received: list[int] = []
+
     def stop(signum, frame):
-        raise _Stopped(signum)
+        if received or controls is None:
+            raise _Stopped(signum)
+        received.append(signum)
+        controls.stop.set()
+        try:
+            typer.echo("ibtui: stopping at the end of this epoch (its checkpoint then matches the export); send the "
+                       "signal again to stop at once.", err=True)
+        except OSError:  # after a hang-up the terminal may be gone
+            pass
 
     previous = {}
-    for name in ("SIGHUP", "SIGTERM"):
+    for name in ("SIGINT", "SIGHUP", "SIGTERM"):
+        if name == "SIGINT" and signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            continue  # Ctrl-C ignored (a background job) or handled by the program that called us: leave it so
         if hasattr(signal, name):
             previous[getattr(signal, name)] = signal.signal(getattr(signal, name), stop)
-    return previous
+    return previous, received
 
 
 def _restore_signals(previous: dict) -> None:
@@ -263,51 +208,116 @@ def _restore_signals(previous: dict) -> None:
 
 
 def _run_headless(engine, sinks: list, quiet: bool, csv_sink=None, progress_every: float = 15.0) -> None:
+    """The API's `execute` (the same run as `ibtui.run`) with the command line's signals and messages: the first
+    Ctrl-C, hang-up or SIGTERM stops the run at the end of its epoch (its checkpoint then matches the export)."""
     from ibtui.controls import Controls
-    from ibtui.records import Fanout
-    from ibtui.resources import is_out_of_memory
-    from ibtui.sinks.progress import ProgressSink
 
-    sink = Fanout([*sinks, *([] if quiet else [ProgressSink(every=progress_every)])])
-    finished = False
-    previous = _stop_on_signals()
+    controls = Controls()
+    previous, received = _stop_on_signals(controls)
     try:
-        finished = engine.run(sink, Controls())
+        execute(engine, sinks, quiet, csv_sink, progress_every, controls)
+        if received:  # stopped at an epoch boundary by a signal (execute closed the sinks, unfinished)
+            raise _Stopped(received[0])
     except KeyboardInterrupt as exc:
-        sink.close(False)
         try:  # after a hang-up the terminal may be gone
-            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{_kept(csv_sink)}.", err=True)
+            typer.echo(f"ibtui: interrupted at epoch {engine.epoch}{kept(csv_sink)}{_resumable(sinks)}.", err=True)
         except OSError:
             pass
-        raise typer.Exit(code=128 + exc.signum if isinstance(exc, _Stopped) else 130)
-    except (MemoryError, RuntimeError, OSError) as exc:
-        if is_out_of_memory(exc):  # like an interrupt: the CSV keeps every finished snapshot, the sidecar says unfinished
-            sink.close(False)
-            fail(f"out of memory at epoch {engine.epoch} ({_first_line(exc)}){_kept(csv_sink)}; {OOM_HINT}")
-        if not isinstance(exc, OSError):
-            raise
-        try:  # the export's disk filled up or went away: keep what is on disk, say so
-            sink.close(False)
-        except OSError:
-            pass
-        fail(f"cannot write the export at epoch {engine.epoch} ({exc.strerror or exc}){_kept(csv_sink)}; "
-             f"free some space or export elsewhere.")
+        signum = exc.signum if isinstance(exc, _Stopped) else 2
+        raise typer.Exit(code=128 + signum)
+    except IbtuiError as exc:
+        fail(str(exc))
     finally:
         _restore_signals(previous)
-    sink.close(finished)
     if csv_sink is not None and not quiet:
         typer.echo(f"ibtui: wrote {csv_sink.path} and {csv_sink.meta_path}", err=True)
 
 
-def _kept(csv_sink) -> str:
-    """What the export holds after a run that stopped early (for the one-sentence message)."""
-    if csv_sink is None:
+def _resumable(sinks: list) -> str:
+    """How to continue a stopped run, when it has a checkpoint."""
+    from ibtui.sinks.checkpoint import CheckpointSink
+
+    ck = next((s for s in sinks if isinstance(s, CheckpointSink)), None)
+    if ck is None or ck.saved_epoch is None or not ck.path.is_file():
         return ""
-    if not csv_sink.replaced:
-        return f"; no snapshot was finished, so {csv_sink.path} was left as it was"
-    if csv_sink.last_epoch is None:
-        return f"; {csv_sink.path} holds no snapshot yet"
-    return f"; {csv_sink.path} holds every snapshot up to epoch {csv_sink.last_epoch}"
+    return f"; `ibtui resume {ck.csv.path}` continues from epoch {ck.saved_epoch}"
+
+
+@app.command()
+def resume(
+    csv_path: Path = typer.Argument(..., help="the export of a run that was stopped or killed (its checkpoint is "
+                                              "beside it: RUN.checkpoint.pt)"),
+    headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
+    progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
+                                         help="headless, stderr not a terminal: seconds between progress lines"),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = 1 on a CPU run, torch's default with a GPU)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data, if it moved"),
+    fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
+    no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
+) -> None:
+    """Continue a stopped or killed run from its last checkpoint: rows written after it are dropped and
+    computed again, so the export ends as if the run had never stopped."""
+    from ibtui.sinks.csv import rank_path
+
+    rank = _torchrun_rank()
+    target = rank_path(csv_path, rank) if rank is not None else csv_path
+    try:
+        check_numbers(threads, fps)
+        sc, ck = _resumable_run(target)
+        if data_dir is not None:
+            sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
+    except IbtuiError as exc:
+        fail(str(exc))
+    _launch(sc, Path(ck.get("scenario_path") or csv_path), csv_path, None, threads, False, headless, quiet,
+            progress_every, fps, no_mouse, resume=ck)
+
+
+def _resumable_run(csv_path: Path):
+    """(scenario, checkpoint) of an export that may be resumed; every refusal before any file is touched."""
+    import json
+
+    from ibtui.engine.checkpoint import load
+    from ibtui.scenario import parse_scenario
+    from ibtui.sinks.checkpoint import version
+    from ibtui.sinks.csv import checkpoint_path, sidecar_path
+    from ibtui.sinks.replay import writer_alive
+
+    meta_path = sidecar_path(csv_path)
+    if not csv_path.is_file() or not meta_path.is_file():
+        raise IbtuiError(f"{csv_path}: no such export (a CSV with its {meta_path.name} beside it); give the CSV "
+                         f"that `ibtui SCENARIO --export FILE` wrote.")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise IbtuiError(f"{meta_path}: not a readable sidecar ({exc}); it cannot be resumed.") from None
+    if meta.get("finished") is True:
+        raise IbtuiError(f"{csv_path}: the run finished; there is nothing to resume (start a new run to train "
+                         f"again).")
+    if not meta.get("ended") and writer_alive(meta):  # an orderly stop sets `ended`; a killed writer never does
+        pid = (meta.get("writer") or {}).get("pid")
+        raise IbtuiError(f"{csv_path}: another ibtui (pid {pid}) is still writing this run; stop it first, or wait "
+                         f"for it to end.")
+    ck = load(checkpoint_path(csv_path))
+    if ck.get("ibtui") != version():
+        raise IbtuiError(f"{checkpoint_path(csv_path)}: written by ibtui {ck.get('ibtui')}, this is ibtui "
+                         f"{version()}; resume it with that version, or start the run again.")
+    if ck.get("run_id") != meta.get("run_id"):
+        raise IbtuiError(f"{checkpoint_path(csv_path)}: belongs to another run than {csv_path} (an earlier run at "
+                         f"this path); start the run again.")
+    if ck.get("scenario_toml") != meta.get("scenario_toml"):
+        raise IbtuiError(f"{checkpoint_path(csv_path)}: its scenario differs from the one in {meta_path.name}, so "
+                         f"it belongs to another run; start the run again.")
+    size = csv_path.stat().st_size
+    if not isinstance(ck.get("csv_bytes"), int) or size < ck["csv_bytes"]:
+        raise IbtuiError(f"{csv_path}: shorter ({size} bytes) than its checkpoint records "
+                         f"({ck.get('csv_bytes')} bytes): the export was changed since; start the run again.")
+    sc = parse_scenario(ck["scenario_toml"], origin=f"{checkpoint_path(csv_path)} (its scenario)")
+    scenario_path = (meta.get("run_info") or {}).get("scenario_path")
+    ck["scenario_path"] = scenario_path if isinstance(scenario_path, str) else ""
+    return sc, ck
 
 
 @app.command()
@@ -329,24 +339,32 @@ def show(
 
 @app.command()
 def view(
-    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    csv_paths: List[Path] = typer.Argument(..., help="an exported run (finished or still being written); 2 to 8 "
+                                                      "exports: compared in the same panes (r picks the bright one)"),
     fps: float = typer.Option(3.0, "--fps", help="redraws per second"),
 ) -> None:
-    """Open an exported run in the app's panes, without training."""
-    if not csv_path.is_file():
-        fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
+    """Open an exported run in the app's panes, without training; several runs share the panes, each in its colour."""
     from ibtui.sinks.replay import check_export
+    from ibtui.sinks.runs import MAX_RUNS
 
+    if len(csv_paths) > MAX_RUNS:
+        fail(f"{len(csv_paths)} exports given; compare at most {MAX_RUNS} at once.")
+    if len({p.resolve() for p in csv_paths}) < len(csv_paths):
+        fail("the same export is given twice; compare different runs.")
+    for csv_path in csv_paths:
+        if not csv_path.is_file():
+            fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
-        _check_numbers(0, fps)
-        check_export(csv_path)
+        check_numbers(0, fps)
+        for csv_path in csv_paths:
+            check_export(csv_path)
     except IbtuiError as exc:
         fail(str(exc))
     try:
         from ibtui.tui.app import view_app
     except ImportError:
         fail("the terminal app is not available in this build.")
-    raise typer.Exit(code=view_app(csv_path, fps=fps))
+    raise typer.Exit(code=view_app(csv_paths if len(csv_paths) > 1 else csv_paths[0], fps=fps))
 
 
 @app.command("scenarios")
@@ -362,26 +380,34 @@ def list_scenarios() -> None:
 
 @app.command()
 def plot(
-    csv_path: Path = typer.Argument(..., help="an exported run (finished or still being written)"),
+    csv_paths: List[Path] = typer.Argument(..., help="an exported run (finished or still being written); 2 to 8 "
+                                                      "exports: their comparison"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o",
-                                           help="folder for the figures (default: <stem>_figures beside the CSV)"),
+                                           help="folder for the figures (default: <stem>_figures beside the CSV; "
+                                                "comparison_figures beside the first when comparing)"),
     fmt: str = typer.Option("png", "--format", help="png, pdf or svg"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace figures already in the folder"),
 ) -> None:
-    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits."""
+    """Draw the papers' figures from an exported run: information plane, dynamics, training, clustering, sweep fits.
+    With several exports (`ibtui plot a.csv b.csv -o DIR`): one comparison figure per kind, labelled by run."""
     try:
         import matplotlib  # noqa: F401  (an optional extra)
     except ImportError:
         fail("plotting needs matplotlib: pip install 'ibtui[plot]'")
+    from ibtui.sinks.compare import draw_comparison
     from ibtui.sinks.figures import ExportError, draw_all
 
     skipped: list[str] = []
     try:
-        written = draw_all(csv_path, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+        if len(csv_paths) > 1:
+            written = draw_comparison(csv_paths, out_dir, fmt, overwrite=overwrite, skipped=skipped)
+        else:
+            written = draw_all(csv_paths[0], out_dir, fmt, overwrite=overwrite, skipped=skipped)
     except ExportError as exc:
         fail(str(exc))
     if skipped:
-        typer.echo(f"ibtui: skipped (no data in the export): {', '.join(skipped)}", err=True)
+        typer.echo(f"ibtui: skipped (no data in the export{'s' if len(csv_paths) > 1 else ''}): "
+                   f"{', '.join(skipped)}", err=True)
     folder = written[0].parent if written else out_dir
     typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
 

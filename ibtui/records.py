@@ -151,6 +151,10 @@ class Sink:
     def progress(self, p: Progress) -> None:
         pass
 
+    def replay(self, records: list[Record]) -> None:
+        """After `start` of a resumed run: the records already in the export. Sinks that show or summarise the
+        whole run take them (the app, the sweep report); sinks that write them have them already."""
+
     def close(self, finished: bool) -> None:
         pass
 
@@ -172,6 +176,10 @@ class Fanout(Sink):
     def progress(self, p: Progress) -> None:
         for sink in self.sinks:
             sink.progress(p)
+
+    def replay(self, records: list[Record]) -> None:
+        for sink in self.sinks:
+            sink.replay(records)
 
     def close(self, finished: bool) -> None:
         for sink in self.sinks:

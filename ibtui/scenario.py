@@ -34,6 +34,8 @@ class RunSettings:
     first_seed: int = _opt(0, "id of the first seed", lo=0)
     epochs: int = _opt(8000, "training epochs (0 = measure the initial network only, e.g. in a sweep)", lo=0)
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
+    checkpoint_every: float = _opt(60.0, "with --export: seconds between checkpoints beside the export, from which "
+                                         "`ibtui resume RUN.csv` continues a killed run (0 = none)", lo=0, hi=1e9)
     cuda_graph: bool = _opt(False, "MLP on a GPU: capture a training epoch as a CUDA graph and replay it (far "
                                    "fewer kernel launches; epochs the dynamics probe watches run eagerly)")
 
@@ -41,8 +43,11 @@ class RunSettings:
 @dataclass(frozen=True)
 class DataSettings:
     dataset: str = _opt("szt", "the data set: szt (12-bit task), saturation (the 4-point single-neuron toy), "
-                                "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100",
-                        choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100"))
+                                "boolean4 (the survey's 4-bit task), mnist, cifar10, cifar100, npz (your own arrays: "
+                                "data.path)",
+                        choices=("szt", "saturation", "boolean4", "mnist", "cifar10", "cifar100", "npz"))
+    path: str = _opt("", "npz: your .npz file with x (N × d numbers) and y (N class ids 0…C−1), optionally x_test "
+                         "and y_test; relative to the scenario file's folder")
     dir: str = _opt("", "folder holding image data (MNIST IDX / CIFAR python batches), relative to the scenario "
                         "file's folder; overridden by --data-dir, falls back to $IBTUI_DATA")
     samples: int = _opt(4096, "boolean4: number of samples drawn", lo=1)
@@ -345,7 +350,12 @@ def _cross_check(sc: Scenario, origin: str) -> None:
             close = difflib.get_close_matches(est, ESTIMATORS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(ESTIMATORS)}."
             raise ScenarioError(f"{origin}: measure.estimators has unknown estimator {est!r}; {hint}")
-    if sc.model.fixed_readout and DATA_SHAPES[sc.data.dataset][1] != 2:
+    if (sc.data.dataset == "npz") != bool(sc.data.path):
+        raise ScenarioError(f"{origin}: data.dataset = \"npz\" needs data.path, your .npz file of x and y "
+                            f"(relative to the scenario file's folder); set it."
+                            if sc.data.path == "" else f"{origin}: data.path is read only with data.dataset = "
+                            f"\"npz\" (here {sc.data.dataset!r}); remove data.path or set data.dataset = \"npz\".")
+    if sc.model.fixed_readout and DATA_SHAPES.get(sc.data.dataset, ((), 2))[1] != 2:  # npz: checked on loading
         raise ScenarioError(f"{origin}: model.fixed_readout needs a two-class data set (szt, saturation, boolean4).")
     if sc.model.depth > len(sc.model.hidden):
         raise ScenarioError(f"{origin}: model.depth = {sc.model.depth} is larger than model.hidden "
@@ -624,11 +634,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def _resolve_data_dir(data: dict, folder: Path) -> None:
-    """A relative data.dir written in a scenario file names a folder relative to that file's folder."""
+    """A relative data.dir (or data.path) written in a scenario file names a place relative to that file's folder."""
     section = data.get("data")
-    raw = section.get("dir") if isinstance(section, dict) else None
-    if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
-        section["dir"] = str(folder / raw)
+    for key in ("dir", "path"):
+        raw = section.get(key) if isinstance(section, dict) else None
+        if isinstance(raw, str) and raw and not Path(raw).expanduser().is_absolute():
+            section[key] = str(folder / raw)
 
 
 def parse_scenario(text: str, origin: str = "<scenario>", overrides: list[str] = (),

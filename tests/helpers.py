@@ -34,3 +34,16 @@ class ListSink(Sink):
         return [r.value for r in self.records if r.seed == seed and r.quantity == quantity and r.layer == layer
                 and r.estimator == estimator and (sweep is None or r.sweep == sweep)
                 and (epoch is None or r.epoch == epoch)]
+
+
+def two_runs(folder):
+    """Two small exports to compare, unlike in shape: tanh.csv (szt_tanh: 6 layers; bin30, kde_upper, kde_lower)
+    and relu.csv (szt_relu with hidden [8, 4]: 3 layers; bin30 only). Written once a folder; returns their paths."""
+    from ibtui.api import run
+
+    tiny = {"run.seeds": 2, "run.epochs": 30, "measure.snapshots": 12, "run.device": "cpu"}
+    paths = folder / "tanh.csv", folder / "relu.csv"
+    if not paths[0].exists():
+        run("szt_tanh", set=tiny, export=paths[0])
+        run("szt_relu", set={**tiny, "model.hidden": [8, 4]}, export=paths[1])
+    return paths

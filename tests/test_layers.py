@@ -1,4 +1,4 @@
-"""Imports run one way: base → scenario → data, models, measures → engine → sinks → tui → cli.
+"""Imports run one way: base → scenario → data, models, measures → engine → sinks → tui → api → cli.
 
 The test reads every module of the package with `ast` (lazy imports inside functions count; imports under
 `if TYPE_CHECKING:` do not), and fails on an import of a higher layer, on a package cycle and on a file cycle.
@@ -14,13 +14,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ibtui"
 
 # Layer of each top-level module or sub-package of ibtui; a module may import its own layer or lower ones.
 LAYERS = {
-    "__init__": 0, "errors": 0, "records": 0, "controls": 0, "quantities": 0,
+    "errors": 0, "version": 0, "records": 0, "controls": 0, "quantities": 0,
     "scenario": 1, "resources": 1,
     "data": 2, "models": 2, "measures": 2,
     "engine": 3,
     "sinks": 4,
     "tui": 5,
-    "cli": 6, "__main__": 6,
+    "api": 6,  # the Python face (ibtui.run, ibtui.load): the CLI runs through it
+    "cli": 7, "__main__": 7,
+    "__init__": 8,  # imports ibtui.api lazily (module __getattr__), so `import ibtui.x` stays light
 }
 
 
@@ -152,6 +154,18 @@ def test_the_base_and_the_command_line_start_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent).stdout.strip()
     assert out == "[]"
+
+
+def test_the_python_api_reads_an_export_without_torch(tmp_path):
+    """`import ibtui` and `ibtui.load` never import torch (only `ibtui.run` does, when the run starts)."""
+    (tmp_path / "r.csv").write_text("run,sweep,seed,epoch,step,layer,quantity,estimator,value\n"
+                                    "r,,mean,0,0,1,I(X;T),bin30,1.5\n", encoding="utf-8")
+    code = ("import sys, ibtui; r = ibtui.load(sys.argv[1]); ibtui.run; "
+            "print(r.series('I(X;T)', layer=1)[1].tolist(), sorted(m for m in ('torch', 'textual', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.csv")], capture_output=True, text=True,
+                         check=True, cwd=PACKAGE.parent).stdout.strip()
+    assert out == "[1.5] []"
 
 
 def test_no_pane_imports_another():

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from conftest import REPO
 from ibtui.cli import COMMANDS, app
 from ibtui.records import FIELDS
-from ibtui.sinks.csv import read_records, sidecar_path
+from ibtui.sinks.csv import sidecar_path
+from ibtui.sinks.runs import read_records
 
 TINY = ["--set", "run.epochs=3", "--set", "run.seeds=2", "--set", "measure.snapshots=3", "--device", "cpu", "-q"]
 
@@ -215,7 +216,7 @@ def test_interrupt_names_the_last_snapshot_in_the_csv(tmp_path, monkeypatch):
               "--device", "cpu", "-q")
     assert res.exit_code == 130
     last = max(r.epoch for r in read_records(out))
-    assert f"up to epoch {last}." in res.stderr, res.stderr
+    assert f"up to epoch {last}." in res.stderr or f"up to epoch {last}; `ibtui resume" in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("setting,words", [
@@ -431,9 +432,12 @@ def test_readme_pandas_line_keeps_every_quantity(tmp_path):
     with open(out, newline="") as f:
         pairs = {(r["quantity"], r["estimator"]) for r in csv.DictReader(f) if r["value"] != "nan"}
     assert set(table.columns) >= pairs and len(pairs) > 10
-    from ibtui.sinks.csv import read_frame
+    from ibtui import load
 
-    assert len(read_frame(out)) == len(read_records(out))
+    frame = load(out).frame()  # the API's frame: the same rows, empty cells kept as "" (pivot_table keeps them)
+    assert len(frame) == len(read_records(out))
+    assert set(frame.pivot_table(index=["sweep", "seed", "epoch", "layer"], columns=["quantity", "estimator"],
+                                 values="value").columns) == set(table.columns)
 
 
 # ------------------------------------------------------------------------------------------------

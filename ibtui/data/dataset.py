@@ -1,6 +1,6 @@
 """A data set as the engine sees it: all points on the device once, and per-seed train/test masks.
 
-The base of ibtui.data: the data set modules (szt, toys, boolean, images) build on it and on
+The base of ibtui.data: the data set modules (szt, toys, boolean, images, npz) build on it and on
 `make_split`; `ibtui.data.loader.load_dataset` picks the scenario's.
 
 Keeping every point in one tensor and describing the split with masks [S, N] lets the engine
@@ -32,14 +32,14 @@ class Dataset:
 
     @classmethod
     def from_arrays(cls, name: str, x: np.ndarray, y: np.ndarray, split, device: torch.device, *,
-                    distinct_inputs: bool, notes: tuple[str, ...] = (), input_ids: np.ndarray | None = None
-                    ) -> "Dataset":
-        """A small two-class data set held as numpy arrays (SZT, boolean4), moved to the device once."""
+                    distinct_inputs: bool, notes: tuple[str, ...] = (), input_ids: np.ndarray | None = None,
+                    n_classes: int = 2) -> "Dataset":
+        """A small data set held as numpy arrays (SZT, boolean4, own npz data), moved to the device once."""
         return cls(
             name=name,
             x=torch.as_tensor(x, dtype=torch.float32, device=device),
             y=torch.as_tensor(y.astype(np.int64), device=device),
-            n_classes=2,
+            n_classes=n_classes,
             train=torch.as_tensor(split.train, device=device),
             test=torch.as_tensor(split.test, device=device),
             distinct_inputs=distinct_inputs,

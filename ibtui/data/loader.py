@@ -6,6 +6,7 @@ import torch
 from ibtui.data.boolean import load_boolean4
 from ibtui.data.dataset import Dataset
 from ibtui.data.images import load_image_dataset
+from ibtui.data.npz import load_npz
 from ibtui.data.szt import load_szt
 from ibtui.data.toys import saturation_dataset
 
@@ -19,4 +20,6 @@ def load_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
         return saturation_dataset(len(seeds), device)
     if name == "boolean4":
         return load_boolean4(sc, seeds, device)
+    if name == "npz":
+        return load_npz(sc, seeds, device)
     return load_image_dataset(sc, seeds, device)  # mnist, cifar10, cifar100

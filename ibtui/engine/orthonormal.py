@@ -47,6 +47,8 @@ def orthonormal_grad(w: torch.Tensor) -> torch.Tensor:
 
 
 class OrthonormalPenalty:
+    _state_attrs: tuple[str, ...] = ()  # nothing accumulates: a checkpoint keeps no state of its own
+
     """Adds λ·∂‖WᵀW − I‖²_F/∂W to the gradient of each penalised layer's weight, every step.
 
     Layers are 1-based as in the records ("1" = the first hidden layer's incoming weights); an empty

@@ -27,21 +27,42 @@ class SweepRunner:
             self.points = [(sweep_label(sc.sweep.setting, v), sweep_point(sc, v)) for v in sc.sweep.values]
         else:
             self.points = [("", sc)]
-        label, first = self.points[0]
-        self.current = Engine(first, scenario_path, device, sweep=label)  # validates device and data now
+        self.index = 0  # the point being run
         self.labels = tuple(lbl for lbl, _ in self.points if lbl)
-        self.current.info = self.info = replace(self.current.info, sweep_points=self.labels)
+        self.current = self._engine(0)  # validates device and data now
+        self.info = self.current.info
+
+    def _engine(self, i: int) -> Engine:
+        label, sc = self.points[i]
+        engine = Engine(sc, self.scenario_path, self.device, sweep=label)
+        engine.info = replace(engine.info, sweep_points=self.labels)
+        return engine
 
     @property
     def epoch(self) -> int:
         return self.current.epoch
 
+    @property
+    def at_boundary(self) -> bool:
+        return self.current.at_boundary
+
+    def state_dict(self) -> dict:
+        """The sweep's position and its current engine's state (a checkpoint, ibtui.engine.checkpoint)."""
+        return {"point": self.index, "engine": self.current.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue at the checkpoint's point: earlier points are done (their records are in the export)."""
+        self.index = int(state["point"])
+        if self.index:
+            self.current = self._engine(self.index)
+        self.current.load_state_dict(state["engine"])
+
     def run(self, sink: Sink, controls: Controls | None = None) -> bool:
         controls = controls or Controls()
-        for i, (label, sc) in enumerate(self.points):
-            if i > 0:
-                self.current = Engine(sc, self.scenario_path, self.device, sweep=label)
-                self.current.info = replace(self.current.info, sweep_points=self.labels)
+        while True:
             if not self.current.run(sink, controls):
                 return False
-        return True
+            if self.index + 1 == len(self.points):
+                return True
+            self.index += 1
+            self.current = self._engine(self.index)

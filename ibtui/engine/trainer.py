@@ -24,7 +24,7 @@ from ibtui import quantities as Q
 from ibtui import records as R
 from ibtui.controls import Controls
 from ibtui.data.loader import load_dataset
-from ibtui.engine import rng
+from ibtui.engine import checkpoint, rng
 from ibtui.engine.backends import build_backend
 from ibtui.engine.context import RunContext
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
@@ -80,6 +80,8 @@ class Engine:
         self.epoch = 0
         self.step = 0  # optimiser steps taken
         self.alive = torch.ones(len(self.seeds), dtype=torch.bool)
+        self.replayed: list[R.Record] = []  # a resumed run's records already in its export (Sink.replay)
+        self.at_boundary = False  # True between a trained epoch's records and the next epoch: a checkpoint may be taken
         self.regularizers = build_regularizers(self.ctx)
         self.estimators, self.measures = build_probes(self.ctx)  # MI estimators; the other measures
         self.step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
@@ -215,12 +217,37 @@ class Engine:
         return R.Record(self.sc.name, "mean", self.epoch, self.step, "", Q.NOISE_BETA, "", float(self.beta),
                         self.sweep)
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything the run needs to continue from this epoch boundary exactly (ibtui.engine.checkpoint)."""
+        return {"epoch": self.epoch, "step": self.step, "lr": self.lr, "noise_index": self.noise_index,
+                "alive": self.alive.clone(), "model": checkpoint.capture(self.model.state_dict()),
+                "optimizer": checkpoint.capture(self.optimizer.state_dict()),
+                "probes": [checkpoint.capture(p) for p in self.probes],
+                "regularizers": [checkpoint.capture(r) for r in self.regularizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a `state_dict` of an engine built from the same scenario."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for obj, saved in [*zip(self.probes, state["probes"]), *zip(self.regularizers, state["regularizers"])]:
+            checkpoint.restore(obj, saved, self.device)
+        self.epoch, self.step, self.noise_index = int(state["epoch"]), int(state["step"]), int(state["noise_index"])
+        self.alive = state["alive"].clone()
+        self.lr = float(state["lr"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.at_boundary = True
+
     # ------------------------------------------------------------------ the run
     def run(self, sink: R.Sink, controls: Controls | None = None) -> bool:
         """Train to the last epoch (True) or until controls.stop is set (False), emitting records to `sink`."""
         controls = controls or Controls()
         total = self.sc.run.epochs
         sink.start(self.info)
+        if self.replayed:
+            sink.replay(self.replayed)
+            self.replayed = []
         t = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}  # for the ETA (records.Progress)
         if self.epoch == 0:
             t0 = time.perf_counter()
@@ -234,6 +261,7 @@ class Engine:
                 self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
                 sink.emit([self._noise_record()])
             t0 = time.perf_counter()
+            self.at_boundary = False
             self.train_epoch(controls)
             t1 = time.perf_counter()
             t["train_s"] += t1 - t0
@@ -242,6 +270,7 @@ class Engine:
                 sink.emit(self._records(self.measure()))
                 t["measure_s"] += time.perf_counter() - t1
                 t["measured"] += 1
+            self.at_boundary = True
             sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
                                      bisect.bisect_right(snaps, self.epoch), len(snaps), **t))
         return True

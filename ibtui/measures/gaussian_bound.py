@@ -95,6 +95,8 @@ class BoundWindow:
     The bound is NaN until a series is frozen and at the frozen snapshot itself (δW = 0 there).
     """
 
+    _state_attrs = ("w_star", "sigma_t2", "frozen_epoch", "_buffer")  # what a checkpoint keeps
+
     def __init__(self, n_seeds: int, n_layers: int, *, mode: str = "transition", freeze_epoch: float | None = None,
                  sigma_z2: float = 0.0, eps: float = 1e-12, store_device: torch.device | str | None = None):
         if mode not in ("transition", "confirmed", "epoch"):

@@ -62,6 +62,8 @@ class GradientMoments:
     the engine accumulates in float32 (the shift keeps it accurate, see the float32 stability test).
     """
 
+    _state_attrs = ("count", "_shift", "_sum", "_sumsq")  # what a checkpoint keeps (ibtui.engine.checkpoint)
+
     def __init__(self, n_seeds: int, n_layers: int, device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64):
         self.n_seeds, self.n_layers = int(n_seeds), int(n_layers)
@@ -166,6 +168,8 @@ class TransitionDetector:
     update costs O(S·L·T) for the T snapshots in the last ``lookback`` decades (benchmarks/bench_dynamics.py
     times the whole dynamics probe against training without it).
     """
+
+    _state_attrs = ("_epochs", "_x", "_y", "_slope", "_level", "_lev_var", "_ss", "_nr", "_n_complete", "epoch")
 
     def __init__(self, n_seeds: int, n_layers: int, *, window: float = 0.1, margin: float = 0.3,
                  hold: float = 0.1, lookback: float = 1.0, z: float = 4.0, min_points: int = 3,

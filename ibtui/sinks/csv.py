@@ -1,8 +1,8 @@
 """The CSV export: the record stream in tidy long format, written as the run goes, plus a JSON sidecar.
 
 Each snapshot's rows are written in one `write` call and flushed, so an interrupted run leaves a valid
-CSV of every finished snapshot. The sidecar (`run.meta.json` beside `run.csv`) holds the resolved
-scenario, versions, device, times and whether the run finished; it is replaced atomically.
+CSV of every finished snapshot (read back by sinks/runs.py, the one reader). The sidecar (`run.meta.json`
+beside `run.csv`) holds the resolved scenario, versions, device, times and whether the run finished; it is replaced atomically.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,14 +28,20 @@ def sidecar_path(csv_path: str | Path) -> Path:
     return p.with_name(p.stem + ".meta.json")
 
 
+def checkpoint_path(csv_path: str | Path) -> Path:
+    """The checkpoint beside an export (ibtui resume): run.csv → run.checkpoint.pt (a rank's CSV gets its own)."""
+    p = Path(csv_path)
+    return p.with_name(p.stem + ".checkpoint.pt")
+
+
 def versions() -> dict[str, str]:
     import numpy
     import scipy
     import torch
 
-    import ibtui
+    from ibtui.version import __version__
 
-    return {"ibtui": getattr(ibtui, "__version__", "?"), "python": platform.python_version(),
+    return {"ibtui": __version__, "python": platform.python_version(),
             "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "cuda": str(torch.version.cuda)}
 
@@ -85,6 +92,7 @@ class CsvSink(Sink):
         self._file.write(",".join(FIELDS) + "\n")
         self._file.flush()
         self.rows = 0
+        self.size = len(",".join(FIELDS)) + 1  # bytes written so far (a checkpoint keeps it: resume truncates to it)
         self._beat = time.monotonic()
         self.meta = {
             "format": "ibtui-records-v1",
@@ -98,6 +106,7 @@ class CsvSink(Sink):
             "ended": None,
             "finished": False,
             "writer": {"pid": os.getpid(), "host": socket.gethostname()},
+            "run_id": uuid.uuid4().hex,  # a checkpoint names the run it belongs to (ibtui resume)
             "alive": _now(),
             **(extra_meta or {}),
         }
@@ -108,12 +117,35 @@ class CsvSink(Sink):
             self._csv_out.unlink(missing_ok=True)
             raise
 
+    @classmethod
+    def resume(cls, path: str | Path, size: int, rows: int, last_epoch: int | None, from_epoch: int) -> "CsvSink":
+        """Continue an interrupted export: cut it back to `size` bytes (the rows a checkpoint covers), append from
+        there, and note the resume in the sidecar. The caller has checked the files (ibtui resume)."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        self.meta_path = sidecar_path(self.path)
+        self.overwrite, self.replaced = False, True
+        self._csv_out, self._meta_out = self.path, self.meta_path
+        self.meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        self.rows, self.size, self.last_epoch = int(rows), int(size), last_epoch
+        dropped = self.path.stat().st_size - self.size
+        os.truncate(self.path, self.size)
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._beat = time.monotonic()
+        self.meta.update(ended=None, finished=False, alive=_now(), rows=self.rows,
+                         writer={"pid": os.getpid(), "host": socket.gethostname()})
+        self.meta.setdefault("resumes", []).append({"at": _now(), "from_epoch": int(from_epoch),
+                                                    "dropped_bytes": int(dropped), "command": " ".join(sys.argv)})
+        self._write_meta()
+        return self
+
     def start(self, info: RunInfo) -> None:
         """Called once per engine: once for a run, once per point for a sweep (kept in sweep_points)."""
         if "run_info" not in self.meta:
             self.meta["run_info"] = asdict(info)
-        if info.sweep:
-            self.meta.setdefault("sweep_points", []).append(asdict(info))
+        points = self.meta.setdefault("sweep_points", []) if info.sweep else []
+        if info.sweep and all(p.get("sweep") != info.sweep for p in points):  # a resumed point is listed once
+            points.append(asdict(info))
         self._write_meta()
 
     def emit(self, records: list[Record]) -> None:
@@ -122,9 +154,11 @@ class CsvSink(Sink):
         for r in records:
             writer.writerow((r.run, r.sweep, r.seed, r.epoch, r.step, r.layer, r.quantity, r.estimator,
                              format_value(r.value)))
-        self._file.write(buf.getvalue())  # one write per snapshot: a crash never leaves half a snapshot
+        text = buf.getvalue()
+        self._file.write(text)  # one write per snapshot: a crash never leaves half a snapshot
         self._file.flush()
         self.rows += len(records)
+        self.size += len(text.encode("utf-8"))
         if records:
             self.last_epoch = max(r.epoch for r in records)
         if not self.replaced:  # --overwrite: the new run has a snapshot, so now it replaces the old files
@@ -133,6 +167,7 @@ class CsvSink(Sink):
             self._csv_out = self.path
             self._meta_out.unlink(missing_ok=True)
             self._meta_out = self.meta_path
+            checkpoint_path(self.path).unlink(missing_ok=True)  # the old run's: never resumed into this one
             self.replaced = True
             self._write_meta()
 
@@ -217,19 +252,6 @@ def check_targets(export: Path, overwrite: bool, rank: int | None = None) -> Non
                           f"({exc.strerror or exc}); pick another path.") from None
 
 
-def read_records(path: str | Path) -> list[Record]:
-    """Read an exported CSV back into records (seed "mean" stays a string; values are floats)."""
-    out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        for row in reader:
-            seed = row["seed"]
-            out.append(Record(row["run"], int(seed) if seed.lstrip("-").isdigit() else seed, int(row["epoch"]),
-                              int(row["step"]), row["layer"], row["quantity"], row["estimator"], float(row["value"]),
-                              row.get("sweep", "")))
-    return out
-
-
 def rank_path(export: Path, rank: int) -> Path:
     return export.with_name(f"{export.stem}.rank{rank}{export.suffix}")
 
@@ -292,15 +314,3 @@ def merge(export: Path, world: int) -> int:
 
 def _key(row: dict) -> tuple:
     return (row["run"], row["sweep"], row["epoch"], row["step"], row["layer"], row["quantity"], row["estimator"])
-
-
-def read_frame(path: str | Path):
-    """An export as a pandas DataFrame, every row kept (pandas is needed only by this function).
-
-    Empty cells (`sweep`, `layer`, `estimator` of whole-network quantities) stay "" instead of NaN, so
-    `pivot_table` keeps them; only `value` reads "nan" as NaN. Same as the README's one-liner.
-    """
-    import pandas as pd
-
-    return pd.read_csv(path, keep_default_na=False, na_values={"value": ["nan"]},
-                       dtype={"run": str, "sweep": str, "seed": str, "layer": str, "quantity": str, "estimator": str})

@@ -13,19 +13,16 @@ data), and `draw_all(csv_path, out_dir, fmt)` writing one file per figure:
 - `sweep_fit`: for a batch-size or depth sweep, the sweep report's fit (compression start vs SNR transition,
   Fig. 1b; convergence vs depth K, Fig. 3), computed by `SweepReport`, never re-fitted here.
 
-A sweep export gets every per-run figure once per sweep value (file names end in the value). The CSV is read
-with the csv module (complete lines only, so a file still being written reads too), the sidecar
-`<stem>.meta.json` for titles, settings and N. matplotlib is imported only when a figure is drawn (Agg,
+A sweep export gets every per-run figure once per sweep value (file names end in the value). The export is
+read by `ibtui.sinks.runs.load` (the one reader; complete lines only, so a file still being written reads
+too), the sidecar `<stem>.meta.json` for titles, settings and N. matplotlib is imported only when a figure is drawn (Agg,
 through `Figure` objects: no pyplot state, no display).
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 import re
 import textwrap
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +30,12 @@ import numpy as np
 # The only imports of other ibtui modules (kept together: they move in refactors).
 from ibtui import quantities as Q
 from ibtui.errors import ExportError
-from ibtui.records import FIELDS, Record, RunInfo
-from ibtui.sinks.csv import sidecar_path
-from ibtui.sinks.replay import column_index, parse_row
+from ibtui.records import Record, RunInfo
+from ibtui.sinks.runs import Curve, Run, layer_key as _layer_key, load
 from ibtui.sinks.sweep_report import TRANSITION, SweepReport
+
+Export = Run  # the names figures used before the reader moved to sinks/runs.py
+read_export = load
 
 __all__ = ["Export", "ExportError", "read_export", "info_plane", "dynamics", "gaussian_bound", "training",
            "clustering", "sweep_fit", "draw_all", "FIGURES"]
@@ -45,134 +44,6 @@ DYNAMICS = tuple((name, Q.QUANTITIES[name].label)
                  for name in (Q.GRAD_MEAN, Q.GRAD_STD, Q.SNR, Q.WEIGHT_NORM, Q.WEIGHT_CHANGE))
 CLUSTERING = tuple((name, Q.QUANTITIES[name].label, Q.QUANTITIES[name].unit or "") for name in Q.CLUSTERING)
 GAUSSIAN_BOUND = Q.GAUSSIAN_BOUND
-
-
-# ---------------------------------------------------------------------------------------------- reading
-class Curve:
-    """One series sorted by epoch: epoch, step and value arrays."""
-
-    def __init__(self, rows: list[tuple[int, int, float]]):
-        rows.sort()
-        a = np.array(rows, dtype=float).reshape(-1, 3)
-        self.epoch, self.step, self.value = a[:, 0], a[:, 1], a[:, 2]
-
-    def x(self, axis: str) -> np.ndarray:
-        return self.step if axis == "step" else self.epoch
-
-    def last_finite(self) -> float:
-        v = self.value[np.isfinite(self.value)]
-        return float(v[-1]) if len(v) else math.nan
-
-
-class Export:
-    """The records of an export, indexed by (sweep, quantity, estimator, layer) → seed → Curve."""
-
-    def __init__(self, path: Path, rows: dict, meta: dict | None, sweeps: list[str]):
-        self.path = path
-        self.meta = meta or {}
-        self.sweeps = sweeps  # in order of appearance; [""] for a plain run
-        self.rows = rows  # (sweep, quantity, estimator, layer, seed) → [(epoch, step, value)]
-        self._curves: dict = {}
-        self._by_series = defaultdict(list)  # (sweep, quantity, estimator, layer) → [seed]
-        self.keys = defaultdict(set)  # (sweep, quantity) → {(estimator, layer)}
-        for (sweep, q, est, layer, seed) in rows:
-            self.keys[(sweep, q)].add((est, layer))
-            self._by_series[(sweep, q, est, layer)].append(seed)
-
-    # -- queries
-    def has(self, sweep: str, quantity: str) -> bool:
-        return bool(self.keys.get((sweep, quantity)))
-
-    def layers(self, sweep: str, quantity: str, estimator: str = "") -> list[str]:
-        return sorted({lay for est, lay in self.keys.get((sweep, quantity), ()) if est == estimator},
-                      key=_layer_key)
-
-    def estimators(self, sweep: str, quantity: str) -> list[str]:
-        ests = {est for est, _ in self.keys.get((sweep, quantity), ())}
-        order = list(self.run_info(sweep).get("estimators") or [])
-        return sorted(ests, key=lambda e: (order.index(e) if e in order else len(order), e))
-
-    def curves(self, sweep: str, quantity: str, estimator: str = "", layer: str = "") -> tuple[Curve | None, dict]:
-        """(the mean-over-seeds curve or None, {seed: curve})."""
-        key = (sweep, quantity, estimator, layer)
-        if key not in self._curves:
-            mean, seeds = None, {}
-            for seed in self._by_series.get(key, ()):
-                if seed == "mean":
-                    mean = Curve(self.rows[(*key, seed)])
-                elif isinstance(seed, int):
-                    seeds[seed] = Curve(self.rows[(*key, seed)])
-            self._curves[key] = (mean, dict(sorted(seeds.items())))
-        return self._curves[key]
-
-    def seeds(self, sweep: str) -> list[int]:
-        return sorted({k[4] for k in self.rows if k[0] == sweep and isinstance(k[4], int)})
-
-    def last_epoch(self, sweep: str) -> int:
-        return max((e for k, rows in self.rows.items() if k[0] == sweep for e, _, _ in rows), default=0)
-
-    # -- the sidecar
-    def run_info(self, sweep: str = "") -> dict:
-        for point in self.meta.get("sweep_points") or []:
-            if isinstance(point, dict) and point.get("sweep") == sweep:
-                return point
-        info = self.meta.get("run_info")
-        return info if isinstance(info, dict) and (not sweep or info.get("sweep") == sweep) else {}
-
-    def scenario(self) -> dict:
-        sc = self.meta.get("scenario")
-        return sc if isinstance(sc, dict) else {}
-
-    @property
-    def run_name(self) -> str:
-        return self.meta.get("run_info", {}).get("run", "") if isinstance(self.meta.get("run_info"), dict) else ""
-
-    def finished(self) -> bool:
-        return bool(self.meta.get("finished"))
-
-
-def _layer_key(layer: str):
-    parts = layer.split("-")
-    return tuple(int(p) if p.isdigit() else 0 for p in parts)
-
-
-def read_export(csv_path: str | Path) -> Export:
-    """Read an export (complete lines only); ExportError with one sentence if it is not one."""
-    path = Path(csv_path)
-    hint = "give the CSV written by `ibtui SCENARIO --export FILE`"
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ExportError(f"{path}: no such file; {hint}.") from None
-    except IsADirectoryError:
-        raise ExportError(f"{path} is a folder; {hint}.") from None
-    except OSError as exc:
-        raise ExportError(f"{path}: cannot read it ({exc.strerror}); {hint}.") from None
-    if b"\0" in data[:65536]:
-        raise ExportError(f"{path} is a binary file, not an ibtui export; {hint}.")
-    cut = data.rfind(b"\n")
-    lines = data[:cut].decode("utf-8", errors="replace").splitlines() if cut >= 0 else []
-    reader = csv.reader(lines)
-    idx = column_index(next(reader, None) or [])
-    if idx is None:
-        raise ExportError(f"{path} is not an ibtui export (its first line is not the header "
-                          f"{','.join(FIELDS)}); {hint}.")
-    rows: dict = defaultdict(list)
-    sweeps: dict[str, None] = {}
-    for row in reader:
-        r = parse_row(row, idx)
-        if r is None:
-            continue  # a malformed row is skipped, never fatal
-        rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
-        sweeps.setdefault(r.sweep, None)
-    if not rows:
-        raise ExportError(f"{path} holds no records yet (only a header); wait for the first snapshot.")
-    try:
-        meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-        meta = meta if isinstance(meta, dict) else None
-    except (OSError, ValueError):
-        meta = None
-    return Export(path, rows, meta, list(sweeps))
 
 
 # ---------------------------------------------------------------------------------------------- drawing helpers
@@ -266,7 +137,7 @@ def _settings_line(ex: Export, sweep: str) -> str:
                      f"batch {get('train', 'batch_size', t)}")
     if d:
         parts.append(f"{d.get('dataset', '')} ({d.get('split', '')} split)")
-    seeds = ex.seeds(sweep)
+    seeds = ex.seeds_of(sweep)
     parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
     if ex.meta and not ex.finished():  # no sidecar: unknown, so not claimed
         parts.append(f"partial: up to epoch {ex.last_epoch(sweep)}")
@@ -342,12 +213,11 @@ def _steps_per_epoch(ex: Export, sweep: str) -> float:
 # ---------------------------------------------------------------------------------------------- figures
 def info_plane(ex: Export, sweep: str = ""):
     """I(X;T) (x) vs I(T;Y) (y) per layer, coloured by epoch; one panel per estimator holding both."""
-    ests = [e for e in ex.estimators(sweep, Q.MI_XT) if e in ex.estimators(sweep, Q.MI_TY)]
+    ests = [e for e in ex.estimators_of(sweep, Q.MI_XT) if e in ex.estimators_of(sweep, Q.MI_TY)]
     if not ests:
         return None
     matplotlib, _ = _mpl()
     from matplotlib.cm import ScalarMappable
-    from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm, Normalize
 
     info = ex.run_info(sweep)
@@ -361,29 +231,7 @@ def info_plane(ex: Export, sweep: str = ""):
     one = len(ests) == 1
     fig, axes, _ = _new_figure(len(ests), 3, 4.6 if one else 3.7, 3.8 if one else 3.3, extra_w=0.8)
     for ax, est in zip(axes, ests):
-        xmax = ymax = 0.0
-        layers = [lay for lay in ex.layers(sweep, Q.MI_XT, est) if lay in ex.layers(sweep, Q.MI_TY, est)]
-        for layer in layers:
-            mx, sx = ex.curves(sweep, Q.MI_XT, est, layer)
-            my, sy = ex.curves(sweep, Q.MI_TY, est, layer)
-            pairs = [(f"seed {s}", sx[s], sy[s], SEED_LW, _seed_alpha(len(sx))) for s in sx if s in sy]
-            if mx is not None and my is not None:
-                pairs.append((f"layer {layer}", mx, my, MEAN_LW + 0.4, 1.0))
-            for label, cx, cy, lw, alpha in pairs:
-                ep, x, y = _joined(cx, cy)
-                if len(x) < 1:
-                    continue
-                pts = np.column_stack([x, y])
-                segs = np.stack([pts[:-1], pts[1:]], axis=1) if len(pts) > 1 else np.empty((0, 2, 2))
-                lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=lw, alpha=alpha,
-                                    label=label if alpha == 1.0 else f"_{label} layer {layer}",
-                                    gid="mean" if alpha == 1.0 else "seed", capstyle="round")
-                lc.set_array(np.maximum(ep[1:], 1) if log_epochs else ep[1:])
-                ax.add_collection(lc)
-                xmax, ymax = max(xmax, float(np.max(x))), max(ymax, float(np.max(y)))
-                if alpha == 1.0:  # the layer's name at its last point
-                    ax.annotate(layer, (x[-1], y[-1]), xytext=(3, 2), textcoords="offset points", fontsize=7,
-                                color="0.25")
+        xmax, ymax = plane_panel(ax, ex, sweep, est, norm, cmap, log_epochs)
         if math.isfinite(ceiling):
             ax.axvline(ceiling, color="0.45", ls="--", lw=0.9, zorder=0)
             ax.text(ceiling, 0.02, f" log₂N = {ceiling:.3g}", rotation=90, va="bottom", ha="right",
@@ -402,6 +250,38 @@ def info_plane(ex: Export, sweep: str = ""):
     _title(fig, ex, sweep, "information plane per layer\nbold: mean over seeds, faint: each seed; "
                            "numbers: layer")
     return fig
+
+
+def plane_panel(ax, ex: Export, sweep: str, est: str, norm, cmap, log_epochs: bool, seeds: bool = True,
+                label_layers: bool = True) -> tuple[float, float]:
+    """One estimator's information plane on `ax`: a line per layer coloured by epoch (bold mean, faint seeds),
+    the layer's name at its last point; returns the largest x and y drawn."""
+    from matplotlib.collections import LineCollection
+
+    xmax = ymax = 0.0
+    layers = [lay for lay in ex.layers_of(sweep, Q.MI_XT, est) if lay in ex.layers_of(sweep, Q.MI_TY, est)]
+    for layer in layers:
+        mx, sx = ex.curves(sweep, Q.MI_XT, est, layer)
+        my, sy = ex.curves(sweep, Q.MI_TY, est, layer)
+        pairs = [(f"seed {s}", sx[s], sy[s], SEED_LW, _seed_alpha(len(sx))) for s in sx if s in sy and seeds]
+        if mx is not None and my is not None:
+            pairs.append((f"layer {layer}", mx, my, MEAN_LW + 0.4, 1.0))
+        for label, cx, cy, lw, alpha in pairs:
+            ep, x, y = _joined(cx, cy)
+            if len(x) < 1:
+                continue
+            pts = np.column_stack([x, y])
+            segs = np.stack([pts[:-1], pts[1:]], axis=1) if len(pts) > 1 else np.empty((0, 2, 2))
+            lc = LineCollection(segs, cmap=cmap, norm=norm, linewidths=lw, alpha=alpha,
+                                label=label if alpha == 1.0 else f"_{label} layer {layer}",
+                                gid="mean" if alpha == 1.0 else "seed", capstyle="round")
+            lc.set_array(np.maximum(ep[1:], 1) if log_epochs else ep[1:])
+            ax.add_collection(lc)
+            xmax, ymax = max(xmax, float(np.max(x))), max(ymax, float(np.max(y)))
+            if alpha == 1.0 and label_layers:  # the layer's name at its last point
+                ax.annotate(layer, (x[-1], y[-1]), xytext=(3, 2), textcoords="offset points", fontsize=7,
+                            color="0.25")
+    return xmax, ymax
 
 
 def _joined(cx: Curve, cy: Curve):
@@ -426,7 +306,7 @@ def dynamics(ex: Export, sweep: str = "", axis: str = "epoch"):
     panels = [(q, label) for q, label in DYNAMICS if ex.has(sweep, q)]
     if not panels:
         return None
-    layers = sorted({lay for q, _ in panels for lay in ex.layers(sweep, q)}, key=_layer_key)
+    layers = sorted({lay for q, _ in panels for lay in ex.layers_of(sweep, q)}, key=_layer_key)
     colors = dict(zip(layers, _layer_colors(len(layers))))
     spe = _steps_per_epoch(ex, sweep) if axis == "step" else 1.0
     trans = {lay: _transition(ex, sweep, lay) * spe for lay in layers}
@@ -465,7 +345,7 @@ def dynamics(ex: Export, sweep: str = "", axis: str = "epoch"):
 
 def gaussian_bound(ex: Export, sweep: str = "", axis: str = "epoch"):
     """The Gaussian bound on I(T_j−1;T_j) per layer pair against epochs (log x)."""
-    pairs = ex.layers(sweep, GAUSSIAN_BOUND)
+    pairs = ex.layers_of(sweep, GAUSSIAN_BOUND)
     if not any(np.isfinite(c.value).any() for p in pairs
                for c in [*ex.curves(sweep, GAUSSIAN_BOUND, "", p)[1].values()]):
         return None
@@ -526,7 +406,7 @@ def clustering(ex: Export, sweep: str = "", axis: str = "epoch"):
     panels = [p for p in CLUSTERING if ex.has(sweep, p[0])]
     if not panels:
         return None
-    layers = sorted({lay for q, *_ in panels for lay in ex.layers(sweep, q)}, key=_layer_key)
+    layers = sorted({lay for q, *_ in panels for lay in ex.layers_of(sweep, q)}, key=_layer_key)
     colors = dict(zip(layers, _layer_colors(len(layers))))
     fig, axes, spare = _new_figure(len(panels), 4, 3.0, 2.5)
     for ax, (q, title, unit) in zip(axes, panels):
@@ -570,10 +450,10 @@ def sweep_report(ex: Export) -> SweepReport:
     for sweep in ex.sweeps:
         info = ex.run_info(sweep)
         layers = tuple(info.get("layers") or ()) or tuple(
-            sorted({lay for q in (Q.MI_XT, TRANSITION, "snr") for lay in ex.layers(sweep, q, "")}
-                   | {lay for est in ex.estimators(sweep, Q.MI_XT) for lay in ex.layers(sweep, Q.MI_XT, est)},
+            sorted({lay for q in (Q.MI_XT, TRANSITION, "snr") for lay in ex.layers_of(sweep, q, "")}
+                   | {lay for est in ex.estimators_of(sweep, Q.MI_XT) for lay in ex.layers_of(sweep, Q.MI_XT, est)},
                    key=_layer_key))
-        report.start(RunInfo(run=ex.run_name, scenario_path="", device="", seeds=tuple(ex.seeds(sweep)),
+        report.start(RunInfo(run=ex.run_name, scenario_path="", device="", seeds=tuple(ex.seeds_of(sweep)),
                              epochs=0, layers=layers, layer_widths=(), n_points=0, mi_points="",
                              estimators=(), estimator_settings={}, noise_levels=(), sweep=sweep))
     recs = []

@@ -2,16 +2,15 @@
 
 `CsvReplay` looks like the engine to the app (`info`, `run(sink, controls) -> bool`), so a recorded
 run fills the same panes as a live one. It reads only complete lines (the CSV sink writes one
-snapshot per `write` and flushes, sinks/csv.py), maps columns by the header's names (so older files
-without a `sweep` column read too), emits them to the sinks, and keeps polling the file
-until the sidecar `run.meta.json` says the run ended, or `controls.stop` is set. `controls.paused`
-pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
+snapshot per `write` and flushes, sinks/csv.py), parses them with the export reader's `column_index` and
+`parse_row` (sinks/runs.py: one parser for the replay, the figures and `ibtui.load`), emits them to the
+sinks, and keeps polling the file until the sidecar `run.meta.json` says the run ended, or `controls.stop` is
+set. `controls.paused` pauses the following. The run's description comes from the sidecar (`run_info`) when present, else
 it is inferred from the records (layers, estimators and seeds seen; no N, so no log2 N ceiling).
 """
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import socket
@@ -22,19 +21,9 @@ from pathlib import Path
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
+from ibtui.sinks.runs import column_index, load_runs, parse_row, read_meta  # the one export reader
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
-
-
-def sidecar(path: Path) -> Path:
-    return path.with_name(path.stem + ".meta.json")
-
-
-def read_meta(path: Path) -> dict | None:
-    try:
-        return json.loads(sidecar(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # absent, or caught mid-replace: try again later
 
 
 def info_from_meta(meta: dict | None) -> RunInfo | None:
@@ -46,28 +35,6 @@ def info_from_meta(meta: dict | None) -> RunInfo | None:
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
         return RunInfo(**kw)
     except TypeError:
-        return None
-
-
-def column_index(header: list[str]) -> dict[str, int] | None:
-    """Column positions from a header row (any order; `step` and `sweep` optional), None if not a header."""
-    idx = {name: i for i, name in enumerate(header)}
-    required = ("run", "seed", "epoch", "layer", "quantity", "estimator", "value")
-    return idx if all(k in idx for k in required) else None
-
-
-def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
-    """One CSV row as a Record; None for a malformed row (skipped, never fatal)."""
-    if len(row) < len(idx):
-        return None
-    try:
-        seed = row[idx["seed"]]
-        s: int | str = int(seed) if seed.lstrip("-").isdigit() else seed
-        step = row[idx["step"]] if "step" in idx else ""
-        return Record(row[idx["run"]], s, int(row[idx["epoch"]]), int(step or 0), row[idx["layer"]],
-                      row[idx["quantity"]], row[idx["estimator"]], float(row[idx["value"]]),
-                      row[idx["sweep"]] if "sweep" in idx else "")
-    except ValueError:
         return None
 
 
@@ -267,3 +234,41 @@ class CsvReplay:
             self.check_stalled()
             controls.stop.wait(self.poll_s)
         return False
+
+
+class CompareReplay:
+    """Several finished (or partial) exports for the app's comparison view (`ibtui view a.csv b.csv …`).
+
+    Each run is read once with the export reader and fed to the sink as one point of a sweep labelled by the
+    run's name (`run_labels`), so the state keeps every run's series apart; the panes draw them together. A sweep
+    export is compared at its first sweep value. Looks like the engine to the app, like CsvReplay."""
+
+    def __init__(self, paths: list[str | Path]):
+        self.paths = [Path(p) for p in paths]
+        self.runs, self.run_labels = load_runs(self.paths)
+        self.info: RunInfo | None = None
+        self.epoch = 0
+        self.stalled = ""
+        self.rows = 0
+
+    def run(self, sink: Sink, controls: Controls | None = None) -> bool:
+        from dataclasses import replace
+
+        controls = controls or Controls()
+        for run, label in zip(self.runs, self.run_labels):
+            if controls.stop.is_set():
+                return False
+            sweep = run.sweeps[0] if run.sweeps else ""
+            records = run.records(sweep, as_sweep=label)
+            info = info_from_meta(run.meta) or infer_info(records, run.path, run.meta)
+            point = next((p for p in run.meta.get("sweep_points") or [] if isinstance(p, dict)
+                          and p.get("sweep") == sweep), None)
+            if point is not None:  # a sweep's own point description (its layers, settings)
+                info = info_from_meta({"run_info": point}) or info
+            info = replace(info, run=label, sweep=label, sweep_points=())
+            self.info = self.info or info
+            sink.start(info)
+            sink.emit(records)
+            self.rows += len(records)
+            self.epoch = max(self.epoch, max((r.epoch for r in records), default=0))
+        return True

@@ -172,6 +172,9 @@ class SweepReport(Sink):
             elif q == Q.MI_XT and r.seed == "mean":
                 self._point(r.sweep).mi[r.estimator][r.layer][r.epoch] = r.value
 
+    def replay(self, records: list[Record]) -> None:
+        self.emit(records)  # a resumed sweep's fit covers the points and rows before the checkpoint too
+
     def close(self, finished: bool) -> None:
         self.finished = finished
 

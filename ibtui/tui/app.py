@@ -63,6 +63,8 @@ class IbtuiApp(App):
         Binding("q", "quit", "quit", tooltip="stop the engine, flush the export, exit (a second q forces)"),
         Binding("space", "pause", "pause", key_display="␣", tooltip="pause / resume training (or following a CSV)"),
         Binding("n", "noise", "noise", tooltip="cycle the noise level β (applied at the next epoch, marked *)"),
+        Binding("r", "bright", "run", tooltip="comparing runs (ibtui view a.csv b.csv): draw the next run bright, "
+                                              "in layer digits on top; the others dim"),
         Binding("e", "estimator", "est", tooltip="cycle the MI estimator shown (all are computed)"),
         Binding("l", "layers", "layer", tooltip="all layers, then one at a time"),
         Binding("s", "seeds", "seeds", tooltip="mean over seeds / each seed's trajectory, faint"),
@@ -96,6 +98,9 @@ class IbtuiApp(App):
         self.state = TuiState()
         self.vs = ViewState()
         self.source_label = source_label  # "view run.csv" in replay mode
+        self.runs: tuple[str, ...] = tuple(getattr(source, "run_labels", ()) or ())  # comparing runs: their names
+        if self.runs:
+            self.vs = ViewState(sweep=self.runs[0])  # the first run bright
         self.view: StateView = self.state.view()
         self.engine_worker = None
         self.stopping = False
@@ -195,7 +200,7 @@ class IbtuiApp(App):
             requested = info.noise_levels[idx % len(info.noise_levels)]
         return RunFlags(paused=self.controls.paused.is_set(), stopping=self.stopping,
                         noise_requested=requested, source=self.source_label,
-                        stalled=getattr(self.source, "stalled", ""))
+                        stalled=getattr(self.source, "stalled", ""), runs=self.runs)
 
     def poll(self, force: bool = False) -> None:
         """Timer callback: redraw what changed since the last call (nothing when nothing did)."""
@@ -207,7 +212,11 @@ class IbtuiApp(App):
             return
         self._seen = seen
         had_info = self.view.info is not None
-        self.view = view = self.state.view(self.vs.sweep)
+        view = self.state.view(self.vs.sweep)
+        if self.runs:  # comparing runs: every run's view, the bright one's as the main view
+            view = replace(view, runs=tuple((label, self.state.view(label)) for label in self.runs),
+                           data_version=self.state.data_version)
+        self.view = view
         if not had_info and view.info is not None:
             self.refresh_bindings()  # v appears once the run says it is a sweep
         for message in view.warnings[self._warnings_shown:]:
@@ -261,6 +270,10 @@ class IbtuiApp(App):
     # ------------------------------------------------------------------ keys
     def check_action(self, action: str, parameters) -> bool | None:
         """Hide keys that do nothing here from the footer: v outside sweeps, tab/pages when all panes show."""
+        if self.runs and action in ("sweep", "noise", "pause"):
+            return False  # comparing finished runs: nothing to follow, no noise, no sweep (r picks the run)
+        if action == "bright":
+            return bool(self.runs)
         if action == "sweep":
             info = self.view.info
             return bool(info is not None and info.sweep_points) or len(self.state.sweeps()) > 1
@@ -337,6 +350,16 @@ class IbtuiApp(App):
         live = self.state.view().live_sweep
         self.say(f"sweep value {nxt}" + (" (running)" if nxt == live else " (done)" if live != nxt else ""), 4)
 
+    def action_bright(self) -> None:
+        """Comparing runs: the next run is drawn bright (layer digits, on top), the others dim."""
+        if not self.runs:
+            self.say("one run: compare runs with ibtui view a.csv b.csv")
+            return
+        cur = self.vs.sweep if self.vs.sweep in self.runs else self.runs[0]
+        nxt = self.runs[(self.runs.index(cur) + 1) % len(self.runs)]
+        self.set_view(sweep=nxt)
+        self.say(f"bright: {nxt} ({self.runs.index(nxt) + 1}/{len(self.runs)})", 3)
+
     def action_page(self, page: int) -> None:
         self.set_view(page=int(page))
 
@@ -396,11 +419,14 @@ def run_app(engine=None, sinks: list = (), fps: float = 3.0, mouse: bool = True,
     return _run(IbtuiApp(engine, sinks, fps=fps, factory=factory), mouse)
 
 
-def view_app(csv_path, fps: float = 3.0, mouse: bool = True) -> int:
-    """Open an exported run (finished or still being written) in the same panes, without training."""
-    from ibtui.sinks.replay import CsvReplay
+def view_app(csv_paths, fps: float = 3.0, mouse: bool = True) -> int:
+    """Open an exported run (finished or still being written) in the same panes, without training; several
+    exports (a list of 2-8 paths) share the panes, compared (`r` picks the bright run)."""
+    from ibtui.sinks.replay import CompareReplay, CsvReplay
 
-    path = Path(csv_path)
-    return _run(IbtuiApp(CsvReplay(path), (), fps=fps, source_label=f"view {path.name}"), mouse)
+    paths = [Path(p) for p in csv_paths] if isinstance(csv_paths, (list, tuple)) else [Path(csv_paths)]
+    if len(paths) > 1:
+        return _run(IbtuiApp(CompareReplay(paths), (), fps=fps, source_label=f"view {len(paths)} runs"), mouse)
+    return _run(IbtuiApp(CsvReplay(paths[0]), (), fps=fps, source_label=f"view {paths[0].name}"), mouse)
 
 

@@ -83,6 +83,7 @@ class StateView:
     progress: Progress | None = None  # the latest progress report (of the live point)
     stage: str = ""  # what the engine is doing before its first snapshot ("loading torch…"); "" after
     eta_s: float = math.nan  # seconds left (records.EtaEstimator), nan when unknown
+    runs: tuple = ()  # comparing runs (`ibtui view a.csv b.csv`): ((label, StateView), …); this view is the bright one
 
     # ------------------------------------------------------------------ lookups used by the panes
     def get(self, quantity: str, estimator: str = "", layer: str = "", seed: int | str = "mean") -> Series:
@@ -98,7 +99,10 @@ class StateView:
         return sorted({k[1] for k in self.keys_of(quantity)})
 
     def layers(self) -> list[str]:
-        """Layer labels: from the run info, else the single layers seen in MI records, in numeric order."""
+        """Layer labels: from the run info, else the single layers seen in MI records, in numeric order (comparing
+        runs: every run's)."""
+        if self.runs:
+            return sorted({lay for _, v in self.runs for lay in v.layers()}, key=_layer_sort_key)
         if self.info is not None and self.info.layers:
             return list(self.info.layers)
         seen = {k[2] for q in (MI_XT, MI_TY) for k in self.keys_of(q)}
@@ -110,7 +114,10 @@ class StateView:
         return sorted({k[3] for keys in self.index.values() for k in keys if isinstance(k[3], int)})
 
     def estimators(self) -> list[str]:
-        """MI estimators the user can cycle through: the run info's, else those seen in MI records."""
+        """MI estimators the user can cycle through: the run info's, else those seen in MI records (comparing runs:
+        every run's, in order)."""
+        if self.runs:
+            return list(dict.fromkeys(e for _, v in self.runs for e in v.estimators()))
         if self.info is not None and self.info.estimators:
             return list(self.info.estimators)
         return sorted({k[1] for q in (MI_XT, MI_TY) for k in self.keys_of(q) if k[1]})
@@ -201,6 +208,9 @@ class TuiState(Sink):
         with self._lock:
             self._stage = text
             self.version += 1
+
+    def replay(self, records: list[Record]) -> None:
+        self.emit(records)  # a resumed run's plane starts with what the export already holds
 
     def emit(self, records: list[Record]) -> None:
         with self._lock:
@@ -340,4 +350,5 @@ class ViewState:
     per_seed: bool = False  # False: mean over seeds; True: mean plus every seed
     page: int = 1  # compact layout: 1 plane, 2 dynamics, 3 clusters + bound, 4 loss
     dynamics: str = DYNAMICS_QUANTITIES[0]
-    sweep: str | None = None  # the sweep point shown (v cycles); None = the one running
+    sweep: str | None = None  # the sweep point shown (v cycles); None = the one running; comparing runs: the bright
+    # run (r cycles)

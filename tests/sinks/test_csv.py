@@ -10,7 +10,8 @@ import pytest
 
 from conftest import REPO, cli
 from ibtui.records import FIELDS, Record
-from ibtui.sinks.csv import CsvSink, read_records, sidecar_path
+from ibtui.sinks.csv import CsvSink, sidecar_path
+from ibtui.sinks.runs import read_records
 
 
 def test_round_trip(tmp_path):

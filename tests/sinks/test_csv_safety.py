@@ -7,7 +7,8 @@ import pytest
 from ibtui.errors import ExportError
 from ibtui.records import Progress, Record
 from ibtui.sinks import csv as csv_sink
-from ibtui.sinks.csv import CsvSink, check_targets, read_records, sidecar_path
+from ibtui.sinks.csv import CsvSink, check_targets, sidecar_path
+from ibtui.sinks.runs import read_records
 
 REC = [Record("t", 0, 0, 0, "1", "I(X;T)", "bin30", 1.5)]
 

@@ -79,7 +79,7 @@ def test_information_plane_one_panel_per_estimator(ex):
     panels = [ax for ax in fig.axes if ax.get_xlabel()]
     assert [ax.get_title().split("\n")[0] for ax in panels] == ["bin30", "kde_upper", "kde_lower"]
     assert len(fig.axes) == 4 and fig.axes[-1].get_ylabel() == "epoch"  # three panels and the colour bar
-    layers = ex.layers("", "I(X;T)", "bin30")
+    layers = ex.layers_of("", "I(X;T)", "bin30")
     assert len(layers) == 6
     for ax in panels:
         assert ax.get_xlabel() == "I(X;T) (bits)" and ax.get_ylabel() == "I(T;Y) (bits)"
@@ -100,7 +100,7 @@ def test_dynamics_log_log_with_transitions(ex):
     assert [ax.get_title() for ax in panels] == ["gradient mean", "gradient std", "gradient SNR", "weight norm",
                                                    "weight change"]
     assert len(fig.axes) == 6  # the sixth holds the legend
-    declared = [lay for lay in ex.layers("", "snr") if math.isfinite(F._transition(ex, "", lay))]
+    declared = [lay for lay in ex.layers_of("", "snr") if math.isfinite(F._transition(ex, "", lay))]
     assert declared, "no transition detected in the fixture run: lengthen it"
     for ax in panels:
         assert ax.get_xscale() == "log" and ax.get_yscale() == "log" and ax.get_xlabel() == "epochs"

@@ -14,7 +14,8 @@ from tui_helpers import RecordingSink, same_records, screen_text, wait_for
 from ibtui import quantities as Q
 from ibtui.quantities import MI_XT
 from ibtui.records import Progress
-from ibtui.sinks.csv import CsvSink, read_records
+from ibtui.sinks.csv import CsvSink
+from ibtui.sinks.runs import read_records
 from ibtui.tui.app import IbtuiApp
 from fake_engine import CLUSTERING, FakeEngine
 from ibtui.tui.help import HelpScreen

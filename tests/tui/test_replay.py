@@ -13,7 +13,8 @@ from tui_helpers import RecordingSink, same_records, wait_for
 
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Record
-from ibtui.sinks.csv import CsvSink, read_records, sidecar_path
+from ibtui.sinks.csv import CsvSink, sidecar_path
+from ibtui.sinks.runs import read_records
 from ibtui.tui.app import IbtuiApp
 from fake_engine import FakeEngine
 from ibtui.sinks.replay import CsvReplay, info_from_meta

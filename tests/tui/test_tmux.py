@@ -124,3 +124,33 @@ def test_real_ibtui_command_in_tmux():
         assert "szt_tanh" in status_lines(first)[0] and info_estimators
     finally:
         t.close()
+
+
+def test_runs_compared_in_tmux(tmp_path):
+    """`ibtui view a.csv b.csv` at 80×24: both runs on the plane, named in the subtitle, the bright one in
+    [brackets] and digits; `r` switches it; `e` shows the estimator one run lacks; `?` lists `r`; `q` exits 0."""
+    from helpers import two_runs
+
+    a, b = two_runs(tmp_path)  # tanh: 6 layers, 3 estimators; relu: 3 layers, bin30 only
+    t = Tmux(f"{shlex.quote(sys.executable)} -m ibtui view {shlex.quote(str(a))} {shlex.quote(str(b))}")
+    try:
+        first = t.wait(lambda s: plane_filled(s) and "[tanh] relu" in s, timeout=40, what="both runs on the plane")
+        out = os.environ.get("IBTUI_TMUX_CAPTURE")
+        if out:
+            Path(out).write_text(first)
+        top, second = status_lines(first)
+        assert "view 2 runs" in top and "tanh" in top and "bright 1/2" in top and "FINISHED" in second
+        assert " r run " in first.splitlines()[-1] + " "  # the footer names the key
+        t.keys("r")
+        t.wait(lambda s: "tanh [relu]" in s and "bright 2/2" in status_lines(s)[0], what="relu bright")
+        t.keys("e")
+        t.wait(lambda s: "estimator kde_upper" in status_lines(s)[1] and "no kde_upper in relu" in s,
+               what="the estimator relu lacks")
+        t.keys("?")
+        t.wait(lambda s: "ibtui help" in s and "run: comparing runs" in s, what="help lists r")
+        t.keys("Escape")
+        t.wait(lambda s: "ibtui help" not in s, what="help closes")
+        t.keys("q")
+        assert "IBTUI_EXIT=0" in t.wait(lambda s: "IBTUI_EXIT=" in s, timeout=30, what="exit")
+    finally:
+        t.close()

@@ -14,6 +14,7 @@ class Probe:
     notes: tuple[str, ...] = ()
     watches_steps = False
     graph_safe = False  # True if after_step is pure device work that may be captured in a CUDA graph
+    _state_attrs: tuple[str, ...] = ()  # attributes a checkpoint keeps (what the probe accumulates over the run)
 
     def watches_epoch(self, epoch: int) -> bool:
         """Whether after_step must see the steps of this epoch (only asked when watches_steps)."""

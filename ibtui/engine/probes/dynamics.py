@@ -76,6 +76,7 @@ class DynamicsProbe(Probe):
     """Gradient SNR, weight norms, transition, phase and bounds per layer and seed (see the module doc)."""
 
     watches_steps = True
+    _state_attrs = ("w0", "_window", "moments", "detector", "bound")  # what a checkpoint keeps
 
     def __init__(self, ctx: RunContext):
         st = ctx.sc.measure.dynamics

@@ -43,6 +43,24 @@ def ramp_legend(total: int | None) -> str:
     return f"epoch 0 {swatches} {total if total else '…'}"
 
 
+# Comparing runs: each run's colour, (bright, dim) xterm-256 pairs: the bright run in the first, the others in the
+# second. The bright run is also drawn with layer digits, the others with braille dots (the cue without colour).
+RUN_COLORS = ((39, 25), (208, 130), (41, 28), (199, 126), (226, 136), (51, 30), (196, 88), (255, 244))
+
+
+def run_color(i: int, bright: bool) -> int:
+    return RUN_COLORS[i % len(RUN_COLORS)][0 if bright else 1]
+
+
+def run_legend(view: StateView, shown: str | None) -> str:
+    """Textual markup: each compared run's name in its colour, the bright one in [brackets] (r: next)."""
+    names = []
+    for i, (label, _) in enumerate(view.runs):
+        hexc = Color.from_ansi(run_color(i, label == shown)).get_truecolor().hex
+        names.append(f"[{hexc}]{escape(f'[{label}]' if label == shown else label)}[/]")
+    return " ".join(names)
+
+
 def layer_marker(layer: str) -> str:
     """One character that names the layer on the plot: its number (0-9), then letters a, b, … for 10+."""
     try:

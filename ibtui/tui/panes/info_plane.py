@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 
+from textual.markup import escape
+
 from ibtui.quantities import MI_TY, MI_XT, QUANTITIES
-from ibtui.tui.panes.base import (SEED_COLOR, PlotPane, epoch_color, join, layer_marker, ramp_legend, seed_mode,
-                                  shown_estimator, shown_layers, thin)
+from ibtui.tui.panes.base import (SEED_COLOR, PlotPane, epoch_color, join, layer_marker, ramp_legend, run_color,
+                                  run_legend, seed_mode, shown_estimator, shown_layers, thin)
 from ibtui.tui.state import StateView, ViewState
 
 MEAN_POINTS = 200  # per layer: more than a plot has columns
@@ -35,9 +37,14 @@ class InfoPlanePane(PlotPane):
             "number; colour = epoch (log scale, blue early → yellow late). Default: mean over seeds; s adds "
             "each seed's trajectory, faint. The vertical line is the ceiling log2 N of I(X;T) "
             "(N = points MI is measured on). * marks where the engine applied a new noise level (n). "
-            "l shows one layer at a time.")
+            "l shows one layer at a time. Comparing runs (ibtui view a.csv b.csv): colour = run (named in the "
+            "subtitle); the bright run, in [brackets], is drawn with layer digits on top, the others with dots; "
+            "r makes the next run bright.")
 
     def redraw(self, view: StateView, vs: ViewState) -> None:
+        if view.runs:
+            self.redraw_runs(view, vs)
+            return
         est = shown_estimator(view, vs)
         layers = shown_layers(view, vs)
         info = view.info
@@ -103,4 +110,52 @@ class InfoPlanePane(PlotPane):
                         "digits = layer" + (f" ({'; '.join(hidden)})" if hidden else "")
                         + f" · {ramp_legend(total)}" + (" · * noise change" if len(view.noise_events) > 1 else "")
                         + (" · | log2 N" if ceiling is not None else ""))
+        self.mark_drawn(view, vs)
+
+    def redraw_runs(self, view: StateView, vs: ViewState) -> None:
+        """Comparing runs: every run's layers on one plane, coloured by run; the bright run on top, in digits."""
+        est = shown_estimator(view, vs)
+        bright = view.sweep
+        planes = []  # (index, label, {layer: points}); the bright run last, so it is drawn on top
+        missing = []
+        for i, (label, v) in enumerate(view.runs):
+            layers = [vs.layer] if vs.layer in v.layers() else ([] if vs.layer is not None else v.layers())
+            plane = {lay: thin(join(v.get(MI_XT, est or "", lay), v.get(MI_TY, est or "", lay)), MEAN_POINTS)
+                     for lay in layers}
+            if not any(plane.values()):
+                missing.append(label)
+            planes.append((i, label, plane))
+        planes.sort(key=lambda p: p[1] == bright)
+        title = ["information plane", estimator_title(view, est), f"{len(view.runs)} runs, mean over seeds"]
+        legend = run_legend(view, bright) + (f" · no {est} in {escape(', '.join(missing))}" if missing else "")
+        legend += escape(" · digits = layer of the [bright] run · r: next")
+        if len(missing) == len(view.runs):
+            self.set_titles(title, legend)
+            self.show_message(f"no run has {est} records" if view.snapshots else view.pending_measure(False))
+            self.mark_drawn(view, vs)
+            return
+        self.show_message(None)
+        plot = self.plots()[0]
+        plt = self.begin(plot)
+        pts_all = [p for _, _, plane in planes for pts in plane.values() for p in pts]
+        ceilings = [math.log2(v.info.n_points) for _, v in view.runs if v.info is not None and v.info.n_points > 1]
+        xmax = max([p[1] for p in pts_all] + ceilings + [0.0]) * 1.04 + 1e-9
+        ymax = max([p[2] for p in pts_all] + [1.0]) * 1.05
+        for c in sorted(set(ceilings)):
+            plt.vline(c, "gray")
+        for i, label, plane in planes:
+            on_top = label == bright
+            for layer in reversed(list(plane)):
+                pts = plane[layer]
+                if pts and on_top:
+                    plt.scatter([p[1] for p in pts], [p[2] for p in pts], color=run_color(i, True),
+                                marker=layer_marker(layer))
+                elif pts:
+                    plt.plot([p[1] for p in pts], [p[2] for p in pts], color=run_color(i, False), marker="braille")
+        plt.xlim(0, xmax)
+        plt.ylim(0, ymax)
+        plt.xlabel(f"{QUANTITIES[MI_XT].axis} →")
+        plt.title(f"↑ {QUANTITIES[MI_TY].axis}")
+        plot.refresh()
+        self.set_titles(title, legend + (" · | log2 N" if ceilings else ""))
         self.mark_drawn(view, vs)

@@ -26,6 +26,7 @@ class RunFlags:
     noise_requested: float | None = None  # β asked for with `n` and not applied yet
     source: str = ""  # "view run.csv" in replay mode, "" live
     stalled: str = ""  # replay: "not growing since HH:MM: the run may have been killed" (CsvReplay.stalled)
+    runs: tuple[str, ...] = ()  # comparing runs: their names (the view's sweep is the bright one)
 
 
 def run_state(view: StateView, flags: RunFlags) -> str:
@@ -68,7 +69,10 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
             eta = duration(view.eta_s) if math.isfinite(view.eta_s) else "…"
         speed = [f"ETA {eta}" if view.finished is None else "", rate_text(p) if p is not None else ""]
     sweep = ""
-    if view.sweep:
+    if flags.runs:
+        k = flags.runs.index(view.sweep) + 1 if view.sweep in flags.runs else "?"
+        sweep = f"bright {k}/{len(flags.runs)}"
+    elif view.sweep:
         pts = (info.sweep_points if info is not None and info.sweep_points else view.sweeps) or (view.sweep,)
         k = pts.index(view.sweep) + 1 if view.sweep in pts else "?"
         sweep = f"sweep {view.sweep.rsplit('.', 1)[-1]} {k}/{len(pts)}{'' if live else ' (done)'}"
