@@ -65,7 +65,7 @@ def prepare(scenario: str | Path, set_: list[str] = (), device: str | None = Non
         sc = with_changes(sc, {"data.dir": str(data_dir)}, origin="--data-dir")
     check_numbers(threads, fps)
     if export is not None:
-        check_targets(Path(export), overwrite, rank)
+        check_targets(Path(export), overwrite, rank, inputs=tuple(p for p in (Path(scenario),) if p.is_file()))
     return sc
 
 

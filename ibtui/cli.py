@@ -27,7 +27,12 @@ COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios"}
 
 
 def fail(message: str) -> None:
-    typer.echo(f"ibtui: {message}", err=True)
+    from ibtui.files import printable  # a name or key holding terminal escapes is shown, never obeyed
+
+    try:
+        typer.echo("ibtui: " + "\n".join(printable(line) for line in str(message).split("\n")), err=True)
+    except OSError:  # stderr closed or full: the exit code still says it
+        pass
     raise typer.Exit(code=2)
 
 
@@ -332,9 +337,26 @@ def show(
         sc = load_scenario(scenario, set_)
     except IbtuiError as exc:
         fail(str(exc))
-    for note in scenario_warnings(sc):
-        typer.echo(f"ibtui: warning: {note}", err=True)
-    typer.echo(to_toml(sc), nl=False)
+    try:
+        for note in scenario_warnings(sc):
+            typer.echo(f"ibtui: warning: {note}", err=True)
+        typer.echo(to_toml(sc), nl=False)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ibtui show x | head`: the reader has what it wanted
+        _quiet_stdout()
+    except OSError as exc:  # > /dev/full
+        _quiet_stdout()
+        fail(f"cannot write the scenario to standard output ({exc.strerror or exc}); redirect it elsewhere.")
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not raise again on a closed or full stream."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @app.command()
@@ -351,9 +373,6 @@ def view(
         fail(f"{len(csv_paths)} exports given; compare at most {MAX_RUNS} at once.")
     if len({p.resolve() for p in csv_paths}) < len(csv_paths):
         fail("the same export is given twice; compare different runs.")
-    for csv_path in csv_paths:
-        if not csv_path.is_file():
-            fail(f"{csv_path}: no such file; give the CSV written by `ibtui SCENARIO --export FILE`.")
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
         check_numbers(0, fps)
         for csv_path in csv_paths:
@@ -421,4 +440,9 @@ def command_args(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `ibtui` and `python -m ibtui`."""
+    for stream in (sys.stdout, sys.stderr):  # a latin-1 or ASCII terminal gets escapes, not UnicodeEncodeError
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")

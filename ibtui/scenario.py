@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import math
 import tomllib
 import types
@@ -682,8 +683,18 @@ def bundled_scenarios() -> dict[str, Path]:
 
 def find_scenario(spec: str | Path) -> Path:
     """A scenario file: `spec` as a path if it is a file, else the bundled scenario of that name."""
+    from ibtui.files import check_input
+
     p = Path(spec)
-    if p.is_file():
+    try:
+        os.stat(p)
+        there = True
+    except FileNotFoundError:
+        there = False
+    except (OSError, ValueError):  # permission denied, a name too long, NUL: check_input says which
+        there = True
+    if there:
+        check_input(p, "scenario", ScenarioError)  # a folder, FIFO, device, long name or denied folder: a sentence
         return p
     bundled = bundled_scenarios()
     name = p.name[:-5] if p.name.endswith(".toml") else p.name

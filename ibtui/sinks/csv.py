@@ -13,13 +13,13 @@ import os
 import platform
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ibtui.files import WriterLock, atomic_write, create_temp, process_start, write_all
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 
 
@@ -55,19 +55,8 @@ HEARTBEAT_S = 60.0  # while training, the sidecar's `alive` time is refreshed th
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write `path` atomically: a temporary file in the same folder, then a rename (no stray file on failure)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def staging_path(path: Path) -> Path:
-    """Where `--overwrite` writes a new file until its first snapshot (same folder, so the rename is atomic)."""
-    return path.with_name(f".{path.name}.ibtui-new")
+    """Write `path` atomically (files.atomic_write: an exclusive temporary file in the same folder, then a rename)."""
+    atomic_write(path, text)
 
 
 class CsvSink(Sink):
@@ -86,11 +75,18 @@ class CsvSink(Sink):
         self.overwrite = overwrite
         self.replaced = not overwrite  # True once the files at path and meta_path are this run's
         self.last_epoch: int | None = None  # epoch of the last snapshot written
-        self._csv_out = staging_path(self.path) if overwrite else self.path
-        self._meta_out = staging_path(self.meta_path) if overwrite else self.meta_path
-        self._file = open(self._csv_out, "w" if overwrite else "x", newline="", encoding="utf-8")
-        self._file.write(",".join(FIELDS) + "\n")
-        self._file.flush()
+        self._lock = WriterLock(self.path)  # a second writer to this target is refused, --overwrite or not
+        try:
+            if overwrite:  # unique, exclusively created staging names: never through a link, never shared
+                fd, self._csv_out = create_temp(self.path, ".ibtui-new")
+                self._meta_out = self._csv_out.with_name(self._csv_out.name + ".meta.json")
+            else:
+                self._csv_out, self._meta_out = self.path, self.meta_path
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._file = open(fd, "wb", buffering=0)
         self.rows = 0
         self.size = len(",".join(FIELDS)) + 1  # bytes written so far (a checkpoint keeps it: resume truncates to it)
         self._beat = time.monotonic()
@@ -105,16 +101,19 @@ class CsvSink(Sink):
             "started": _now(),
             "ended": None,
             "finished": False,
-            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
+            "writer": _writer(),
             "run_id": uuid.uuid4().hex,  # a checkpoint names the run it belongs to (ibtui resume)
             "alive": _now(),
             **(extra_meta or {}),
         }
-        try:
+        try:  # a failed start (disk full) leaves no file behind: an empty CSV would block the next run
+            write_all(self._file.fileno(), (",".join(FIELDS) + "\n").encode())
             self._write_meta()
         except BaseException:
             self._file.close()
             self._csv_out.unlink(missing_ok=True)
+            self._meta_out.unlink(missing_ok=True)
+            self._lock.release()
             raise
 
     @classmethod
@@ -126,14 +125,15 @@ class CsvSink(Sink):
         self.meta_path = sidecar_path(self.path)
         self.overwrite, self.replaced = False, True
         self._csv_out, self._meta_out = self.path, self.meta_path
+        self._lock = WriterLock(self.path)
         self.meta = json.loads(self.meta_path.read_text(encoding="utf-8"))
         self.rows, self.size, self.last_epoch = int(rows), int(size), last_epoch
         dropped = self.path.stat().st_size - self.size
         os.truncate(self.path, self.size)
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
+        self._file = open(self.path, "ab", buffering=0)
         self._beat = time.monotonic()
         self.meta.update(ended=None, finished=False, alive=_now(), rows=self.rows,
-                         writer={"pid": os.getpid(), "host": socket.gethostname()})
+                         writer=_writer())
         self.meta.setdefault("resumes", []).append({"at": _now(), "from_epoch": int(from_epoch),
                                                     "dropped_bytes": int(dropped), "command": " ".join(sys.argv)})
         self._write_meta()
@@ -154,11 +154,17 @@ class CsvSink(Sink):
         for r in records:
             writer.writerow((r.run, r.sweep, r.seed, r.epoch, r.step, r.layer, r.quantity, r.estimator,
                              format_value(r.value)))
-        text = buf.getvalue()
-        self._file.write(text)  # one write per snapshot: a crash never leaves half a snapshot
-        self._file.flush()
+        data = buf.getvalue().encode("utf-8")
+        try:  # one write per snapshot, unbuffered: a crash never leaves half a snapshot
+            write_all(self._file.fileno(), data)
+        except OSError:  # disk full mid-snapshot: cut back to the last whole snapshot, so every row is complete
+            try:
+                os.ftruncate(self._file.fileno(), self.size)
+            except OSError:
+                pass
+            raise
         self.rows += len(records)
-        self.size += len(text.encode("utf-8"))
+        self.size += len(data)
         if records:
             self.last_epoch = max(r.epoch for r in records)
         if not self.replaced:  # --overwrite: the new run has a snapshot, so now it replaces the old files
@@ -184,20 +190,30 @@ class CsvSink(Sink):
     def close(self, finished: bool) -> None:
         if self._file.closed:
             return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
         if not self.replaced:  # no snapshot: the old run stays, the staged files go
             self._csv_out.unlink(missing_ok=True)
             self._meta_out.unlink(missing_ok=True)
+            self._lock.release()
             return
         self.meta["ended"] = _now()
         self.meta["finished"] = bool(finished)
         self.meta["rows"] = self.rows
-        self._write_meta()
+        try:
+            self._write_meta()
+        finally:
+            self._lock.release()
 
     def _write_meta(self) -> None:
         _replace_text(self._meta_out, json.dumps(self.meta, indent=2, default=str))
+
+
+def _writer() -> dict:
+    """Who writes the export: host, PID and the process's start time (a reused PID is not mistaken for it)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": process_start(os.getpid())}
 
 
 def _now() -> str:
@@ -212,43 +228,43 @@ def export_targets(export: Path, rank: int | None = None) -> list[Path]:
     return out
 
 
-def check_targets(export: Path, overwrite: bool, rank: int | None = None) -> None:
+def check_targets(export: Path, overwrite: bool, rank: int | None = None, inputs: tuple = ()) -> None:
     """Refuse (ExportError, one sentence) an export that cannot be written or would replace a run unasked.
 
-    Runs before any engine work and without torch: the folder must exist and take a new file; a target that
-    exists must be a plain, writable file, and is replaced only with `overwrite`.
+    Runs before any engine work and without torch: every target passes files.check_output (a file name in a
+    folder that takes new files, no input of the run: `inputs` are the scenario and data paths); a target that
+    exists must be a plain, writable file, and is replaced only with `overwrite`; no other run may be writing it.
     """
     from ibtui.errors import ExportError
+    from ibtui.files import check_output, locked, printable
 
-    export = Path(export)
-    folder = export.parent
-    if not folder.is_dir():
-        raise ExportError(f"--export {export}: the folder {folder} does not exist; create it or pick another path.")
+    export = check_output(Path(export), "--export", inputs=inputs)  # before any name is derived from it
     existing = []
     for target in export_targets(export, rank):
+        check_output(target, f"--export {printable(export)}:" if target != export else "--export", inputs=inputs)
         if not (target.exists() or target.is_symlink()):
             continue
-        if target.is_dir():
-            raise ExportError(f"--export {export}: {target} is a folder, so the run's "
-                              f"{'sidecar' if target.name.endswith('.meta.json') else 'CSV'} cannot be written "
-                              f"there; pick another path.")
         if not target.is_file():
-            raise ExportError(f"--export {export}: {target} is not a plain file; pick another path.")
+            raise ExportError(f"--export {printable(export)}: {printable(target)} is not a plain file; pick another "
+                              f"path.")
         if overwrite and not os.access(target, os.W_OK):
-            raise ExportError(f"--export {export}: {target} is read-only, so --overwrite will not replace it; "
-                              f"pick another path or make it writable.")
+            raise ExportError(f"--export {printable(export)}: {printable(target)} is read-only, so --overwrite will "
+                              f"not replace it; pick another path or make it writable.")
         existing.append(target)
+    if locked(export):
+        raise ExportError(f"--export {printable(export)}: another ibtui is writing it right now; wait for that run to "
+                          f"end or pick another path.")
     if existing and not overwrite:
-        names = " and ".join(str(p) for p in existing[:2]) + (f" (+{len(existing) - 2} more)" if len(existing) > 2 else "")
-        raise ExportError(f"--export {export}: {names} already exist{'s' if len(existing) == 1 else ''} (an earlier "
-                          f"run); pass --overwrite to replace {'it' if len(existing) == 1 else 'them'} once the new "
-                          f"run has its first snapshot, or pick another path.")
+        names = " and ".join(printable(p) for p in existing[:2]) + (f" (+{len(existing) - 2} more)" if len(existing) > 2 else "")
+        raise ExportError(f"--export {printable(export)}: {names} already exist{'s' if len(existing) == 1 else ''} (an "
+                          f"earlier run); pass --overwrite to replace {'it' if len(existing) == 1 else 'them'} once the "
+                          f"new run has its first snapshot, or pick another path.")
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ibtui-check-")
+        fd, probe = create_temp(export, ".check")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ExportError(f"--export {export}: cannot write in the folder {folder} "
+        raise ExportError(f"--export {printable(export)}: cannot write in the folder {printable(export.parent)} "
                           f"({exc.strerror or exc}); pick another path.") from None
 
 
@@ -290,12 +306,11 @@ def merge(export: Path, world: int) -> int:
             out.append([row[f] for f in FIELDS])
     for key, rest in seeds_of.items():  # records without a mean row (a diverged seed's marker)
         out.extend([r[f] for f in FIELDS] for r in rest)
-    tmp = export.with_suffix(export.suffix + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(FIELDS)
-        w.writerows(out)
-    os.replace(tmp, export)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(FIELDS)
+    w.writerows(out)
+    atomic_write(export, buf.getvalue())
     metas = [json.loads(sidecar_path(p).read_text()) for p in parts]
     meta = dict(metas[0])
     meta["csv"] = export.name

@@ -32,6 +32,8 @@ from ibtui import quantities as Q
 from ibtui.errors import ExportError
 from ibtui.records import Record, RunInfo
 from ibtui.sinks.runs import Curve, Run, layer_key as _layer_key, load
+from ibtui.files import AtomicFile, check_output, printable
+from ibtui.sinks.csv import sidecar_path
 from ibtui.sinks.sweep_report import TRANSITION, SweepReport
 
 Export = Run  # the names figures used before the reader moved to sinks/runs.py
@@ -572,6 +574,8 @@ def draw_all(csv_path: str | Path, out_dir: str | Path | None = None, fmt: str =
         raise ExportError(f"--format {fmt}: not one of png, pdf, svg.")
     ex = read_export(csv_path)
     out = Path(out_dir) if out_dir is not None else default_out_dir(csv_path)
+    if out.exists() or out.parent.is_dir():  # (a missing parent is created below)
+        check_output(out, "-o", ExportError, folder_ok=True, inputs=(csv_path, sidecar_path(csv_path)))
     existing = [p for p in (out / f"{name}.{fmt}" for name in possible_names(ex)) if p.exists()]
     if existing and not overwrite:  # checked before drawing: any file this export could write
         raise ExportError(f"{existing[0]}{f' and {len(existing) - 1} more' if len(existing) > 1 else ''} "
@@ -585,7 +589,12 @@ def draw_all(csv_path: str | Path, out_dir: str | Path | None = None, fmt: str =
     except OSError as exc:
         raise ExportError(f"-o {out}: cannot create that folder ({exc.strerror}); pick another.") from None
     written = []
-    for path, fig in targets:
-        fig.savefig(path, format=fmt)
+    for path, fig in targets:  # a temporary name, then a rename: an interrupted plot leaves no truncated figure
+        try:
+            with AtomicFile(path) as f:
+                fig.savefig(f, format=fmt)
+        except OSError as exc:
+            raise ExportError(f"-o {printable(out)}: cannot write {printable(path.name)} ({exc.strerror or exc}); "
+                              f"free some space or pick another folder.") from None
         written.append(path)
     return written

@@ -21,7 +21,7 @@ from pathlib import Path
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
-from ibtui.sinks.runs import column_index, load_runs, parse_row, read_meta  # the one export reader
+from ibtui.sinks.runs import column_index, load_runs, parse_row, read_meta, run_info_fits  # the one export reader
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
 
@@ -31,6 +31,8 @@ def info_from_meta(meta: dict | None) -> RunInfo | None:
         return None
     d = dict(meta["run_info"])
     fields = RunInfo.__dataclass_fields__
+    if not run_info_fits(d):
+        return None
     try:
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in fields}
         return RunInfo(**kw)
@@ -48,8 +50,11 @@ def check_export(path: str | Path) -> None:
     then rows that parse as records. Reads only the first CHECK_BYTES; a file still being written passes."""
     from ibtui.errors import ExportError
 
+    from ibtui.files import check_input
+
     path = Path(path)
     hint = "give the CSV written by `ibtui SCENARIO --export FILE`"
+    check_input(path, "export", ExportError)  # a folder, FIFO or device: refused without opening it
     try:
         with open(path, "rb") as f:
             head = f.read(CHECK_BYTES)
@@ -92,8 +97,11 @@ def writer_alive(meta: dict | None) -> bool | None:
     except ProcessLookupError:
         return False
     except OSError:  # exists, owned by someone else
-        return True
-    return True
+        pass
+    from ibtui.files import process_start
+
+    start = process_start(w["pid"])  # the PID may have been reused by another process since
+    return not (isinstance(w.get("start"), str) and start is not None and start != w["start"])
 
 
 def _stamp(iso: object) -> float | None:
@@ -180,15 +188,18 @@ class CsvReplay:
         self._rest = data[cut + 1:]
         lines = data[:cut].decode("utf-8", errors="replace").splitlines()
         out = []
-        for row in csv.reader(lines):
-            if self._index is None:
-                self._index = column_index(row)
-                if self._index is not None:
-                    continue  # the header
-                self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
-            rec = parse_row(row, self._index)
-            if rec is not None:
-                out.append(rec)
+        try:
+            for row in csv.reader(lines):
+                if self._index is None:
+                    self._index = column_index(row)
+                    if self._index is not None:
+                        continue  # the header
+                    self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
+                rec = parse_row(row, self._index)
+                if rec is not None:
+                    out.append(rec)
+        except csv.Error:
+            pass  # malformed CSV (an unterminated quote): the rows before it are kept, as malformed rows are skipped
         self.rows += len(out)
         return out
 

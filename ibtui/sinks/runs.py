@@ -17,9 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ibtui.errors import ExportError, IbtuiError
+from ibtui.files import check_input
 from ibtui.quantities import MI_TY, MI_XT
 from ibtui.records import FIELDS, Record
 from ibtui.sinks.csv import sidecar_path
+
+# A field as long as ibtui can write (a scenario `name` of any length): the csv module's 131,072 is too few.
+csv.field_size_limit(2**31 - 1)
 
 HINT = "give the CSV written by `ibtui SCENARIO --export FILE`"
 
@@ -47,12 +51,71 @@ def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
 
 
 def read_meta(path: str | Path) -> dict | None:
-    """The sidecar of an export as a dict; None when absent, unreadable or caught mid-replace."""
+    """The sidecar of an export, read through `check_meta`; None when absent, unreadable, caught mid-replace, or
+    not a plain file (never a FIFO or device)."""
     try:
-        meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not sidecar_path(path).is_file():
+            return None
+        return check_meta(json.loads(sidecar_path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError):
         return None
-    return meta if isinstance(meta, dict) else None
+
+
+# The sidecar's schema (sinks/csv.py writes it): a value of another type is dropped, as if absent.
+META_TYPES = {"format": str, "columns": list, "csv": str, "scenario": dict, "scenario_toml": str, "versions": dict,
+              "command": str, "started": str, "ended": (str, type(None)), "finished": bool, "writer": dict,
+              "run_id": str, "alive": str, "run_info": dict, "sweep_points": list, "rows": int, "device": str,
+              "distributed": dict, "resumes": list}
+
+
+def check_meta(meta) -> dict | None:
+    """A sidecar checked like a scenario: its scenario parsed again from `scenario_toml` (the scenario layer's
+    rules; the dict is rebuilt from it), `run_info` and `sweep_points` checked against RunInfo's field types,
+    every other key against META_TYPES. What fails is dropped, so a hand-edited sidecar never crashes a reader."""
+    if not isinstance(meta, dict):
+        return None
+    out = {k: v for k, v in meta.items() if k in META_TYPES and isinstance(v, META_TYPES[k])
+           and not (META_TYPES[k] is int and isinstance(v, bool))}
+    out.pop("scenario", None)
+    if "scenario_toml" in out:
+        from ibtui.scenario import parse_scenario, to_dict
+
+        try:
+            out["scenario"] = to_dict(parse_scenario(out["scenario_toml"], origin="the sidecar's scenario"))
+        except (IbtuiError, ValueError, TypeError, RecursionError):
+            out.pop("scenario_toml")
+    if "run_info" in out and not run_info_fits(out["run_info"]):
+        out.pop("run_info")
+    if "sweep_points" in out:
+        out["sweep_points"] = [p for p in out["sweep_points"] if isinstance(p, dict) and run_info_fits(p)]
+    if "writer" in out and not isinstance(out["writer"].get("pid"), int):
+        out.pop("writer")
+    return out
+
+
+def run_info_fits(d: dict) -> bool:
+    """Whether a sidecar's run_info has RunInfo's required fields, each of its annotated type."""
+    import dataclasses
+
+    from ibtui.records import RunInfo
+
+    fields = {f.name: f for f in dataclasses.fields(RunInfo)}
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    return all(n in d for n in required) and all(_fits(d[k], f.type) for k, f in fields.items() if k in d)
+
+
+def _fits(value, kind) -> bool:
+    """Whether a JSON value fits a RunInfo field's annotation (str, int, float, dict, tuple[X, ...])."""
+    kind = str(kind)
+    if kind.startswith("tuple["):
+        item = kind[6:].split(",")[0].strip()
+        return isinstance(value, (list, tuple)) and all(_fits(v, item) for v in value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "dict": dict}.get(kind, object))
 
 
 class Curve:
@@ -242,12 +305,9 @@ def load(path: str | Path) -> Run:
 
     ExportError (one sentence) if it is missing, a folder, binary, not an ibtui export or has no records yet."""
     path = Path(path)
+    check_input(path, "export", ExportError)  # a folder, FIFO or device is refused before any read
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise ExportError(f"{path}: no such file; {HINT}.") from None
-    except IsADirectoryError:
-        raise ExportError(f"{path} is a folder; {HINT}.") from None
     except OSError as exc:
         raise ExportError(f"{path}: cannot read it ({exc.strerror}); {HINT}.") from None
     if b"\0" in data[:65536]:
@@ -261,12 +321,15 @@ def load(path: str | Path) -> Run:
                           f"{','.join(FIELDS)}); {HINT}.")
     rows: dict = defaultdict(list)
     sweeps: dict[str, None] = {}
-    for row in reader:
-        r = parse_row(row, idx)
-        if r is None:
-            continue  # a malformed row is skipped, never fatal
-        rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
-        sweeps.setdefault(r.sweep, None)
+    try:
+        for row in reader:
+            r = parse_row(row, idx)
+            if r is None:
+                continue  # a malformed row is skipped, never fatal
+            rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
+            sweeps.setdefault(r.sweep, None)
+    except csv.Error as exc:  # an unterminated quote: the rest of the file is one field
+        raise ExportError(f"{path}: line {reader.line_num} is not valid CSV ({exc}); {HINT}.") from None
     if not rows:
         raise ExportError(f"{path} holds no records yet (only a header); wait for the first snapshot.")
     return Run(path, rows, read_meta(path), list(sweeps))

@@ -60,7 +60,7 @@ def test_check_targets(tmp_path):
     (tmp_path / "new.rank3.meta.json").mkdir()
     with pytest.raises(ExportError, match="is a folder"):
         check_targets(tmp_path / "new.csv", overwrite=True, rank=3)
-    assert not list(tmp_path.glob(".ibtui-check-*"))
+    assert not list(tmp_path.glob(".*"))
 
 
 def test_heartbeat_and_writer_in_the_sidecar(tmp_path, monkeypatch):
@@ -74,3 +74,72 @@ def test_heartbeat_and_writer_in_the_sidecar(tmp_path, monkeypatch):
     sink.progress(Progress(1, 2, 1, 0.0))
     assert json.loads(sidecar_path(sink.path).read_text())["alive"] != "x"
     sink.close(True)
+
+
+# ---- issue 22: staging through links, two writers, disk full, an input as the output
+def test_overwrite_never_writes_through_a_stale_staging_link(tmp_path):
+    path, before = _earlier(tmp_path)
+    precious = tmp_path / "precious2.txt"
+    precious.write_text("mine")
+    (tmp_path / ".run.csv.ibtui-new").symlink_to(precious)  # the staging name of earlier versions
+    sink = CsvSink(path, {}, "", overwrite=True)
+    sink.emit(REC)
+    sink.close(True)
+    assert precious.read_text() == "mine" and read_records(path) == REC
+
+
+def test_two_writers_never_share_a_target(tmp_path):
+    path, before = _earlier(tmp_path)
+    first = CsvSink(path, {"name": "first"}, "", overwrite=True)
+    with pytest.raises(ExportError, match="another ibtui is writing"):
+        check_targets(path, overwrite=True)
+    with pytest.raises(ExportError, match="another ibtui is writing"):
+        CsvSink(path, {"name": "second"}, "", overwrite=True)
+    first.emit(REC)
+    first.close(True)
+    assert read_records(path) == REC and json.loads(sidecar_path(path).read_text())["scenario"] == {"name": "first"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv", "run.meta.json"]
+
+
+def _disk_full_after(monkeypatch, nbytes_ok: int):
+    """write_all that writes `nbytes_ok` more bytes in all, then fails as a full disk does (mid-field)."""
+    import errno
+    import os
+
+    left = [nbytes_ok]
+
+    def write_all(fd, data):
+        n = min(left[0], len(data))
+        os.write(fd, data[:n]) if n else None
+        left[0] -= n
+        if n < len(data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csv_sink, "write_all", write_all)
+
+
+def test_disk_full_at_start_leaves_no_file(tmp_path, monkeypatch):
+    _disk_full_after(monkeypatch, 10)
+    with pytest.raises(OSError):
+        CsvSink(tmp_path / "run.csv", {}, "")
+    assert list(tmp_path.iterdir()) == []  # no 0-byte CSV to block the next run
+
+
+def test_disk_full_mid_run_keeps_whole_rows(tmp_path, monkeypatch):
+    sink = CsvSink(tmp_path / "run.csv", {}, "")
+    sink.emit(REC)
+    size = sink.path.stat().st_size
+    _disk_full_after(monkeypatch, 7)
+    with pytest.raises(OSError):
+        sink.emit(REC * 3)
+    sink.close(False)
+    assert sink.path.stat().st_size == size and read_records(sink.path) == REC and sink.last_epoch == 0
+
+
+def test_an_input_is_never_the_export(tmp_path):
+    sc = tmp_path / "sc.toml"
+    sc.write_text("[run]\n")
+    for overwrite in (False, True):
+        with pytest.raises(ExportError, match="input of this run"):
+            check_targets(sc, overwrite=overwrite, inputs=(sc,))
+    assert sc.read_text() == "[run]\n"
