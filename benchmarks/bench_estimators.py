@@ -60,6 +60,9 @@ def main() -> None:
                      timed(lambda: [kde_mi(h, y, var, exact_distances=False) for h in hs], device, repeat=1)))
         rows.append((size, f"KDE upper+lower σ²={var:g}, all N, fused (probe)",
                      timed(lambda: kde_mi_attention(hs, y, var), device, repeat=1)))
+        if size == "szt":  # what the default szt_tanh measures (measure.kde.points = 1024)
+            rows.append((size, f"KDE upper+lower σ²={var:g}, 1024 points, fused (probe)",
+                         timed(lambda: kde_mi_attention([h[:, :1024] for h in hs], y[:1024], var), device)))
         k = args.sp_samples
         hk = layers(n, widths[:-1], args.seeds, device, k=k)
         cond = [h.reshape(args.seeds, n, k, -1) for h in hk]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from common import SNAPSHOT_DENSITY, SZT_SCENARIO, NullSink, seed_epochs_per_s, sync
 
+from ibtui.api import DEFAULT_CPU_THREADS
 from ibtui.data.szt import szt_inputs, szt_labels
 from ibtui.engine.trainer import Engine
 from ibtui.scenario import load_scenario, with_changes
@@ -67,18 +68,19 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 50])
     ap.add_argument("--threads", type=int, default=0,
-                    help="torch CPU threads for the engine (0 = torch's default); the plain loop gets the best of "
-                         "1 thread and this count")
+                    help="torch CPU threads for the engine (0 = what `ibtui` uses: 1 on a CPU, torch's default "
+                         "on a GPU); the plain loop gets the best of 1 thread and this count")
     ap.add_argument("--epochs", type=int, default=0, help="engine epochs per timing (0 = auto)")
     ap.add_argument("--plain-epochs", type=int, default=0, help="plain-loop epochs per seed (0 = auto)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    threads = args.threads or torch.get_num_threads()
     device = torch.device(args.device)
+    threads = args.threads or (DEFAULT_CPU_THREADS if device.type == "cpu" else torch.get_num_threads())
     rows = []
     plain_loop(device, 1, 3)  # warm-up (CUDA context, allocator)
     plain_by_threads = {}
-    for t in sorted({1, threads}):  # tiny ops often run faster on one thread: give the plain loop its best
+    for t in sorted({1, threads, torch.get_num_threads()}):  # tiny ops often run faster on one thread:
+        # give the plain loop its best
         torch.set_num_threads(t)
         plain_by_threads[t] = plain_loop(device, 3, args.plain_epochs or 30)
     plain = max(plain_by_threads.values())

@@ -22,6 +22,10 @@ __all__ = ["run", "load"]
 
 OOM_HINT = "use fewer seeds (run.seeds) or fewer measured points (data.mi_subset, measure.sp.points)."
 MAX_THREADS = 4096
+# A CPU run trains on one torch thread unless --threads says otherwise: the SZT engine's steps are many tiny ops
+# at which torch's threads wait on each other, so a busy core stalls all of them. benchmarks/bench_threads.py
+# on a 2-core CPU, 20 seeds (busy: load ≈ 5–7 from other jobs): 1 thread 867 seed-epochs/s, 2 threads 32.
+DEFAULT_CPU_THREADS = 1
 
 
 def load(path: str | Path) -> "Run":
@@ -37,11 +41,11 @@ def check_numbers(threads: int, fps: float = 3.0) -> None:
     import os
 
     if not 0 <= threads <= MAX_THREADS:
-        raise ScenarioError(f"--threads {threads} is out of range; use 0 (torch's default) to {MAX_THREADS}.")
+        raise ScenarioError(f"--threads {threads} is out of range; use 0 (the default) to {MAX_THREADS}.")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if threads > cores:  # more threads than cores only slows torch down (4096 on 2 cores: 40 times slower)
         raise ScenarioError(f"--threads {threads} is more than the {cores} CPU cores this process may use; use at "
-                            f"most {cores} (0 = torch's default).")
+                            f"most {cores} (0 = the default).")
     if not (math.isfinite(fps) and 0 < fps <= 1000):
         raise ScenarioError(f"--fps {fps} is out of range; use a number of redraws per second in (0, 1000].")
 
@@ -119,6 +123,8 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
             sc = dist.shard(sc, ctx)
         if threads > 0:
             torch.set_num_threads(threads)
+        elif resolve_device(sc.run.device).type == "cpu":
+            torch.set_num_threads(DEFAULT_CPU_THREADS)
         if say is not None:
             say("loading the data and building the model…")
         points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]

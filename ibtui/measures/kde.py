@@ -181,48 +181,71 @@ def self_kernel_log_sums_attention(
     n_groups: int | None = None,
     chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log Σ_j exp(−s‖x_a − x_j‖²) over all points j of the same set, and over a's own label group, by
-    scaled-dot-product attention (one fused kernel: the N×N kernel matrix is never stored).
+    """log Σ_j exp(−s‖x_a − x_j‖²) over all points j of the same set, and over a's own label group: the
+    set's kernel sums by attention (`kernel_log_sums_attention` with the points as their own centres; the
+    reference term of row a is the point itself, K_aa = 1)."""
+    return kernel_log_sums_attention(x, x, scale, x.new_zeros(x.shape[:2]), labels, labels, n_groups, chunk_size)
 
-    x [B, N, d] (B = any batch, e.g. layers × seeds), labels [N] int64 or None. Returns (total [B, N],
-    own [B, N] or None). The logits −s‖x_a − x_j‖² equal q_a·k_j − s‖x_a‖² with q_a = (2s·x_a, 1) and
-    k_j = (x_j, −s‖x_j‖²); the row's constant −s‖x_a‖² is restored with an extra "sink" key whose logit
-    is that of the point itself (q_a gets s‖x_a‖², the sink key 1): the sink's share of the softmax is
-    o = 1/(1 + Σ_j K_aj), so Σ_j K_aj = (1 − o)/o, and a value column of one-hot labels gives each
-    group's share the same way. Since every row contains its own point (K_aa = 1), o ≤ ½ never
-    underflows. Squared distances enter through a dot product, so their precision is that of the
-    matmul distances (absolute ~1e-6·‖x‖²), as in `gaussian_kernel_log_sums(exact_distances=False)`.
+
+def kernel_log_sums_attention(
+    points: torch.Tensor,
+    centers: torch.Tensor,
+    scale: float,
+    ref: torch.Tensor,
+    point_groups: torch.Tensor | None = None,
+    centre_groups: torch.Tensor | None = None,
+    n_groups: int | None = None,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log Σ_j exp(−s‖t_a − c_j‖²) over all centres j, and over the centres of a's own group, by
+    scaled-dot-product attention (one fused kernel: the M×n kernel matrix is never stored).
+
+    points [B, M, d], centers [B, n, d] (B = any batch, e.g. layers × seeds); ref [B, M] = −s‖t_a − c‖² for a
+    centre c of a's own group (the point itself for a set's own sums: 0). point_groups [M] and centre_groups
+    [n] int64, or None. Returns (total [B, M], own [B, M] or None). The logits −s‖t_a − c_j‖² equal
+    q_a·k_j − s‖t_a‖² with q_a = (2s·t_a, 1) and k_j = (c_j, −s‖c_j‖²); the row's constant is restored with
+    an extra "sink" key whose logit is the reference term's (q_a gets s‖t_a‖² + ref_a, the sink key 1): the
+    sink's share of the softmax is o = e^ref/(e^ref + Σ_j K_aj), so log Σ_j K_aj = log(1 − o) − log o + ref,
+    and a value column of one-hot groups gives each group's share the same way. The reference centre is in
+    both sums, so o ≤ ½ never underflows. Squared distances enter through a dot product, so their precision
+    is that of the matmul distances (absolute ~1e-6·‖x‖² in float32; pass float64 for SP's narrow kernels).
     Feature columns are zero-padded to a multiple of 8 (zeros change no distance). Chunked over rows.
     """
-    b, n, d = x.shape
-    dtype = x.dtype
-    n2 = (x * x).sum(-1)  # [B, N]
-    width = _round8(d + 2)
-    q = x.new_zeros(b, n, width)
-    q[..., :d] = x * (2.0 * scale)
-    q[..., d] = 1.0
-    q[..., d + 1] = n2 * scale
-    k = x.new_zeros(b, n + 1, width)
-    k[:, :n, :d] = x
-    k[:, :n, d] = n2 * -scale
-    k[:, n, d + 1] = 1.0
+    b, m, d = points.shape
+    n = centers.shape[1]
+    dtype = points.dtype
+    tn = (points * points).sum(-1)  # [B, M]
+    cn = (centers * centers).sum(-1)  # [B, n]
     c = 0
-    if labels is not None:
-        labels = labels.to(device=x.device, dtype=torch.int64)
-        c = int(n_groups) if n_groups is not None else int(labels.max()) + 1
-    v = x.new_zeros(b, n + 1, _round8(c + 1))
+    if point_groups is not None:
+        point_groups = point_groups.to(device=points.device, dtype=torch.int64)
+        centre_groups = centre_groups.to(device=points.device, dtype=torch.int64)
+        c = int(n_groups) if n_groups is not None else int(max(point_groups.max(), centre_groups.max())) + 1
+    # On the CPU q, k and v get one width: torch's CPU flash-attention kernel needs equal head sizes and
+    # otherwise falls back to the math path that stores the kernel block (7× slower on SZT's 10-wide
+    # layers, benchmarks/bench_estimators.py on a 2-core CPU)
+    width = max(_round8(d + 2), _round8(c + 1))
+    q = points.new_zeros(b, m, width)
+    q[..., :d] = points * (2.0 * scale)
+    q[..., d] = 1.0
+    q[..., d + 1] = tn * scale + ref.to(dtype)
+    k = points.new_zeros(b, n + 1, width)
+    k[:, :n, :d] = centers
+    k[:, :n, d] = cn * -scale
+    k[:, n, d + 1] = 1.0
+    v = points.new_zeros(b, n + 1, width if points.device.type == "cpu" else _round8(c + 1))  # CUDA: any v width
     if c:
-        v[:, :n, :c] = torch.nn.functional.one_hot(labels, c).to(dtype)
+        v[:, :n, :c] = torch.nn.functional.one_hot(centre_groups, c).to(dtype)
     v[:, n, c] = 1.0
-    rows = rows_per_chunk(b, n, chunk_size, x.device)
+    rows = rows_per_chunk(b, n, chunk_size, points.device)
     out = torch.cat([
         torch.nn.functional.scaled_dot_product_attention(q[:, None, r0:r0 + rows], k[:, None], v[:, None], scale=1.0)[:, 0]
-        for r0 in range(0, n, rows)], dim=1)  # [B, N, C+1 (padded)]
-    log_sink = out[..., c].log()
+        for r0 in range(0, m, rows)], dim=1)  # [B, M, C+1 (padded)]
+    log_sink = out[..., c].log() - ref.to(dtype)
     total = torch.log1p(-out[..., c]).sub_(log_sink)
     own = None
     if c:
-        own = out.gather(-1, labels.view(1, n, 1).expand(b, n, 1)).squeeze(-1).log_().sub_(log_sink)
+        own = out.gather(-1, point_groups.view(1, m, 1).expand(b, m, 1)).squeeze(-1).log_().sub_(log_sink)
     return total, own
 
 
@@ -320,3 +343,4 @@ def attention_agrees(device: torch.device | str, noise_var: float, tolerance_bit
     exact = kde_mi(h.double(), y, noise_var)
     fused = kde_mi_attention([h.to(device)], y.to(device), noise_var)[0]
     return all(float((fused[k].double().cpu() - exact[k]).abs().max()) <= tolerance_bits for k in exact)
+

@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from ibtui.measures.mixture import mixture_entropy_1d
@@ -123,3 +124,28 @@ def test_sp_chunking_does_not_change_result():
     b = sp_mutual_information(c, labels, 0.1, n_mc=5, generator=_gen(13), chunk_size=7)
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("beta", [0.01, 0.005, 0.1])
+def test_pooled_sums_by_attention_equal_exact_pairwise_sums(beta):
+    """The CPU path (fused attention in float64) gives the exact-distance sums of the pooled mixtures."""
+    from ibtui.measures.kde import gaussian_kernel_log_sums
+    from ibtui.measures.sp import pooled_log_sums
+
+    g = torch.Generator().manual_seed(3)
+    s, m, k, d, n_mc = 3, 300, 4, 5, 2
+    centers = torch.tanh(torch.randn(s, m, 1, d, generator=g)) + 0.003 * torch.randn(s, m, k, d, generator=g)
+    labels = torch.randint(0, 3, (m,), generator=g)
+    idx = torch.arange(0, m, 3)
+    base = centers[:, idx, 0:1].expand(-1, -1, n_mc, -1)
+    z = torch.randn(base.shape, generator=g)
+    t = (base + beta * z).reshape(s, -1, d)
+    inv = 1.0 / (2 * beta**2)
+    ref = (beta * z).square().sum(-1).mul(-inv).reshape(s, -1)
+    groups = dict(point_groups=labels[idx].repeat_interleave(n_mc), centre_groups=labels.repeat_interleave(k), n_groups=3)
+    total, own = pooled_log_sums(t, centers.reshape(s, m * k, d), inv, ref, None, groups)
+    exact_total, exact_own = gaussian_kernel_log_sums(t.double(), centers.reshape(s, m * k, d).double(), [inv], **groups)
+    assert torch.allclose(total.double(), exact_total[0], atol=2e-5, rtol=0)
+    assert torch.allclose(own.double(), exact_own[0], atol=2e-5, rtol=0)
+    plain, none = pooled_log_sums(t, centers.reshape(s, m * k, d), inv, ref, None, {})
+    assert none is None and torch.allclose(plain, total)
