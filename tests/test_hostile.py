@@ -270,13 +270,15 @@ def test_fuzz_sidecars_csv_fields_env_and_paths(tmp_path, earlier):
     csv_path = earlier / "run.csv"
     meta0 = json.loads(sidecar_path(csv_path).read_text())
     counts = {"sidecar": 0, "csv": 0, "env": 0, "path": 0}
-    for _ in range(300):  # sidecars: every reader survives any JSON
+    for i in range(300):  # sidecars: every reader survives any JSON (every 10th also drawn)
         meta = _mutate_json(rng, json.loads(json.dumps(meta0)))
         sidecar_path(csv_path).write_text(json.dumps(meta))
         run = load(csv_path)
         assert isinstance(run.scenario(), dict) and isinstance(run.run_info(), dict)
         CsvReplay(csv_path)
-        assert cli("plot", csv_path, "-o", tmp_path / "figs", "--overwrite").exit_code in (0, 2)
+        if i % 10 == 0:
+            res = cli("plot", csv_path, "-o", tmp_path / "figs", "--overwrite")
+            assert res.exit_code in (0, 2), (meta, res.exception)
         counts["sidecar"] += 1
     sidecar_path(csv_path).write_text(json.dumps(meta0))
     raw = csv_path.read_text().splitlines()

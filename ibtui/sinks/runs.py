@@ -115,7 +115,9 @@ def _fits(value, kind) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "float":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, {"str": str, "dict": dict}.get(kind, object))
+    if kind == "dict":  # estimator_settings: label → one-line description
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, {"str": str}.get(kind, object))
 
 
 class Curve:
