@@ -6,6 +6,7 @@ the CSV valid and exits 128 + the signal's number (130 for Ctrl-C).
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -23,7 +24,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                        "see ibtui run --help)\n  ibtui szt_tanh              a bundled scenario by name (ibtui scenarios)"
                        "\n  ibtui view run.csv          open an exported run")
 
-COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios"}
+COMMANDS = {"run", "resume", "show", "view", "plot", "scenarios", "reproduce"}
 
 
 def fail(message: str) -> None:
@@ -429,6 +430,38 @@ def plot(
                    f"{', '.join(skipped)}", err=True)
     folder = written[0].parent if written else out_dir
     typer.echo(f"ibtui: wrote {len(written)} figure{'s' if len(written) != 1 else ''} to {folder}", err=True)
+
+
+@app.command()
+def reproduce(
+    scale: str = typer.Option("cpu", "--scale", help="cpu (minutes), medium (~3 h on 2 cores) or full (the papers', a GPU)"),
+    only: List[str] = typer.Option([], "--only", help="run only this claim's runs (repeatable); see --list"),
+    list_: bool = typer.Option(False, "--list", help="list the claims and their runs, then stop"),
+    out: Path = typer.Option(Path("reproduction"), "--out", help="folder for the report, figures and run exports"),
+    report_only: bool = typer.Option(False, "--report-only", help="train nothing: rewrite the report from the exports"),
+    force: bool = typer.Option(False, "--force", help="rerun runs whose finished export exists"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with mnist/, mnist-5k/, "
+                                            "cifar-10-batches-py/ (default $IBTUI_DATA)"),
+    device: str = typer.Option("cpu", "--device", help="device for every run"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads a run"),
+) -> None:
+    """Reproduce the papers' claims: run each claim's runs at a scale and write OUT/REPRODUCTION.md."""
+    from ibtui.reproduce.report import claim_names, listing
+    from ibtui.reproduce.report import reproduce as run_claims
+    from ibtui.reproduce.runner import SCALES
+
+    if scale not in SCALES:
+        fail(f"--scale {scale}: not a scale; use one of {', '.join(SCALES)}.")
+    names = claim_names()
+    for n in only:
+        if n not in names:
+            fail(f"--only {n}: no such claim; use one of {', '.join(names)} (see `ibtui reproduce --list`).")
+    if list_:
+        typer.echo(listing())
+        return
+    root = data_dir or Path(os.environ.get("IBTUI_DATA", "data"))
+    path = run_claims(scale, list(only), out, root, device, threads, report_only, force)
+    typer.echo(f"ibtui: wrote {path}", err=True)
 
 
 def command_args(args: list[str]) -> list[str]:

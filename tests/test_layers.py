@@ -19,7 +19,7 @@ LAYERS = {
     "data": 2, "models": 2, "measures": 2,
     "engine": 3,
     "sinks": 4,
-    "tui": 5,
+    "tui": 5, "reproduce": 5,
     "api": 6,  # the Python face (ibtui.run, ibtui.load): the CLI runs through it
     "cli": 7, "__main__": 7,
     "__init__": 8,  # imports ibtui.api lazily (module __getattr__), so `import ibtui.x` stays light

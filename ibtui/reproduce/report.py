@@ -1,0 +1,234 @@
+"""Run the claims' runs at a scale and write the report: every claim at cpu and medium scale side by side.
+
+The report and its figures go under OUT (OUT/REPRODUCTION.md, OUT/figures/); the runs' exports under
+OUT/runs/SCALE/. Nothing in the report is typed by hand: every number is read from the exports.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+
+from ibtui.reproduce import common
+from ibtui.reproduce.common import CLAIMS, Claim, Result, module_figure
+from ibtui.reproduce.runner import RUNS, SCALES, execute, finished, load_runs, runs_dir, timing
+
+SHOWN = ("cpu", "medium")   # the two scales every claim is judged at; `full` joins when its runs exist
+RANK = {"reproduced": 3, "answered": 3, "partially": 2, "within noise": 1, "open": 1, "not reproduced": 0}
+
+
+def claims() -> list[Claim]:
+    import ibtui.reproduce.claims  # noqa: F401  (registers every claim module)
+
+    return CLAIMS
+
+
+def claim_names() -> list[str]:
+    return [c.name for c in claims()]
+
+
+def medium_estimate(out: Path) -> tuple[float, list[str]]:
+    """CPU seconds the medium set would take: each run's cpu-scale CPU time × its medium cost factor."""
+    total, missing = 0.0, []
+    for name, spec in RUNS.items():
+        if finished(runs_dir(out, "medium"), name):
+            continue
+        t = timing(runs_dir(out, "cpu"), name)
+        if t.get("cpu_s") or t.get("wall_s"):   # wall time (an upper bound) where CPU time was not recorded
+            total += (t.get("cpu_s") or t["wall_s"]) * spec.medium_cost
+        if not t.get("cpu_s"):
+            missing.append(name)
+    return total, missing
+
+
+def _needed(c: Claim, out: Path) -> float:
+    def cost(t: dict) -> float:
+        return t.get("cpu_s") or t.get("wall_s") or 0.0
+
+    return sum(cost(timing(runs_dir(out, "cpu"), n)) * RUNS[n].medium_cost for n in c.runs
+               if not finished(runs_dir(out, "medium"), n))
+
+
+def analyse(c: Claim, scale: str, out: Path) -> Result | None:
+    runs = load_runs(runs_dir(out, scale), c.runs)
+    if runs is None:
+        return None
+    common.FIGDIR[0] = out / "figures"
+    common.SUFFIX[0] = "" if scale == "cpu" else f"_{scale}"
+    try:
+        res = c.analyze(runs)
+    except Exception as exc:  # an analysis bug must not hide the other rows
+        traceback.print_exc()
+        return Result(f"analysis failed: {type(exc).__name__}: {exc}", "not analysed", "", [], "analysis failed")
+    for i, kind, sweep in c.module_figs:
+        if i < len(runs):
+            sw = next((s for s in runs[i].sweeps() if s.endswith(sweep)), "") if sweep else ""
+            f = module_figure(runs[i].path, kind, f"{c.name}_{kind}" + (f"_{i}" if kind == "sweep_fit" else ""), sw)
+            if f:
+                res.figures.append(f)
+    return res
+
+
+def stands(results: dict[str, Result | None]) -> str:
+    """Which scale's verdict stands where the scales differ, and why."""
+    done = {s: r for s, r in results.items() if r is not None}
+    if len(done) < 2:
+        return ""
+    verdicts = {s: r.verdict for s, r in done.items()}
+    if len(set(verdicts.values())) == 1:
+        return "same at both scales"
+    big = [s for s in SCALES if s in done][-1]
+    small = [s for s in SCALES if s in done][0]
+    if verdicts[big] == "within noise":
+        return (f"differs: {small} says {verdicts[small]}, {big} is within noise, so neither stands yet: the "
+                f"larger run's interval straddles the threshold")
+    return (f"differs: **{big} stands** ({verdicts[big]}): more seeds and longer runs, so a narrower interval and "
+            f"the papers' time axis; {small} said {verdicts[small]}")
+
+
+def run_header(runs, scale: str) -> str:
+    parts = []
+    for r in runs:
+        sc, t = r.sc, r.time
+        seeds, epochs = sc.get("run", {}).get("seeds", "?"), sc.get("run", {}).get("epochs", "?")
+        sw = sc.get("sweep", {})
+        swt = f", sweep {sw['setting']} = [{', '.join(f'{v:g}' for v in sw['values'])}]" if sw.get("setting") else ""
+        spec = RUNS.get(r.path.stem)
+        sub = spec.data.get(scale, "") if spec else ""
+        data = f", data `$DATA{'' if sub == '.' else '/' + sub}`" if sub else ""
+        tt = (f", {t.get('wall_s', '?')} s wall / " + (f"{t['cpu_s']} s CPU" if "cpu_s" in t else "CPU time not recorded")
+              if t else "")
+        parts.append(f"`{r.path.stem}`: {seeds} seed{'' if seeds == 1 else 's'}, {epochs} epochs{swt}{data}, "
+                     f"device {r.meta.get('device', '?')}{tt}")
+    return "; ".join(parts)
+
+
+def _not_run(c: Claim, scale: str, out: Path) -> str:
+    timed = all(timing(runs_dir(out, "cpu"), n).get("cpu_s") or timing(runs_dir(out, "cpu"), n).get("wall_s")
+                for n in c.runs)
+    if scale == "medium" and timed:
+        return (f"not run yet (needs ~{_needed(c, out) / 3600:.2g} h of CPU here; run "
+                f"`ibtui reproduce --scale medium --only {c.name}`)")
+    if scale == "medium":
+        return (f"not run yet (its size is estimated once its cpu-scale runs are timed; run "
+                f"`ibtui reproduce --scale medium --only {c.name}`)")
+    return f"not run yet (run `ibtui reproduce --scale {scale} --only {c.name}`)"
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def write_report(out: Path) -> Path:
+    shown = list(SHOWN) + (["full"] if runs_dir(out, "full").is_dir() else [])
+    summary, sections, total = [], [], {s: [0.0, 0.0, 0] for s in shown}
+    for c in claims():
+        results = {s: analyse(c, s, out) for s in shown}
+        cells = [f"**{results[s].verdict}**" if results[s] else _not_run(c, s, out) for s in shown]
+        keys = "; ".join(f"{s}: {results[s].key}" for s in shown if results[s])
+        summary.append(f"| [{c.name}](#{c.name}) | {c.short} | " + " | ".join(cells) + f" | {keys} | "
+                       f"{stands(results) or '–'} |")
+        sec = [f"## {c.name}\n\n**Claim.** {c.title}{'' if c.title[-1] in '.?' else '.'} *{c.source}.*\n"]
+        if c.note:
+            sec.append(c.note + "\n")
+        for s in shown:
+            res = results[s]
+            cmds = "\n".join(RUNS[n].display(s) for n in c.runs)
+            if res is None:
+                sec.append(f"### {c.name} at {s} scale\n\n{_cap(_not_run(c, s, out))}.\n\n```\n{cmds}\n```\n")
+                continue
+            runs = load_runs(runs_dir(out, s), c.runs)
+            for r in runs:
+                total[s][0] += r.time.get("wall_s", 0) / max(1, sum(r.path.stem in x.runs for x in claims()))
+                total[s][1] += r.time.get("cpu_s", 0) / max(1, sum(r.path.stem in x.runs for x in claims()))
+            figs = "\n".join(f"![{c.name}]({f})" for f in res.figures)
+            sec.append(f"### {c.name} at {s} scale\n\n**Runs.** {run_header(runs, s)}.\n\n```\n{cmds}\n```\n\n"
+                       f"{figs}\n\n**Measured.** {res.measured}\n\n**Verdict ({s}): {res.verdict}.** {res.why}\n")
+        gpu = [RUNS[n].gpu_note for n in c.runs if RUNS[n].gpu_note]
+        if gpu:
+            sec.append("Paper scale (`ibtui reproduce --scale full --device cuda`, a GPU): " + "; ".join(gpu)
+                       + ". Not run here.\n")
+        sections.append("\n".join(sec))
+    est, missing = medium_estimate(out)
+    cols = " | ".join(f"verdict ({s})" for s in shown)
+    head = f"""# Reproduction report: the information-bottleneck papers' headline claims
+
+Written by `ibtui reproduce` from the run exports under its `--out` folder (every number below is read from
+them through ibtui's export reader; nothing is typed in by hand). Regenerate: `ibtui reproduce --scale cpu --out OUT`
+(then `--scale medium`); runs whose finished export exists are reused (`--force` reruns them), `--only NAME` runs
+one claim, `--report-only` rewrites this file from the exports, `--list` lists the claims.
+`$DATA` is the folder with `mnist/`, `mnist-5k/` and `cifar-10-batches-py/` (`--data-dir`, default `$IBTUI_DATA`).
+
+**Scales.** *cpu*: few seeds, short runs, the MNIST 5k and CIFAR-10 5k subsets (minutes). *medium*: at least twice
+the seeds, 10⁴ epochs for the SZT runs (the papers' axis), full MNIST (60k) where affordable, CIFAR-10 for 4,000
+iterations on the 5k subset. *full*: the papers' scale, for a GPU (`--scale full --device cuda`). One torch thread
+a run, device cpu. Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while these runs
+were made (wall time therefore exceeds CPU time).
+
+**Uncertainty.** Every mean, fall, correlation, r and exponent a verdict reads is printed with its 95 % bootstrap
+interval (percentile method, 2000 resamples of the seeds; of the batch sizes or depths for the fits; a fixed
+generator seed). A rule is met only if it holds at the interval's conservative end; where the point estimate
+meets it and the interval does not, the verdict is *within noise*. Verdicts: *reproduced*, *partially* (part of
+the claim), *within noise*, *not reproduced*. MI in bits; losses in nats.
+
+**Falls.** Two falls after a peak are measured: peak → lowest later value (sees a layer that dips and recovers)
+and peak → final (a fall that lasts). Each rule names the one it reads.
+
+| claim | source | {cols} | key numbers | where the scales differ |
+|---|---|{'---|' * len(shown)}---|---|
+"""
+    timings = ["| run | scale | settings | wall s | CPU s |", "|---|---|---|---|---|"]
+    for n, spec in RUNS.items():
+        for s in shown:
+            t = timing(runs_dir(out, s), n)
+            if t:
+                timings.append(f"| `{n}` | {s} | {' '.join(spec.settings(s))} | {t.get('wall_s', '–')} | "
+                               f"{t.get('cpu_s', '–')} |")
+    tot = "; ".join(f"{s}: {v[1] / 60:.1f} min CPU, {v[0] / 60:.1f} min wall" for s, v in total.items() if v[1])
+    timed = [n for n in RUNS if n not in missing and not finished(runs_dir(out, "medium"), n)]
+    medium = (f"**Medium set.** Estimated from the cpu-scale times measured here × each run's scale factor (seeds × "
+              f"epochs × data size; `medium_cost` in the claim modules): **{est / 3600:.1f} h of CPU** for the "
+              f"{len(timed)} medium runs not yet made whose cpu run is timed"
+              + (f"; {len(missing)} runs ({', '.join(missing)}) have no cpu-scale CPU time yet (wall time, an upper "
+                 f"bound, is used where there is one)" if missing else "")
+              + ". The cpu times here were taken with the 2 cores shared with other jobs. Run the set with "
+              "`ibtui reproduce --scale medium` (resumable: finished runs are kept).\n")
+    left = """## What is left for a GPU
+
+- The paper-scale runs (`ibtui reproduce --scale full --device cuda`): 50 seeds and the papers' epoch counts for
+  the SZT rows, full MNIST for the MNIST rows, and 50 × 64k iterations of ResNet-32 on full CIFAR-10 (the medium
+  CIFAR-10 run covers 4,000 iterations of one seed on the 5k subset: the first decades of the paper's 10¹–10⁵ axis).
+- CIFAR-100: no data on this machine; `cifar100_resnet32.toml` is ready for a folder holding `cifar-100-python/`.
+- Thresholds of the rules (0.5 bit, 0.3 decades, r ≥ 0.9, the 0.2-nat convergence loss) are this report's
+  choices; the papers give none.
+"""
+    text = (head + "\n".join(summary) + "\n\n" + (f"Time of the runs read here: {tot}.\n\n" if tot else "")
+            + medium + "\n" + "\n".join(sections) + "\n" + left + "\n## Runs and timings\n\n" + "\n".join(timings) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "REPRODUCTION.md"
+    path.write_text(text, encoding="utf-8")
+    print(f"[reproduce] wrote {path}", file=sys.stderr)
+    return path
+
+
+def listing() -> str:
+    lines = []
+    for c in claims():
+        lines.append(f"{c.name:16s} {c.short}: runs {', '.join(c.runs)}")
+    return "\n".join(lines)
+
+
+def reproduce(scale: str, only: list[str], out: Path, data_root: Path, device: str = "cpu", threads: int = 1,
+              report_only: bool = False, force: bool = False) -> Path:
+    """Run the selected claims' runs at `scale` (skipping finished ones unless force), then write the report."""
+    todo = [c for c in claims() if not only or c.name in only]
+    if not report_only:
+        seen: set[str] = set()
+        for c in todo:
+            for rn in c.runs:
+                if rn not in seen:
+                    seen.add(rn)
+                    execute(RUNS[rn], scale, runs_dir(out, scale), data_root, threads, device, force)
+    return write_report(out)
