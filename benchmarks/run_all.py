@@ -7,7 +7,7 @@ Parts, on the device given: training rates (bench_szt: the engine with binning o
 per-seed PyTorch loop, 50 seeds), each MI estimator's cost a snapshot at SZT size (bench_estimators: binning,
 KDE on all 4096 points and on the default 1024, SP; 20 seeds, all layers; `--mnist` adds MNIST sizes), and the
 default run end to end (`python -m ibtui szt_tanh --headless`, the real CLI in a subprocess, start-up
-included). The "before" column holds the figures measured on the tree before issue 20 (2-core CPU, quiet).
+included) with what its checkpoints add (bench_checkpoint). The "before" column holds the figures measured on the tree before issue 20 (2-core CPU, quiet).
 On a quiet 2-core CPU the whole suite takes about 8–10 minutes; --quick makes a smoke run of it.
 """
 from __future__ import annotations
@@ -75,6 +75,13 @@ def main() -> None:
             out["default_run_s"] = time.perf_counter() - t0
             table.append(("default run, end to end (s)" + (" [quick: 200 epochs]" if args.quick else ""),
                           out["default_run_s"], "s"))
+            from bench_checkpoint import checkpoint_cost  # ibtui resume: one checkpoint a minute
+
+            c = checkpoint_cost(run_seconds=out["default_run_s"], train_epochs=5 if args.quick else 50)
+            out["checkpoint"] = c
+            table += [("checkpoint of the default run (kB)", c["bytes"] / 1e3, ""),
+                      ("checkpoint written (s)", c["save_s"], "s"),
+                      ("checkpoints added to the default run (%)", 100 * c["added_fraction"], "%")]
     load = os.getloadavg()[0]
     print(f"\nibtui benchmarks on {args.device}, {os.cpu_count()} CPUs, 1-min load {out['load_at_start']:.1f} at the "
           f"start and {load:.1f} at the end" + (" (quick)" if args.quick else ""))
