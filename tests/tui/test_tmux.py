@@ -134,7 +134,8 @@ def test_runs_compared_in_tmux(tmp_path):
     a, b = two_runs(tmp_path)  # tanh: 6 layers, 3 estimators; relu: 3 layers, bin30 only
     t = Tmux(f"{shlex.quote(sys.executable)} -m ibtui view {shlex.quote(str(a))} {shlex.quote(str(b))}")
     try:
-        first = t.wait(lambda s: plane_filled(s) and "[tanh] relu" in s, timeout=40, what="both runs on the plane")
+        first = t.wait(lambda s: plane_filled(s) and "[tanh] relu" in s and "FINISHED" in status_lines(s)[1],
+                       timeout=40, what="both runs on the plane, read to their end")  # FOLLOWING until then
         out = os.environ.get("IBTUI_TMUX_CAPTURE")
         if out:
             Path(out).write_text(first)
