@@ -46,6 +46,9 @@ class SweepRunner:
     def at_boundary(self) -> bool:
         return self.current.at_boundary
 
+    def request_settle(self) -> None:
+        self.current.request_settle()
+
     def state_dict(self) -> dict:
         """The sweep's position and its current engine's state (a checkpoint, ibtui.engine.checkpoint)."""
         return {"point": self.index, "engine": self.current.state_dict()}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import time
 from dataclasses import replace
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -29,6 +29,7 @@ from ibtui.engine.backends import build_backend
 from ibtui.engine.context import RunContext
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
+from ibtui.engine.overlap import MeasureQueue, overlap_possible
 from ibtui.engine.probes import build_probes
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.schedule import learning_rate, snapshot_epochs
@@ -86,6 +87,9 @@ class Engine:
         self.estimators, self.measures = build_probes(self.ctx)  # MI estimators; the other measures
         self.step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
         self.graphs = EpochGraphs(self.device) if use_graphs else None
+        # snapshot estimators on a second core while training goes on (ibtui.engine.overlap)
+        self.measuring = MeasureQueue(overlap_possible(self.device) and any(p.detached for p in self.estimators))
+        self._settle = False  # a checkpoint asked for the measurement in flight to be emitted (request_settle)
         self.info = self._info(scenario_path)
 
     # ------------------------------------------------------------------ description
@@ -176,29 +180,62 @@ class Engine:
             self.lr = lr
 
     # ------------------------------------------------------------------ measurement
-    @torch.no_grad()
     def measure(self) -> Values:
-        """Every number of one snapshot, per seed, still on the device: loss and accuracy (the back end), the MI
-        estimators, then the other measures (which get the last hidden layer's I(X;T) from the snapshot)."""
+        """Every number of one snapshot, per seed, still on the device."""
+        return self.snapshot_job(defer=False)()[2]
+
+    @torch.no_grad()
+    def snapshot_job(self, defer: bool) -> Callable[[], tuple[int, int, Values]]:
+        """Take a snapshot now; returns the job that finishes it: () → (epoch, step, values).
+
+        Now: the snapshot pass (loss, accuracy and activations, from the back end), and everything that reads
+        the model or the step state (the measures, which get the last hidden layer's I(X;T) from the first
+        estimator that measured it). With `defer`, estimators that read only the activations
+        (`Probe.detached`) are left to the job, which may run on a worker thread while training continues;
+        an estimator is deferred only once an earlier one has measured the last hidden layer, so the
+        measures see the same value either way. The values keep one order: losses, estimators, measures.
+        """
         losses, layers, activations = self.backend.snapshot(self.mi_idx)
         labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
         snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx,
                         x_ids=self.ctx.x_ids(self.mi_idx), losses=losses)
-        values = dict(losses)
+        parts: list = [dict(losses)]  # Values, or a probe whose values the job computes
+        measured: Values = dict(losses)
         for probe in self.estimators:
-            values.update(probe.at_snapshot(snap))
-        snap = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(values, len(layers)))
-        for probe in self.measures:
-            values.update(probe.at_snapshot(snap))
-        return values
+            if defer and probe.detached and last_hidden_mi_xt(measured, len(layers)) is not None:
+                parts.append(probe)
+            else:
+                parts.append(probe.at_snapshot(snap))
+                measured.update(parts[-1])
+        snap_m = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(measured, len(layers)))
+        parts.extend(probe.at_snapshot(snap_m) for probe in self.measures)
+        epoch, step = self.epoch, self.step
 
-    def _records(self, values: Values) -> list[R.Record]:
+        def finish() -> tuple[int, int, Values]:
+            with torch.no_grad():
+                values: Values = {}
+                for part in parts:
+                    values.update(part if isinstance(part, dict) else part.at_snapshot(snap))
+                return epoch, step, values
+
+        return finish
+
+    def _emit(self, sink: R.Sink, results: list[tuple[int, int, Values]]) -> None:
+        for epoch, step, values in results:
+            sink.emit(self._records(values, epoch, step))
+
+    def request_settle(self) -> None:
+        """Emit the snapshot in flight at the next epoch boundary, so that `at_boundary` holds there (a
+        checkpoint is due: its CSV length must include every snapshot its epoch has passed)."""
+        self._settle = True
+
+    def _records(self, values: Values, epoch: int, step: int) -> list[R.Record]:
         keys = list(values)
         table = torch.stack([values[k].float() for k in keys]).cpu()  # one copy to the host
         loss = values[("", Q.LOSS_TRAIN, "")].cpu()
         newly_dead = self.alive & ~torch.isfinite(loss)
         out: list[R.Record] = []
-        run, epoch, step, sweep = self.sc.name, self.epoch, self.step, self.sweep
+        run, sweep = self.sc.name, self.sweep
         for i in newly_dead.nonzero().flatten().tolist():
             out.append(R.Record(run, self.seeds[i], epoch, step, "", Q.SEED_DIVERGED, "", 1.0, sweep))
         self.alive &= ~newly_dead
@@ -249,31 +286,42 @@ class Engine:
             sink.replay(self.replayed)
             self.replayed = []
         t = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}  # for the ETA (records.Progress)
-        if self.epoch == 0:
-            t0 = time.perf_counter()
-            sink.emit([self._noise_record(), *self._records(self.measure())])
-            t["measure_s"], t["measured"] = time.perf_counter() - t0, 1
-        snaps = sorted(self.snapshots)
-        while self.epoch < total:
-            if controls.should_stop():
-                return False
-            if controls.noise_index is not None and controls.noise_index != self.noise_index:
-                self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
+        try:
+            if self.epoch == 0:
+                t0 = time.perf_counter()
                 sink.emit([self._noise_record()])
-            t0 = time.perf_counter()
-            self.at_boundary = False
-            self.train_epoch(controls)
-            t1 = time.perf_counter()
-            t["train_s"] += t1 - t0
-            t["trained"] += 1
-            if self.epoch in self.snapshots:
-                sink.emit(self._records(self.measure()))
-                t["measure_s"] += time.perf_counter() - t1
-                t["measured"] += 1
+                self._emit(sink, self.measuring.submit(self.snapshot_job(self.measuring.worker)))
+                t["measure_s"], t["measured"] = time.perf_counter() - t0, 1
+            snaps = sorted(self.snapshots)
+            while self.epoch < total:
+                if controls.should_stop():
+                    self._emit(sink, self.measuring.drain())
+                    self.at_boundary = True
+                    return False
+                if controls.noise_index is not None and controls.noise_index != self.noise_index:
+                    self._emit(sink, self.measuring.drain())  # the noise record follows the snapshots before it
+                    self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
+                    sink.emit([self._noise_record()])
+                t0 = time.perf_counter()
+                self.at_boundary = False
+                self.train_epoch(controls)
+                t1 = time.perf_counter()
+                t["train_s"] += t1 - t0
+                t["trained"] += 1
+                if self.epoch in self.snapshots:
+                    self._emit(sink, self.measuring.submit(self.snapshot_job(self.measuring.worker)))
+                    t["measure_s"] += time.perf_counter() - t1
+                    t["measured"] += 1
+                self._emit(sink, self.measuring.drain() if self._settle else self.measuring.ready())
+                self._settle = False
+                self.at_boundary = not self.measuring.pending
+                sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
+                                         bisect.bisect_right(snaps, self.epoch), len(snaps), **t))
+            self._emit(sink, self.measuring.drain())
             self.at_boundary = True
-            sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
-                                     bisect.bisect_right(snaps, self.epoch), len(snaps), **t))
-        return True
+            return True
+        finally:
+            self.measuring.close()
 
 
 def last_hidden_mi_xt(values: Values, n_layers: int) -> torch.Tensor | None:

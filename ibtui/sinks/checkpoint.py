@@ -1,7 +1,8 @@
 """The checkpoint beside an export, so that `ibtui resume RUN.csv` continues a killed run.
 
 A sink after the CSV sink: `progress` comes after each trained epoch, once that epoch's records are on
-disk, so a checkpoint taken there matches the CSV's first `size` bytes exactly. It is written at most every
+disk, so a checkpoint taken there matches the CSV's first `size` bytes exactly (while a snapshot is still
+measured on the worker thread, `at_boundary` is false and the sink asks the engine to emit it first). It is written at most every
 `run.checkpoint_every` seconds and at an orderly stop (Ctrl-C, SIGTERM, SIGHUP and `q` stop at an epoch
 boundary); a run stopped mid-epoch (out of memory, a second Ctrl-C) keeps its last periodic checkpoint. A
 finished run removes it: there is nothing left to resume.
@@ -34,7 +35,10 @@ class CheckpointSink(Sink):
 
     def progress(self, p: Progress) -> None:
         if self.every_s > 0 and time.monotonic() - self._last >= self.every_s:
-            self.save()
+            if self.runner.at_boundary:
+                self.save()
+            else:  # a snapshot is still being measured: the engine emits it at the next boundary
+                self.runner.request_settle()
 
     def close(self, finished: bool) -> None:
         if finished:

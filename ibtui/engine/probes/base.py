@@ -14,6 +14,8 @@ class Probe:
     notes: tuple[str, ...] = ()
     watches_steps = False
     graph_safe = False  # True if after_step is pure device work that may be captured in a CUDA graph
+    detached = False  # True if at_snapshot reads only the snapshot's activations and labels (no model, no step
+    # state), so it may finish on a worker thread while training continues (ibtui.engine.overlap)
     _state_attrs: tuple[str, ...] = ()  # attributes a checkpoint keeps (what the probe accumulates over the run)
 
     def watches_epoch(self, epoch: int) -> bool:

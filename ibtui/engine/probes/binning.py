@@ -60,6 +60,8 @@ def binning_values(layers: list[torch.Tensor], activations: list[str], labels: t
 class BinningProbe(Probe):
     """Binned I(X;T), I(T;Y) of every layer on the snapshot's points."""
 
+    detached = True
+
     def __init__(self, ctx: RunContext):
         settings = ctx.sc.measure.binning
         self.settings = settings

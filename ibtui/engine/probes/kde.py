@@ -17,6 +17,8 @@ class KdeProbe(Probe):
     finds it accurate on the device; otherwise one pairwise-sum pass per layer (`kde_mi`).
     """
 
+    detached = True
+
     def __init__(self, ctx: RunContext):
         self.settings = ctx.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"

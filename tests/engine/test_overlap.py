@@ -1,0 +1,128 @@
+"""Snapshot estimators on a worker thread (ibtui.engine.overlap) change nothing but when the work is done.
+
+The same run with the overlap on and off gives the same records in the same order; the deferred estimators
+really run on the worker while the next epoch trains; a checkpoint asked for while a snapshot is in flight
+waits for it to be emitted.
+"""
+import dataclasses
+import threading
+import time
+
+import pytest
+import torch
+from helpers import ListSink
+
+from ibtui.engine.overlap import MeasureQueue
+from ibtui.engine.probes.kde import KdeProbe
+from ibtui.engine.trainer import Engine
+from ibtui.scenario import load_scenario, with_changes
+
+
+def szt(**changes):
+    sc = load_scenario("szt_tanh")
+    return with_changes(sc, {"run.seeds": 3, "run.epochs": 24, "measure.snapshots": 10, "measure.kde.points": 256,
+                             "run.device": "cpu", **changes})
+
+
+def records(sc, worker: bool, sink=None):
+    engine = Engine(sc)
+    engine.measuring = MeasureQueue(worker)
+    sink = sink or ListSink()
+    assert engine.run(sink)
+    return sink.records
+
+
+def exact(recs) -> list[str]:
+    """Records as text, floats by repr: equal lists mean the same fields, values bit for bit (NaN too)."""
+    return [repr(dataclasses.astuple(r)) for r in recs]
+
+
+def test_the_same_records_in_the_same_order_with_and_without_the_worker():
+    sc = szt()
+    on, off = records(sc, True), records(sc, False)
+    assert len(on) == len(off) > 0
+    assert exact(on) == exact(off)
+    assert {r.estimator for r in on} >= {"bin30", "kde_upper", "kde_lower"}
+
+
+def test_kde_runs_on_the_worker_while_the_next_epoch_trains(monkeypatch):
+    seen = []
+    original = KdeProbe.at_snapshot
+
+    def spy(self, snap):
+        seen.append((threading.current_thread().name, snap.epoch))
+        return original(self, snap)
+
+    monkeypatch.setattr(KdeProbe, "at_snapshot", spy)
+    records(szt(), True)
+    assert seen and all(name.startswith("ibtui-measure") for name, _ in seen)
+    seen.clear()
+    records(szt(), False)
+    assert seen and all(name == threading.current_thread().name for name, _ in seen)
+
+
+def test_binning_stays_in_the_training_thread_when_dynamics_needs_its_value():
+    """The dynamics probe's compression bound reads the last hidden layer's I(X;T) from the first estimator:
+    that estimator is never deferred, so the bound is the same number either way (first test)."""
+    engine = Engine(szt())
+    job = engine.snapshot_job(defer=True)
+    from ibtui.engine.probes.binning import BinningProbe
+    assert any(isinstance(p, BinningProbe) for p in engine.estimators)
+    epoch, step, values = job()
+    assert (epoch, step) == (0, 0)
+    assert any(k[2] == "bin30" for k in values) and any(k[2] == "kde_upper" for k in values)
+
+
+def test_a_due_checkpoint_waits_for_the_snapshot_in_flight(monkeypatch):
+    """KDE slowed down so that a snapshot is still in flight at the boundary after it; a sink that needs a
+    settled boundary asks for it and gets it at the next one, with every earlier snapshot emitted."""
+    original = KdeProbe.at_snapshot
+
+    def slow(self, snap):
+        time.sleep(0.2)
+        return original(self, snap)
+
+    monkeypatch.setattr(KdeProbe, "at_snapshot", slow)
+    sc = szt(**{"run.epochs": 8, "measure.snapshots": 8, "measure.schedule": "linear"})
+    engine = Engine(sc)
+    engine.measuring = MeasureQueue(True)
+
+    class Settling(ListSink):
+        def __init__(self):
+            super().__init__()
+            self.settled = []
+            self.asked = 0
+
+        def progress(self, p):
+            super().progress(p)
+            if engine.at_boundary:
+                emitted = max(r.epoch for r in self.records if r.quantity == "I(X;T)")
+                self.settled.append((p.epoch, emitted))
+            else:
+                self.asked += 1
+                engine.request_settle()
+
+    sink = Settling()
+    assert engine.run(sink)
+    assert sink.asked and sink.settled
+    assert all(emitted == max(e for e in engine.snapshots if e <= epoch) for epoch, emitted in sink.settled)
+    assert exact(sink.records) == exact(records(sc, False))
+
+
+def test_an_estimator_error_on_the_worker_reaches_the_training_thread(monkeypatch):
+    def broken(self, snap):
+        if snap.epoch > 0:
+            raise RuntimeError("estimator failed")
+        return {}
+
+    monkeypatch.setattr(KdeProbe, "at_snapshot", broken)
+    with pytest.raises(RuntimeError, match="estimator failed"):
+        records(szt(), True)
+    assert not [t for t in threading.enumerate() if t.name.startswith("ibtui-measure")]
+
+
+def test_the_worker_uses_the_training_threads_torch_thread_count():
+    q = MeasureQueue(True)
+    q.submit(torch.get_num_threads)
+    assert q.drain() == [torch.get_num_threads()]
+    q.close()
