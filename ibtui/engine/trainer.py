@@ -88,7 +88,7 @@ class Engine:
         self.step_hooks = [*self.regularizers, *(p for p in self.probes if p.watches_steps)]
         self.graphs = EpochGraphs(self.device) if use_graphs else None
         # snapshot estimators on a second core while training goes on (ibtui.engine.overlap)
-        self.measuring = MeasureQueue(overlap_possible(self.device) and any(p.detached for p in self.estimators))
+        self.measuring = MeasureQueue(overlap_possible(self.device) and bool(self.estimators))
         self._settle = False  # a checkpoint asked for the measurement in flight to be emitted (request_settle)
         self.info = self._info(scenario_path)
 
@@ -188,34 +188,37 @@ class Engine:
     def snapshot_job(self, defer: bool) -> Callable[[], tuple[int, int, Values]]:
         """Take a snapshot now; returns the job that finishes it: () → (epoch, step, values).
 
-        Now: the snapshot pass (loss, accuracy and activations, from the back end), and everything that reads
-        the model or the step state (the measures, which get the last hidden layer's I(X;T) from the first
-        estimator that measured it). With `defer`, estimators that read only the activations
-        (`Probe.detached`) are left to the job, which may run on a worker thread while training continues;
-        an estimator is deferred only once an earlier one has measured the last hidden layer, so the
-        measures see the same value either way. The values keep one order: losses, estimators, measures.
+        Now: the snapshot pass (loss, accuracy and activations, from the back end) and, with `defer`, the part
+        of each probe's work that reads the model or the step state (`Probe.start`); the job does the rest
+        (the estimators' sums, the measures' use of the last hidden layer's I(X;T)) and may run on a worker
+        thread while training continues. Without `defer` everything is done now. Either way the values are
+        the same, in one order: losses, estimators, measures (which see the first estimator's I(X;T) of the
+        last hidden layer).
         """
         losses, layers, activations = self.backend.snapshot(self.mi_idx)
         labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
         snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx,
                         x_ids=self.ctx.x_ids(self.mi_idx), losses=losses)
-        parts: list = [dict(losses)]  # Values, or a probe whose values the job computes
-        measured: Values = dict(losses)
-        for probe in self.estimators:
-            if defer and probe.detached and last_hidden_mi_xt(measured, len(layers)) is not None:
-                parts.append(probe)
-            else:
-                parts.append(probe.at_snapshot(snap))
-                measured.update(parts[-1])
-        snap_m = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(measured, len(layers)))
-        parts.extend(probe.at_snapshot(snap_m) for probe in self.measures)
         epoch, step = self.epoch, self.step
+        if not defer:
+            values = dict(losses)
+            for probe in self.estimators:
+                values.update(probe.at_snapshot(snap))
+            snap = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(values, len(layers)))
+            for probe in self.measures:
+                values.update(probe.at_snapshot(snap))
+            return lambda: (epoch, step, values)
+        estimated = [probe.start(snap) for probe in self.estimators]
+        measured = [probe.start(snap) for probe in self.measures]
 
         def finish() -> tuple[int, int, Values]:
-            with torch.no_grad():
-                values: Values = {}
-                for part in parts:
-                    values.update(part if isinstance(part, dict) else part.at_snapshot(snap))
+            with torch.no_grad():  # grad mode is per thread
+                values = dict(losses)
+                for rest in estimated:
+                    values.update(rest(snap))
+                final = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(values, len(layers)))
+                for rest in measured:
+                    values.update(rest(final))
                 return epoch, step, values
 
         return finish

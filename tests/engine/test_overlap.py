@@ -61,16 +61,20 @@ def test_kde_runs_on_the_worker_while_the_next_epoch_trains(monkeypatch):
     assert seen and all(name == threading.current_thread().name for name, _ in seen)
 
 
-def test_binning_stays_in_the_training_thread_when_dynamics_needs_its_value():
-    """The dynamics probe's compression bound reads the last hidden layer's I(X;T) from the first estimator:
-    that estimator is never deferred, so the bound is the same number either way (first test)."""
+def test_the_compression_bound_reads_the_first_estimators_value_either_way():
+    """The dynamics probe's input-compression bound reads the last hidden layer's I(X;T) of the first
+    estimator: it is computed in the job, after the deferred estimators, so it is the same number."""
     engine = Engine(szt())
-    job = engine.snapshot_job(defer=True)
-    from ibtui.engine.probes.binning import BinningProbe
-    assert any(isinstance(p, BinningProbe) for p in engine.estimators)
-    epoch, step, values = job()
-    assert (epoch, step) == (0, 0)
-    assert any(k[2] == "bin30" for k in values) and any(k[2] == "kde_upper" for k in values)
+    now = engine.snapshot_job(defer=False)()[2]
+    later = engine.snapshot_job(defer=True)()[2]
+    assert list(now) == list(later)
+    assert exact_values(now) == exact_values(later)
+    key = ("", "input_compression_bound", "")
+    assert key in later and bool(torch.isfinite(later[key]).all())
+
+
+def exact_values(values) -> list[str]:
+    return [repr((k, v.tolist())) for k, v in values.items()]
 
 
 def test_a_due_checkpoint_waits_for_the_snapshot_in_flight(monkeypatch):
@@ -126,3 +130,23 @@ def test_the_worker_uses_the_training_threads_torch_thread_count():
     q.submit(torch.get_num_threads)
     assert q.drain() == [torch.get_num_threads()]
     q.close()
+
+
+def test_a_noisy_sp_run_gives_the_same_records_with_its_sums_on_the_worker(monkeypatch):
+    """SP's noisy forward reads the weights, so it runs at the snapshot; its mixture sums go to the worker."""
+    from ibtui.engine.probes import sp as sp_probe
+
+    threads = []
+    original = sp_probe.sp_mutual_information
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sp_probe, "sp_mutual_information", spy)
+    sc = with_changes(load_scenario("szt_noisy_tanh"), {"run.seeds": 2, "run.epochs": 6, "measure.snapshots": 4,
+                                                        "measure.sp.points": 64, "run.device": "cpu"})
+    on = records(sc, True)
+    assert threads and all(t.startswith("ibtui-measure") for t in threads)
+    off = records(sc, False)
+    assert exact(on) == exact(off) and any(r.estimator == "sp" for r in on)

@@ -1,6 +1,8 @@
 """The probe base class and the helpers the probes share (labels shared by all seeds, fixed point subsets)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ibtui.data.sampling import fixed_subset
@@ -27,6 +29,16 @@ class Probe:
 
     def at_snapshot(self, snap: Snapshot) -> Values:
         return {}
+
+    def start(self, snap: Snapshot) -> Callable[[Snapshot], Values]:
+        """The snapshot's work split in two: what must happen now (what reads the model or the step state) and
+        the rest, returned as a function of the finished snapshot (with `last_hidden_mi_xt` set) that may run
+        on a worker thread while training continues (ibtui.engine.overlap). `at_snapshot` is both at once. A
+        detached probe leaves all of its work for later, any other none of it (override to split)."""
+        if self.detached:
+            return self.at_snapshot
+        values = self.at_snapshot(snap)
+        return lambda final: values
 
 
 def shared_labels(labels: torch.Tensor) -> torch.Tensor | None:

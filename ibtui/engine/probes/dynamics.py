@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Callable
 
 import torch
 
@@ -145,8 +146,13 @@ class DynamicsProbe(Probe):
         self.moments.update([w.grad if w.grad is not None else torch.zeros_like(w) for w in self.weights])
 
     # ------------------------------------------------------------------ every snapshot
-    @torch.no_grad()
     def at_snapshot(self, snap: Snapshot) -> Values:
+        return self.start(snap)(snap)
+
+    @torch.no_grad()
+    def start(self, snap: Snapshot) -> Callable[[Snapshot], Values]:
+        """Now: what reads the gradients' window, the weights and the detector. Later: the generalisation
+        quantities, which read the last hidden layer's I(X;T) from the finished snapshot."""
         epoch = snap.epoch
         if self._window == epoch and self.moments.count > 0:
             grads = self.moments.summary()
@@ -166,8 +172,7 @@ class DynamicsProbe(Probe):
             for j in range(self.n_layers):
                 out[(str(j + 1), quantity, "")] = table[:, j]
         out.update(self._gaussian_bound(epoch, snap))
-        out.update(self._generalisation(snap))
-        return out
+        return lambda final: {**out, **self._generalisation(final)}
 
     def _gaussian_bound(self, epoch: int, snap: Snapshot) -> Values:
         """Eq. 9 for every layer j on the pair (j−1)-j, once its W* is frozen (NaN before)."""

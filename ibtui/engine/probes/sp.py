@@ -1,6 +1,8 @@
 """Sample-propagation I(X;T), I(T;Y) of the hidden layers of a noisy network (Goldfeld et al. 2019)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ibtui import quantities as Q
@@ -31,9 +33,14 @@ class SpProbe(Probe):
                           "finite)",)
 
     def at_snapshot(self, snap: Snapshot) -> Values:
+        return self.start(snap)(snap)
+
+    def start(self, snap: Snapshot) -> Callable[[Snapshot], Values]:
+        """Now: the network's own noisy forward on the measured inputs (it reads the weights). Later (maybe on
+        a worker thread, ibtui.engine.overlap): the mixture sums, which read only that forward's outputs."""
         beta = snap.beta
         if beta <= 0:
-            return {}
+            return lambda final: {}
         st, ctx = self.settings, self.ctx
         n = snap.layers[0].shape[1]
         idx = snap.point_idx
@@ -49,15 +56,21 @@ class SpProbe(Probe):
         noise = rng.noise_fn(ctx.seed_tensor, (rng.STREAM_MEASURE, snap.epoch))
         with torch.no_grad():  # the network's own noisy forward on the measured inputs
             _, hidden = ctx.model(x, beta, noise)
-        gen = torch.Generator(device=ctx.seed_tensor.device).manual_seed(snap.epoch * 7919 + 17)
-        # X is uniform over all m measured inputs (every centre enters the pooled mixture); the Monte
-        # Carlo average runs over `points` of them, which only widens the standard error.
-        sp = lambda c, y: sp_mutual_information(c, y, beta, st.mc, generator=gen, n_points=st.points or None)  # noqa: E731
-        out: Values = {}
-        for index, h in enumerate(hidden, start=1):
-            mi = per_labels(sp, h.reshape(s, m, st.samples, -1), labels)
-            out[(str(index), Q.MI_XT, "sp")] = mi["mi_xt"]
-            out[(str(index), Q.MI_XT_SE, "sp")] = mi["mi_xt_se"]
-            out[(str(index), Q.MI_TY, "sp")] = mi["mi_ty"]
-            out[(str(index), Q.MI_TY_SE, "sp")] = mi["mi_ty_se"]
-        return out
+        epoch = snap.epoch
+
+        def sums(final: Snapshot) -> Values:
+            gen = torch.Generator(device=ctx.seed_tensor.device).manual_seed(epoch * 7919 + 17)
+            # X is uniform over all m measured inputs (every centre enters the pooled mixture); the Monte
+            # Carlo average runs over `points` of them, which only widens the standard error.
+            sp = lambda c, y: sp_mutual_information(c, y, beta, st.mc, generator=gen, n_points=st.points or None)  # noqa: E731
+            out: Values = {}
+            with torch.no_grad():
+                for index, h in enumerate(hidden, start=1):
+                    mi = per_labels(sp, h.reshape(s, m, st.samples, -1), labels)
+                    out[(str(index), Q.MI_XT, "sp")] = mi["mi_xt"]
+                    out[(str(index), Q.MI_XT_SE, "sp")] = mi["mi_xt_se"]
+                    out[(str(index), Q.MI_TY, "sp")] = mi["mi_ty"]
+                    out[(str(index), Q.MI_TY_SE, "sp")] = mi["mi_ty_se"]
+            return out
+
+        return sums
