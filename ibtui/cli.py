@@ -41,20 +41,29 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
+# Options `run` and `resume` share (one definition each).
+HEADLESS = typer.Option(False, "--headless", help="no app, even on a terminal")
+QUIET = typer.Option(False, "--quiet", "-q", help="headless: no progress output")
+PROGRESS_EVERY = typer.Option(15.0, "--progress-every", min=0.1,
+                              help="headless, stderr not a terminal: seconds between progress lines")
+THREADS = typer.Option(0, "--threads", help="CPU threads for torch (0 = 1 on a CPU run, torch's default with a GPU)")
+FPS = typer.Option(3.0, "--fps", help="app redraws per second")
+NO_MOUSE = typer.Option(False, "--no-mouse", help="app: do not capture the mouse")
+
+
 @app.command()
 def run(
     scenario: Path = typer.Argument(..., help="scenario file, or a bundled scenario's name (`ibtui scenarios`)"),
     export: Optional[Path] = typer.Option(None, "--export", "-o", help="write every record to this CSV (+ .meta.json)"),
     set_: List[str] = typer.Option([], "--set", help="override a setting: section.key=value (repeatable)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (overrides run.device)"),
-    headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
-    progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
-                                         help="headless, stderr not a terminal: seconds between progress lines"),
-    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = 1 on a CPU run, torch's default with a GPU)"),
+    headless: bool = HEADLESS,
+    quiet: bool = QUIET,
+    progress_every: float = PROGRESS_EVERY,
+    threads: int = THREADS,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
-    fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
-    no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
+    fps: float = FPS,
+    no_mouse: bool = NO_MOUSE,
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing export (only once the new run "
                                                               "has its first snapshot)"),
 ) -> None:
@@ -253,14 +262,13 @@ def _resumable(sinks: list) -> str:
 def resume(
     csv_path: Path = typer.Argument(..., help="the export of a run that was stopped or killed (its checkpoint is "
                                               "beside it: RUN.checkpoint.pt)"),
-    headless: bool = typer.Option(False, "--headless", help="no app, even on a terminal"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="headless: no progress output"),
-    progress_every: float = typer.Option(15.0, "--progress-every", min=0.1,
-                                         help="headless, stderr not a terminal: seconds between progress lines"),
-    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = 1 on a CPU run, torch's default with a GPU)"),
+    headless: bool = HEADLESS,
+    quiet: bool = QUIET,
+    progress_every: float = PROGRESS_EVERY,
+    threads: int = THREADS,
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data, if it moved"),
-    fps: float = typer.Option(3.0, "--fps", help="app redraws per second"),
-    no_mouse: bool = typer.Option(False, "--no-mouse", help="app: do not capture the mouse"),
+    fps: float = FPS,
+    no_mouse: bool = NO_MOUSE,
 ) -> None:
     """Continue a stopped or killed run from its last checkpoint: rows written after it are dropped and
     computed again, so the export ends as if the run had never stopped."""
@@ -289,16 +297,17 @@ def _resumable_run(csv_path: Path):
     from ibtui.sinks.checkpoint import version
     from ibtui.sinks.csv import checkpoint_path, sidecar_path
     from ibtui.sinks.replay import writer_alive
+    from ibtui.sinks.runs import check_meta
 
     meta_path = sidecar_path(csv_path)
     if not csv_path.is_file() or not meta_path.is_file():
         raise IbtuiError(f"{csv_path}: no such export (a CSV with its {meta_path.name} beside it); give the CSV "
                          f"that `ibtui SCENARIO --export FILE` wrote.")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict):
+    try:  # checked by the export reader's schema (sinks/runs.check_meta): a mistyped key counts as absent
+        meta = check_meta(json.loads(meta_path.read_text(encoding="utf-8")))
+        if meta is None:
             raise ValueError("not a JSON object")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise IbtuiError(f"{meta_path}: not a readable sidecar ({exc}); it cannot be resumed.") from None
     if meta.get("finished") is True:
         raise IbtuiError(f"{csv_path}: the run finished; there is nothing to resume (start a new run to train "

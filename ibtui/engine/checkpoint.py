@@ -11,9 +11,7 @@ only tensors, numbers, strings and containers: a crafted file cannot run code, i
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import torch
 
 from ibtui.errors import IbtuiError
+from ibtui.files import AtomicFile
 
 FORMAT = "ibtui-checkpoint-v1"
 
@@ -61,18 +60,10 @@ def _to_device(value: Any, device: torch.device) -> Any:
 
 
 def save(path: Path, payload: dict) -> None:
-    """Write `payload` atomically: an exclusively created temporary file in the same folder (mkstemp: O_EXCL,
-    never through a link), then a rename; a failure leaves the previous checkpoint as it was."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `payload` atomically (`files.AtomicFile`: an exclusively created temporary file beside it, never
+    through a link, synced, then renamed); a failure leaves the previous checkpoint as it was."""
+    with AtomicFile(path) as f:
+        torch.save(payload, f)
 
 
 def load(path: Path) -> dict:
