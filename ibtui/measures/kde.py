@@ -165,8 +165,13 @@ def _bits_from_log_sums(total: torch.Tensor, own: torch.Tensor | None, labels: t
     return i_xt, (own - log_ny - total + log_n).mean(dim=-1) / LN2
 
 
-# Largest logit size s‖x‖² (after centring) for which the attention path's float32 dot products keep the
-# KDE bounds within ~2e-4 bits of exact sums (measured: 1e5 → 2e-4 bits, 1e6 → 2e-3, 1e7 → 2e-2).
+# Largest logit size s‖x‖² (after centring) up to which the attention path keeps float32 dot products; beyond
+# it a group is summed pairwise. Each logit carries a rounding error of about one float32 ulp of s‖x‖², and it
+# matters where near pairs abound: on spread layers the bounds stay within ~2e-5 bits of exact sums (and within
+# 2e-4 up to this limit: 1e5 → 2e-4 bits, 1e6 → 2e-3, 1e7 → 2e-2, measured on spread features), but on
+# saturated tanh layers, whose points pile up in the corners, within ~1e-3 bits (measured: 4.3e-4 bits on a
+# 10-wide layer of tanh(20·z), σ² = 1e-3, tests/measures/test_kde.py; 7.4e-4 on a trained szt_tanh layer).
+# float64 inputs (measure.kde.precision = "float64") make the same kernels exact to ~1e-9 bits at ~2× the cost.
 ATTENTION_MAX_LOGIT = 1e5
 
 
@@ -263,7 +268,8 @@ def kde_mi_attention(
     The logits go through a dot product, whose float32 rounding grows with their size s‖x‖²: points are
     centred first (distances do not change), and a group whose largest centred s‖x‖² exceeds
     ATTENTION_MAX_LOGIT (e.g. wide ReLU features at small σ²) is computed by exact pairwise sums instead.
-    Measured error below the limit: ≤ 2e-4 bits (tests/measures/test_kde.py)."""
+    Measured float32 error below the limit: ≤ 2e-4 bits on spread layers, up to ~1e-3 bits on saturated ones
+    (see ATTENTION_MAX_LOGIT); float64 layers are summed in float64 (tests/measures/test_kde.py)."""
     if labels is not None:
         labels = labels.to(device=layers[0].device, dtype=torch.int64)
         n_classes = int(n_classes) if n_classes is not None else int(labels.max()) + 1

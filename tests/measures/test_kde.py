@@ -258,3 +258,36 @@ def test_attention_centres_offsets_and_hands_large_logits_to_exact_sums():
         for k in KEYS:
             assert torch.isfinite(out[k]).all()
             torch.testing.assert_close(out[k].double(), exact[k], atol=2e-4, rtol=0)
+
+
+def test_saturated_layers_float32_within_1e3_bits_and_float64_exact():
+    """Saturated tanh layers (points piled up in the hypercube's corners, many near-duplicates) are where the
+    float32 attention path's logit rounding shows: within 1e-3 bits of float64 pairwise sums (the measured
+    worst case is stated in kde.ATTENTION_MAX_LOGIT's comment); float64 inputs give the exact sums."""
+    from ibtui.measures.kde import kde_mi_attention
+
+    gen = torch.Generator().manual_seed(11)
+    labels = torch.randint(0, 2, (2048,), generator=gen)
+    layers = [torch.tanh(20.0 * torch.randn(3, 2048, d, generator=gen)) for d in (10, 5, 2)]
+    f32 = kde_mi_attention(layers, labels, noise_var=1e-3)
+    f64 = kde_mi_attention([h.double() for h in layers], labels, noise_var=1e-3)
+    worst = 0.0
+    for h, a, b in zip(layers, f32, f64):
+        exact = kde_mi(h.double(), labels, noise_var=1e-3)
+        for k in KEYS:
+            worst = max(worst, float((a[k].double() - exact[k]).abs().max()))
+            torch.testing.assert_close(b[k], exact[k], atol=1e-9, rtol=0)
+    assert 1e-5 < worst < 1e-3  # float32 is off by a measurable but small amount here
+
+
+def test_kde_precision_setting_reaches_the_probe():
+    from ibtui.engine.trainer import Engine
+    from ibtui.scenario import load_scenario, with_changes
+
+    sc = with_changes(load_scenario("szt_tanh"), {"run.seeds": 2, "run.epochs": 1, "measure.snapshots": 2,
+                                                  "measure.kde.points": 128, "measure.kde.precision": "float64"})
+    engine = Engine(sc)
+    values = engine.measure()
+    kde = [v for (layer, q, est), v in values.items() if est == "kde_upper"]
+    assert kde and all(v.dtype == torch.float64 for v in kde)
+    assert "float64 sums" in engine.info.estimator_settings["kde_upper"]

@@ -22,7 +22,8 @@ class KdeProbe(Probe):
     def __init__(self, ctx: RunContext):
         self.settings = ctx.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
-        desc = f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}"
+        desc = (f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}, "
+                f"{self.settings.precision} sums")
         self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
         self.fused = attention_agrees(ctx.device, self.settings.noise_variance)
         if not self.fused:
@@ -31,6 +32,8 @@ class KdeProbe(Probe):
 
     def _mi(self, layers: list[torch.Tensor], labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         var = self.settings.noise_variance
+        if self.settings.precision == "float64":  # the same kernels, float64 sums (ibtui.measures.kde)
+            layers = [h.double() for h in layers]
         if not self.fused:
             return [per_labels(lambda h, y: kde_mi(h, y, var, exact_distances=False), h, labels) for h in layers]
         shared = shared_labels(labels)
