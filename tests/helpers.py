@@ -4,6 +4,16 @@ from __future__ import annotations
 from ibtui.records import Record, RunInfo, Sink
 
 
+class Payload:
+    """Unpickling this creates a file: what a crafted data file or checkpoint could do if it were unpickled."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
 class ListSink(Sink):
     """Keeps everything a run sends: its info, every record, the epochs of progress calls, close(finished)."""
 

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from conftest import REPO, cli
+from helpers import Payload
 from ibtui.sinks.checkpoint import CheckpointSink
 from ibtui.sinks.csv import checkpoint_path, sidecar_path
 
@@ -176,16 +177,6 @@ def test_missing_and_corrupt_checkpoints_are_refused(stopped):
     before = digest(folder)
     refused_untouched(folder, cli("resume", out), "no checkpoint")
     assert digest(folder) == before
-
-
-class Payload:
-    """A pickle that would create a file when unpickled."""
-
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
 
 
 def test_crafted_checkpoint_runs_no_code(stopped):

@@ -172,3 +172,13 @@ def verdict3(met: Sequence[bool | None], partial_ok: bool = True) -> str:
     if any(m is False for m in met):
         return "partially" if partial_ok and any(m is True for m in met) else "not reproduced"
     return "within noise"
+
+
+def combined_verdict(verdicts: Sequence[str]) -> str:
+    """One row's verdict from its data sets' (MNIST and SZT): reproduced only if all are, not reproduced if
+    none is, within noise if all are reproduced or within noise, partially otherwise."""
+    if all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    if all(v == "not reproduced" for v in verdicts):
+        return "not reproduced"
+    return "within noise" if all(v in ("reproduced", "within noise") for v in verdicts) else "partially"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import cli
+from helpers import Payload
 from ibtui.data.npz import read_npz
 from ibtui.errors import DataFormatError, DataMissingError
 
@@ -37,16 +38,6 @@ def refused(res, *words):
     return err
 
 
-class _Evil:
-    """Unpickling this creates a file: what a crafted data file could do if it were unpickled."""
-
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
 def test_own_data_trains_with_its_widths_and_its_test_set(tmp_path):
     x, y = blobs(60, 5, 3)
     np.savez(tmp_path / "mine.npz", x=x, y=y, x_test=x[:9], y_test=y[:9])
@@ -72,11 +63,11 @@ def test_a_pickled_object_array_is_refused_and_never_runs(tmp_path):
     target = tmp_path / "pwned"
     x, y = blobs()
     obj = np.empty(len(x), dtype=object)
-    obj[:] = [_Evil(target)] * len(x)
+    obj[:] = [Payload(target)] * len(x)
     np.savez(tmp_path / "mine.npz", x=obj, y=y)
     refused(cli(scenario(tmp_path), *TINY), "array x is an object array", "pickle", "never loads")
     assert not target.exists()
-    (tmp_path / "mine.npz").write_bytes(pickle.dumps({"x": _Evil(target), "y": y}))  # a bare pickle file
+    (tmp_path / "mine.npz").write_bytes(pickle.dumps({"x": Payload(target), "y": y}))  # a bare pickle file
     refused(cli(scenario(tmp_path), *TINY), "not a NumPy .npz archive", "pickle")
     assert not target.exists()
 

@@ -78,3 +78,13 @@ def test_falls_both_ways():
     assert f["drop"] == pytest.approx(0.5)   # peak → final: the dip recovered
     assert f["rise"] == pytest.approx(3.0)
     assert math.isnan(falls(np.array([]), np.array([]))["dip"])
+
+
+def test_a_row_of_two_data_sets_is_reproduced_only_if_both_are():
+    from ibtui.reproduce.stats import combined_verdict
+
+    assert combined_verdict(["reproduced", "reproduced"]) == "reproduced"
+    assert combined_verdict(["not reproduced", "not reproduced"]) == "not reproduced"
+    assert combined_verdict(["reproduced", "within noise"]) == "within noise"
+    assert combined_verdict(["reproduced", "not reproduced"]) == "partially"
+    assert combined_verdict(["within noise", "partially"]) == "partially"

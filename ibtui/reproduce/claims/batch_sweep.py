@@ -7,7 +7,7 @@ import numpy as np
 
 from ibtui.reproduce.common import Result, claim, hidden, seeds_epochs, _plt, save, transitions
 from ibtui.reproduce.runner import Run, run_spec
-from ibtui.reproduce.stats import Est, corr_ci, f2, falls, g3, mean_sd, slope_ci
+from ibtui.reproduce.stats import Est, combined_verdict, corr_ci, f2, falls, g3, mean_sd, slope_ci
 
 run_spec("szt_batch_sweep", "szt_batch_sweep",
          {"run.seeds": 3, "run.epochs": 1000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
@@ -124,9 +124,7 @@ def c_batch(runs):
         keys.append(f"{tag} r = {r_ci.fmt()} (n={n})")
     fig.tight_layout()
     figp = save(fig, "batch_sweep")
-    verdict = ("reproduced" if all(v == "reproduced" for v in verdicts) else
-               "not reproduced" if all(v == "not reproduced" for v in verdicts) else
-               "within noise" if all(v in ("reproduced", "within noise") for v in verdicts) else "partially")
+    verdict = combined_verdict(verdicts)
     why = ("Rule per data set: reproduced if ≥ 4 batch sizes have both a transition and a compression start and the "
            "linear fit has r ≥ 0.9 with a positive slope, both at the low end of their 95 % intervals (batch sizes "
            "resampled); within noise if only the point estimates do; partially if r ≥ 0.5 over ≥ 3; the row is reproduced only "

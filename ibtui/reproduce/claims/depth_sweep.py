@@ -7,7 +7,7 @@ import numpy as np
 
 from ibtui.reproduce.common import Result, _plt, claim, final, save, seeds_epochs
 from ibtui.reproduce.runner import Run, run_spec
-from ibtui.reproduce.stats import Est, mean_sd, ms, slope_ci
+from ibtui.reproduce.stats import Est, combined_verdict, mean_sd, ms, slope_ci
 
 run_spec("szt_depth_sweep", "szt_depth_sweep",
          {"run.seeds": 5, "run.epochs": 3000, "measure.snapshots": 80, "measure.estimators": []},
@@ -80,9 +80,7 @@ def c_depth(runs):
     ax.legend(); ax.set_title("convergence time (train loss ≤ 0.2 nats) against depth; paper: slope ≤ −2")
     fig.tight_layout()
     figp = save(fig, "depth_sweep")
-    verdict = ("reproduced" if all(v == "reproduced" for v in verdicts) else
-               "not reproduced" if all(v == "not reproduced" for v in verdicts) else
-               "within noise" if all(v in ("reproduced", "within noise") for v in verdicts) else "partially")
+    verdict = combined_verdict(verdicts)
     why = ("Rule per data set: reproduced if every run converges and the power-law exponent p of τ = c·K^p is ≤ −2 "
            "(α ≤ 0.5) at the high end of its 95 % interval (depths resampled); partially if τ falls with K (p < 0 "
            "at the high end) but more slowly; within noise where the interval straddles the threshold; not reproduced if it does not fall. "
