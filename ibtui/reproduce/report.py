@@ -84,8 +84,8 @@ def stands(results: dict[str, Result | None]) -> str:
     if verdicts[big] == "within noise":
         return (f"differs: {small} says {verdicts[small]}, {big} is within noise, so neither stands yet: the "
                 f"larger run's interval straddles the threshold")
-    return (f"differs: **{big} stands** ({verdicts[big]}): more seeds and longer runs, so a narrower interval and "
-            f"the papers' time axis; {small} said {verdicts[small]}")
+    return (f"differs: **{big} stands** ({verdicts[big]}): its runs have more seeds and are longer; {small} said "
+            f"{verdicts[small]} (the claim's section gives both scales' numbers)")
 
 
 def run_header(runs, scale: str) -> str:
