@@ -182,17 +182,17 @@ class Engine:
     # ------------------------------------------------------------------ measurement
     def measure(self) -> Values:
         """Every number of one snapshot, per seed, still on the device."""
-        return self.snapshot_job(defer=False)()[2]
+        return self.snapshot_job()()[2]
 
     @torch.no_grad()
-    def snapshot_job(self, defer: bool) -> Callable[[], tuple[int, int, Values]]:
+    def snapshot_job(self) -> Callable[[], tuple[int, int, Values]]:
         """Take a snapshot now; returns the job that finishes it: () → (epoch, step, values).
 
-        Now: the snapshot pass (loss, accuracy and activations, from the back end) and, with `defer`, the part
-        of each probe's work that reads the model or the step state (`Probe.start`); the job does the rest
-        (the estimators' sums, the measures' use of the last hidden layer's I(X;T)) and may run on a worker
-        thread while training continues. Without `defer` everything is done now. Either way the values are
-        the same, in one order: losses, estimators, measures (which see the first estimator's I(X;T) of the
+        Now: the snapshot pass (loss, accuracy and activations, from the back end) and the part of each probe's
+        work that reads the model or the step state (`Probe.start`). The job does the rest (the estimators'
+        sums, the measures' use of the last hidden layer's I(X;T)); it reads only what was taken now, so it may
+        run on a worker thread while training continues (ibtui.engine.overlap) and gives the same values.
+        They come in one order: losses, estimators, measures (which see the first estimator's I(X;T) of the
         last hidden layer).
         """
         losses, layers, activations = self.backend.snapshot(self.mi_idx)
@@ -200,14 +200,6 @@ class Engine:
         snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx,
                         x_ids=self.ctx.x_ids(self.mi_idx), losses=losses)
         epoch, step = self.epoch, self.step
-        if not defer:
-            values = dict(losses)
-            for probe in self.estimators:
-                values.update(probe.at_snapshot(snap))
-            snap = replace(snap, last_hidden_mi_xt=last_hidden_mi_xt(values, len(layers)))
-            for probe in self.measures:
-                values.update(probe.at_snapshot(snap))
-            return lambda: (epoch, step, values)
         estimated = [probe.start(snap) for probe in self.estimators]
         measured = [probe.start(snap) for probe in self.measures]
 
@@ -293,7 +285,7 @@ class Engine:
             if self.epoch == 0:
                 t0 = time.perf_counter()
                 sink.emit([self._noise_record()])
-                self._emit(sink, self.measuring.submit(self.snapshot_job(self.measuring.worker)))
+                self._emit(sink, self.measuring.submit(self.snapshot_job()))
                 t["measure_s"], t["measured"] = time.perf_counter() - t0, 1
             snaps = sorted(self.snapshots)
             while self.epoch < total:
@@ -312,7 +304,7 @@ class Engine:
                 t["train_s"] += t1 - t0
                 t["trained"] += 1
                 if self.epoch in self.snapshots:
-                    self._emit(sink, self.measuring.submit(self.snapshot_job(self.measuring.worker)))
+                    self._emit(sink, self.measuring.submit(self.snapshot_job()))
                     t["measure_s"] += time.perf_counter() - t1
                     t["measured"] += 1
                 self._emit(sink, self.measuring.drain() if self._settle else self.measuring.ready())
