@@ -99,7 +99,7 @@ def run_header(runs, scale: str) -> str:
         sub = spec.data.get(scale, "") if spec else ""
         data = f", data `$DATA{'' if sub == '.' else '/' + sub}`" if sub else ""
         tt = (f", {t.get('wall_s', '?')} s wall / " + (f"{t['cpu_s']} s CPU" if "cpu_s" in t else "CPU time not recorded")
-              if t else "")
+              + (f" ({t['note']})" if isinstance(t.get("note"), str) else "") if t else "")
         parts.append(f"`{r.path.stem}`: {seeds} seed{'' if seeds == 1 else 's'}, {epochs} epochs{swt}{data}, "
                      f"device {r.meta.get('device', '?')}{tt}")
     return "; ".join(parts)
