@@ -88,3 +88,11 @@ def test_a_row_of_two_data_sets_is_reproduced_only_if_both_are():
     assert combined_verdict(["reproduced", "within noise"]) == "within noise"
     assert combined_verdict(["reproduced", "not reproduced"]) == "partially"
     assert combined_verdict(["within noise", "partially"]) == "partially"
+
+
+def test_the_depth_sentence_names_ties_instead_of_calling_them_falls():
+    from ibtui.reproduce.claims.depth_sweep import fastest
+
+    assert fastest([1, 2, 3, 4, 5], [10, 6, 4, 4, 4]) == "the fastest depths are K = 3, 4, 5 (τ never rises, equal at some adjacent depths)"
+    assert fastest([1, 2, 3], [10, 6, 4]) == "the fastest depth is K = 3 (τ falls at every step)"
+    assert fastest([1, 2, 3], [10, 6, 7]) == "the fastest depth is K = 2 (τ does not fall monotonically)"

@@ -29,6 +29,15 @@ def conv_epochs(r: Run, sweep: str, thr: float) -> list[float]:
     return out
 
 
+def fastest(ks, taus) -> str:
+    """Which depths converge soonest, and how τ moves with K (ties named: equal epochs at adjacent depths)."""
+    best = [f"{k:.0f}" for k, t in zip(ks, taus) if t == min(taus)]
+    steps = np.diff(taus)
+    how = ("does not fall monotonically" if (steps > 0).any() else "falls at every step" if (steps < 0).all()
+           else "never rises, equal at some adjacent depths")
+    return f"the fastest depth{'s are' if len(best) > 1 else ' is'} K = {', '.join(best)} (τ {how})"
+
+
 DEPTH_THRESHOLD = {"szt_depth_sweep": 0.2, "mnist_depth_sweep": 0.2}   # train loss (nats) every depth reaches
 
 
@@ -70,9 +79,7 @@ def c_depth(runs):
                      f"reaches it: {'yes' if all_reach else 'no'}): τ = {math.exp(logc):.3g} × K^p, p = {p_ci.fmt()} (95 % "
                      f"interval from resampling the depths)"
                      + (f", α = −1/p = {alpha:.2f}" if np.isfinite(alpha) else "")
-                     + (f"; the fastest depth is K = {ks[int(np.argmin(taus))]:.0f}"
-                        + (" (τ does not fall monotonically)" if any(np.diff(taus) > 0) else " (τ falls at every step)")
-                        if taus else "") + f" → {v}.\n\n" + "\n".join(rows))
+                     + (f"; {fastest(ks, taus)}" if taus else "") + f" → {v}.\n\n" + "\n".join(rows))
         keys.append(f"{tag} p = {p_ci.fmt()}")
     k = np.array([1, 5.0])
     ax.set_xscale("log"); ax.set_yscale("log"); ax.set_xlabel("hidden layers K"); ax.set_ylabel("convergence epoch")
