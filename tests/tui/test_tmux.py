@@ -61,6 +61,12 @@ def status_lines(text: str) -> tuple[str, str]:
     return lines[0], lines[1]
 
 
+def footer(text: str) -> str:
+    """The screen's last non-blank line (the key hints)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def plane_filled(text: str) -> bool:
     """The plane's plot frame is on screen with a layer marker (a digit) in its data area."""
     lines = text.splitlines()
@@ -134,14 +140,15 @@ def test_runs_compared_in_tmux(tmp_path):
     a, b = two_runs(tmp_path)  # tanh: 6 layers, 3 estimators; relu: 3 layers, bin30 only
     t = Tmux(f"{shlex.quote(sys.executable)} -m ibtui view {shlex.quote(str(a))} {shlex.quote(str(b))}")
     try:
-        first = t.wait(lambda s: plane_filled(s) and "[tanh] relu" in s and "FINISHED" in status_lines(s)[1],
-                       timeout=40, what="both runs on the plane, read to their end")  # FOLLOWING until then
+        first = t.wait(lambda s: plane_filled(s) and "[tanh] relu" in s and "FINISHED" in status_lines(s)[1]
+                       and " r run " in footer(s) + " ",  # FOLLOWING until then; the footer is drawn last
+                       timeout=40, what="both runs on the plane, read to their end, and the footer")
         out = os.environ.get("IBTUI_TMUX_CAPTURE")
         if out:
             Path(out).write_text(first)
         top, second = status_lines(first)
         assert "view 2 runs" in top and "tanh" in top and "bright 1/2" in top and "FINISHED" in second
-        assert " r run " in first.splitlines()[-1] + " "  # the footer names the key
+        assert " r run " in footer(first) + " "  # the footer names the key
         t.keys("r")
         t.wait(lambda s: "tanh [relu]" in s and "bright 2/2" in status_lines(s)[0], what="relu bright")
         t.keys("e")
