@@ -195,6 +195,8 @@ and peak → final (a fall that lasts). Each rule names the one it reads.
                  f"bound, is used where there is one)" if missing else "")
               + ". The cpu times here were taken with the 2 cores shared with other jobs. Run the set with "
               "`ibtui reproduce --scale medium` (resumable: finished runs are kept).\n")
+    if not timed and not any(not finished(runs_dir(out, "medium"), n) for n in RUNS):
+        medium = "**Medium set.** Every medium run is made; its times are in the last section.\n"
     left = """## What is left for a GPU
 
 - The paper-scale runs (`ibtui reproduce --scale full --device cuda`): 50 seeds and the papers' epoch counts for
