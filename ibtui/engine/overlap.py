@@ -1,11 +1,12 @@
 """Snapshot estimators on a second CPU core while training goes on.
 
 On a CPU run with one torch thread, training keeps one core busy and a snapshot's MI estimators (KDE above
-all: a few hundred milliseconds a snapshot at SZT size) would stop it. Estimators that read nothing but the
-snapshot's activations and labels (`Probe.detached`) can run on a worker thread while the next epochs
-train: the same operations on the same tensors, so the numbers are identical, and their records are emitted
-in snapshot order, so the export is byte-identical to a run without overlap (tests/engine/test_overlap.py;
-benchmarks/run_all.py times the default run with and without).
+all: a few hundred milliseconds a snapshot at SZT size) would stop it. Each probe splits its snapshot work
+(`Probe.start`): what reads the model or the step state runs at once in the training thread; the rest reads
+only what was taken then, so it can finish on a worker thread while the next epochs train. The same
+operations on the same tensors give identical numbers, and records are emitted in snapshot order, so the
+export is byte-identical to a run without the worker (tests/engine/test_overlap.py; the times with and
+without are in docs/PERFORMANCE.md).
 
 At most one snapshot is in flight: a snapshot waits for the previous one, so the live view lags training
 by at most one snapshot interval and memory holds at most two snapshots' activations.
@@ -35,7 +36,7 @@ def overlap_possible(device: torch.device) -> bool:
 
 
 class MeasureQueue:
-    """Snapshot jobs in order: run at once (`workers=False`), or one at a time on a worker thread.
+    """Snapshot jobs in order: run at once (`worker=False`), or one at a time on a worker thread.
 
     `submit(job)` starts a job (waiting first for the one in flight); `ready()` returns the results that
     are finished, oldest first, stopping at the first unfinished one; `drain()` waits for all.

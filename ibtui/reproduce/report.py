@@ -188,15 +188,15 @@ and peak → final (a fall that lasts). Each rule names the one it reads.
                                f"{t.get('cpu_s', '–')} |")
     tot = "; ".join(f"{s}: {v[1] / 60:.1f} min CPU, {v[0] / 60:.1f} min wall" for s, v in total.items() if v[1])
     timed = [n for n in RUNS if n not in missing and not finished(runs_dir(out, "medium"), n)]
-    medium = (f"**Medium set.** Estimated from the cpu-scale times measured here × each run's scale factor (seeds × "
+    medium = ("**Medium set.** Every medium run is made; its times are in the last section.\n"
+              if all(finished(runs_dir(out, "medium"), n) for n in RUNS) else
+              f"**Medium set.** Estimated from the cpu-scale times measured here × each run's scale factor (seeds × "
               f"epochs × data size; `medium_cost` in the claim modules): **{est / 3600:.1f} h of CPU** for the "
               f"{len(timed)} medium runs not yet made whose cpu run is timed"
               + (f"; {len(missing)} runs ({', '.join(missing)}) have no cpu-scale CPU time yet (wall time, an upper "
                  f"bound, is used where there is one)" if missing else "")
               + ". The cpu times here were taken with the 2 cores shared with other jobs. Run the set with "
               "`ibtui reproduce --scale medium` (resumable: finished runs are kept).\n")
-    if not timed and not any(not finished(runs_dir(out, "medium"), n) for n in RUNS):
-        medium = "**Medium set.** Every medium run is made; its times are in the last section.\n"
     left = """## What is left for a GPU
 
 - The paper-scale runs (`ibtui reproduce --scale full --device cuda`): 50 seeds and the papers' epoch counts for
