@@ -1,0 +1,257 @@
+"""Gaussian kernel sums of a point set over its near pairs, in tiles, with a stated error bound.
+
+The KDE bounds need, for every point a of a layer, log Σ_j exp(−s‖x_a − x_j‖²) over all N points and over
+a's own class. `self_kernel_log_sums_tiled` computes them for many layers and seeds at once:
+- Each class's points are laid out in tiles of `tile` points (the last tile of a class padded with dummy
+  points that weigh nothing) and ordered by a k-d tree (each segment split at its median along its widest
+  coordinate), so that a tile's points lie close together.
+- Pairs of tiles whose bounding boxes are farther apart than the cut-off radius r are skipped. Every
+  skipped term is below e^(−s_min·r²) and a row's sum holds its own term K_aa = 1, so the log of any row
+  sum is off by at most (N − 1)·e^(−s_min·r²); r is chosen to make that `TRUNCATION_NATS`.
+- The kernel matrix is symmetric: a tile pair (I, J > I) is computed once, its row sums go to I's points
+  and its column sums to J's. Tiles hold one class each, so a tile pair's sums add to the own-class sums
+  exactly when both tiles are of the same class.
+- Squared distances are exact to ~1e-9 in float32: each coordinate is split into a high part on a
+  2^−q grid and the rest, so the large terms ‖a‖² + ‖b‖² − 2a·b of the high parts are computed without
+  rounding by one matmul (every partial sum is a multiple of 2^−2q below 2^(24−2q)) and the small cross
+  terms by a second one added to it (`baddbmm`). One exp2 gives the kernel at the smallest scale; a scale
+  2^j times larger is j squarings of it (KDE: 8σ² then 2σ²).
+float64 points are summed in float64 with plain matmul distances (error ~1e-15·‖x‖²).
+Costs on a 2-core CPU: benchmarks/bench_estimators.py and docs/PERFORMANCE.md.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+# Bound on the error of every log kernel sum from the skipped tile pairs, in nats.
+TRUNCATION_NATS = 1e-7
+# Points a tile (fewer for small classes). 128 × 128 blocks, 64 tile pairs at a time, keep each operation's
+# data in the CPU's caches (benchmarks/bench_estimators.py measured 64, 128 and 256).
+TILE = 128
+BLOCK_ELEMENTS = 1 << 20
+# Matmul operands (≈ 2·(3d + 4) float32 numbers a point) are built for this many elements at most
+# (≈ 256 MiB): larger batches are split.
+OPERAND_ELEMENTS = 1 << 25
+# A kernel below 2^−126 counts as 2^−126, the smallest normal float32: exp2 is 2× slower where its result
+# would be subnormal (measured), and the floor adds at most N·2^−126 ≈ 1e-34 to a sum that holds 1.
+_MIN_LOG2_KERNEL = -126.0
+# Dummy points get this squared norm: their kernel with any point is exp2(−huge) = 0.
+_FAR = 1e30
+
+
+def cutoff_radius2(n: int, min_scale: float) -> float:
+    """r² beyond which (n − 1) terms exp(−s·r²) together stay below TRUNCATION_NATS."""
+    return math.log(max(1, n - 1) / TRUNCATION_NATS) / min_scale
+
+
+def _layout(labels: torch.Tensor | None, n: int, n_groups: int | None, tile: int):
+    """Padded positions of the points, class by class, each class a whole number of tiles.
+
+    Returns (source [Np] index of the point at each position or −1 for a dummy, tile_class [T],
+    class_tiles [(first tile, end tile)] per class, tile size)."""
+    if labels is None:
+        labels = torch.zeros(n, dtype=torch.int64)
+        n_groups = 1
+    labels = labels.cpu().to(torch.int64)
+    c = int(n_groups) if n_groups is not None else int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=c).tolist()
+    tile = max(8, min(tile, -(-max(counts) // 8) * 8))
+    order = torch.argsort(labels, stable=True)
+    source, tile_class, spans, start = [], [], [], 0
+    for cls, count in enumerate(counts):
+        if count == 0:
+            continue
+        k = -(-count // tile)
+        source.append(order[start:start + count])
+        source.append(torch.full((k * tile - count,), -1, dtype=torch.int64))
+        spans.append((len(tile_class), len(tile_class) + k))
+        tile_class += [cls] * k
+        start += count
+    return torch.cat(source), torch.tensor(tile_class), spans, tile
+
+
+def _tree_order(x: torch.Tensor, real: torch.Tensor, spans: list[tuple[int, int]], tile: int) -> torch.Tensor:
+    """[B, Np] positions in k-d tree order: each segment of tiles is sorted along its widest coordinate and
+    split at a tile boundary near its middle, until every segment is one tile. The segments are the same for
+    every batch entry (they depend only on the class sizes); the coordinates chosen are each entry's own.
+    Dummies sort last in every segment, so they all end in their class's last tile."""
+    b, n_pos, d = x.shape
+    order = torch.arange(n_pos, device=x.device).expand(b, n_pos).contiguous()
+    segments = list(spans)
+    while any(end - start > 1 for start, end in segments):
+        seg_id = torch.empty(n_pos, dtype=torch.int64)
+        for i, (start, end) in enumerate(segments):
+            seg_id[start * tile:end * tile] = i
+        seg_id = seg_id.to(x.device)
+        xo = x.gather(1, order.unsqueeze(-1).expand(b, n_pos, d))
+        real_o = real[order].unsqueeze(-1)  # [B, Np, 1]
+        index = seg_id.view(1, n_pos, 1).expand(b, n_pos, d)
+        lo = torch.full((b, len(segments), d), math.inf, dtype=x.dtype, device=x.device)
+        hi = torch.full_like(lo, -math.inf)
+        lo.scatter_reduce_(1, index, xo.masked_fill(~real_o, math.inf), "amin")
+        hi.scatter_reduce_(1, index, xo.masked_fill(~real_o, -math.inf), "amax")
+        widest = (hi - lo).argmax(-1)  # [B, nseg]
+        key = xo.gather(2, widest[:, seg_id].unsqueeze(-1)).squeeze(-1).masked_fill(~real_o.squeeze(-1), math.inf)
+        by_key = key.argsort(dim=1, stable=True)
+        by_segment = seg_id[by_key].argsort(dim=1, stable=True)
+        order = order.gather(1, by_key.gather(1, by_segment))
+        split = []
+        for start, end in segments:
+            if end - start > 1:
+                mid = start + (end - start) // 2
+                split += [(start, mid), (mid, end)]
+            else:
+                split.append((start, end))
+        segments = split
+    return order
+
+
+def _split_operands(x: torch.Tensor, real: torch.Tensor):
+    """Matmul operands whose products give exact squared distances (see the module docstring).
+
+    x [B, P, d] float32 with |x| ≤ 1, real [B, P] bool. Returns (A1, B1, A2, B2), with
+    A1·B1ᵀ = ‖a_hi‖² + ‖b_hi‖² − 2 a_hi·b_hi exactly and A2·B2ᵀ the remaining terms."""
+    d = x.shape[-1]
+    q = (24 - math.ceil(math.log2(4 * d + 1))) // 2  # every partial sum of A1·B1ᵀ is < 2^(24 − 2q)
+    grid = 2.0 ** q
+    hi = torch.round(x * grid) / grid
+    lo = x - hi  # exact: x and hi agree in their leading bits
+    n = x.double().square().sum(-1)
+    n_hi = torch.round(n * grid * grid) / (grid * grid)
+    n_lo = (n - n_hi).masked_fill(~real, _FAR)
+    one = torch.ones_like(n)
+    a1 = torch.cat([hi, n_hi.unsqueeze(-1).float(), one.unsqueeze(-1).float()], -1)
+    b1 = torch.cat([-2.0 * hi, one.unsqueeze(-1).float(), n_hi.unsqueeze(-1).float()], -1)
+    a2 = torch.cat([hi, lo, n_lo.unsqueeze(-1).float(), one.unsqueeze(-1).float()], -1)
+    b2 = torch.cat([-2.0 * lo, -2.0 * x, one.unsqueeze(-1).float(), n_lo.unsqueeze(-1).float()], -1)
+    return a1, b1, a2, b2
+
+
+def _plain_operands(x: torch.Tensor, real: torch.Tensor):
+    """float64 operands: A·Bᵀ = ‖a‖² + ‖b‖² − 2a·b (dummies get a huge norm)."""
+    n = x.square().sum(-1).masked_fill(~real, _FAR).unsqueeze(-1)
+    one = torch.ones_like(n)
+    return torch.cat([x, n, one], -1), torch.cat([-2.0 * x, one, n], -1)
+
+
+def self_kernel_log_sums_tiled(
+    x: torch.Tensor,
+    scales: Sequence[float],
+    labels: torch.Tensor | None = None,
+    n_groups: int | None = None,
+    tile: int = TILE,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log Σ_j exp(−s‖x_a − x_j‖²) over all points j, and over a's own label group, for every point a.
+
+    x [B, N, d] (B = any batch, e.g. layers × seeds, of the same N points); scales: each a power-of-two
+    multiple (×2, ×4, ×8, …) of the smallest; labels [N] int64 shared by the batch, or None. Returns
+    (total [K, B, N], own [K, B, N] or None) in the order of `scales`. Error: at most TRUNCATION_NATS from
+    skipped pairs, plus float32 rounding of the kernels and block sums (~1e-7 relative); float64 x is summed
+    in float64.
+    """
+    b, n, d = x.shape
+    per_call = max(1, OPERAND_ELEMENTS // max(1, n * (3 * d + 4)))
+    if b > per_call:  # bound the operands' memory: a few batch entries at a time
+        parts = [self_kernel_log_sums_tiled(x[i:i + per_call], scales, labels, n_groups, tile)
+                 for i in range(0, b, per_call)]
+        own = None if parts[0][1] is None else torch.cat([p[1] for p in parts], dim=1)
+        return torch.cat([p[0] for p in parts], dim=1), own
+    device = x.device
+    s_min = min(float(s) for s in scales)
+    steps = []
+    for s in scales:
+        j = math.log2(float(s) / s_min)
+        if abs(j - round(j)) > 1e-9:
+            raise ValueError(f"scales must be power-of-two multiples of the smallest, got {list(scales)}")
+        steps.append(round(j))
+    wide = x.dtype == torch.float64
+    source, tile_class, spans, tile = _layout(labels, n, n_groups, tile)
+    source, tile_class = source.to(device), tile_class.to(device)
+    real = source >= 0
+    n_pos, n_tiles = source.numel(), tile_class.numel()
+    # Scale by a power of two so that |x| ≤ 1: exact (no centring, which would round), distances scale by
+    # 4^−e and the kernel's scale by 4^e.
+    e = math.ceil(math.log2(max(float(x.abs().amax()), 1e-30)))
+    xc = x * 2.0 ** -e
+    scale_min = s_min * 4.0 ** e
+    padded = xc[:, source.clamp_min(0)].masked_fill(~real.view(1, -1, 1), 0.0)  # [B, Np, d]
+    order = _tree_order(padded, real, spans, tile)
+    xs = padded.gather(1, order.unsqueeze(-1).expand(b, n_pos, d))
+    real_s = real[order]  # [B, Np]
+    # Bounding boxes of the tiles (real points only) and the tile pairs within the cut-off radius.
+    xt = xs.view(b, n_tiles, tile, d)
+    rt = real_s.view(b, n_tiles, tile, 1)
+    lo = xt.masked_fill(~rt, math.inf).amin(2).double()
+    hi = xt.masked_fill(~rt, -math.inf).amax(2).double()
+    gap2 = torch.zeros(b, n_tiles, n_tiles, dtype=torch.float64, device=device)
+    for k in range(d):
+        gap = torch.maximum(lo[:, None, :, k] - hi[:, :, None, k], lo[:, :, None, k] - hi[:, None, :, k])
+        gap2.add_(gap.clamp_min_(0.0).square_())
+    upper = torch.ones(n_tiles, n_tiles, dtype=torch.bool, device=device).triu()
+    pairs = ((gap2 < cutoff_radius2(n, scale_min)) & upper).nonzero()  # [P, 3]: entry, row tile, column tile
+    # The largest squaring step each tile pair needs (a larger scale has a shorter cut-off); the pairs are
+    # sorted by it, so a block stops squaring where its pairs stop needing the larger scales.
+    pair_gap2 = gap2[pairs[:, 0], pairs[:, 1], pairs[:, 2]]
+    need = torch.zeros(pairs.shape[0], dtype=torch.int64, device=device)
+    for step in sorted(set(steps))[1:]:
+        need = torch.where(pair_gap2 < cutoff_radius2(n, scale_min * 2.0 ** step), step, need)
+    need, by_need = need.sort(descending=True, stable=True)
+    pairs = pairs[by_need]
+    factor = -scale_min / math.log(2.0)  # log2 kernel = factor · D
+    if wide:
+        a1, b1 = _plain_operands(xs, real_s)
+        a1 = a1 * factor
+        a2 = b2 = None
+    else:
+        a1, b1, a2, b2 = _split_operands(xs, real_s)
+        a2 = a2.view(b * n_tiles, tile, -1)
+        b2 = b2.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()
+    a1 = a1.view(b * n_tiles, tile, -1)
+    b1 = b1.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()  # [B·T, w, tile]
+    acc_total = torch.zeros(len(scales), b * n_tiles, tile, dtype=torch.float64, device=device)
+    acc_own = torch.zeros_like(acc_total) if labels is not None else None
+    per_block = max(1, BLOCK_ELEMENTS // (tile * tile))
+    # One buffer for all blocks: a fresh multi-MiB tensor a block costs page faults (measured 3× slower bmm).
+    buffer = torch.empty(min(per_block, pairs.shape[0]), tile, tile, dtype=a1.dtype, device=device)
+    buffer32 = buffer if buffer.dtype == torch.float32 or wide else torch.empty_like(buffer, dtype=torch.float32)
+    for p0 in range(0, pairs.shape[0], per_block):
+        bi, ti, tj = pairs[p0:p0 + per_block].unbind(1)
+        ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
+        kern = torch.bmm(a1.index_select(0, ri), b1.index_select(0, ci), out=buffer[:ri.numel()])
+        if a2 is not None:
+            kern.baddbmm_(a2.index_select(0, ri), b2.index_select(0, ci), beta=factor, alpha=factor)
+        if kern.dtype != buffer32.dtype:
+            kern = buffer32[:ri.numel()].copy_(kern)
+        kern.clamp_(min=_MIN_LOG2_KERNEL, max=0.0).exp2_()
+        off = (ti != tj).unsqueeze(1).to(kern.dtype)
+        same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(kern.dtype)
+        done = 0
+        for step in sorted(set(steps)):
+            if step > int(need[p0]):
+                break
+            for _ in range(step - done):
+                kern.square_()
+            done = step
+            for k in (k for k, want in enumerate(steps) if want == step):
+                row_sum = kern.sum(-1)
+                col_sum = kern.sum(-2).mul_(off)
+                acc_total[k].index_add_(0, ri, row_sum.double())
+                acc_total[k].index_add_(0, ci, col_sum.double())
+                if acc_own is not None:
+                    acc_own[k].index_add_(0, ri, row_sum.mul_(same).double())
+                    acc_own[k].index_add_(0, ci, col_sum.mul_(same).double())
+    # Back to the caller's point order: position p of entry i holds point source[order[i, p]].
+    point = source[order]  # [B, Np]
+    keep = point >= 0
+    flat = (torch.arange(b, device=device).unsqueeze(1) * n + point)[keep]
+    dtype = x.dtype if wide else torch.float32
+
+    def unpermute(acc: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(len(scales), b * n, dtype=torch.float64, device=device)
+        out[:, flat] = acc.view(len(scales), b, n_pos)[:, keep]
+        return out.log_().view(len(scales), b, n).to(dtype)
+
+    return unpermute(acc_total), (unpermute(acc_own) if acc_own is not None else None)
