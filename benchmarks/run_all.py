@@ -27,7 +27,7 @@ REPO = HERE.parent
 # Measured on the tree before issue 20 (2-core CPU, quiet; docs/PERFORMANCE.md).
 BEFORE = {"plain loop, 50 seeds (seed-epochs/s)": 103.6, "engine, binning on (seed-epochs/s)": 1552.7,
           "engine, measurement off (seed-epochs/s)": 1290.9, "engine on / plain loop": 15.0,
-          "binning (30 bins)": 0.067, "KDE upper+lower σ²=0.001, all N, fused (probe)": 12.791,
+          "binning (30 bins)": 0.067, "KDE upper+lower σ²=0.001, all N, fused attention": 12.791,
           "KDE upper+lower σ²=0.001, all N, pairwise sums": 30.638,
           "SP k=4 mc=2 points=256 (hidden layers)": 12.619, "default run, end to end (s)": 414.1}
 
