@@ -8,6 +8,7 @@ from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention, kde_mi_tiled
+from ibtui.measures.kernel_tiles import TRUNCATION_NATS
 
 # On a CPU, layers up to this width are summed in tiles over near pairs (`kde_mi_tiled`), exact to ~2e-6 nats.
 # Measured on a 2-core CPU, 1 thread (docs/PERFORMANCE.md): at SZT's widths (all 4096 points, σ² = 1e-3) 2–3×
@@ -30,10 +31,12 @@ class KdeProbe(Probe):
     def __init__(self, ctx: RunContext):
         self.settings = ctx.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
-        desc = (f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}, "
-                f"{self.settings.precision} sums")
-        self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
         self.tiled = ctx.device.type == "cpu"
+        how = (f"tiled near-pair sums up to {TILED_MAX_WIDTH} units wide (skipped pairs ≤ {TRUNCATION_NATS:g} nats "
+               f"a log-sum)" if self.tiled else "fused sums")
+        desc = (f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}, "
+                f"{self.settings.precision} {how}")
+        self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
         self.fused = attention_agrees(ctx.device, self.settings.noise_variance)
         if not self.fused:
             self.notes = (f"kde: the fused attention kernel is not accurate on {ctx.device} (start-up check); "
