@@ -133,8 +133,9 @@ class KdeSettings:
                                  lo=1e-10, hi=1e6)
     points: int = _opt(0, "measure on a fixed random subset of this many MI points (0 = all)", lo=0)
     max_width: int = _opt(8192, "image data: refuse KDE on a layer wider than this", lo=1)
-    precision: str = _opt("float32", "float32 (fast; within ~1e-3 bits of exact sums on saturated layers, ~1e-5 on "
-                                     "spread ones) or float64 (exact to 1e-9 bits, about 2× the cost on a CPU)",
+    precision: str = _opt("float32", "float32 (on a CPU's tiled sums within ~2e-6 bits of exact sums; on a GPU's "
+                                     "fused kernel within ~1e-3 bits on saturated layers, ~1e-5 on spread ones) or "
+                                     "float64 (exact to ~1e-7 nats, about 2× the cost)",
                           choices=("float32", "float64"))
 
 

@@ -32,10 +32,10 @@ class KdeProbe(Probe):
         self.settings = ctx.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
         self.tiled = ctx.device.type == "cpu"
-        how = (f"tiled near-pair sums up to {TILED_MAX_WIDTH} units wide (skipped pairs ≤ {TRUNCATION_NATS:g} nats "
-               f"a log-sum)" if self.tiled else "fused sums")
+        how = (f"over near pairs in tiles up to {TILED_MAX_WIDTH} units wide (skipped pairs ≤ {TRUNCATION_NATS:g} "
+               f"nats a log-sum)" if self.tiled else "by fused attention")
         desc = (f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}, "
-                f"{self.settings.precision} {how}")
+                f"{self.settings.precision} sums {how}")
         self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
         self.fused = attention_agrees(ctx.device, self.settings.noise_variance)
         if not self.fused:
