@@ -174,6 +174,11 @@ def self_kernel_log_sums_tiled(
     source, tile_class = source.to(device), tile_class.to(device)
     real = source >= 0
     n_pos, n_tiles = source.numel(), tile_class.numel()
+    # An entry with a non-finite coordinate (a diverged seed) gets NaN sums, as a dense sum would; the others
+    # are computed as usual.
+    broken = ~torch.isfinite(x).flatten(1).all(1)  # [B]
+    if bool(broken.any()):
+        x = x.masked_fill(broken.view(b, 1, 1), 0.0)
     # Scale by a power of two so that |x| ≤ 1: exact (no centring, which would round), distances scale by
     # 4^−e and the kernel's scale by 4^e.
     e = math.ceil(math.log2(max(float(x.abs().amax()), 1e-30)))
@@ -254,6 +259,6 @@ def self_kernel_log_sums_tiled(
     def unpermute(acc: torch.Tensor) -> torch.Tensor:
         out = torch.empty(len(scales), b * n, dtype=torch.float64, device=device)
         out[:, flat] = acc.view(len(scales), b, n_pos)[:, keep]
-        return out.log_().view(len(scales), b, n).to(dtype)
+        return out.log_().view(len(scales), b, n).masked_fill_(broken.view(1, b, 1), math.nan).to(dtype)
 
     return unpermute(acc_total), (unpermute(acc_own) if acc_own is not None else None)

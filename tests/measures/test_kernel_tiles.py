@@ -105,3 +105,16 @@ def test_large_batches_are_split_with_the_same_sums(monkeypatch):
     monkeypatch.setattr(kt, "OPERAND_ELEMENTS", 2 * 200 * 13)
     split = self_kernel_log_sums_tiled(h, (500.0, 125.0), y, 2)
     assert torch.equal(whole[0], split[0]) and torch.equal(whole[1], split[1])
+
+
+def test_a_diverged_seed_gets_nan_and_the_others_their_sums():
+    g = torch.Generator().manual_seed(6)
+    h = torch.tanh(torch.randn(3, 150, 4, generator=g))
+    y = torch.randint(0, 2, (150,), generator=g)
+    clean = kde_mi_tiled([h], y, 1e-3)[0]
+    h[1, 7, 2] = float("nan")
+    h[2, 3, 0] = float("inf")
+    broken = kde_mi_tiled([h], y, 1e-3)[0]
+    for k in KEYS:
+        assert torch.isnan(broken[k][1:]).all()
+        assert torch.allclose(broken[k][0], clean[k][0], atol=1e-6)
