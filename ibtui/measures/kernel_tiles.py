@@ -223,15 +223,12 @@ def self_kernel_log_sums_tiled(
     per_block = max(1, BLOCK_ELEMENTS // (tile * tile))
     # One buffer for all blocks: a fresh multi-MiB tensor a block costs page faults (measured 3× slower bmm).
     buffer = torch.empty(min(per_block, pairs.shape[0]), tile, tile, dtype=a1.dtype, device=device)
-    buffer32 = buffer if buffer.dtype == torch.float32 or wide else torch.empty_like(buffer, dtype=torch.float32)
     for p0 in range(0, pairs.shape[0], per_block):
         bi, ti, tj = pairs[p0:p0 + per_block].unbind(1)
         ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
         kern = torch.bmm(a1.index_select(0, ri), b1.index_select(0, ci), out=buffer[:ri.numel()])
         if a2 is not None:
             kern.baddbmm_(a2.index_select(0, ri), b2.index_select(0, ci), beta=factor, alpha=factor)
-        if kern.dtype != buffer32.dtype:
-            kern = buffer32[:ri.numel()].copy_(kern)
         kern.clamp_(min=_MIN_LOG2_KERNEL, max=0.0).exp2_()
         off = (ti != tj).unsqueeze(1).to(kern.dtype)
         same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(kern.dtype)
