@@ -4,7 +4,7 @@ pairwise sums.
 
     python benchmarks/bench_kde_trained.py [--epochs 8000] [--seeds 20]
 
-Trains `szt_tanh` (binning only, 2 snapshots) and keeps the layers the KDE probe is handed at each snapshot;
+Trains `szt_tanh` (2 snapshots, KDE on all points) and keeps the layers the KDE probe is handed at each snapshot;
 synthetic layers (bench_estimators.py) are spread like an untrained network's, while a trained one's narrow
 layers collapse into clusters, which changes how many tile pairs the cut-off skips.
 """

@@ -166,6 +166,22 @@ def _bits_from_log_sums(total: torch.Tensor, own: torch.Tensor | None, labels: t
     return i_xt, (own - log_ny - total + log_n).mean(dim=-1) / LN2
 
 
+
+def _kde_scales(noise_var: float) -> tuple[float, float]:
+    """The kernels' scales s in exp(−s‖h_i − h_j‖²): the KL upper bound's 1/(2σ²), then the Bhattacharyya lower
+    bound's 1/(8σ²)."""
+    return 1.0 / (2.0 * noise_var), 1.0 / (8.0 * noise_var)
+
+
+def _bounds(total: torch.Tensor, own: torch.Tensor | None, labels: torch.Tensor | None,
+            n_classes: int | None) -> dict[str, torch.Tensor]:
+    """The four KDE quantities from log-sums [2, S, N] at the scales of `_kde_scales` (upper, then lower)."""
+    i_xt, i_ty = _bits_from_log_sums(total, own, labels, n_classes)  # [2, S] each
+    out = {"upper_xt": i_xt[0], "lower_xt": i_xt[1]}
+    if i_ty is not None:
+        out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
+    return out
+
 # Largest logit size s‖x‖² (after centring) up to which the attention path keeps float32 dot products; beyond
 # it a group is summed pairwise. Each logit carries a rounding error of about one float32 ulp of s‖x‖², and it
 # matters where near pairs abound: on spread layers the bounds stay within ~2e-5 bits of exact sums (and within
@@ -288,8 +304,8 @@ def kde_mi_attention(
             for i in members:
                 results[i] = kde_mi(layers[i], labels, noise_var, n_classes, chunk_size, exact_distances=True)
             continue
-        for name, var in (("upper", 2.0 * noise_var), ("lower", 8.0 * noise_var)):
-            total, own = self_kernel_log_sums_attention(x, 1.0 / var, labels, n_classes, chunk_size)
+        for name, scale in zip(("upper", "lower"), _kde_scales(noise_var)):
+            total, own = self_kernel_log_sums_attention(x, scale, labels, n_classes, chunk_size)
             i_xt, i_ty = _bits_from_log_sums(total, own, labels, n_classes)  # [L·S] each
             for j, i in enumerate(members):
                 results[i][f"{name}_xt"] = i_xt[j * s:(j + 1) * s]
@@ -311,17 +327,9 @@ def kde_mi_tiled(
     if labels is not None:
         labels = labels.to(device=layers[0].device, dtype=torch.int64)
         n_classes = int(n_classes) if n_classes is not None else int(labels.max()) + 1
-    results = []
-    for h in layers:
-        x = h.to(_compute_dtype(h))
-        total, own = self_kernel_log_sums_tiled(x, (1.0 / (2.0 * noise_var), 1.0 / (8.0 * noise_var)), labels,
-                                                n_classes)
-        i_xt, i_ty = _bits_from_log_sums(total, own, labels, n_classes)  # [2, S] each
-        out = {"upper_xt": i_xt[0], "lower_xt": i_xt[1]}
-        if i_ty is not None:
-            out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
-        results.append(out)
-    return results
+    sums = (self_kernel_log_sums_tiled(h.to(_compute_dtype(h)), _kde_scales(noise_var), labels, n_classes)
+            for h in layers)
+    return [_bounds(total, own, labels, n_classes) for total, own in sums]
 
 
 def kde_mi(
@@ -347,19 +355,14 @@ def kde_mi(
     if h.dim() != 3:
         raise ValueError(f"h must be [S, N, d], got shape {tuple(h.shape)}")
     x = h.to(_compute_dtype(h))
-    scales = (1.0 / (2.0 * noise_var), 1.0 / (8.0 * noise_var))
     kw = {}
     if labels is not None:
         labels = labels.to(device=x.device, dtype=torch.int64)
         c = int(n_classes) if n_classes is not None else int(labels.max()) + 1
         kw = dict(point_groups=labels, centre_groups=labels, n_groups=c)
-    total, own = gaussian_kernel_log_sums(x, x, scales, chunk_size=chunk_size, exact_distances=exact_distances,
-                                          **kw)
-    i_xt, i_ty = _bits_from_log_sums(total, own, labels, kw.get("n_groups"))  # [2, S] each
-    out = {"upper_xt": i_xt[0], "lower_xt": i_xt[1]}
-    if i_ty is not None:
-        out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
-    return out
+    total, own = gaussian_kernel_log_sums(x, x, _kde_scales(noise_var), chunk_size=chunk_size,
+                                          exact_distances=exact_distances, **kw)
+    return _bounds(total, own, labels, kw.get("n_groups"))
 
 
 @functools.lru_cache(maxsize=None)

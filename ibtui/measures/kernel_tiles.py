@@ -169,7 +169,7 @@ def self_kernel_log_sums_tiled(
         if abs(j - round(j)) > 1e-9:
             raise ValueError(f"scales must be power-of-two multiples of the smallest, got {list(scales)}")
         steps.append(round(j))
-    wide = x.dtype == torch.float64
+    double = x.dtype == torch.float64
     source, tile_class, spans, tile = _layout(labels, n, n_groups, tile)
     source, tile_class = source.to(device), tile_class.to(device)
     real = source >= 0
@@ -208,7 +208,7 @@ def self_kernel_log_sums_tiled(
     need, by_need = need.sort(descending=True, stable=True)
     pairs = pairs[by_need]
     factor = -scale_min / math.log(2.0)  # log2 kernel = factor · D
-    if wide:
+    if double:
         a1, b1 = _plain_operands(xs, real_s)
         a1 = a1 * factor
         a2 = b2 = None
@@ -220,6 +220,8 @@ def self_kernel_log_sums_tiled(
     b1 = b1.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()  # [B·T, w, tile]
     acc_total = torch.zeros(len(scales), b * n_tiles, tile, dtype=torch.float64, device=device)
     acc_own = torch.zeros_like(acc_total) if labels is not None else None
+    # (squaring step, the indices of the scales it gives), ascending
+    schedule = [(step, [k for k, want in enumerate(steps) if want == step]) for step in sorted(set(steps))]
     per_block = max(1, BLOCK_ELEMENTS // (tile * tile))
     # One buffer for all blocks: a fresh multi-MiB tensor a block costs page faults (measured 3× slower bmm).
     buffer = torch.empty(min(per_block, pairs.shape[0]), tile, tile, dtype=a1.dtype, device=device)
@@ -233,13 +235,13 @@ def self_kernel_log_sums_tiled(
         off = (ti != tj).unsqueeze(1).to(kern.dtype)
         same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(kern.dtype)
         done = 0
-        for step in sorted(set(steps)):
+        for step, wanted in schedule:
             if step > int(need[p0]):
                 break
             for _ in range(step - done):
                 kern.square_()
             done = step
-            for k in (k for k, want in enumerate(steps) if want == step):
+            for k in wanted:
                 row_sum = kern.sum(-1)
                 col_sum = kern.sum(-2).mul_(off)
                 acc_total[k].index_add_(0, ri, row_sum.double())
@@ -251,7 +253,7 @@ def self_kernel_log_sums_tiled(
     point = source[order]  # [B, Np]
     keep = point >= 0
     flat = (torch.arange(b, device=device).unsqueeze(1) * n + point)[keep]
-    dtype = x.dtype if wide else torch.float32
+    dtype = torch.float64 if double else torch.float32
 
     def unpermute(acc: torch.Tensor) -> torch.Tensor:
         out = torch.empty(len(scales), b * n, dtype=torch.float64, device=device)
