@@ -24,8 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import torch
+
+from ibtui.measures import native
 
 # Bound on the error of every log kernel sum from the skipped tile pairs, in nats.
 TRUNCATION_NATS = 1e-7
@@ -42,6 +46,10 @@ OPERAND_ELEMENTS = 1 << 25
 _MIN_LOG2_KERNEL = -126.0
 # Dummy points get this squared norm: their kernel with any point is exp2(−huge) = 0.
 _FAR = 1e30
+# In the compiled kernel, dummies sit at this coordinate (squared distances ~1e30 stay finite up to 10⁸ units).
+_FAR_POINT = 2.0 ** 50
+# Tile pairs a call of the compiled kernel (its row and column sums: 2 MiB a scale).
+NATIVE_PAIRS = 1024
 
 
 def cutoff_radius2(n: int, min_scale: float) -> float:
@@ -60,7 +68,7 @@ def _layout(labels: torch.Tensor | None, n: int, n_groups: int | None, tile: int
     labels = labels.cpu().to(torch.int64)
     c = int(n_groups) if n_groups is not None else int(labels.max()) + 1
     counts = torch.bincount(labels, minlength=c).tolist()
-    tile = max(8, min(tile, -(-max(counts) // 8) * 8))
+    tile = max(16, min(tile, -(-max(counts) // 16) * 16))  # a multiple of the compiled kernel's vector
     order = torch.argsort(labels, stable=True)
     source, tile_class, spans, start = [], [], [], 0
     for cls, count in enumerate(counts):
@@ -95,11 +103,13 @@ def _tree_order(x: torch.Tensor, real: torch.Tensor, spans: list[tuple[int, int]
         hi = torch.full_like(lo, -math.inf)
         lo.scatter_reduce_(1, index, xo.masked_fill(~real_o, math.inf), "amin")
         hi.scatter_reduce_(1, index, xo.masked_fill(~real_o, -math.inf), "amax")
-        widest = (hi - lo).argmax(-1)  # [B, nseg]
-        key = xo.gather(2, widest[:, seg_id].unsqueeze(-1)).squeeze(-1).masked_fill(~real_o.squeeze(-1), math.inf)
-        by_key = key.argsort(dim=1, stable=True)
-        by_segment = seg_id[by_key].argsort(dim=1, stable=True)
-        order = order.gather(1, by_key.gather(1, by_segment))
+        widest = (hi - lo).argmax(-1, keepdim=True)  # [B, nseg, 1]
+        low, span = lo.gather(2, widest).squeeze(-1)[:, seg_id], (hi - lo).gather(2, widest).squeeze(-1)[:, seg_id]
+        # One sort a level: the segment, then the position along its widest coordinate in [0, 0.5] (float64
+        # keeps ~2^−48 of the span apart), dummies at 0.75.
+        along = (xo.gather(2, widest[:, seg_id]).squeeze(-1) - low).double() / span.double().clamp_min(1e-300)
+        key = seg_id.double() + along.mul_(0.5).masked_fill_(~real_o.squeeze(-1), 0.75)
+        order = order.gather(1, key.argsort(dim=1))
         split = []
         for start, end in segments:
             if end - start > 1:
@@ -108,6 +118,18 @@ def _tree_order(x: torch.Tensor, real: torch.Tensor, spans: list[tuple[int, int]
             else:
                 split.append((start, end))
         segments = split
+    return order
+
+
+def _native_tree_order(lib, x: torch.Tensor, real: torch.Tensor, spans: list[tuple[int, int]], tile: int):
+    """The same order from the compiled code (a quickselect a split instead of two sorts a level)."""
+    b, n_pos, d = x.shape
+    x, real = x.contiguous(), real.to(torch.uint8).contiguous()
+    spans_t = torch.tensor(spans, dtype=torch.int64).contiguous()
+    order = torch.empty(b, n_pos, dtype=torch.int64)
+    key = torch.empty(n_pos, dtype=torch.float32)
+    lib.tree_order(x.data_ptr(), real.data_ptr(), b, n_pos, d, spans_t.data_ptr(), len(spans), tile, order.data_ptr(),
+                   key.data_ptr())
     return order
 
 
@@ -137,6 +159,78 @@ def _plain_operands(x: torch.Tensor, real: torch.Tensor):
     n = x.square().sum(-1).masked_fill(~real, _FAR).unsqueeze(-1)
     one = torch.ones_like(n)
     return torch.cat([x, n, one], -1), torch.cat([-2.0 * x, one, n], -1)
+
+
+def _torch_blocks(xs, real, pairs, need, steps, factor, n_tiles, tile, double):
+    """The tile pairs' sums with PyTorch operations, a block of pairs at a time: exact distances from split
+    operands (module docstring), exp2 once, squarings for the larger scales. Yields (p0, p1, scale index,
+    row sums [p1 − p0, tile], column sums, 0 where the tiles are the same)."""
+    b = xs.shape[0]
+    if double:
+        a1, b1 = _plain_operands(xs, real)
+        a1 = a1 * factor
+        a2 = b2 = None
+    else:
+        a1, b1, a2, b2 = _split_operands(xs, real)
+        a2 = a2.view(b * n_tiles, tile, -1)
+        b2 = b2.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()
+    a1 = a1.view(b * n_tiles, tile, -1)
+    b1 = b1.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()  # [B·T, w, tile]
+    # (squaring step, the indices of the scales it gives), ascending
+    schedule = [(step, [k for k, want in enumerate(steps) if want == step]) for step in sorted(set(steps))]
+    per_block = max(1, BLOCK_ELEMENTS // (tile * tile))
+    # One buffer for all blocks: a fresh multi-MiB tensor a block costs page faults (measured 3× slower bmm).
+    buffer = torch.empty(min(per_block, pairs.shape[0]), tile, tile, dtype=a1.dtype, device=xs.device)
+    for p0 in range(0, pairs.shape[0], per_block):
+        p1 = min(p0 + per_block, pairs.shape[0])
+        bi, ti, tj = pairs[p0:p1].unbind(1)
+        ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
+        kern = torch.bmm(a1.index_select(0, ri), b1.index_select(0, ci), out=buffer[:ri.numel()])
+        if a2 is not None:
+            kern.baddbmm_(a2.index_select(0, ri), b2.index_select(0, ci), beta=factor, alpha=factor)
+        kern.clamp_(min=_MIN_LOG2_KERNEL, max=0.0).exp2_()
+        off = (ti != tj).unsqueeze(1).to(kern.dtype)
+        done = 0
+        for step, wanted in schedule:
+            if step > int(need[p0]):
+                break
+            for _ in range(step - done):
+                kern.square_()
+            done = step
+            for k in wanted:
+                yield p0, p1, k, kern.sum(-1), kern.sum(-2).mul_(off)
+
+
+def _native_blocks(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, radius2):
+    """The same sums from the compiled kernel (tile_sums.c: direct differences, one exp2, squarings), in
+    groups of NATIVE_PAIRS tile pairs spread over torch's thread count; yields as `_torch_blocks` does, in
+    pair order whatever the thread count, so the sums are the same."""
+    b, _, d = xs.shape
+    # Each entry's widest coordinates first, so that the kernel finds far blocks after summing few of them.
+    # Dummies sit far away: their kernel with every real point is 0 (their own sums are dropped).
+    widest_first = xs.std(1).argsort(dim=1, descending=True)  # [B, d]
+    xt = (xs.gather(2, widest_first.unsqueeze(1).expand_as(xs)).masked_fill(~real.unsqueeze(-1), _FAR_POINT)
+          .view(b * n_tiles, tile, d).transpose(1, 2).contiguous())
+    by_step = sorted(range(len(steps)), key=lambda k: steps[k])  # the kernel's scales, ascending
+    sorted_steps = torch.tensor([steps[k] for k in by_step], dtype=torch.int32)
+    n_need = torch.searchsorted(sorted_steps.long(), need.cpu(), right=True).to(torch.int32)
+    rows_at, cols_at = pairs[:, 0] * n_tiles + pairs[:, 1], pairs[:, 0] * n_tiles + pairs[:, 2]
+
+    def group(p0: int):
+        p1 = min(p0 + NATIVE_PAIRS, pairs.shape[0])
+        ri, ci, nn = rows_at[p0:p1].contiguous(), cols_at[p0:p1].contiguous(), n_need[p0:p1].contiguous()
+        rows = torch.empty(p1 - p0, len(steps), tile)
+        cols = torch.empty_like(rows)
+        lib.tile_pair_sums(xt.data_ptr(), d, tile, ri.data_ptr(), ci.data_ptr(), nn.data_ptr(), p1 - p0, factor,
+                           radius2, sorted_steps.data_ptr(), len(steps), rows.data_ptr(), cols.data_ptr())
+        return p0, p1, rows, cols
+
+    starts = range(0, pairs.shape[0], NATIVE_PAIRS)
+    threads = min(torch.get_num_threads(), len(starts))
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+        for p0, p1, rows, cols in (pool.map(group, starts) if pool is not None else map(group, starts)):
+            for q, k in enumerate(by_step):
+                yield p0, p1, k, rows[:, q], cols[:, q]
 
 
 def self_kernel_log_sums_tiled(
@@ -185,7 +279,8 @@ def self_kernel_log_sums_tiled(
     xc = x * 2.0 ** -e
     scale_min = s_min * 4.0 ** e
     padded = xc[:, source.clamp_min(0)].masked_fill(~real.view(1, -1, 1), 0.0)  # [B, Np, d]
-    order = _tree_order(padded, real, spans, tile)
+    lib = None if double or device.type != "cpu" else native.tile_sums()
+    order = _native_tree_order(lib, padded, real, spans, tile) if lib is not None else _tree_order(padded, real, spans, tile)
     xs = padded.gather(1, order.unsqueeze(-1).expand(b, n_pos, d))
     real_s = real[order]  # [B, Np]
     # Bounding boxes of the tiles (real points only) and the tile pairs within the cut-off radius.
@@ -198,7 +293,8 @@ def self_kernel_log_sums_tiled(
         gap = torch.maximum(lo[:, None, :, k] - hi[:, :, None, k], lo[:, :, None, k] - hi[:, None, :, k])
         gap2.add_(gap.clamp_min_(0.0).square_())
     upper = torch.ones(n_tiles, n_tiles, dtype=torch.bool, device=device).triu()
-    pairs = ((gap2 < cutoff_radius2(n, scale_min)) & upper).nonzero()  # [P, 3]: entry, row tile, column tile
+    radius2 = cutoff_radius2(n, scale_min)
+    pairs = ((gap2 < radius2) & upper).nonzero()  # [P, 3]: entry, row tile, column tile
     # The largest squaring step each tile pair needs (a larger scale has a shorter cut-off); the pairs are
     # sorted by it, so a block stops squaring where its pairs stop needing the larger scales.
     pair_gap2 = gap2[pairs[:, 0], pairs[:, 1], pairs[:, 2]]
@@ -208,47 +304,22 @@ def self_kernel_log_sums_tiled(
     need, by_need = need.sort(descending=True, stable=True)
     pairs = pairs[by_need]
     factor = -scale_min / math.log(2.0)  # log2 kernel = factor · D
-    if double:
-        a1, b1 = _plain_operands(xs, real_s)
-        a1 = a1 * factor
-        a2 = b2 = None
+    width, most_scales, largest_tile = native.limits(lib) if lib is not None else (0, 0, 0)
+    if lib is not None and len(scales) <= most_scales and tile <= largest_tile and tile % width == 0:
+        blocks = _native_blocks(lib, xs, real_s, pairs, need, steps, factor, n_tiles, tile, radius2)
     else:
-        a1, b1, a2, b2 = _split_operands(xs, real_s)
-        a2 = a2.view(b * n_tiles, tile, -1)
-        b2 = b2.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()
-    a1 = a1.view(b * n_tiles, tile, -1)
-    b1 = b1.view(b * n_tiles, tile, -1).transpose(1, 2).contiguous()  # [B·T, w, tile]
+        blocks = _torch_blocks(xs, real_s, pairs, need, steps, factor, n_tiles, tile, double)
     acc_total = torch.zeros(len(scales), b * n_tiles, tile, dtype=torch.float64, device=device)
     acc_own = torch.zeros_like(acc_total) if labels is not None else None
-    # (squaring step, the indices of the scales it gives), ascending
-    schedule = [(step, [k for k, want in enumerate(steps) if want == step]) for step in sorted(set(steps))]
-    per_block = max(1, BLOCK_ELEMENTS // (tile * tile))
-    # One buffer for all blocks: a fresh multi-MiB tensor a block costs page faults (measured 3× slower bmm).
-    buffer = torch.empty(min(per_block, pairs.shape[0]), tile, tile, dtype=a1.dtype, device=device)
-    for p0 in range(0, pairs.shape[0], per_block):
-        bi, ti, tj = pairs[p0:p0 + per_block].unbind(1)
+    for p0, p1, k, row_sum, col_sum in blocks:  # the sums of pairs[p0:p1] at scale k
+        bi, ti, tj = pairs[p0:p1].unbind(1)
         ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
-        kern = torch.bmm(a1.index_select(0, ri), b1.index_select(0, ci), out=buffer[:ri.numel()])
-        if a2 is not None:
-            kern.baddbmm_(a2.index_select(0, ri), b2.index_select(0, ci), beta=factor, alpha=factor)
-        kern.clamp_(min=_MIN_LOG2_KERNEL, max=0.0).exp2_()
-        off = (ti != tj).unsqueeze(1).to(kern.dtype)
-        same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(kern.dtype)
-        done = 0
-        for step, wanted in schedule:
-            if step > int(need[p0]):
-                break
-            for _ in range(step - done):
-                kern.square_()
-            done = step
-            for k in wanted:
-                row_sum = kern.sum(-1)
-                col_sum = kern.sum(-2).mul_(off)
-                acc_total[k].index_add_(0, ri, row_sum.double())
-                acc_total[k].index_add_(0, ci, col_sum.double())
-                if acc_own is not None:
-                    acc_own[k].index_add_(0, ri, row_sum.mul_(same).double())
-                    acc_own[k].index_add_(0, ci, col_sum.mul_(same).double())
+        acc_total[k].index_add_(0, ri, row_sum.double())
+        acc_total[k].index_add_(0, ci, col_sum.double())
+        if acc_own is not None:
+            same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(row_sum.dtype)
+            acc_own[k].index_add_(0, ri, row_sum.mul_(same).double())
+            acc_own[k].index_add_(0, ci, col_sum.mul_(same).double())
     # Back to the caller's point order: position p of entry i holds point source[order[i, p]].
     point = source[order]  # [B, Np]
     keep = point >= 0
