@@ -135,7 +135,8 @@ class KdeSettings:
     max_width: int = _opt(8192, "image data: refuse KDE on a layer wider than this", lo=1)
     precision: str = _opt("float32", "float32 (on a CPU's tiled sums within ~2e-6 bits of exact sums; on a GPU's "
                                      "fused kernel within ~1e-3 bits on saturated layers, ~1e-5 on spread ones) or "
-                                     "float64 (exact to ~1e-7 nats, about 2× the cost)",
+                                     "float64 (exact to ~1e-7 nats; 2× the cost on a GPU, 3–10× on a CPU, whose "
+                                     "compiled tile kernel is float32 only)",
                           choices=("float32", "float64"))
 
 

@@ -1,4 +1,5 @@
-"""The tiled near-pair kernel sums (ibtui.measures.kernel_tiles) against exact float64 pairwise sums."""
+"""The tiled near-pair kernel sums (ibtui.measures.kernel_tiles), compiled and in PyTorch, against exact float64
+pairwise sums."""
 import math
 
 import pytest
@@ -8,6 +9,18 @@ from ibtui.measures.kde import kde_mi, kde_mi_tiled
 from ibtui.measures.kernel_tiles import TRUNCATION_NATS, cutoff_radius2, self_kernel_log_sums_tiled
 
 KEYS = ("upper_xt", "lower_xt", "upper_ty", "lower_ty")
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pytorch"])
+def summer(request, monkeypatch):
+    """Every test runs on both paths: the compiled tile kernel (where a C compiler works) and PyTorch's sums."""
+    from ibtui.measures import native
+
+    if request.param == "pytorch":
+        monkeypatch.setattr(native, "tile_sums", lambda: None)
+    elif native.tile_sums() is None:
+        pytest.skip("no working C compiler: the compiled tile kernel is not built")
+    return request.param
 
 
 def worst_bits(layers, labels, var, n_classes=None):

@@ -8,13 +8,14 @@ from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention, kde_mi_tiled
+from ibtui.measures import native
 from ibtui.measures.kernel_tiles import TRUNCATION_NATS
 
 # On a CPU, layers up to this width are summed in tiles over near pairs (`kde_mi_tiled`), exact to ~2e-6 nats.
-# Measured on a 2-core CPU, 1 thread (docs/PERFORMANCE.md): at SZT's widths (all 4096 points, σ² = 1e-3) 2–3×
-# faster than the fused attention kernel; at MNIST's (10,000 points, σ² = 0.1, where almost no pair is skipped)
-# 1.4–1.7× faster from 10 up to 500 units. Its matmuls are 3d + 4 wide against attention's d + 2, so wider
-# layers (not measured) and GPUs keep the attention kernel.
+# Measured on a 2-core CPU, 1 thread (docs/PERFORMANCE.md), against the fused attention kernel: with the compiled
+# tile kernel 7–12× faster at SZT's widths (all 4096 points, σ² = 1e-3) and 4–16× at MNIST's (10,000 points,
+# σ² = 0.1, 10–500 units); with PyTorch's tile sums (no C compiler) 2–3× and 1.0–1.7×. The tile boxes cost a
+# PyTorch operation a coordinate, so wider layers (not measured) and GPUs keep the attention kernel.
 TILED_MAX_WIDTH = 512
 
 
@@ -32,15 +33,23 @@ class KdeProbe(Probe):
         self.settings = ctx.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
         self.tiled = ctx.device.type == "cpu"
-        how = (f"over near pairs in tiles up to {TILED_MAX_WIDTH} units wide (skipped pairs ≤ {TRUNCATION_NATS:g} "
-               f"nats a log-sum)" if self.tiled else "by fused attention")
+        compiled = self.tiled and self.settings.precision != "float64" and native.tile_sums() is not None
+        code = "compiled kernel" if compiled else "PyTorch"
+        how = (f"over near pairs in tiles up to {TILED_MAX_WIDTH} units wide ({code}; skipped pairs ≤ "
+               f"{TRUNCATION_NATS:g} nats a log-sum)" if self.tiled else "by fused attention")
         desc = (f"pairwise-distance bound, noise variance σ² = {self.settings.noise_variance:g}, {where}, "
                 f"{self.settings.precision} sums {how}")
         self.estimators = {"kde_upper": "KDE upper (KL) " + desc, "kde_lower": "KDE lower (Bhattacharyya) " + desc}
         self.fused = attention_agrees(ctx.device, self.settings.noise_variance)
+        notes = []
         if not self.fused:
-            self.notes = (f"kde: the fused attention kernel is not accurate on {ctx.device} (start-up check); "
-                          f"pairwise sums are used instead (slower).",)
+            notes.append(f"kde: the fused attention kernel is not accurate on {ctx.device} (start-up check); "
+                         f"pairwise sums are used instead (slower).")
+        if self.tiled and self.settings.precision != "float64" and not compiled:
+            notes.append("kde: no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0), so the tile sums run in "
+                         "PyTorch, 2–4× slower; install one, or measure fewer points (measure.kde.points).")
+        if notes:
+            self.notes = tuple(notes)
 
     def _mi(self, layers: list[torch.Tensor], labels: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         if self.settings.precision == "float64":  # the same kernels, float64 sums (ibtui.measures.kde)

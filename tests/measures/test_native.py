@@ -1,0 +1,62 @@
+"""Building, caching and falling back from the compiled tile kernel (ibtui.measures.native)."""
+import shutil
+
+import pytest
+import torch
+
+import ibtui.measures.kernel_tiles as kt
+from ibtui.measures import native
+
+
+@pytest.fixture
+def fresh(tmp_path, monkeypatch):
+    """An empty cache folder and no library loaded yet (and none left loaded for later tests)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("IBTUI_NATIVE", raising=False)
+    native.tile_sums.cache_clear()
+    yield tmp_path / "ibtui"
+    native.tile_sums.cache_clear()
+
+
+def test_built_once_into_the_cache_and_reused(fresh):
+    if native._compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    assert native.tile_sums() is not None  # a machine with a compiler must build it
+    (built,) = fresh.iterdir()
+    assert built.suffix == ".so"
+    stamp = built.stat().st_mtime_ns
+    native.tile_sums.cache_clear()
+    assert native.tile_sums() is not None
+    assert list(fresh.iterdir()) == [built] and built.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+
+
+def test_a_failing_compiler_falls_back_to_pytorch_and_leaves_nothing(fresh, monkeypatch):
+    if shutil.which("false") is None:
+        pytest.skip("no `false` command")
+    monkeypatch.setenv("CC", "false")  # a "compiler" that fails every build
+    assert native.tile_sums() is None
+    assert not fresh.exists() or list(fresh.iterdir()) == []
+    g = torch.Generator().manual_seed(0)
+    x = torch.tanh(torch.randn(2, 100, 3, generator=g))
+    total, _ = kt.self_kernel_log_sums_tiled(x, (500.0, 125.0))  # the PyTorch sums
+    exact = torch.logsumexp(-125.0 * torch.cdist(x.double(), x.double()).square(), dim=-1)
+    assert float((total[1].double() - exact).abs().max()) < 1e-6
+
+
+def test_switched_off_by_the_environment(fresh, monkeypatch):
+    monkeypatch.setenv("IBTUI_NATIVE", "0")
+    assert native.tile_sums() is None
+
+
+def test_float32_points_on_a_cpu_take_the_compiled_kernel(monkeypatch):
+    if native.tile_sums() is None:
+        pytest.skip("no working C compiler")
+
+    def refuse(*args):
+        raise AssertionError("the PyTorch sums were used")
+
+    monkeypatch.setattr(kt, "_torch_blocks", refuse)
+    x = torch.rand(1, 300, 4)
+    total, _ = kt.self_kernel_log_sums_tiled(x, (500.0, 125.0))
+    exact = torch.logsumexp(-500.0 * torch.cdist(x.double(), x.double()).square(), dim=-1)
+    assert float((total[0].double() - exact).abs().max()) < 1e-6
