@@ -17,6 +17,7 @@ import torch
 from common import sync
 
 from ibtui.measures.binning import BinSpec, binning_mi
+from ibtui.measures import native
 from ibtui.measures.kde import kde_mi, kde_mi_attention, kde_mi_tiled
 from ibtui.measures.sp import sp_mutual_information
 
@@ -61,15 +62,18 @@ def main() -> None:
         cpu = device.type == "cpu"  # the probe sums in tiles on a CPU, by attention on a GPU
         rows.append((size, f"KDE upper+lower σ²={var:g}, all N, fused attention" + ("" if cpu else " (probe)"),
                      timed(lambda: kde_mi_attention(hs, y, var), device, repeat=1)))
-        if cpu:
-            rows.append((size, f"KDE upper+lower σ²={var:g}, all N, tiled near pairs (probe)",
-                         timed(lambda: kde_mi_tiled(hs, y, var), device, repeat=2)))
-        if size == "szt":  # what the default szt_tanh measures (measure.kde.points = 1024)
+        if cpu:  # the tiles with the compiled kernel (the probe, where a C compiler works) and in PyTorch
+            if native.tile_sums() is not None:
+                rows.append((size, f"KDE upper+lower σ²={var:g}, all N, tiles, compiled kernel (probe)",
+                             timed(lambda: kde_mi_tiled(hs, y, var), device, repeat=3)))
+            rows.append((size, f"KDE upper+lower σ²={var:g}, all N, tiles, PyTorch sums",
+                         timed(lambda: kde_mi_tiled(hs, y, var, compiled=False), device, repeat=2)))
+        if size == "szt":  # a fixed 1024-point subset (`--set measure.kde.points=1024`)
             sub = [h[:, :1024] for h in hs]
             rows.append((size, f"KDE upper+lower σ²={var:g}, 1024 points, fused attention",
                          timed(lambda: kde_mi_attention(sub, y[:1024], var), device)))
-            if cpu:
-                rows.append((size, f"KDE upper+lower σ²={var:g}, 1024 points, tiled near pairs (probe)",
+            if cpu and native.tile_sums() is not None:
+                rows.append((size, f"KDE upper+lower σ²={var:g}, 1024 points, tiles, compiled kernel (probe)",
                              timed(lambda: kde_mi_tiled(sub, y[:1024], var), device)))
         k = args.sp_samples
         hk = layers(n, widths[:-1], args.seeds, device, k=k)

@@ -319,16 +319,18 @@ def kde_mi_tiled(
     labels: torch.Tensor | None,
     noise_var: float,
     n_classes: int | None = None,
+    compiled: bool = True,
 ) -> list[dict[str, torch.Tensor]]:
     """`kde_mi` of several layers [S, N, d_l] (same points, labels [N] shared by the seeds) from near pairs
     only (`ibtui.measures.kernel_tiles`): one exp for both bounds (the upper kernel is the lower's 4th power),
     each pair once, tile pairs beyond the cut-off skipped. Every log-sum is within TRUNCATION_NATS (1e-7) plus
-    float32 rounding (~1e-7 relative) of the exact float64 sum, whatever the layer's shape."""
+    float32 rounding (~1e-7 relative) of the exact float64 sum, whatever the layer's shape. compiled=False
+    sums in PyTorch even where the compiled kernel is available (for comparison)."""
     if labels is not None:
         labels = labels.to(device=layers[0].device, dtype=torch.int64)
         n_classes = int(n_classes) if n_classes is not None else int(labels.max()) + 1
-    sums = (self_kernel_log_sums_tiled(h.to(_compute_dtype(h)), _kde_scales(noise_var), labels, n_classes)
-            for h in layers)
+    sums = (self_kernel_log_sums_tiled(h.to(_compute_dtype(h)), _kde_scales(noise_var), labels, n_classes,
+                                       compiled=compiled) for h in layers)
     return [_bounds(total, own, labels, n_classes) for total, own in sums]
 
 

@@ -239,6 +239,7 @@ def self_kernel_log_sums_tiled(
     labels: torch.Tensor | None = None,
     n_groups: int | None = None,
     tile: int = TILE,
+    compiled: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log Σ_j exp(−s‖x_a − x_j‖²) over all points j, and over a's own label group, for every point a.
 
@@ -246,12 +247,13 @@ def self_kernel_log_sums_tiled(
     multiple (×2, ×4, ×8, …) of the smallest; labels [N] int64 shared by the batch, or None. Returns
     (total [K, B, N], own [K, B, N] or None) in the order of `scales`. Error: at most TRUNCATION_NATS from
     skipped pairs, plus float32 rounding of the kernels and block sums (~1e-7 relative); float64 x is summed
-    in float64.
+    in float64. float32 points on a CPU go through the compiled kernel (ibtui.measures.native) where one is
+    built, unless compiled=False; otherwise through PyTorch.
     """
     b, n, d = x.shape
     per_call = max(1, OPERAND_ELEMENTS // max(1, n * (3 * d + 4)))
     if b > per_call:  # bound the operands' memory: a few batch entries at a time
-        parts = [self_kernel_log_sums_tiled(x[i:i + per_call], scales, labels, n_groups, tile)
+        parts = [self_kernel_log_sums_tiled(x[i:i + per_call], scales, labels, n_groups, tile, compiled)
                  for i in range(0, b, per_call)]
         own = None if parts[0][1] is None else torch.cat([p[1] for p in parts], dim=1)
         return torch.cat([p[0] for p in parts], dim=1), own
@@ -279,7 +281,7 @@ def self_kernel_log_sums_tiled(
     xc = x * 2.0 ** -e
     scale_min = s_min * 4.0 ** e
     padded = xc[:, source.clamp_min(0)].masked_fill(~real.view(1, -1, 1), 0.0)  # [B, Np, d]
-    lib = None if double or device.type != "cpu" else native.tile_sums()
+    lib = native.tile_sums() if compiled and not double and device.type == "cpu" else None
     order = _native_tree_order(lib, padded, real, spans, tile) if lib is not None else _tree_order(padded, real, spans, tile)
     xs = padded.gather(1, order.unsqueeze(-1).expand(b, n_pos, d))
     real_s = real[order]  # [B, Np]
