@@ -8,8 +8,12 @@ operations on the same tensors give identical numbers, and records are emitted i
 export is byte-identical to a run without the worker (tests/engine/test_overlap.py; the times with and
 without are in docs/PERFORMANCE.md).
 
-At most one snapshot is in flight: a snapshot waits for the previous one, so the live view lags training
-by at most one snapshot interval and memory holds at most two snapshots' activations.
+Snapshots in flight are bounded: a new one waits while MAX_IN_FLIGHT are in flight or while those hold
+MAX_IN_FLIGHT_BYTES of activations, so the live view lags training by at most that many snapshots and memory
+holds at most that much. A log schedule's snapshots come densely at first (default szt_tanh: ~230 of its 300
+in the first 1,100 of 8,000 epochs, each 0.5–0.7 s of KDE against ~15 ms an epoch of training), so training
+runs ahead there and waits; while it waits, its core goes to the compiled KDE sums (`native.lend_core`).
+Default run on a 2-core CPU: 235 s end to end with one snapshot in flight, 214 s with both (docs/PERFORMANCE.md).
 """
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 import torch
+
+from ibtui.measures import native
+
+MAX_IN_FLIGHT = 32
+MAX_IN_FLIGHT_BYTES = 256 << 20
 
 
 def cores_available() -> int:
@@ -36,24 +45,29 @@ def overlap_possible(device: torch.device) -> bool:
 
 
 class MeasureQueue:
-    """Snapshot jobs in order: run at once (`worker=False`), or one at a time on a worker thread.
+    """Snapshot jobs in order: run at once (`worker=False`), or one after another on a worker thread.
 
-    `submit(job)` starts a job (waiting first for the one in flight); `ready()` returns the results that
-    are finished, oldest first, stopping at the first unfinished one; `drain()` waits for all.
+    `submit(job, nbytes)` starts a job (waiting first, oldest first, for jobs in flight until fewer than
+    `depth` are and they hold at most `max_bytes` with this one); `ready()` returns the results that are
+    finished, oldest first, stopping at the first unfinished one; `drain()` waits for all.
     """
 
-    def __init__(self, worker: bool):
+    def __init__(self, worker: bool, depth: int = MAX_IN_FLIGHT, max_bytes: int = MAX_IN_FLIGHT_BYTES):
         self.worker = worker
+        self.depth, self.max_bytes = depth, max_bytes
         self._pool: ThreadPoolExecutor | None = None  # started by the first job, stopped by `close`
-        self._jobs: deque[Future] = deque()
+        self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
 
     @property
     def pending(self) -> bool:
         return bool(self._jobs)
 
-    def submit(self, job: Callable[[], object]) -> list:
-        """Start `job`; returns the results this finished first (the job in flight, which it waited for)."""
-        done = self.drain() if self._jobs else []
+    def submit(self, job: Callable[[], object], nbytes: int = 0) -> list:
+        """Start `job` (holding `nbytes` until it ends); returns the results it waited for first."""
+        done = []
+        while self._jobs and (len(self._jobs) >= self.depth
+                              or sum(n for _, n in self._jobs) + nbytes > self.max_bytes):
+            done.append(self._wait())
         if not self.worker:
             f: Future = Future()
             f.set_result(job())
@@ -62,20 +76,26 @@ class MeasureQueue:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="ibtui-measure",
                                                 initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
             f = self._pool.submit(job)
-        self._jobs.append(f)
+        self._jobs.append((f, nbytes))
         return done
 
     def ready(self) -> list:
         out = []
-        while self._jobs and self._jobs[0].done():
-            out.append(self._jobs.popleft().result())  # re-raises the job's exception in the training thread
+        while self._jobs and self._jobs[0][0].done():
+            out.append(self._jobs.popleft()[0].result())  # re-raises the job's exception in the training thread
         return out
 
     def drain(self) -> list:
         out = []
         while self._jobs:
-            out.append(self._jobs.popleft().result())
+            out.append(self._wait())
         return out
+
+    def _wait(self):
+        """The oldest job's result; while the calling thread waits for it, its core goes to the job's compiled
+        KDE sums (`native.lend_core`)."""
+        with native.lend_core():
+            return self._jobs.popleft()[0].result()
 
     def close(self) -> None:
         """Stop the worker thread (jobs not yet collected are dropped); a later `submit` starts a new one."""

@@ -182,11 +182,17 @@ class Engine:
     # ------------------------------------------------------------------ measurement
     def measure(self) -> Values:
         """Every number of one snapshot, per seed, still on the device."""
-        return self.snapshot_job()()[2]
+        return self.snapshot_job()[0]()[2]
+
+    def _submit_snapshot(self) -> list[tuple[int, int, Values]]:
+        """Take a snapshot and queue its job; returns the results the queue waited for first."""
+        job, nbytes = self.snapshot_job()
+        return self.measuring.submit(job, nbytes)
 
     @torch.no_grad()
-    def snapshot_job(self) -> Callable[[], tuple[int, int, Values]]:
-        """Take a snapshot now; returns the job that finishes it: () → (epoch, step, values).
+    def snapshot_job(self) -> tuple[Callable[[], tuple[int, int, Values]], int]:
+        """Take a snapshot now; returns the job that finishes it, () → (epoch, step, values), and the bytes of
+        activations it holds.
 
         Now: the snapshot pass (loss, accuracy and activations, from the back end) and the part of each probe's
         work that reads the model or the step state (`Probe.start`). The job does the rest (the estimators'
@@ -213,7 +219,7 @@ class Engine:
                     values.update(rest(final))
                 return epoch, step, values
 
-        return finish
+        return finish, sum(h.numel() * h.element_size() for h in layers)
 
     def _emit(self, sink: R.Sink, results: list[tuple[int, int, Values]]) -> None:
         for epoch, step, values in results:
@@ -285,7 +291,7 @@ class Engine:
             if self.epoch == 0:
                 t0 = time.perf_counter()
                 sink.emit([self._noise_record()])
-                self._emit(sink, self.measuring.submit(self.snapshot_job()))
+                self._emit(sink, self._submit_snapshot())
                 t["measure_s"], t["measured"] = time.perf_counter() - t0, 1
             snaps = sorted(self.snapshots)
             while self.epoch < total:
@@ -304,7 +310,7 @@ class Engine:
                 t["train_s"] += t1 - t0
                 t["trained"] += 1
                 if self.epoch in self.snapshots:
-                    self._emit(sink, self.measuring.submit(self.snapshot_job()))
+                    self._emit(sink, self._submit_snapshot())
                     t["measure_s"] += time.perf_counter() - t1
                     t["measured"] += 1
                 self._emit(sink, self.measuring.drain() if self._settle else self.measuring.ready())

@@ -203,8 +203,9 @@ def _torch_blocks(xs, real, pairs, need, steps, factor, n_tiles, tile, double):
 
 def _native_blocks(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, radius2):
     """The same sums from the compiled kernel (tile_sums.c: direct differences, one exp2, squarings), in
-    groups of NATIVE_PAIRS tile pairs spread over torch's thread count; yields as `_torch_blocks` does, in
-    pair order whatever the thread count, so the sums are the same."""
+    groups of NATIVE_PAIRS tile pairs spread over `native.threads()` threads (torch's count, plus a core lent
+    by a waiting thread); yields as `_torch_blocks` does, in pair order whatever the thread count, so the sums
+    are the same."""
     b, _, d = xs.shape
     # Each entry's widest coordinates first, so that the kernel finds far blocks after summing few of them.
     # Dummies sit far away: their kernel with every real point is 0 (their own sums are dropped).
@@ -226,7 +227,7 @@ def _native_blocks(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, rad
         return p0, p1, rows, cols
 
     starts = range(0, pairs.shape[0], NATIVE_PAIRS)
-    threads = min(torch.get_num_threads(), len(starts))
+    threads = min(native.threads(), len(starts))
     with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
         for p0, p1, rows, cols in (pool.map(group, starts) if pool is not None else map(group, starts)):
             for q, k in enumerate(by_step):

@@ -19,11 +19,17 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 SOURCE = "tile_sums.c"
+_lent = 0  # cores lent by threads that are waiting for these sums (see lend_core)
+_lent_lock = threading.Lock()
 # Tried in order: the first set the compiler accepts is used (-march=native is not known to every compiler).
 FLAG_SETS = (["-O3", "-march=native", "-ffast-math"], ["-O3", "-ffast-math"])
 
@@ -106,3 +112,22 @@ def limits(lib: ctypes.CDLL) -> tuple[int, int, int]:
     values = [ctypes.c_int64() for _ in range(3)]
     lib.tile_sums_limits(*[ctypes.byref(v) for v in values])
     return tuple(v.value for v in values)
+
+
+@contextmanager
+def lend_core():
+    """While the calling thread only waits for work that uses the kernel (the training thread waiting for the
+    measuring worker: ibtui.engine.overlap), the kernel may run one more thread on its core."""
+    global _lent
+    with _lent_lock:
+        _lent += 1
+    try:
+        yield
+    finally:
+        with _lent_lock:
+            _lent -= 1
+
+
+def threads() -> int:
+    """Threads for a call of the kernel: torch's thread count, plus the cores lent now."""
+    return torch.get_num_threads() + _lent

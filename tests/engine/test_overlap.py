@@ -68,7 +68,7 @@ def test_the_compression_bound_reads_the_first_estimators_value():
     from ibtui.measures.gaussian_bound import input_compression_bound
 
     engine = Engine(szt())
-    values = engine.snapshot_job()()[2]
+    values = engine.snapshot_job()[0]()[2]
     last_hidden = str(len(engine.info.layers) - 1)
     mi = values[(last_hidden, "I(X;T)", "bin30")]
     expected = input_compression_bound(mi, int(engine.train_idx.shape[1]), COMPRESSION_DELTA)
@@ -148,3 +148,22 @@ def test_a_noisy_sp_run_gives_the_same_records_with_its_sums_on_the_worker(monke
     assert threads and all(t.startswith("ibtui-measure") for t in threads)
     off = records(sc, False)
     assert exact(on) == exact(off) and any(r.estimator == "sp" for r in on)
+
+
+def test_snapshots_in_flight_are_bounded_by_count_and_by_bytes():
+    """Training may run ahead of the estimators by a bounded number of snapshots holding bounded memory: a
+    submit beyond either bound waits for the oldest jobs and hands back their results, in order."""
+    def job(value):
+        def run():
+            time.sleep(0.05)
+            return value
+        return run
+
+    q = MeasureQueue(True, depth=2, max_bytes=100)
+    assert q.submit(job(1), 10) == [] and q.submit(job(2), 10) == []  # two in flight: no wait
+    assert q.submit(job(3), 10) == [1]  # a third waits for the oldest
+    assert q.drain() == [2, 3]
+    assert q.submit(job(4), 60) == []
+    assert q.submit(job(5), 60) == [4]  # 120 bytes would exceed 100: waits although only one is in flight
+    assert q.drain() == [5]
+    q.close()
