@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ibtui.measures import native
 from ibtui.measures.discrete import LN2
 from ibtui.measures.kernel_tiles import self_kernel_log_sums_tiled
 
@@ -329,9 +330,12 @@ def kde_mi_tiled(
     if labels is not None:
         labels = labels.to(device=layers[0].device, dtype=torch.int64)
         n_classes = int(n_classes) if n_classes is not None else int(labels.max()) + 1
-    sums = (self_kernel_log_sums_tiled(h.to(_compute_dtype(h)), _kde_scales(noise_var), labels, n_classes,
-                                       compiled=compiled) for h in layers)
-    return [_bounds(total, own, labels, n_classes) for total, own in sums]
+    def one(h: torch.Tensor) -> dict[str, torch.Tensor]:
+        total, own = self_kernel_log_sums_tiled(h.to(_compute_dtype(h)), _kde_scales(noise_var), labels, n_classes,
+                                                compiled=compiled)
+        return _bounds(total, own, labels, n_classes)
+
+    return native.map_threads(one, list(layers)) if compiled else [one(h) for h in layers]
 
 
 def kde_mi(

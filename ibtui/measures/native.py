@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
@@ -30,6 +31,7 @@ import torch
 SOURCE = "tile_sums.c"
 _lent = 0  # cores lent by threads that are waiting for these sums (see lend_core)
 _lent_lock = threading.Lock()
+_local = threading.local()  # .single: this thread is one of map_threads' workers
 # Tried in order: the first set the compiler accepts is used (-march=native is not known to every compiler).
 FLAG_SETS = (["-O3", "-march=native", "-ffast-math"], ["-O3", "-ffast-math"])
 
@@ -129,5 +131,24 @@ def lend_core():
 
 
 def threads() -> int:
-    """Threads for a call of the kernel: torch's thread count, plus the cores lent now."""
-    return torch.get_num_threads() + _lent
+    """Threads for a call of the kernel: torch's thread count, plus the cores lent now (1 inside map_threads)."""
+    return 1 if getattr(_local, "single", False) else torch.get_num_threads() + _lent
+
+
+def map_threads(fn, items: list) -> list:
+    """[fn(item) for item in items] on `threads()` threads, each call's own kernel calls on one: independent
+    pieces of work (a snapshot's layers) share the cores better than one piece's kernel calls alone, whose
+    PyTorch steps around them run on one thread. The results do not depend on the thread count."""
+    n = min(threads(), len(items))
+    if n <= 1:
+        return [fn(item) for item in items]
+
+    def one(item):
+        _local.single = True
+        try:
+            return fn(item)
+        finally:
+            _local.single = False
+
+    with ThreadPoolExecutor(n, thread_name_prefix="ibtui-kde") as pool:
+        return list(pool.map(one, items))
