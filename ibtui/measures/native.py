@@ -6,8 +6,9 @@ operations each costs ~2 ns (two matmuls, exp2, sums, each a pass over memory); 
 distances in registers costs 0.4–0.6 ns (benchmarks/bench_estimators.py, docs/PERFORMANCE.md). torch.compile's
 CPU code for the same sums measured 0.7–1.2 ns: its exp2 and its loop order are not made for this.
 
-The library is cached under $XDG_CACHE_HOME/ibtui (else ~/.cache/ibtui), named by a hash of the source, the
-compiler and the flags, so a changed source or compiler builds a new one and nothing else is ever overwritten.
+The library is cached under $XDG_CACHE_HOME/ibtui (else ~/.cache/ibtui; where that cannot be written, a
+folder of the temporary directory owned by the user alone), named by a hash of the source, the compiler and the
+flags, so a changed source or compiler builds a new one and nothing else is ever overwritten.
 IBTUI_NATIVE=0 turns it off (PyTorch sums, for comparison); CC names the compiler (default: cc, gcc, clang).
 """
 from __future__ import annotations
@@ -38,6 +39,22 @@ FLAG_SETS = (["-O3", "-march=native", "-ffast-math"], ["-O3", "-ffast-math"])
 
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ibtui"
+
+
+def _folders():
+    """Where the library may be kept: the user's cache, else a folder of the temporary directory that only
+    this user owns and can write (a read-only home on a cluster, say)."""
+    yield cache_dir()
+    uid = getattr(os, "getuid", lambda: None)()
+    if uid is not None:
+        folder = Path(tempfile.gettempdir()) / f"ibtui-{uid}"
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            info = folder.stat()
+        except OSError:
+            return
+        if info.st_uid == uid and not info.st_mode & 0o022:
+            yield folder
 
 
 def _compiler() -> str | None:
@@ -98,14 +115,15 @@ def tile_sums() -> ctypes.CDLL | None:
         return None
     source = resources.files("ibtui.measures").joinpath(SOURCE).read_text()
     version = _version(compiler)
-    for flags in FLAG_SETS:
-        key = hashlib.sha256("\0".join([source, compiler, version, platform.machine(), *flags]).encode())
-        target = cache_dir() / f"tile_sums-{key.hexdigest()[:16]}.so"
-        try:
-            if target.exists() or _build(compiler, source, flags, target):
-                return _bind(ctypes.CDLL(str(target)))
-        except OSError:  # an unwritable cache or a library that does not load
-            continue
+    for folder in _folders():
+        for flags in FLAG_SETS:
+            key = hashlib.sha256("\0".join([source, compiler, version, platform.machine(), *flags]).encode())
+            target = folder / f"tile_sums-{key.hexdigest()[:16]}.so"
+            try:
+                if target.exists() or _build(compiler, source, flags, target):
+                    return _bind(ctypes.CDLL(str(target)))
+            except OSError:  # an unwritable folder or a library that does not load
+                continue
     return None
 
 

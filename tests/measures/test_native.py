@@ -1,5 +1,7 @@
 """Building, caching and falling back from the compiled tile kernel (ibtui.measures.native)."""
+import os
 import shutil
+import tempfile
 
 import pytest
 import torch
@@ -10,9 +12,12 @@ from ibtui.measures import native
 
 @pytest.fixture
 def fresh(tmp_path, monkeypatch):
-    """An empty cache folder and no library loaded yet (and none left loaded for later tests)."""
+    """An empty cache folder, a temporary directory of its own, and no library loaded yet (and none left loaded
+    for later tests)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("IBTUI_NATIVE", raising=False)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     native.tile_sums.cache_clear()
     yield tmp_path / "ibtui"
     native.tile_sums.cache_clear()
@@ -30,12 +35,26 @@ def test_built_once_into_the_cache_and_reused(fresh):
     assert list(fresh.iterdir()) == [built] and built.stat().st_mtime_ns == stamp  # loaded, not rebuilt
 
 
-def test_a_failing_compiler_falls_back_to_pytorch_and_leaves_nothing(fresh, monkeypatch):
+def test_an_unwritable_cache_falls_back_to_a_private_temporary_folder(fresh, tmp_path, monkeypatch):
+    if native._compiler() is None or not hasattr(os, "getuid"):
+        pytest.skip("no C compiler, or no user ids, on this machine")
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # ~/.cache/ibtui cannot be made under a file
+    assert native.tile_sums() is not None
+    private = tmp_path / "tmp" / f"ibtui-{os.getuid()}"
+    assert [p.suffix for p in private.iterdir()] == [".so"]
+    assert private.stat().st_mode & 0o077 == 0  # this user's alone
+    assert blocked.read_text() == ""
+
+
+def test_a_failing_compiler_falls_back_to_pytorch_and_leaves_nothing(fresh, tmp_path, monkeypatch):
     if shutil.which("false") is None:
         pytest.skip("no `false` command")
     monkeypatch.setenv("CC", "false")  # a "compiler" that fails every build
     assert native.tile_sums() is None
-    assert not fresh.exists() or list(fresh.iterdir()) == []
+    for folder in (fresh, tmp_path / "tmp" / f"ibtui-{getattr(os, 'getuid', lambda: 0)()}"):
+        assert not folder.exists() or list(folder.iterdir()) == []
     g = torch.Generator().manual_seed(0)
     x = torch.tanh(torch.randn(2, 100, 3, generator=g))
     total, _ = kt.self_kernel_log_sums_tiled(x, (500.0, 125.0))  # the PyTorch sums
