@@ -11,14 +11,17 @@ a's own class. `self_kernel_log_sums_tiled` computes them for many layers and se
 - The kernel matrix is symmetric: a tile pair (I, J > I) is computed once, its row sums go to I's points
   and its column sums to J's. Tiles hold one class each, so a tile pair's sums add to the own-class sums
   exactly when both tiles are of the same class.
-- Squared distances are exact to ~1e-9 in float32: each coordinate is split into a high part on a
-  2^−q grid and the rest, so the large terms ‖a‖² + ‖b‖² − 2a·b of the high parts are computed without
-  rounding by one matmul (every partial sum is a multiple of 2^−2q below 2^(24−2q)) and the small cross
-  terms by a second one added to it (`baddbmm`). One exp2 gives the kernel at the smallest scale; a scale
-  2^j times larger is j squarings of it (KDE: 8σ² then 2σ²), and only where the pair is within that
-  scale's own (shorter) cut-off: the same bound holds for every scale.
-float64 points are summed in float64 with plain matmul distances (error ~1e-15·‖x‖²).
-Costs on a 2-core CPU: benchmarks/bench_estimators.py and docs/PERFORMANCE.md.
+- One exp2 gives the kernel at the smallest scale; a scale 2^j times larger is j squarings of it (KDE: 8σ²
+  then 2σ²), and only where the pair is within that scale's own (shorter) cut-off: the same bound holds for
+  every scale.
+Two ways sum the tile pairs. On a CPU with a C compiler, float32 points go through the compiled kernel
+(tile_sums.c via ibtui.measures.native): squared differences in registers, a block of 8 × 16 pairs beyond the
+cut-off skipped too (the same bound), the k-d order by quickselect. Otherwise PyTorch operations
+(`_torch_blocks`): squared distances exact to ~1e-9 in float32, each coordinate split into a high part on a
+2^−q grid and the rest, so the large terms ‖a‖² + ‖b‖² − 2a·b of the high parts come without rounding from one
+matmul (every partial sum is a multiple of 2^−2q below 2^(24−2q)) and the small cross terms from a second one
+added to it (`baddbmm`); float64 points are summed in float64 with plain matmul distances (error
+~1e-15·‖x‖²). Costs on a 2-core CPU: benchmarks/bench_estimators.py and docs/PERFORMANCE.md.
 """
 from __future__ import annotations
 
@@ -33,9 +36,9 @@ from ibtui.measures import native
 
 # Bound on the error of every log kernel sum from the skipped tile pairs, in nats.
 TRUNCATION_NATS = 1e-7
-# Points a tile (fewer for small classes); 64 tile pairs of 128 × 128 a block keep each operation's data in the
-# CPU's caches. On a trained szt_tanh's layers (all 4096 points, 20 seeds, 1 thread) tiles of 64, 128 and 256
-# took 2.34, 2.26 and 2.31 s a snapshot at epoch 0 and 1.76, 1.72 and 1.73 s at epoch 8000.
+# Points a tile (fewer for small classes); 64 tile pairs of 128 × 128 a block keep each PyTorch operation's data
+# in the CPU's caches. On a trained szt_tanh's layers (all 4096 points, 20 seeds, 1 thread, PyTorch sums) tiles
+# of 64, 128 and 256 took 2.34, 2.26 and 2.31 s a snapshot at epoch 0 and 1.76, 1.72 and 1.73 s at epoch 8000.
 TILE = 128
 BLOCK_ELEMENTS = 1 << 20
 # Matmul operands (≈ 2·(3d + 4) float32 numbers a point) are built for this many elements at most
@@ -282,7 +285,7 @@ def self_kernel_log_sums_tiled(
     xc = x * 2.0 ** -e
     scale_min = s_min * 4.0 ** e
     padded = xc[:, source.clamp_min(0)].masked_fill(~real.view(1, -1, 1), 0.0)  # [B, Np, d]
-    lib = native.tile_sums() if compiled and not double and device.type == "cpu" else None
+    lib = native.tile_sums() if compiled and x.dtype == torch.float32 and device.type == "cpu" else None
     order = _native_tree_order(lib, padded, real, spans, tile) if lib is not None else _tree_order(padded, real, spans, tile)
     xs = padded.gather(1, order.unsqueeze(-1).expand(b, n_pos, d))
     real_s = real[order]  # [B, Np]
