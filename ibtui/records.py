@@ -70,6 +70,9 @@ class Progress:
     trained: int = 0
     measure_s: float = 0.0
     measured: int = 0
+    # after the last epoch: snapshots still being measured on the worker, and its mean seconds a snapshot
+    measuring: int = 0
+    measure_job_s: float = math.nan
 
     @property
     def seed_epochs_per_s(self) -> float:
@@ -80,11 +83,18 @@ class Progress:
     def eta_s(self) -> float:
         """Seconds left at the mean time an epoch and the mean time a snapshot so far."""
         if self.epoch >= self.total:
-            return 0.0
+            return self.finishing_s
         if not (self.trained and self.train_s > 0):
             return math.nan
         return self.time_left(self.train_s / self.trained,
                               self.measure_s / self.measured if self.measured else math.nan)
+
+    @property
+    def finishing_s(self) -> float:
+        """After the last epoch: the snapshots still being measured at the worker's mean time a snapshot."""
+        if not self.measuring:
+            return 0.0
+        return self.measuring * self.measure_job_s if math.isfinite(self.measure_job_s) else math.nan
 
     def time_left(self, s_per_epoch: float, s_per_snapshot: float) -> float:
         """Epochs left at `s_per_epoch`, plus snapshots left at `s_per_snapshot` (nan: none measured yet)."""
@@ -127,7 +137,7 @@ class EtaEstimator:
         if p is None:
             return math.nan
         if p.epoch >= p.total:
-            return 0.0
+            return p.finishing_s
         if not self._train:
             return p.eta_s
         per_snapshot = (median(self._measure) if self._measure else
@@ -139,7 +149,8 @@ class Sink:
     """Anything that consumes a run's records. Every hook has a do-nothing default; override what you need.
 
     Order: `start(info)` once before the first record, `emit(records)` once per snapshot with all its records,
-    `progress(p)` after each training epoch with a `Progress` (must be cheap), `close(finished)` once at the end.
+    `progress(p)` after each training epoch with a `Progress` (must be cheap) and, after the last epoch, after each
+    snapshot that finishes later (its `measuring` counts those left), `close(finished)` once at the end.
     """
 
     def start(self, info: RunInfo) -> None:

@@ -18,7 +18,9 @@ Default run on a 2-core CPU, KDE on all points: 235 s end to end with one snapsh
 """
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
@@ -58,6 +60,16 @@ class MeasureQueue:
         self.depth, self.max_bytes = depth, max_bytes
         self._pool: ThreadPoolExecutor | None = None  # started by the first job, stopped by `close`
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
+        self._job_s = [0.0, 0]  # seconds the jobs took, and how many
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def job_s(self) -> float:
+        """Mean seconds a job took (nan before the first)."""
+        return self._job_s[0] / self._job_s[1] if self._job_s[1] else math.nan
 
     @property
     def pending(self) -> bool:
@@ -69,6 +81,7 @@ class MeasureQueue:
         while self._jobs and (len(self._jobs) >= self.depth
                               or sum(n for _, n in self._jobs) + nbytes > self.max_bytes):
             done.append(self._wait())
+        job = self._timed(job)
         if not self.worker:
             f: Future = Future()
             f.set_result(job())
@@ -79,6 +92,20 @@ class MeasureQueue:
             f = self._pool.submit(job)
         self._jobs.append((f, nbytes))
         return done
+
+    def _timed(self, job: Callable[[], object]) -> Callable[[], object]:
+        def run():
+            t0 = time.perf_counter()
+            try:
+                return job()
+            finally:
+                self._job_s[0] += time.perf_counter() - t0
+                self._job_s[1] += 1
+        return run
+
+    def oldest(self):
+        """Wait for the oldest job and return its result."""
+        return self._wait()
 
     def ready(self) -> list:
         out = []

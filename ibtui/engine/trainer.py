@@ -317,8 +317,12 @@ class Engine:
                 self._settle = False
                 self.at_boundary = not self.measuring.pending
                 sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
-                                         bisect.bisect_right(snaps, self.epoch), len(snaps), **t))
-            self._emit(sink, self.measuring.drain())
+                                         bisect.bisect_right(snaps, self.epoch), len(snaps), **t,
+                                         measuring=self.measuring.in_flight, measure_job_s=self.measuring.job_s))
+            while self.measuring.pending:  # the snapshots still in flight, each followed by where the run stands
+                self._emit(sink, [self.measuring.oldest()])
+                sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta, len(snaps), len(snaps),
+                                         **t, measuring=self.measuring.in_flight, measure_job_s=self.measuring.job_s))
             self.at_boundary = True
             return True
         finally:

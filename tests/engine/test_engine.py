@@ -78,7 +78,8 @@ def test_training_lowers_the_loss(optimizer, lr):
     assert finished and sink.closed is None
     loss = sink.series("mean", Q.LOSS_TRAIN)
     assert loss[40] < loss[0] - 0.05
-    assert sink.epochs == list(range(1, 41))
+    # one progress report an epoch, then one for each snapshot still measured after the last epoch
+    assert sink.epochs[:40] == list(range(1, 41)) and set(sink.epochs[40:]) <= {40}
 
 
 def test_snapshot_records_cover_every_layer_seed_and_mean():

@@ -39,6 +39,40 @@ def test_eta_counts_epochs_and_snapshots_left_at_their_own_cost():
     assert math.isnan(Progress(0, 100, 4, 0.0).eta_s) and Progress(100, 100, 4, 0.0).eta_s == 0.0
 
 
+def test_after_the_last_epoch_the_eta_counts_the_snapshots_still_measured():
+    """Training may run ahead of the measuring worker (ibtui.engine.overlap): after the last epoch the ETA is the
+    snapshots still in flight at the worker's mean time a snapshot, in Progress and in the estimator the app and
+    the progress bar use, and the engine reports it after each of those snapshots, down to 0."""
+    from ibtui.records import EtaEstimator
+
+    p = Progress(100, 100, 4, 0.0, 30, 30, train_s=10.0, trained=100, measuring=3, measure_job_s=0.5)
+    assert math.isclose(p.eta_s, 1.5)
+    eta = EtaEstimator()
+    eta.update(Progress(99, 100, 4, 0.0, 30, 30, train_s=9.9, trained=99))
+    eta.update(p)
+    assert math.isclose(eta.eta_s(), 1.5)
+    assert math.isnan(Progress(100, 100, 4, 0.0, measuring=2).eta_s)  # no snapshot timed yet: unknown
+
+    from ibtui.engine.trainer import Engine
+    from ibtui.records import Sink
+    from ibtui.scenario import load_scenario, with_changes
+
+    class Reports(Sink):
+        def __init__(self):
+            self.seen = []
+
+        def progress(self, q):
+            self.seen.append((q.epoch, q.measuring))
+
+    sc = with_changes(load_scenario("szt_tanh"), {"run.seeds": 2, "run.epochs": 6, "measure.snapshots": 6,
+                                                  "measure.schedule": "linear", "measure.estimators": ["binning"]})
+    engine = Engine(sc)
+    sink = Reports()
+    assert engine.run(sink)
+    tail = [m for e, m in sink.seen if e == 6]
+    assert tail[-1] == 0 and tail == sorted(tail, reverse=True)  # counts down to none left
+
+
 def test_eta_of_the_fake_engine_is_close_to_the_time_it_takes():
     class Clock(Sink):
         def __init__(self):
