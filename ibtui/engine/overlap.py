@@ -13,8 +13,8 @@ MAX_IN_FLIGHT_BYTES of activations, so the live view lags training by at most th
 holds at most that much. A log schedule's snapshots come densely at first (default szt_tanh: ~230 of its 300
 in the first 1,100 of 8,000 epochs, each 0.5–0.7 s of KDE against ~15 ms an epoch of training), so training
 runs ahead there and waits; while it waits, its core goes to the compiled KDE sums (`native.lend_core`).
-Default run on a 2-core CPU, KDE on all points: 235 s end to end with one snapshot in flight, 192 s now
-(docs/PERFORMANCE.md; 214 s with 128 MiB in flight).
+Default run on a 2-core CPU, KDE on all points: 203–235 s end to end with one snapshot in flight, 192–222 s
+now (docs/PERFORMANCE.md).
 """
 from __future__ import annotations
 
