@@ -60,7 +60,7 @@ class MeasureQueue:
         self.depth, self.max_bytes = depth, max_bytes
         self._pool: ThreadPoolExecutor | None = None  # started by the first job, stopped by `close`
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
-        self._job_s = [0.0, 0]  # seconds the jobs took, and how many
+        self._job_seconds, self._jobs_timed = 0.0, 0  # seconds the finished jobs took, and how many
 
     @property
     def in_flight(self) -> int:
@@ -69,7 +69,7 @@ class MeasureQueue:
     @property
     def job_s(self) -> float:
         """Mean seconds a job took (nan before the first)."""
-        return self._job_s[0] / self._job_s[1] if self._job_s[1] else math.nan
+        return self._job_seconds / self._jobs_timed if self._jobs_timed else math.nan
 
     @property
     def pending(self) -> bool:
@@ -80,7 +80,7 @@ class MeasureQueue:
         done = []
         while self._jobs and (len(self._jobs) >= self.depth
                               or sum(n for _, n in self._jobs) + nbytes > self.max_bytes):
-            done.append(self._wait())
+            done.append(self.oldest())
         job = self._timed(job)
         if not self.worker:
             f: Future = Future()
@@ -99,13 +99,9 @@ class MeasureQueue:
             try:
                 return job()
             finally:
-                self._job_s[0] += time.perf_counter() - t0
-                self._job_s[1] += 1
+                self._job_seconds += time.perf_counter() - t0
+                self._jobs_timed += 1
         return run
-
-    def oldest(self):
-        """Wait for the oldest job and return its result."""
-        return self._wait()
 
     def ready(self) -> list:
         out = []
@@ -116,12 +112,12 @@ class MeasureQueue:
     def drain(self) -> list:
         out = []
         while self._jobs:
-            out.append(self._wait())
+            out.append(self.oldest())
         return out
 
-    def _wait(self):
-        """The oldest job's result; while the calling thread waits for it, its core goes to the job's compiled
-        KDE sums (`native.lend_core`)."""
+    def oldest(self):
+        """The oldest job's result, waited for; while the calling thread waits, its core goes to the job's
+        compiled KDE sums (`native.lend_core`)."""
         with native.lend_core():
             return self._jobs.popleft()[0].result()
 

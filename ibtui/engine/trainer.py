@@ -221,6 +221,13 @@ class Engine:
 
         return finish, sum(h.numel() * h.element_size() for h in layers)
 
+    def _progress(self, snaps: list[int], times: dict) -> R.Progress:
+        """Where the run stands now: epochs, snapshots taken (of `snaps`, sorted), `times` (Progress's timing
+        fields), and the snapshots still being measured."""
+        return R.Progress(self.epoch, self.sc.run.epochs, int(self.alive.sum()), self.beta,
+                          bisect.bisect_right(snaps, self.epoch), len(snaps), **times,
+                          measuring=self.measuring.in_flight, measure_job_s=self.measuring.job_s)
+
     def _emit(self, sink: R.Sink, results: list[tuple[int, int, Values]]) -> None:
         for epoch, step, values in results:
             sink.emit(self._records(values, epoch, step))
@@ -316,13 +323,10 @@ class Engine:
                 self._emit(sink, self.measuring.drain() if self._settle else self.measuring.ready())
                 self._settle = False
                 self.at_boundary = not self.measuring.pending
-                sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta,
-                                         bisect.bisect_right(snaps, self.epoch), len(snaps), **t,
-                                         measuring=self.measuring.in_flight, measure_job_s=self.measuring.job_s))
+                sink.progress(self._progress(snaps, t))
             while self.measuring.pending:  # the snapshots still in flight, each followed by where the run stands
                 self._emit(sink, [self.measuring.oldest()])
-                sink.progress(R.Progress(self.epoch, total, int(self.alive.sum()), self.beta, len(snaps), len(snaps),
-                                         **t, measuring=self.measuring.in_flight, measure_job_s=self.measuring.job_s))
+                sink.progress(self._progress(snaps, t))
             self.at_boundary = True
             return True
         finally:

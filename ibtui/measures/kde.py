@@ -167,7 +167,6 @@ def _bits_from_log_sums(total: torch.Tensor, own: torch.Tensor | None, labels: t
     return i_xt, (own - log_ny - total + log_n).mean(dim=-1) / LN2
 
 
-
 def _kde_scales(noise_var: float) -> tuple[float, float]:
     """The kernels' scales s in exp(−s‖h_i − h_j‖²): the KL upper bound's 1/(2σ²), then the Bhattacharyya lower
     bound's 1/(8σ²)."""
@@ -182,6 +181,7 @@ def _bounds(total: torch.Tensor, own: torch.Tensor | None, labels: torch.Tensor 
     if i_ty is not None:
         out["upper_ty"], out["lower_ty"] = i_ty[0], i_ty[1]
     return out
+
 
 # Largest logit size s‖x‖² (after centring) up to which the attention path keeps float32 dot products; beyond
 # it a group is summed pairwise. Each logit carries a rounding error of about one float32 ulp of s‖x‖², and it
@@ -330,12 +330,13 @@ def kde_mi_tiled(
     if labels is not None:
         labels = labels.to(device=layers[0].device, dtype=torch.int64)
         n_classes = int(n_classes) if n_classes is not None else int(labels.max()) + 1
+
     def one(h: torch.Tensor) -> dict[str, torch.Tensor]:
         total, own = self_kernel_log_sums_tiled(h.to(_compute_dtype(h)), _kde_scales(noise_var), labels, n_classes,
                                                 compiled=compiled)
         return _bounds(total, own, labels, n_classes)
 
-    return native.map_threads(one, list(layers)) if compiled else [one(h) for h in layers]
+    return list(native.map_threads(one, layers)) if compiled else [one(h) for h in layers]
 
 
 def kde_mi(

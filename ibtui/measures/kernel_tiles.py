@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 
 import torch
 
@@ -229,12 +227,9 @@ def _native_blocks(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, rad
                            radius2, sorted_steps.data_ptr(), len(steps), rows.data_ptr(), cols.data_ptr())
         return p0, p1, rows, cols
 
-    starts = range(0, pairs.shape[0], NATIVE_PAIRS)
-    threads = min(native.threads(), len(starts))
-    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
-        for p0, p1, rows, cols in (pool.map(group, starts) if pool is not None else map(group, starts)):
-            for q, k in enumerate(by_step):
-                yield p0, p1, k, rows[:, q], cols[:, q]
+    for p0, p1, rows, cols in native.map_threads(group, range(0, pairs.shape[0], NATIVE_PAIRS)):
+        for q, k in enumerate(by_step):
+            yield p0, p1, k, rows[:, q], cols[:, q]
 
 
 def self_kernel_log_sums_tiled(

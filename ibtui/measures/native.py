@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
@@ -153,13 +154,15 @@ def threads() -> int:
     return 1 if getattr(_local, "single", False) else torch.get_num_threads() + _lent
 
 
-def map_threads(fn, items: list) -> list:
-    """[fn(item) for item in items] on `threads()` threads, each call's own kernel calls on one: independent
-    pieces of work (a snapshot's layers) share the cores better than one piece's kernel calls alone, whose
-    PyTorch steps around them run on one thread. The results do not depend on the thread count."""
+def map_threads(fn, items: Sequence) -> Iterator:
+    """fn(item) for each item, in order, on `threads()` threads, each call's own kernel calls on one (one call
+    at a time, lazily, where that is one thread). A snapshot's layers share the cores better this way than one
+    layer's kernel calls alone, whose PyTorch steps around them run on one thread. The results do not depend on
+    the thread count."""
     n = min(threads(), len(items))
     if n <= 1:
-        return [fn(item) for item in items]
+        yield from map(fn, items)
+        return
 
     def one(item):
         _local.single = True
@@ -169,4 +172,4 @@ def map_threads(fn, items: list) -> list:
             _local.single = False
 
     with ThreadPoolExecutor(n, thread_name_prefix="ibtui-kde") as pool:
-        return list(pool.map(one, items))
+        yield from pool.map(one, items)

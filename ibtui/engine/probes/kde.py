@@ -7,8 +7,8 @@ from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
-from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention, kde_mi_tiled
 from ibtui.measures import native
+from ibtui.measures.kde import attention_agrees, kde_mi, kde_mi_attention, kde_mi_tiled
 from ibtui.measures.kernel_tiles import TRUNCATION_NATS
 
 # On a CPU, layers up to this width are summed in tiles over near pairs (`kde_mi_tiled`), exact to ~2e-6 nats.
@@ -33,7 +33,8 @@ class KdeProbe(Probe):
         self.settings = ctx.sc.measure.kde
         where = f"on {self.settings.points} of the MI points" if self.settings.points else "on all MI points"
         self.tiled = ctx.device.type == "cpu"
-        compiled = self.tiled and self.settings.precision != "float64" and native.tile_sums() is not None
+        wants_compiled = self.tiled and self.settings.precision != "float64"  # the kernel sums float32 only
+        compiled = wants_compiled and native.tile_sums() is not None
         code = "compiled kernel" if compiled else "PyTorch"
         how = (f"over near pairs in tiles up to {TILED_MAX_WIDTH} units wide ({code}; skipped pairs ≤ "
                f"{TRUNCATION_NATS:g} nats a log-sum)" if self.tiled else "by fused attention")
@@ -45,7 +46,7 @@ class KdeProbe(Probe):
         if not self.fused:
             notes.append(f"kde: the fused attention kernel is not accurate on {ctx.device} (start-up check); "
                          f"pairwise sums are used instead (slower).")
-        if self.tiled and self.settings.precision != "float64" and not compiled:
+        if wants_compiled and not compiled:
             notes.append("kde: no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0), so the tile sums run in "
                          "PyTorch, 2–4× slower; install one, or measure fewer points (measure.kde.points).")
         if notes:
