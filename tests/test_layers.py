@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ibtui"
 
 # Layer of each top-level module or sub-package of ibtui; a module may import its own layer or lower ones.
 LAYERS = {
-    "errors": 0, "version": 0, "records": 0, "controls": 0, "quantities": 0, "files": 0,
+    "errors": 0, "version": 0, "records": 0, "controls": 0, "quantities": 0, "files": 0, "compiled": 0,
     "scenario": 1, "resources": 1,
     "data": 2, "models": 2, "measures": 2,
     "engine": 3,

@@ -66,7 +66,10 @@ def permutations(seeds: torch.Tensor, counters: tuple[int, ...], n: int) -> torc
     """
     if seeds.device.type == "cpu":
         keys = hash_bits(seeds, counters, 1)[:, 0].tolist()
-        return torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(k)) for k in keys])
+        out, g = torch.empty((len(keys), n), dtype=torch.int64), torch.Generator()
+        for row, k in zip(out, keys):  # manual_seed resets g wholly: as a fresh generator per seed
+            torch.randperm(n, generator=g.manual_seed(k), out=row)
+        return out
     keys = hash_bits(seeds, counters, n)
     rows = torch.arange(keys.shape[0], device=keys.device, dtype=torch.int64)[:, None]
     order = torch.argsort((rows << 32 | keys).flatten(), stable=True).reshape(keys.shape)

@@ -106,7 +106,7 @@ class Engine:
         n_points = self.data.x.shape[0] if self.mi_idx is None else self.mi_idx.shape[1]
         settings = {label: desc for p in self.probes for label, desc in p.estimators.items()}
         estimators = list(settings)
-        notes = list(self.data.notes) + [n for p in self.probes for n in p.notes]
+        notes = list(self.data.notes) + list(self.backend.notes) + [n for p in self.probes for n in p.notes]
         if self.data.distinct_inputs and "binning" in sc.measure.estimators:
             notes.append("binning: the measured inputs are distinct and the measured map is deterministic, "
                          "so H(T|X) = 0 and I(X;T) = H(T)"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import ibtui.measures.kernel_tiles as kt
+from ibtui import compiled
 from ibtui.measures import native
 
 
@@ -24,7 +25,7 @@ def fresh(tmp_path, monkeypatch):
 
 
 def test_built_once_into_the_cache_and_reused(fresh):
-    if native._compiler() is None:
+    if compiled.compiler() is None:
         pytest.skip("no C compiler on this machine")
     assert native.tile_sums() is not None  # a machine with a compiler must build it
     (built,) = fresh.iterdir()
@@ -36,7 +37,7 @@ def test_built_once_into_the_cache_and_reused(fresh):
 
 
 def test_an_unwritable_cache_falls_back_to_a_private_temporary_folder(fresh, tmp_path, monkeypatch):
-    if native._compiler() is None or not hasattr(os, "getuid"):
+    if compiled.compiler() is None or not hasattr(os, "getuid"):
         pytest.skip("no C compiler, or no user ids, on this machine")
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")

@@ -71,6 +71,8 @@ def augment_batch(x: torch.Tensor, seeds: torch.Tensor, step: int, pad: int = CR
 class AutogradBackend:
     """Autograd back end for a seed-batched nn.Module returning (logits [S, B, K], hidden [[S, B, d_l]…])."""
 
+    notes: tuple[str, ...] = ()
+
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
         self.model = ctx.model

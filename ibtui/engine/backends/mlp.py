@@ -1,4 +1,5 @@
-"""The fast back end for `BatchedMLP`: feature-major inputs ([S, d, B]) and the hand-written backward.
+"""The fast back end for `BatchedMLP`: feature-major inputs ([S, d, B]) and the hand-written backward, or, for
+narrow networks on a CPU, the compiled step (`ibtui.engine.backends.compiled_step`, run.compiled_step).
 
 Other models (CNN, ResNet) train through autograd (`ibtui.engine.backends.autograd`).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from ibtui.engine import rng
+from ibtui.engine.backends import compiled_step
 from ibtui.engine.context import RunContext
 from ibtui.engine.snapshot import loss_and_accuracy, take
 
@@ -20,6 +22,17 @@ class MlpBackend:
         self.x_t = x.reshape(x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
         self.x_epoch = self.y_epoch = None
         self._x_buf = None  # [d_in, S, n_train]; x_epoch is its [S, d_in, n_train] view
+        self.compiled = None  # the compiled step, where run.compiled_step asks for it and it can run
+        self.notes: tuple[str, ...] = ()
+        if ctx.sc.run.compiled_step and compiled_step.supports(ctx.model, ctx.device):
+            lib = compiled_step.library()
+            if lib is not None:
+                self.compiled = compiled_step.CompiledStep(ctx.model, lib)
+                self.notes = ("training: the compiled step (mlp_step.c), whose float rounding differs from "
+                              "PyTorch's step (run.compiled_step = false)",)
+            else:
+                self.notes = ("training: no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0), so PyTorch's "
+                              "step ran: as correct, slower, and rounded differently from the compiled step",)
 
     def start_epoch(self, order: torch.Tensor) -> None:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address
@@ -38,6 +51,12 @@ class MlpBackend:
         """Hand-written forward and backward (`BatchedMLP.train_grads`): each seed's gradient is that of its own
         mean loss, so seeds stay independent. `step` may be a device counter (a captured CUDA graph)."""
         noise = rng.noise_fn(self.ctx.seed_tensor, (rng.STREAM_NOISE, step)) if beta > 0 else None
+        if self.compiled is not None:
+            s, batch = self.ctx.n_seeds, stop - start
+            eps = [noise(layer, self._x_buf.new_empty((s, width, batch)))
+                   for layer, width in enumerate(self.ctx.model.hidden_widths)] if noise is not None else None
+            self.compiled(self._x_buf, self.y_epoch, start, stop, beta, eps)
+            return
         self.ctx.model.train_grads(self.x_epoch[:, :, start:stop], self.y_epoch[:, start:stop], beta, noise)
 
     @torch.no_grad()

@@ -1,0 +1,100 @@
+"""The compiled training step (mlp_step.c) for narrow MLPs on a CPU: forward, loss gradient and backward of
+every seed in one C call, built and cached by `ibtui.compiled`.
+
+Why compiled: the SZT network (12-10-7-5-4-3-2) does ~0.3 MFLOP a seed a step; in PyTorch a step is ~50
+operations, each a pass over memory with its own overhead, so the engine trained 50 seeds at only ~13× the
+plain per-seed loop. One loop per seed that keeps a batch's layers in cache is ~3× faster a step
+(benchmarks/bench_szt.py, docs/PERFORMANCE.md).
+
+Its rounding is fixed by the source (fixed-order sums, IEEE arithmetic, no contraction into FMA), so a run
+gives the same bits on any machine with a C compiler; it differs from PyTorch's operations (whose matmul sums in
+an order of its own) in float rounding only (tests/engine/test_compiled_step.py). `run.compiled_step = false`
+keeps PyTorch's step.
+"""
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from importlib import resources
+
+import torch
+
+from ibtui import compiled
+
+SOURCE = "mlp_step.c"
+# IEEE arithmetic in both: -ffp-contract=off keeps a*b + c two roundings (GCC contracts by default on aarch64).
+FLAG_SETS = (["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math"],
+             ["-O3", "-ffp-contract=off", "-fno-fast-math"])
+ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
+# Widest layer (inputs included) the compiled step takes: its plain loops beat PyTorch's per-operation overhead
+# on narrow layers; wide ones (MNIST's 784 × 500) are PyTorch's matmul's ground (benchmarks/bench_szt.py --widths).
+MAX_WIDTH = 64
+
+
+def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.mlp_step.argtypes = [i64, i64, i64, i64, p, p, p, i64, i64, i64, p, p, p, p, ctypes.c_int,
+                             ctypes.c_float, p]
+    lib.mlp_step.restype = ctypes.c_int
+    return lib
+
+
+@cache
+def library() -> ctypes.CDLL | None:
+    """The loaded library, or None (no compiler, a failed build, or IBTUI_NATIVE=0)."""
+    source = resources.files("ibtui.engine.backends").joinpath(SOURCE).read_text()
+    lib = compiled.load("mlp_step", source, FLAG_SETS)
+    return None if lib is None else bind(lib)
+
+
+def supports(model: torch.nn.Module, device: torch.device) -> bool:
+    """Whether the compiled step can train this model: a float32 BatchedMLP on a CPU, its activation one the
+    kernel knows, no layer wider than MAX_WIDTH."""
+    weights = getattr(model, "weights", None)
+    return (device.type == "cpu" and weights is not None
+            and getattr(model, "activation_name", None) in ACTIVATIONS
+            and all(w.dtype == torch.float32 for w in weights) and max(model.sizes) <= MAX_WIDTH)
+
+
+def _pointers(tensors) -> ctypes.Array:
+    return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
+
+
+class CompiledStep:
+    """Sets each parameter's .grad to that of its seed's mean loss, as `BatchedMLP.train_grads` does. The
+    gradients live in buffers of their own, overwritten at every step."""
+
+    def __init__(self, model: torch.nn.Module, lib: ctypes.CDLL):
+        self.lib = lib
+        self.weights, self.biases = list(model.weights), list(model.biases)
+        self.params = [*self.weights, *self.biases]
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        self.sizes = (ctypes.c_int64 * len(model.sizes))(*model.sizes)
+        self.act = ACTIVATIONS[model.activation_name]
+        n = len(self.weights)
+        self._gw, self._gb = _pointers(self.grads[:n]), _pointers(self.grads[n:])
+        self._at: list[int] = []  # the parameters' addresses when _w, _b were made
+        self._w = self._b = None
+
+    def _parameters(self) -> tuple[ctypes.Array, ctypes.Array]:
+        """Pointer arrays to the weights and biases, remade only if a parameter has moved (it is updated in place)."""
+        at = [p.data_ptr() for p in self.params]
+        if at != self._at:
+            if not all(p.is_contiguous() for p in self.params):
+                raise ValueError("the compiled step needs contiguous parameters")
+            self._w, self._b, self._at = _pointers(self.weights), _pointers(self.biases), at
+        return self._w, self._b
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: int, stop: int, beta: float,
+                 noise: list[torch.Tensor] | None) -> None:
+        """x: the epoch's inputs [d_in, S, n] (contiguous); y: its labels [S, n] (int64, contiguous); the batch is
+        columns [start, stop); noise: per hidden layer [S, h_l, stop − start] standard normals, or None."""
+        n_seeds, n = y.shape
+        w, b = self._parameters()
+        eps = _pointers(noise) if noise else None
+        done = self.lib.mlp_step(0, n_seeds, n_seeds, len(self.weights), self.sizes, x.data_ptr(), y.data_ptr(), n,
+                                 start, stop, w, b, self._gw, self._gb, self.act, float(beta) if noise else 0.0, eps)
+        if done != 0:
+            raise MemoryError("the compiled training step could not allocate its buffers")
+        for p, g in zip(self.params, self.grads):
+            p.grad = g

@@ -1,0 +1,315 @@
+/* One training step of a batched MLP (BatchedMLP): every seed's gradient of its own mean cross-entropy,
+ * in one call, for narrow networks where PyTorch spends most of a step between its operations.
+ *
+ * Every sum is written out in a fixed order (64 lane partials over the batch, then a fixed tree) and the
+ * build keeps IEEE arithmetic (no -ffast-math, -ffp-contract=off), so a seed's gradients are the same bits
+ * whatever the vector width the compiler picks (SSE, AVX2, AVX-512, NEON) and however many seeds run beside
+ * it. exp (Cephes) and tanh (Eigen's rational approximation) are single-precision approximations within a few
+ * ulp, written here so that they do not depend on the C library.
+ *
+ * Layout, as the engine keeps it: inputs feature-major x[d_in][S][n] (the epoch's order already applied),
+ * labels y[S][n], weights w_l[S][in][out], biases b_l[S][1][out]; gradients are written to gw_l, gb_l of the
+ * same shapes. The batch is columns [start, stop) of the epoch; it is padded with zero gradients to a
+ * multiple of LANES.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES 64 /* a batch chunk: four vectors of 16 floats */
+#define MAX_LAYERS 32
+
+enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_RELU = 2 };
+
+/* GCC/Clang vector extensions: per-lane IEEE operations, lowered to whatever vector unit the machine has. */
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+static inline vf splat(float a) { return (vf){0} + a; }
+static inline vf sel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+static inline vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
+static inline void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+/* Cephes expf on x clamped to [-87, 88]; a NaN stays NaN. */
+static inline vf exp_v(vf x) {
+    x = sel(x > 88.0f, splat(88.0f), x);
+    x = sel(x < -87.0f, splat(-87.0f), x);
+    vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+    vf r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    vf p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+    return p * (vf)e;
+}
+
+/* Eigen 3.4's rational tanh (odd degree-13 over even degree-6 polynomial on x clamped to +-7.9053, x itself
+ * below 4e-4): within a few ulp, one division and no exp. */
+static inline vf tanh_v(vf x) {
+    vf a = sel(x < 0.0f, -x, x);
+    vf c = sel(x > 7.90531110763549805f, splat(7.90531110763549805f), x);
+    c = sel(c < -7.90531110763549805f, splat(-7.90531110763549805f), c);
+    vf z = c * c;
+    vf p = splat(-2.76076847742355e-16f);
+    p = p * z + 2.00018790482477e-13f;
+    p = p * z + -8.60467152213735e-11f;
+    p = p * z + 5.12229709037114e-08f;
+    p = p * z + 1.48572235717979e-05f;
+    p = p * z + 6.37261928875436e-04f;
+    p = p * z + 4.89352455891786e-03f;
+    p = p * c;
+    vf q = splat(1.19825839466702e-06f);
+    q = q * z + 1.18534705686654e-04f;
+    q = q * z + 2.26843463243900e-03f;
+    q = q * z + 4.89352518554385e-03f;
+    return sel(a < 0.0004f, x, p / q);
+}
+
+/* The kernels below work on blocks of up to 4 outputs (or inputs) at a time, so that a row loaded once serves
+ * four of them; a block changes which sums run side by side, never any sum's own order. */
+#define BLOCK 4
+
+/* Fixed tree over the 16 lanes of (a0 + a1) + (a2 + a3). */
+static inline float lanes_total(vf a0, vf a1, vf a2, vf a3) {
+    float part[16];
+    store(part, (a0 + a1) + (a2 + a3));
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) part[l] += part[l + w];
+    return part[0];
+}
+
+/* Four accumulators (a whole LANES chunk) for each of up to BLOCK sums, named so that they live in registers. */
+#define ACC4(j) vf a##j##0 = {0}, a##j##1 = {0}, a##j##2 = {0}, a##j##3 = {0}
+#define MAC4(j, m, r0, r1, r2, r3) do { a##j##0 += (m) * (r0); a##j##1 += (m) * (r1); \
+                                      a##j##2 += (m) * (r2); a##j##3 += (m) * (r3); } while (0)
+
+/* g[o] = sum over b of u[b] * v_o[b] for the ob rows v_o = v + o * bp (o < ob), n a multiple of LANES: four
+ * vector partials per sum (lane l of partial j sums b = 16 j + l mod 64, in order), then lanes_total. */
+static inline void dots(const float *restrict u, const float *restrict v, int64_t bp, float *restrict g, const int ob) {
+    ACC4(0); ACC4(1); ACC4(2); ACC4(3);
+    for (int64_t k = 0; k < bp; k += LANES) {
+        const vf u0 = load(u + k), u1 = load(u + k + 16), u2 = load(u + k + 32), u3 = load(u + k + 48);
+#define DOT4(j) do { const float *row = v + (j) * bp + k; a##j##0 += u0 * load(row); a##j##1 += u1 * load(row + 16); \
+                         a##j##2 += u2 * load(row + 32); a##j##3 += u3 * load(row + 48); } while (0)
+        DOT4(0);
+        if (ob > 1) DOT4(1);
+        if (ob > 2) DOT4(2);
+        if (ob > 3) DOT4(3);
+#undef DOT4
+    }
+    g[0] = lanes_total(a00, a01, a02, a03);
+    if (ob > 1) g[1] = lanes_total(a10, a11, a12, a13);
+    if (ob > 2) g[2] = lanes_total(a20, a21, a22, a23);
+    if (ob > 3) g[3] = lanes_total(a30, a31, a32, a33);
+}
+
+/* The same sums of v_o's own entries (bias gradients). */
+static float total(const float *restrict v, int64_t bp) {
+    vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (int64_t k = 0; k < bp; k += LANES) {
+        a0 += load(v + k);
+        a1 += load(v + k + 16);
+        a2 += load(v + k + 32);
+        a3 += load(v + k + 48);
+    }
+    return lanes_total(a0, a1, a2, a3);
+}
+
+/* out[o][b] = sum over i (ascending) of m[i][o] * in[i][b], for the ob rows o0 … o0 + ob − 1 of out; m is
+ * n_in × n_out with row stride m_stride and column stride m_step (a weight matrix or its transpose). Then
+ * out = f(out): + bias[o] (forward) or × act'(s[o][b]) (backward). */
+/* A finished block row: + bias (forward) or × act'(s), s the activation's output (backward). */
+static inline void finish(float *restrict dst, const float *restrict bias, const float *restrict s, int64_t at,
+                          int act, vf a0, vf a1, vf a2, vf a3) {
+    vf v[4] = {a0, a1, a2, a3};
+    for (int q = 0; q < 4; q++) {
+        if (bias) {
+            v[q] = v[q] + *bias;
+        } else if (act == ACT_TANH) {
+            const vf sv = load(s + at + 16 * q);
+            v[q] = v[q] * (1.0f - sv * sv);
+        } else if (act == ACT_RELU) {
+            v[q] = sel(load(s + at + 16 * q) > 0.0f, v[q], splat(0.0f));
+        }
+        store(dst + 16 * q, v[q]);
+    }
+}
+
+static inline void mix_block(const float *restrict m, int64_t m_stride, int64_t m_step, const float *restrict in,
+                             float *restrict out, const float *restrict bias, const float *restrict s, int act,
+                             int64_t n_in, int64_t bp, int64_t o0, const int ob) {
+    for (int64_t b0 = 0; b0 < bp; b0 += LANES) {
+        ACC4(0); ACC4(1); ACC4(2); ACC4(3);
+        for (int64_t i = 0; i < n_in; i++) {
+            const float *row = in + i * bp + b0, *mi = m + i * m_stride + o0 * m_step;
+            const vf r0 = load(row), r1 = load(row + 16), r2 = load(row + 32), r3 = load(row + 48);
+            MAC4(0, splat(mi[0]), r0, r1, r2, r3);
+            if (ob > 1) MAC4(1, splat(mi[m_step]), r0, r1, r2, r3);
+            if (ob > 2) MAC4(2, splat(mi[2 * m_step]), r0, r1, r2, r3);
+            if (ob > 3) MAC4(3, splat(mi[3 * m_step]), r0, r1, r2, r3);
+        }
+#define FINISH(j) finish(out + (o0 + j) * bp + b0, bias ? bias + o0 + j : NULL, s, (o0 + j) * bp + b0, \
+                         act, a##j##0, a##j##1, a##j##2, a##j##3)
+        FINISH(0);
+        if (ob > 1) FINISH(1);
+        if (ob > 2) FINISH(2);
+        if (ob > 3) FINISH(3);
+#undef FINISH
+    }
+}
+
+static void mix(const float *m, int64_t m_stride, int64_t m_step, const float *in, float *out, const float *bias,
+                const float *s, int act, int64_t n_in, int64_t n_out, int64_t bp) {
+    for (int64_t o0 = 0; o0 < n_out; o0 += BLOCK) {
+        switch (n_out - o0 >= BLOCK ? BLOCK : n_out - o0) {  /* constant block sizes: unrolled, in registers */
+        case 4: mix_block(m, m_stride, m_step, in, out, bias, s, act, n_in, bp, o0, 4); break;
+        case 3: mix_block(m, m_stride, m_step, in, out, bias, s, act, n_in, bp, o0, 3); break;
+        case 2: mix_block(m, m_stride, m_step, in, out, bias, s, act, n_in, bp, o0, 2); break;
+        default: mix_block(m, m_stride, m_step, in, out, bias, s, act, n_in, bp, o0, 1); break;
+        }
+    }
+}
+
+/* Forward: out[o][b] = (sum_i w[i][o] * in[i][b], i ascending) + bias[o]. */
+static void dense(const float *w, const float *bias, const float *in, float *out, int64_t n_in, int64_t n_out,
+                  int64_t bp) {
+    mix(w, n_out, 1, in, out, bias, NULL, ACT_LINEAR, n_in, n_out, bp);
+}
+
+/* Backward: din[i][b] = (sum_o w[i][o] * dz[o][b], o ascending) * act'(s[i][b]), s the activation's output. */
+static void back(const float *w, const float *dz, const float *s, float *din, int64_t n_in, int64_t n_out,
+                 int64_t bp, int act) {
+    mix(w, 1, n_out, dz, din, NULL, s, act, n_out, n_in, bp);
+}
+
+/* Weight gradient: gw[i][o] = sum_b t[i][b] * dz[o][b]. */
+static void weight_grad(const float *t, const float *dz, float *gw, int64_t n_in, int64_t n_out, int64_t bp) {
+    for (int64_t i = 0; i < n_in; i++)
+        for (int64_t o0 = 0; o0 < n_out; o0 += BLOCK) {
+            const float *u = t + i * bp, *v = dz + o0 * bp;
+            float *g = gw + i * n_out + o0;
+            switch (n_out - o0 >= BLOCK ? BLOCK : n_out - o0) {
+            case 4: dots(u, v, bp, g, 4); break;
+            case 3: dots(u, v, bp, g, 3); break;
+            case 2: dots(u, v, bp, g, 2); break;
+            default: dots(u, v, bp, g, 1); break;
+            }
+        }
+}
+
+static void activate(float *restrict z, int64_t n, int act) {
+    for (int64_t k = 0; k < n; k += 16) {
+        vf v = load(z + k);
+        if (act == ACT_TANH) v = tanh_v(v);
+        else if (act == ACT_RELU) v = sel(v < 0.0f, splat(0.0f), v);
+        store(z + k, v);
+    }
+}
+
+/* d(mean cross-entropy)/d logits into dz [c][bp]: p_k / B for k != y and -(sum of the others' p) / B for y,
+ * which avoids p_y - 1's cancellation when the fit is good; zero in the padding columns (y = -1 there). */
+static void loss_grad(const float *restrict z, const int32_t *restrict y, float *restrict dz, int64_t c, int64_t batch,
+                      int64_t bp) {
+    const float n = (float)batch;
+    for (int64_t b = 0; b < bp; b += 16) {
+        vf m = load(z + b), total = {0}, others = {0};
+        for (int64_t k = 1; k < c; k++) {
+            vf zk = load(z + k * bp + b);
+            m = sel(zk > m, zk, m);
+        }
+        for (int64_t k = 0; k < c; k++) {
+            vf e = exp_v(load(z + k * bp + b) - m);
+            store(dz + k * bp + b, e);
+            total += e;
+        }
+        vi label, live;
+        memcpy(&label, y + b, sizeof label);
+        live = label >= 0;
+        for (int64_t k = 0; k < c; k++) {
+            vf p = load(dz + k * bp + b) / total;
+            vi is_label = label == (int32_t)k;
+            others += sel(is_label, splat(0.0f), p);
+            store(dz + k * bp + b, sel(live, p / n, splat(0.0f)));
+        }
+        for (int64_t k = 0; k < c; k++) {
+            vi is_label = label == (int32_t)k;
+            store(dz + k * bp + b, sel(is_label & live, -others / n, load(dz + k * bp + b)));
+        }
+    }
+}
+
+/* One step for seeds [s0, s1) of S.
+ * sizes[0..n_layers]: d_in, hidden widths, classes. w, b, gw, gb: n_layers pointers each. noise: NULL, or
+ * n_layers - 1 pointers to [S][h_l][batch] standard normals (T_l = S_l + beta * noise). Returns 0, or -1 if
+ * memory ran out or the sizes are out of range. */
+int mlp_step(int64_t s0, int64_t s1, int64_t n_seeds, int64_t n_layers, const int64_t *sizes,
+             const float *x, const int64_t *y, int64_t n, int64_t start, int64_t stop,
+             const float *const *w, const float *const *b, float *const *gw, float *const *gb,
+             int act, float beta, const float *const *noise) {
+    if (n_layers < 1 || n_layers > MAX_LAYERS || stop <= start) return -1;
+    const int64_t batch = stop - start, bp = (batch + LANES - 1) / LANES * LANES;
+    int64_t widest = 0, all_widths = 0;
+    for (int64_t l = 0; l <= n_layers; l++) {
+        widest = sizes[l] > widest ? sizes[l] : widest;
+        all_widths += sizes[l];
+    }
+    /* per layer l: its input t_l [sizes[l]][bp] (t_0 = x; with noise, T_l beside S_l) and output s_l */
+    float *buf = aligned_alloc(64, (size_t)(2 * all_widths + 2 * widest) * (size_t)bp * sizeof(float));
+    int32_t *labels = malloc((size_t)bp * sizeof(int32_t));
+    if (!buf || !labels) { free(buf); free(labels); return -1; }
+    float *t[MAX_LAYERS + 1], *s[MAX_LAYERS + 1];
+    float *cursor = buf;
+    for (int64_t l = 0; l <= n_layers; l++) {
+        s[l] = cursor;  cursor += sizes[l] * bp;  /* s[0] unused; s[l] = output of layer l - 1 (1-based) */
+        t[l] = cursor;  cursor += sizes[l] * bp;
+    }
+    float *dz = cursor, *dz_prev = cursor + widest * bp;
+    const int noisy = beta > 0.0f && noise;
+    for (int64_t l = 1; l <= n_layers && !noisy; l++) t[l] = s[l];  /* noiseless: T_l is S_l */
+
+    for (int64_t seed = s0; seed < s1; seed++) {
+        const int64_t d_in = sizes[0];
+        for (int64_t i = 0; i < d_in; i++) {
+            const float *src = x + (i * n_seeds + seed) * n + start;
+            memcpy(t[0] + i * bp, src, (size_t)batch * sizeof(float));
+            memset(t[0] + i * bp + batch, 0, (size_t)(bp - batch) * sizeof(float));
+        }
+        for (int64_t k = 0; k < batch; k++) labels[k] = (int32_t)y[seed * n + start + k];
+        for (int64_t k = batch; k < bp; k++) labels[k] = -1;
+        /* forward: s[l+1] = act(t[l] W_l + b_l); t[l+1] = s[l+1] (+ beta * noise) */
+        for (int64_t l = 0; l < n_layers; l++) {
+            const int64_t n_in = sizes[l], n_out = sizes[l + 1];
+            const float *wl = w[l] + seed * n_in * n_out, *bl = b[l] + seed * n_out;
+            dense(wl, bl, t[l], s[l + 1], n_in, n_out, bp);
+            if (l == n_layers - 1) break;
+            activate(s[l + 1], n_out * bp, act);
+            if (noisy) {
+                const float *eps = noise[l] + seed * n_out * batch;
+                for (int64_t o = 0; o < n_out; o++) {
+                    for (int64_t k = 0; k < batch; k++)
+                        t[l + 1][o * bp + k] = s[l + 1][o * bp + k] + beta * eps[o * batch + k];
+                    for (int64_t k = batch; k < bp; k++) t[l + 1][o * bp + k] = s[l + 1][o * bp + k];
+                }
+            }
+        }
+        loss_grad(s[n_layers], labels, dz, sizes[n_layers], batch, bp);
+        /* backward */
+        for (int64_t l = n_layers - 1; l >= 0; l--) {
+            const int64_t n_in = sizes[l], n_out = sizes[l + 1];
+            float *gwl = gw[l] + seed * n_in * n_out, *gbl = gb[l] + seed * n_out;
+            weight_grad(t[l], dz, gwl, n_in, n_out, bp);
+            for (int64_t o = 0; o < n_out; o++) gbl[o] = total(dz + o * bp, bp);
+            if (l == 0) break;
+            back(w[l] + seed * n_in * n_out, dz, s[l], dz_prev, n_in, n_out, bp, act);
+            float *swap = dz; dz = dz_prev; dz_prev = swap;
+        }
+    }
+    free(buf);
+    free(labels);
+    return 0;
+}
