@@ -165,7 +165,8 @@ one claim, `--report-only` rewrites this file from the exports, `--list` lists t
 the seeds, 10⁴ epochs for the SZT runs (the papers' axis), full MNIST (60k) where affordable, CIFAR-10 for 4,000
 iterations on the 5k subset. *full*: the papers' scale, for a GPU (`--scale full --device cuda`). One torch thread
 a run, device cpu. Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while these runs
-were made (wall time therefore exceeds CPU time).
+were made (wall time therefore exceeds CPU time). The cpu and medium runs train with PyTorch's step
+(`run.compiled_step=false`), as they were made: ibtui's compiled step for narrow networks rounds differently.
 
 **Uncertainty.** Every mean, fall, correlation, r and exponent a verdict reads is printed with its 95 % bootstrap
 interval (percentile method, 2000 resamples of the seeds; of the batch sizes or depths for the fits; a fixed
