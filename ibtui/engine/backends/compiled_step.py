@@ -26,16 +26,19 @@ SOURCE = "mlp_step.c"
 FLAG_SETS = (["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math"],
              ["-O3", "-ffp-contract=off", "-fno-fast-math"])
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
-# Widest layer (inputs included) the compiled step takes: its plain loops beat PyTorch's per-operation overhead
-# on narrow layers; wide ones (MNIST's 784 × 500) are PyTorch's matmul's ground (benchmarks/bench_szt.py --widths).
+# Widest layer (inputs included) the compiled step takes. benchmarks/bench_step.py, 50 seeds, batch 512, one
+# thread (docs/PERFORMANCE.md): 3.6× PyTorch's step on the SZT net and at width 64, 1.15× at 128, 0.88× at 256 and
+# 0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
 MAX_WIDTH = 64
 
 
 def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
     lib.mlp_step.argtypes = [i64, i64, i64, i64, p, p, p, i64, i64, i64, p, p, p, p, ctypes.c_int,
-                             ctypes.c_float, p]
+                             ctypes.c_float, p, p, i64]
     lib.mlp_step.restype = ctypes.c_int
+    lib.mlp_step_work.argtypes = [i64, p, i64]
+    lib.mlp_step_work.restype = i64
     return lib
 
 
@@ -75,6 +78,7 @@ class CompiledStep:
         self._gw, self._gb = _pointers(self.grads[:n]), _pointers(self.grads[n:])
         self._at: list[int] = []  # the parameters' addresses when _w, _b were made
         self._w = self._b = None
+        self._work = torch.empty(0)  # the kernel's working memory, kept from step to step
 
     def _parameters(self) -> tuple[ctypes.Array, ctypes.Array]:
         """Pointer arrays to the weights and biases, remade only if a parameter has moved (it is updated in place)."""
@@ -92,9 +96,13 @@ class CompiledStep:
         n_seeds, n = y.shape
         w, b = self._parameters()
         eps = _pointers(noise) if noise else None
+        need = self.lib.mlp_step_work(len(self.weights), self.sizes, stop - start)
+        if self._work.numel() < need:
+            self._work = torch.empty(need)
         done = self.lib.mlp_step(0, n_seeds, n_seeds, len(self.weights), self.sizes, x.data_ptr(), y.data_ptr(), n,
-                                 start, stop, w, b, self._gw, self._gb, self.act, float(beta) if noise else 0.0, eps)
+                                 start, stop, w, b, self._gw, self._gb, self.act, float(beta) if noise else 0.0, eps,
+                                 self._work.data_ptr(), self._work.numel())
         if done != 0:
-            raise MemoryError("the compiled training step could not allocate its buffers")
+            raise ValueError(f"the compiled training step refused its arguments (batch [{start}, {stop}))")
         for p, g in zip(self.params, self.grads):
             p.grad = g

@@ -13,7 +13,6 @@
  * multiple of LANES.
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define LANES 64 /* a batch chunk: four vectors of 16 floats */
@@ -243,32 +242,40 @@ static void loss_grad(const float *restrict z, const int32_t *restrict y, float 
     }
 }
 
-/* One step for seeds [s0, s1) of S.
- * sizes[0..n_layers]: d_in, hidden widths, classes. w, b, gw, gb: n_layers pointers each. noise: NULL, or
- * n_layers - 1 pointers to [S][h_l][batch] standard normals (T_l = S_l + beta * noise). Returns 0, or -1 if
- * memory ran out or the sizes are out of range. */
-int mlp_step(int64_t s0, int64_t s1, int64_t n_seeds, int64_t n_layers, const int64_t *sizes,
-             const float *x, const int64_t *y, int64_t n, int64_t start, int64_t stop,
-             const float *const *w, const float *const *b, float *const *gw, float *const *gb,
-             int act, float beta, const float *const *noise) {
-    if (n_layers < 1 || n_layers > MAX_LAYERS || stop <= start) return -1;
-    const int64_t batch = stop - start, bp = (batch + LANES - 1) / LANES * LANES;
+static int64_t padded(int64_t batch) { return (batch + LANES - 1) / LANES * LANES; }
+
+/* Floats of working memory mlp_step needs for a batch (its layers' activations, two gradient rows, the labels). */
+int64_t mlp_step_work(int64_t n_layers, const int64_t *sizes, int64_t batch) {
     int64_t widest = 0, all_widths = 0;
     for (int64_t l = 0; l <= n_layers; l++) {
         widest = sizes[l] > widest ? sizes[l] : widest;
         all_widths += sizes[l];
     }
+    return (2 * all_widths + 2 * widest + 1) * padded(batch);
+}
+
+/* One step for seeds [s0, s1) of S.
+ * sizes[0..n_layers]: d_in, hidden widths, classes. w, b, gw, gb: n_layers pointers each. noise: NULL, or
+ * n_layers - 1 pointers to [S][h_l][batch] standard normals (T_l = S_l + beta * noise). work: mlp_step_work
+ * floats, reused from call to call. Returns 0, or -1 if the sizes are out of range or work is too small. */
+int mlp_step(int64_t s0, int64_t s1, int64_t n_seeds, int64_t n_layers, const int64_t *sizes,
+             const float *x, const int64_t *y, int64_t n, int64_t start, int64_t stop,
+             const float *const *w, const float *const *b, float *const *gw, float *const *gb,
+             int act, float beta, const float *const *noise, float *work, int64_t work_size) {
+    if (n_layers < 1 || n_layers > MAX_LAYERS || stop <= start || work_size < mlp_step_work(n_layers, sizes, stop - start))
+        return -1;
+    const int64_t batch = stop - start, bp = padded(batch);
+    int64_t widest = 0;
+    for (int64_t l = 0; l <= n_layers; l++) widest = sizes[l] > widest ? sizes[l] : widest;
     /* per layer l: its input t_l [sizes[l]][bp] (t_0 = x; with noise, T_l beside S_l) and output s_l */
-    float *buf = aligned_alloc(64, (size_t)(2 * all_widths + 2 * widest) * (size_t)bp * sizeof(float));
-    int32_t *labels = malloc((size_t)bp * sizeof(int32_t));
-    if (!buf || !labels) { free(buf); free(labels); return -1; }
     float *t[MAX_LAYERS + 1], *s[MAX_LAYERS + 1];
-    float *cursor = buf;
+    float *cursor = work;
     for (int64_t l = 0; l <= n_layers; l++) {
         s[l] = cursor;  cursor += sizes[l] * bp;  /* s[0] unused; s[l] = output of layer l - 1 (1-based) */
         t[l] = cursor;  cursor += sizes[l] * bp;
     }
     float *dz = cursor, *dz_prev = cursor + widest * bp;
+    int32_t *labels = (int32_t *)(cursor + 2 * widest * bp);  /* bp of them: a float's size each */
     const int noisy = beta > 0.0f && noise;
     for (int64_t l = 1; l <= n_layers && !noisy; l++) t[l] = s[l];  /* noiseless: T_l is S_l */
 
@@ -309,7 +316,5 @@ int mlp_step(int64_t s0, int64_t s1, int64_t n_seeds, int64_t n_layers, const in
             float *swap = dz; dz = dz_prev; dz_prev = swap;
         }
     }
-    free(buf);
-    free(labels);
     return 0;
 }
