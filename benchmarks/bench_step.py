@@ -51,13 +51,15 @@ def main() -> None:
     for name, sizes in SHAPES.items():
         g = torch.Generator().manual_seed(0)
         model = BatchedMLP(list(range(s)), sizes, "tanh")
-        x = torch.randn(sizes[0], s, b, generator=g)  # [d_in, S, n], as the engine's back end holds an epoch
-        y = torch.randint(0, sizes[-1], (s, b), generator=g)
+        n_points = 4096
+        x = torch.randn(sizes[0], n_points, generator=g)  # every point, feature-major, as the back end holds them
+        y = torch.randint(0, sizes[-1], (n_points,), generator=g)
+        order = torch.stack([torch.randperm(n_points, generator=g)[:b] for _ in range(s)])
         step = compiled_step.CompiledStep(model, lib)
         repeats = max(2, int(200 * 263 / sum(a * c for a, c in zip(sizes[:-1], sizes[1:]))))
-        fast = best_ms(lambda: step(x, y, 0, b, 0.0, None), repeats)
-        xt = x.permute(1, 0, 2)
-        plain = best_ms(lambda: model.train_grads(xt, y), repeats)
+        fast = best_ms(lambda: step(x, y, order, 0, b, 0.0, None), repeats)
+        xt, yb = x[:, order].permute(1, 0, 2).contiguous(), y[order]  # the PyTorch step's gathered batch
+        plain = best_ms(lambda: model.train_grads(xt, yb), repeats)
         print(f"{name:36} {fast:9.3f} {plain:9.3f} {plain / fast:6.2f}×")
 
 

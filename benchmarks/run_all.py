@@ -61,6 +61,9 @@ def main() -> None:
                       ("engine, binning on (seed-epochs/s)", r["engine_measure_on"], ""),
                       ("engine, measurement off (seed-epochs/s)", r["engine_measure_off"], ""),
                       ("engine on / plain loop", r["ratio_on"], "×")]
+            if "pytorch_step_measure_on" in r:  # the engine with PyTorch's training step (run.compiled_step = false)
+                table += [("engine with PyTorch's step, binning on (seed-epochs/s)", r["pytorch_step_measure_on"], ""),
+                          ("engine with PyTorch's step / plain loop", r["pytorch_step_ratio_on"], "×")]
         if not args.skip_estimators:
             run([py, str(HERE / "bench_estimators.py"), "--device", args.device, "--json", str(t / "est.json"),
                  "--seeds", "5" if args.quick else "20", "--sizes", "szt", *(["mnist"] if args.mnist else [])])

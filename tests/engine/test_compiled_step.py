@@ -19,29 +19,33 @@ needs_compiler = pytest.mark.skipif(compiled_step.library() is None, reason="no 
 
 
 def problem(sizes, activation, n_seeds=3, n=700, seed=0):
-    """A model, feature-major inputs [d_in, S, n] and labels [S, n], as the engine's back end holds them."""
+    """A model, every point's inputs feature-major [d_in, N], labels [N] and each seed's epoch order [S, n], as
+    the engine's back end holds them."""
     g = torch.Generator().manual_seed(seed)
     model = BatchedMLP(list(range(n_seeds)), sizes, activation)
     with torch.no_grad():  # biases away from zero, so that they are tested too
         for b in model.biases:
             b.copy_(0.3 * torch.randn(b.shape, generator=g))
-    x = torch.randn(sizes[0], n_seeds, n, generator=g)
-    y = torch.randint(0, sizes[-1], (n_seeds, n), generator=g)
-    return model, x, y
+    n_points = n + 100
+    x = torch.randn(sizes[0], n_points, generator=g)
+    y = torch.randint(0, sizes[-1], (n_points,), generator=g)
+    order = torch.stack([torch.randperm(n_points, generator=g)[:n] for _ in range(n_seeds)])
+    return model, x, y, order
 
 
-def compiled_grads(model, x, y, start, stop, beta=0.0, noise=None, lib=None):
+def compiled_grads(model, x, y, order, start, stop, beta=0.0, noise=None, lib=None):
     step = compiled_step.CompiledStep(model, lib or compiled_step.library())
-    step(x, y, start, stop, beta, noise)
+    step(x, y, order, start, stop, beta, noise)
     return [p.grad.clone() for p in step.params]
 
 
-def autograd_grads(model, x, y, start, stop, beta=0.0, noise=None):
+def autograd_grads(model, x, y, order, start, stop, beta=0.0, noise=None):
     """float64 autograd of every seed's own mean cross-entropy (summed over seeds: their gradients do not mix)."""
     m64 = copy.deepcopy(model).double()
-    xt = x[:, :, start:stop].permute(1, 0, 2).double()
+    batch = order[:, start:stop]
+    xt = x[:, batch].permute(1, 0, 2).double()  # [S, d_in, B]
     logits, _ = m64.forward_t(xt, beta, (lambda layer, s: noise[layer].double()) if noise else None)
-    F.cross_entropy(logits, y[:, start:stop], reduction="none").mean(dim=1).sum().backward()
+    F.cross_entropy(logits, y[batch], reduction="none").mean(dim=1).sum().backward()
     return [p.grad for p in [*m64.weights, *m64.biases]]
 
 
@@ -55,9 +59,9 @@ def assert_close_to(got, exact, tol=1e-5):
 @pytest.mark.parametrize("activation", ["tanh", "relu", "linear"])
 @pytest.mark.parametrize("start,stop", [(0, 512), (512, 700), (100, 104)])  # full chunks, a ragged tail, 4 points
 def test_gradients_equal_float64_autograd(activation, start, stop):
-    model, x, y = problem(SZT_SIZES, activation)
-    got = compiled_grads(model, x, y, start, stop)
-    assert_close_to(got, autograd_grads(model, x, y, start, stop))
+    model, x, y, order = problem(SZT_SIZES, activation)
+    got = compiled_grads(model, x, y, order, start, stop)
+    assert_close_to(got, autograd_grads(model, x, y, order, start, stop))
     assert all(float(g.abs().max()) > 0 for g in got)  # every parameter has a gradient
 
 
@@ -65,24 +69,24 @@ def test_gradients_equal_float64_autograd(activation, start, stop):
 def test_many_classes_and_noise():
     """Ten classes (the softmax's general case) and a noisy network: T_l = S_l + β ε, ε given."""
     sizes = [20, 16, 12, 10]
-    model, x, y = problem(sizes, "tanh", seed=1)
+    model, x, y, order = problem(sizes, "tanh", seed=1)
     g = torch.Generator().manual_seed(2)
     noise = [torch.randn(3, w, 300, generator=g) for w in sizes[1:-1]]
-    got = compiled_grads(model, x, y, 200, 500, beta=0.1, noise=noise)
-    assert_close_to(got, autograd_grads(model, x, y, 200, 500, beta=0.1, noise=noise))
-    noiseless = compiled_grads(model, x, y, 200, 500)
+    got = compiled_grads(model, x, y, order, 200, 500, beta=0.1, noise=noise)
+    assert_close_to(got, autograd_grads(model, x, y, order, 200, 500, beta=0.1, noise=noise))
+    noiseless = compiled_grads(model, x, y, order, 200, 500)
     assert not torch.equal(got[0], noiseless[0])  # the noise was used
 
 
 @needs_compiler
 def test_a_seed_gives_the_same_bits_alone_or_beside_others():
-    model, x, y = problem(SZT_SIZES, "tanh", n_seeds=4)
-    together = compiled_grads(model, x, y, 0, 512)
+    model, x, y, order = problem(SZT_SIZES, "tanh", n_seeds=4)
+    together = compiled_grads(model, x, y, order, 0, 512)
     alone = BatchedMLP([2], SZT_SIZES, "tanh")
     with torch.no_grad():
         for mine, theirs in zip([*alone.weights, *alone.biases], [*model.weights, *model.biases]):
             mine.copy_(theirs[2:3])
-    single = compiled_grads(alone, x[:, 2:3].contiguous(), y[2:3].contiguous(), 0, 512)
+    single = compiled_grads(alone, x, y, order[2:3].contiguous(), 0, 512)
     for a, b in zip(single, together):
         assert torch.equal(a[0], b[2])
 
@@ -98,19 +102,20 @@ def test_the_same_bits_whatever_vector_instructions_it_was_built_for(tmp_path, m
         pytest.skip("the compiler refused one of the flag sets")
     assert len(list((tmp_path / "ibtui").iterdir())) == 2  # two libraries were built
     for activation in ("tanh", "relu"):
-        model, x, y = problem([12, 10, 7, 5, 4, 3, 2], activation, seed=3)
-        native, portable = (compiled_grads(model, x, y, 64, 653, lib=compiled_step.bind(lib)) for lib in builds)
+        model, x, y, order = problem([12, 10, 7, 5, 4, 3, 2], activation, seed=3)
+        native, portable = (compiled_grads(model, x, y, order, 64, 653, lib=compiled_step.bind(lib))
+                            for lib in builds)
         for a, b in zip(native, portable):
             assert torch.equal(a, b)
 
 
 @needs_compiler
 def test_a_diverged_seed_does_not_touch_the_others():
-    model, x, y = problem(SZT_SIZES, "tanh")
-    before = compiled_grads(model, x, y, 0, 512)
+    model, x, y, order = problem(SZT_SIZES, "tanh")
+    before = compiled_grads(model, x, y, order, 0, 512)
     with torch.no_grad():
         model.weights[2][1, 0, 0] = float("nan")
-    after = compiled_grads(model, x, y, 0, 512)
+    after = compiled_grads(model, x, y, order, 0, 512)
     assert torch.isnan(after[0][1]).any()  # seed 1's NaN reaches its own gradients …
     for a, b in zip(after, before):  # … and no other seed's
         assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])

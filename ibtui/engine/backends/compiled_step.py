@@ -34,7 +34,7 @@ MAX_WIDTH = 64
 
 def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
-    lib.mlp_step.argtypes = [i64, i64, i64, i64, p, p, p, i64, i64, i64, p, p, p, p, ctypes.c_int,
+    lib.mlp_step.argtypes = [i64, i64, i64, p, p, p, i64, p, i64, i64, i64, p, p, p, p, ctypes.c_int,
                              ctypes.c_float, p, p, i64]
     lib.mlp_step.restype = ctypes.c_int
     lib.mlp_step_work.argtypes = [i64, p, i64]
@@ -89,19 +89,20 @@ class CompiledStep:
             self._w, self._b, self._at = _pointers(self.weights), _pointers(self.biases), at
         return self._w, self._b
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, start: int, stop: int, beta: float,
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, order: torch.Tensor, start: int, stop: int, beta: float,
                  noise: list[torch.Tensor] | None) -> None:
-        """x: the epoch's inputs [d_in, S, n] (contiguous); y: its labels [S, n] (int64, contiguous); the batch is
-        columns [start, stop); noise: per hidden layer [S, h_l, stop − start] standard normals, or None."""
-        n_seeds, n = y.shape
+        """x: every point's inputs, feature-major [d_in, N]; y: their labels [N] (int64); order: each seed's epoch
+        order [S, n] (int64 indices of points); the batch is positions [start, stop) of it; noise: per hidden layer
+        [S, h_l, stop − start] standard normals, or None. All contiguous."""
+        n_seeds, n = order.shape
         w, b = self._parameters()
         eps = _pointers(noise) if noise else None
         need = self.lib.mlp_step_work(len(self.weights), self.sizes, stop - start)
         if self._work.numel() < need:
             self._work = torch.empty(need)
-        done = self.lib.mlp_step(0, n_seeds, n_seeds, len(self.weights), self.sizes, x.data_ptr(), y.data_ptr(), n,
-                                 start, stop, w, b, self._gw, self._gb, self.act, float(beta) if noise else 0.0, eps,
-                                 self._work.data_ptr(), self._work.numel())
+        done = self.lib.mlp_step(0, n_seeds, len(self.weights), self.sizes, x.data_ptr(), y.data_ptr(), x.shape[1],
+                                 order.data_ptr(), n, start, stop, w, b, self._gw, self._gb, self.act,
+                                 float(beta) if noise else 0.0, eps, self._work.data_ptr(), self._work.numel())
         if done != 0:
             raise ValueError(f"the compiled training step refused its arguments (batch [{start}, {stop}))")
         for p, g in zip(self.params, self.grads):

@@ -21,6 +21,7 @@ class MlpBackend:
         x = ctx.data.x
         self.x_t = x.reshape(x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
         self.x_epoch = self.y_epoch = None
+        self.order = None  # the epoch's order, where the compiled step reads the points through it
         self._x_buf = None  # [d_in, S, n_train]; x_epoch is its [S, d_in, n_train] view
         self.compiled = None  # the compiled step, where run.compiled_step asks for it and it can run
         self.notes: tuple[str, ...] = ()
@@ -28,6 +29,7 @@ class MlpBackend:
             lib = compiled_step.library()
             if lib is not None:
                 self.compiled = compiled_step.CompiledStep(ctx.model, lib)
+                self.labels = ctx.data.y.to(torch.int64).contiguous()
                 self.notes = ("training: the compiled step (mlp_step.c), whose float rounding differs from "
                               "PyTorch's step (run.compiled_step = false)",)
             else:
@@ -37,6 +39,9 @@ class MlpBackend:
     def start_epoch(self, order: torch.Tensor) -> None:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address
         from epoch to epoch (a captured CUDA graph reads them there)."""
+        if self.compiled is not None:  # it reads the points through the order itself
+            self.order = order.contiguous()
+            return
         s, n = order.shape
         d, y = self.x_t.shape[0], self.ctx.data.y
         if self._x_buf is None or self._x_buf.shape != (d, s, n):
@@ -53,9 +58,9 @@ class MlpBackend:
         noise = rng.noise_fn(self.ctx.seed_tensor, (rng.STREAM_NOISE, step)) if beta > 0 else None
         if self.compiled is not None:
             s, batch = self.ctx.n_seeds, stop - start
-            eps = [noise(layer, self._x_buf.new_empty((s, width, batch)))
+            eps = [noise(layer, self.x_t.new_empty((s, width, batch)))
                    for layer, width in enumerate(self.ctx.model.hidden_widths)] if noise is not None else None
-            self.compiled(self._x_buf, self.y_epoch, start, stop, beta, eps)
+            self.compiled(self.x_t, self.labels, self.order, start, stop, beta, eps)
             return
         self.ctx.model.train_grads(self.x_epoch[:, :, start:stop], self.y_epoch[:, start:stop], beta, noise)
 

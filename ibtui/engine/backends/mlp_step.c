@@ -7,10 +7,10 @@
  * it. exp (Cephes) and tanh (Eigen's rational approximation) are single-precision approximations within a few
  * ulp, written here so that they do not depend on the C library.
  *
- * Layout, as the engine keeps it: inputs feature-major x[d_in][S][n] (the epoch's order already applied),
- * labels y[S][n], weights w_l[S][in][out], biases b_l[S][1][out]; gradients are written to gw_l, gb_l of the
- * same shapes. The batch is columns [start, stop) of the epoch; it is padded with zero gradients to a
- * multiple of LANES.
+ * Layout, as the engine keeps it: inputs feature-major x[d_in][N], labels y[N], each seed's epoch order
+ * order[S][n] (indices into the N points), weights w_l[S][in][out], biases b_l[S][1][out]; gradients are
+ * written to gw_l, gb_l of the same shapes. The batch is positions [start, stop) of the epoch's order; it is
+ * padded with zero gradients to a multiple of LANES.
  */
 #include <stdint.h>
 #include <string.h>
@@ -254,12 +254,13 @@ int64_t mlp_step_work(int64_t n_layers, const int64_t *sizes, int64_t batch) {
     return (2 * all_widths + 2 * widest + 1) * padded(batch);
 }
 
-/* One step for seeds [s0, s1) of S.
+/* One step for seeds [s0, s1).
  * sizes[0..n_layers]: d_in, hidden widths, classes. w, b, gw, gb: n_layers pointers each. noise: NULL, or
  * n_layers - 1 pointers to [S][h_l][batch] standard normals (T_l = S_l + beta * noise). work: mlp_step_work
  * floats, reused from call to call. Returns 0, or -1 if the sizes are out of range or work is too small. */
-int mlp_step(int64_t s0, int64_t s1, int64_t n_seeds, int64_t n_layers, const int64_t *sizes,
-             const float *x, const int64_t *y, int64_t n, int64_t start, int64_t stop,
+int mlp_step(int64_t s0, int64_t s1, int64_t n_layers, const int64_t *sizes,
+             const float *x, const int64_t *y, int64_t n_points, const int64_t *order, int64_t n,
+             int64_t start, int64_t stop,
              const float *const *w, const float *const *b, float *const *gw, float *const *gb,
              int act, float beta, const float *const *noise, float *work, int64_t work_size) {
     if (n_layers < 1 || n_layers > MAX_LAYERS || stop <= start || work_size < mlp_step_work(n_layers, sizes, stop - start))
@@ -280,13 +281,14 @@ int mlp_step(int64_t s0, int64_t s1, int64_t n_seeds, int64_t n_layers, const in
     for (int64_t l = 1; l <= n_layers && !noisy; l++) t[l] = s[l];  /* noiseless: T_l is S_l */
 
     for (int64_t seed = s0; seed < s1; seed++) {
-        const int64_t d_in = sizes[0];
+        const int64_t d_in = sizes[0], *points = order + seed * n + start;
         for (int64_t i = 0; i < d_in; i++) {
-            const float *src = x + (i * n_seeds + seed) * n + start;
-            memcpy(t[0] + i * bp, src, (size_t)batch * sizeof(float));
-            memset(t[0] + i * bp + batch, 0, (size_t)(bp - batch) * sizeof(float));
+            const float *row = x + i * n_points;
+            float *dst = t[0] + i * bp;
+            for (int64_t k = 0; k < batch; k++) dst[k] = row[points[k]];
+            for (int64_t k = batch; k < bp; k++) dst[k] = 0.0f;
         }
-        for (int64_t k = 0; k < batch; k++) labels[k] = (int32_t)y[seed * n + start + k];
+        for (int64_t k = 0; k < batch; k++) labels[k] = (int32_t)y[points[k]];
         for (int64_t k = batch; k < bp; k++) labels[k] = -1;
         /* forward: s[l+1] = act(t[l] W_l + b_l); t[l+1] = s[l+1] (+ beta * noise) */
         for (int64_t l = 0; l < n_layers; l++) {
