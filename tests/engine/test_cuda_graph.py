@@ -17,8 +17,10 @@ from helpers import ListSink
 
 
 def scenario(device="cpu", graph=False, epochs=6, extra=""):
+    """A graph captures PyTorch's step (the compiled step is for CPUs), so on the CPU these tests run that one."""
     return parse_scenario(
         f'[run]\nepochs = {epochs}\nseeds = 3\ndevice = "{device}"\ncuda_graph = {str(graph).lower()}\n'
+        'compiled_step = false\n'
         '[model]\nnoise_levels = [0.05, 0.0]\northonormal = 0.01\n'
         f'[train]\nbatch_size = 500\n[measure]\nsnapshots = 3\nestimators = ["binning"]\n{extra}')
 
