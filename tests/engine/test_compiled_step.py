@@ -158,3 +158,4 @@ def test_wide_or_unknown_networks_keep_pytorch():
     assert not compiled_step.supports(BatchedMLP([0], [784, 100, 10], "tanh"), cpu)  # MNIST-wide: PyTorch's matmul
     assert not compiled_step.supports(BatchedMLP([0], SZT_SIZES, "sigmoid"), cpu)
     assert not compiled_step.supports(BatchedMLP([0], SZT_SIZES, "tanh").double(), cpu)
+    assert not compiled_step.supports(BatchedMLP([0], [4] * 40, "tanh"), cpu)  # deeper than the kernel takes

@@ -1,10 +1,10 @@
 """The compiled training step (mlp_step.c) for narrow MLPs on a CPU: forward, loss gradient and backward of
 every seed in one C call, built and cached by `ibtui.compiled`.
 
-Why compiled: the SZT network (12-10-7-5-4-3-2) does ~0.3 MFLOP a seed a step; in PyTorch a step is ~50
-operations, each a pass over memory with its own overhead, so the engine trained 50 seeds at only ~13× the
-plain per-seed loop. One loop per seed that keeps a batch's layers in cache is ~3× faster a step
-(benchmarks/bench_szt.py, docs/PERFORMANCE.md).
+Why compiled: the SZT network (12-10-7-5-4-3-2) does ~0.7 MFLOP a seed a step; in PyTorch a step is ~50
+operations, each a pass over memory with its own overhead, so the engine trained 50 seeds at only ~11–14× the
+plain per-seed loop. One loop per seed that keeps a batch's layers in cache is 3.6× faster a step
+(benchmarks/bench_step.py) and the engine 22–30× the plain loop (benchmarks/bench_szt.py, docs/PERFORMANCE.md).
 
 Its rounding is fixed by the source (fixed-order sums, IEEE arithmetic, no contraction into FMA), so a run
 gives the same bits on any machine with a C compiler; it differs from PyTorch's operations (whose matmul sums in
@@ -30,6 +30,7 @@ ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
 # thread (docs/PERFORMANCE.md): 3.6× PyTorch's step on the SZT net and at width 64, 1.15× at 128, 0.88× at 256 and
 # 0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
 MAX_WIDTH = 64
+MAX_LAYERS = 32  # mlp_step.c's MAX_LAYERS
 
 
 def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -52,9 +53,9 @@ def library() -> ctypes.CDLL | None:
 
 def supports(model: torch.nn.Module, device: torch.device) -> bool:
     """Whether the compiled step can train this model: a float32 BatchedMLP on a CPU, its activation one the
-    kernel knows, no layer wider than MAX_WIDTH."""
+    kernel knows, no layer wider than MAX_WIDTH, at most MAX_LAYERS layers."""
     weights = getattr(model, "weights", None)
-    return (device.type == "cpu" and weights is not None
+    return (device.type == "cpu" and weights is not None and len(weights) <= MAX_LAYERS
             and getattr(model, "activation_name", None) in ACTIVATIONS
             and all(w.dtype == torch.float32 for w in weights) and max(model.sizes) <= MAX_WIDTH)
 

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define LANES 64 /* a batch chunk: four vectors of 16 floats */
-#define MAX_LAYERS 32
+#define MAX_LAYERS 32 /* compiled_step.MAX_LAYERS */
 
 enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_RELU = 2 };
 
@@ -24,7 +24,7 @@ enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_RELU = 2 };
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 
-static inline vf splat(float a) { return (vf){0} + a; }
+static inline vf splat(float a) { return a - (vf){0}; } /* a - (+0) is a, -0 and NaN included */
 static inline vf sel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 static inline vf load(const float *p) { vf v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
