@@ -38,7 +38,7 @@ class RunSettings:
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     checkpoint_every: float = _opt(60.0, "with --export: seconds between checkpoints beside the export, from which "
                                          "`ibtui resume RUN.csv` continues a killed run (0 = none)", lo=0, hi=1e9)
-    compiled_step: bool = _opt(True, "MLP on a CPU, every layer at most 64 wide: train with the compiled C step where "
+    compiled_step: bool = _opt(True, "MLP on a CPU, every layer at most 128 wide: train with the compiled C step where "
                                      "a C compiler works (several times faster; the same bits on every such machine); "
                                      "false: PyTorch's operations, which round differently")
     cuda_graph: bool = _opt(False, "MLP on a GPU: capture a training epoch as a CUDA graph and replay it (far "

@@ -3,7 +3,7 @@ every seed in one C call, built and cached by `ibtui.compiled`.
 
 Why compiled: the SZT network (12-10-7-5-4-3-2) does ~0.7 MFLOP a seed a step; in PyTorch a step is ~50
 operations, each a pass over memory with its own overhead, so the engine trained 50 seeds at only ~11–14× the
-plain per-seed loop. One loop per seed that keeps a batch's layers in cache is 3.6× faster a step
+plain per-seed loop. One loop per seed that keeps a batch's layers in cache is 3–4.7× faster a step
 (benchmarks/bench_step.py) and the engine 22–30× the plain loop (benchmarks/bench_szt.py, docs/PERFORMANCE.md).
 
 Its rounding is fixed by the source (fixed-order sums, IEEE arithmetic, no contraction into FMA), so a run
@@ -27,9 +27,9 @@ FLAG_SETS = (["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math"],
              ["-O3", "-ffp-contract=off", "-fno-fast-math"])
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
 # Widest layer (inputs included) the compiled step takes. benchmarks/bench_step.py, 50 seeds, batch 512, one
-# thread (docs/PERFORMANCE.md): 3.6× PyTorch's step on the SZT net and at width 64, 1.15× at 128, 0.88× at 256 and
-# 0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
-MAX_WIDTH = 64
+# thread, three runs (docs/PERFORMANCE.md): 3.0–4.7× PyTorch's step on the SZT net, 2.1–3.6× at width 64,
+# 1.15–1.66× at 128, 0.88–1.17× at 256, 0.71–0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
+MAX_WIDTH = 128
 MAX_LAYERS = 32  # mlp_step.c's MAX_LAYERS
 
 
