@@ -222,7 +222,8 @@ def test_checkpoint_holds_only_tensors_and_plain_data(stopped):
 def test_kill_9_at_random_points_then_resume_matches_the_uninterrupted_run(tmp_path):
     import random
 
-    args = ["szt_tanh", "--set", "run.seeds=3", "--set", "run.epochs=300", "--set", "measure.snapshots=30",
+    # 3000 epochs: training lasts several seconds (the compiled step trains 300 in well under one), time for kills
+    args = ["szt_tanh", "--set", "run.seeds=3", "--set", "run.epochs=3000", "--set", "measure.snapshots=30",
             "--set", "measure.kde.points=256", "--set", "run.checkpoint_every=0.3", "--device", "cpu", "-q",
             "--threads", "1"]
     full, part = tmp_path / "full.csv", tmp_path / "part.csv"
@@ -281,7 +282,7 @@ def kill_9(word: str) -> int:
 
 @pytest.mark.slow  # two torchrun processes, each importing torch, twice
 def test_torchrun_run_stopped_and_resumed_merges_to_the_uninterrupted_export(tmp_path):
-    sets = ["--set", "run.seeds=4", "--set", "run.epochs=1000", "--set", "measure.snapshots=10", "--set",
+    sets = ["--set", "run.seeds=4", "--set", "run.epochs=4000", "--set", "measure.snapshots=10", "--set",
             "measure.kde.points=128", "--set", "run.checkpoint_every=0.2", "--device", "cpu", "--quiet",
             "--threads", "1"]
     full, part = tmp_path / "full.csv", tmp_path / "part.csv"

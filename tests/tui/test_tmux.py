@@ -119,7 +119,7 @@ def test_real_ibtui_command_in_tmux():
     scenario = REPO / "scenarios" / "szt_tanh.toml"
     if not scenario.is_file():
         pytest.skip("scenarios/szt_tanh.toml is missing")
-    sets = ["run.seeds=1", "run.epochs=3000", "model.noise_levels=[0.0,0.1]", "measure.snapshots=50"]
+    sets = ["run.seeds=1", "run.epochs=20000", "model.noise_levels=[0.0,0.1]", "measure.snapshots=50"]  # runs past the keys
     cmd = (f"{shlex.quote(sys.executable)} -m ibtui {shlex.quote(str(scenario))} --device cpu --threads 1 "
            + " ".join(f"--set {shlex.quote(s)}" for s in sets))
     t = Tmux(cmd)
