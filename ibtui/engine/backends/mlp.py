@@ -21,7 +21,7 @@ class MlpBackend:
         x = ctx.data.x
         self.x_t = x.reshape(x.shape[0], -1).t().contiguous()  # [d_in, N]: feature-major
         self.x_epoch = self.y_epoch = None
-        self.order = None  # the epoch's order, where the compiled step reads the points through it
+        self.order = self.labels = None  # the epoch's order and every label, where the compiled step reads them
         self._x_buf = None  # [d_in, S, n_train]; x_epoch is its [S, d_in, n_train] view
         self.compiled = None  # the compiled step, where run.compiled_step asks for it and it can run
         self.notes: tuple[str, ...] = ()
@@ -38,7 +38,7 @@ class MlpBackend:
 
     def start_epoch(self, order: torch.Tensor) -> None:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address
-        from epoch to epoch (a captured CUDA graph reads them there)."""
+        from epoch to epoch (a captured CUDA graph reads them there); the compiled step keeps only the order."""
         if self.compiled is not None:  # it reads the points through the order itself
             self.order = order.contiguous()
             return
