@@ -15,8 +15,12 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
+
+# What a run's notes say when a kernel could not be built (its caller then runs PyTorch's operations).
+NO_COMPILER = "no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0)"
 
 
 def enabled() -> bool:
@@ -100,3 +104,12 @@ def load(name: str, source: str, flag_sets: Sequence[Sequence[str]]) -> ctypes.C
             except OSError:  # an unwritable folder or a library that does not load
                 continue
     return None
+
+
+def library(package: str, filename: str, flag_sets: Sequence[Sequence[str]],
+            bind: Callable[[ctypes.CDLL], ctypes.CDLL]) -> ctypes.CDLL | None:
+    """The kernel in C file `filename` of `package`, built by `load` (cached under the file's stem) and given its
+    signatures by `bind`; None where `load` gives None."""
+    source = resources.files(package).joinpath(filename).read_text()
+    lib = load(Path(filename).stem, source, flag_sets)
+    return None if lib is None else bind(lib)

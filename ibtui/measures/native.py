@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
-from importlib import resources
 
 import torch
 
@@ -42,9 +41,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 @cache
 def tile_sums() -> ctypes.CDLL | None:
     """The loaded library, or None (no compiler, a failed build, or IBTUI_NATIVE=0)."""
-    source = resources.files("ibtui.measures").joinpath(SOURCE).read_text()
-    lib = compiled.load("tile_sums", source, FLAG_SETS)
-    return None if lib is None else _bind(lib)
+    return compiled.library("ibtui.measures", SOURCE, FLAG_SETS, _bind)
 
 
 def limits(lib: ctypes.CDLL) -> tuple[int, int, int]:

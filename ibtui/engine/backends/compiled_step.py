@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
-from importlib import resources
 
 import torch
 
@@ -46,9 +45,7 @@ def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
 @cache
 def library() -> ctypes.CDLL | None:
     """The loaded library, or None (no compiler, a failed build, or IBTUI_NATIVE=0)."""
-    source = resources.files("ibtui.engine.backends").joinpath(SOURCE).read_text()
-    lib = compiled.load("mlp_step", source, FLAG_SETS)
-    return None if lib is None else bind(lib)
+    return compiled.library("ibtui.engine.backends", SOURCE, FLAG_SETS, bind)
 
 
 def supports(model: torch.nn.Module, device: torch.device) -> bool:

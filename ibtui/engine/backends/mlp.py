@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from ibtui.compiled import NO_COMPILER
 from ibtui.engine import rng
 from ibtui.engine.backends import compiled_step
 from ibtui.engine.context import RunContext
@@ -33,8 +34,8 @@ class MlpBackend:
                 self.notes = ("training: the compiled step (mlp_step.c), whose float rounding differs from "
                               "PyTorch's step (run.compiled_step = false)",)
             else:
-                self.notes = ("training: no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0), so PyTorch's "
-                              "step ran: as correct, slower, and rounded differently from the compiled step",)
+                self.notes = (f"training: {NO_COMPILER}, so PyTorch's step ran: as correct, slower, and "
+                              "rounded differently from the compiled step",)
 
     def start_epoch(self, order: torch.Tensor) -> None:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from ibtui import quantities as Q
+from ibtui.compiled import NO_COMPILER
 from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, per_labels, subset_of
 from ibtui.engine.snapshot import Snapshot, Values
@@ -47,8 +48,8 @@ class KdeProbe(Probe):
             notes.append(f"kde: the fused attention kernel is not accurate on {ctx.device} (start-up check); "
                          f"pairwise sums are used instead (slower).")
         if wants_compiled and not compiled:
-            notes.append("kde: no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0), so the tile sums run in "
-                         "PyTorch, 2–4× slower; install one, or measure fewer points (measure.kde.points).")
+            notes.append(f"kde: {NO_COMPILER}, so the tile sums run in PyTorch, 2–4× slower; install one, or "
+                         "measure fewer points (measure.kde.points).")
         if notes:
             self.notes = tuple(notes)
 
