@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import best  # noqa: E402
 import ibtui.engine.probes.kde as kde_probe  # noqa: E402
 from ibtui import api  # noqa: E402
 from ibtui.measures import native  # noqa: E402
@@ -44,15 +44,6 @@ def trained_layers(epochs: int, seeds: int) -> list[tuple[list[torch.Tensor], to
     return kept
 
 
-def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=8000)
@@ -67,8 +58,8 @@ def main() -> None:
             torch.set_num_threads(threads)
             tiled = [best(lambda: kde_mi_tiled([h], y, var)) for h in layers]
             together = best(lambda: kde_mi_tiled(layers, y, var))  # the probe's call: layers on the threads
-            plain = [best(lambda: kde_mi_tiled([h], y, var, compiled=False), repeat=1) for h in layers]
-            fused = best(lambda: kde_mi_attention(layers, y, var), repeat=1)
+            plain = [best(lambda: kde_mi_tiled([h], y, var, compiled=False), rounds=1) for h in layers]
+            fused = best(lambda: kde_mi_attention(layers, y, var), rounds=1)
             print(f"  {name:15} {threads} thread(s): tiles {together:6.2f} s as the probe calls them (one layer at a "
                   f"time: {sum(tiled):.2f} s = " + " + ".join(f"{t:.2f}" for t in tiled) + f"), PyTorch tiles "
                   f"{sum(plain):6.2f} s, fused attention "

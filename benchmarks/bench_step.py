@@ -7,9 +7,9 @@ PyTorch's hand-written step (BatchedMLP.train_grads), over network widths. It se
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from common import best
 
 from ibtui.engine.backends import compiled_step
 from ibtui.models.mlp import BatchedMLP
@@ -24,15 +24,10 @@ SHAPES = {  # name → layer sizes (inputs, hidden widths, classes)
 }
 
 
-def best_ms(fn, repeats: int) -> float:
+def best_ms(fn, calls: int) -> float:
+    """ms a call: warmed up, then the best of three timings of `calls` calls."""
     fn()
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / repeats)
-    return best * 1e3
+    return best(fn, calls=calls) * 1e3
 
 
 def main() -> None:

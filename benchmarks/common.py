@@ -1,5 +1,5 @@
 """What the benchmark scripts share: the repository on sys.path, the SZT scenario and its snapshot density,
-device synchronisation, a sink that drops records, and the timing of one engine run."""
+device synchronisation, a sink that drops records, the timing of one engine run and the best of several timings."""
 from __future__ import annotations
 
 import sys
@@ -34,3 +34,15 @@ def seed_epochs_per_s(sc, device: torch.device) -> float:
     engine.run(NullSink())
     sync(device)
     return sc.run.seeds * sc.run.epochs / (time.perf_counter() - t0)
+
+
+def best(fn, rounds: int = 3, calls: int = 1) -> float:
+    """Seconds a call of fn: the best of `rounds` timings of `calls` calls each (warm fn up first where it
+    matters; this machine's neighbours come and go, and the best timing is the least disturbed)."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - t0) / calls)
+    return min(times)
