@@ -119,10 +119,7 @@ static float total(const float *restrict v, int64_t bp) {
     return lanes_total(a0, a1, a2, a3);
 }
 
-/* out[o][b] = sum over i (ascending) of m[i][o] * in[i][b], for the ob rows o0 … o0 + ob − 1 of out; m is
- * n_in × n_out with row stride m_stride and column stride m_step (a weight matrix or its transpose). Then
- * out = f(out): + bias[o] (forward) or × act'(s[o][b]) (backward). */
-/* A finished block row: + bias (forward) or × act'(s), s the activation's output (backward). */
+/* A finished block row: + bias (forward) or × act'(s), s (at offset `at`) the activation's output (backward). */
 static inline void finish(float *restrict dst, const float *restrict bias, const float *restrict s, int64_t at,
                           int act, vf a0, vf a1, vf a2, vf a3) {
     vf v[4] = {a0, a1, a2, a3};
@@ -139,6 +136,9 @@ static inline void finish(float *restrict dst, const float *restrict bias, const
     }
 }
 
+/* out[o][b] = sum over i (ascending) of m[i][o] * in[i][b], for the ob rows o0 … o0 + ob − 1 of out; m is
+ * n_in × n_out with row stride m_stride and column stride m_step (a weight matrix or its transpose). Then
+ * out = f(out): + bias[o] (forward) or × act'(s[o][b]) (backward). */
 static inline void mix_block(const float *restrict m, int64_t m_stride, int64_t m_step, const float *restrict in,
                              float *restrict out, const float *restrict bias, const float *restrict s, int act,
                              int64_t n_in, int64_t bp, int64_t o0, const int ob) {
@@ -244,14 +244,17 @@ static void loss_grad(const float *restrict z, const int32_t *restrict y, float 
 
 static int64_t padded(int64_t batch) { return (batch + LANES - 1) / LANES * LANES; }
 
+static int64_t widest(int64_t n_layers, const int64_t *sizes) {
+    int64_t w = 0;
+    for (int64_t l = 0; l <= n_layers; l++) w = sizes[l] > w ? sizes[l] : w;
+    return w;
+}
+
 /* Floats of working memory mlp_step needs for a batch (its layers' activations, two gradient rows, the labels). */
 int64_t mlp_step_work(int64_t n_layers, const int64_t *sizes, int64_t batch) {
-    int64_t widest = 0, all_widths = 0;
-    for (int64_t l = 0; l <= n_layers; l++) {
-        widest = sizes[l] > widest ? sizes[l] : widest;
-        all_widths += sizes[l];
-    }
-    return (2 * all_widths + 2 * widest + 1) * padded(batch);
+    int64_t all_widths = 0;
+    for (int64_t l = 0; l <= n_layers; l++) all_widths += sizes[l];
+    return (2 * all_widths + 2 * widest(n_layers, sizes) + 1) * padded(batch);
 }
 
 /* One step for seeds [s0, s1).
@@ -266,8 +269,7 @@ int mlp_step(int64_t s0, int64_t s1, int64_t n_layers, const int64_t *sizes,
     if (n_layers < 1 || n_layers > MAX_LAYERS || stop <= start || work_size < mlp_step_work(n_layers, sizes, stop - start))
         return -1;
     const int64_t batch = stop - start, bp = padded(batch);
-    int64_t widest = 0;
-    for (int64_t l = 0; l <= n_layers; l++) widest = sizes[l] > widest ? sizes[l] : widest;
+    const int64_t row = widest(n_layers, sizes) * bp;  /* one gradient buffer */
     /* per layer l: its input t_l [sizes[l]][bp] (t_0 = x; with noise, T_l beside S_l) and output s_l */
     float *t[MAX_LAYERS + 1], *s[MAX_LAYERS + 1];
     float *cursor = work;
@@ -275,8 +277,8 @@ int mlp_step(int64_t s0, int64_t s1, int64_t n_layers, const int64_t *sizes,
         s[l] = cursor;  cursor += sizes[l] * bp;  /* s[0] unused; s[l] = output of layer l - 1 (1-based) */
         t[l] = cursor;  cursor += sizes[l] * bp;
     }
-    float *dz = cursor, *dz_prev = cursor + widest * bp;
-    int32_t *labels = (int32_t *)(cursor + 2 * widest * bp);  /* bp of them: a float's size each */
+    float *dz = cursor, *dz_prev = cursor + row;
+    int32_t *labels = (int32_t *)(cursor + 2 * row);  /* bp of them: a float's size each */
     const int noisy = beta > 0.0f && noise;
     for (int64_t l = 1; l <= n_layers && !noisy; l++) t[l] = s[l];  /* noiseless: T_l is S_l */
 
