@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from ibtui import compiled
 from ibtui import quantities as Q
 from ibtui import records as R
 from ibtui.controls import Controls
@@ -29,7 +30,7 @@ from ibtui.engine.backends import build_backend
 from ibtui.engine.context import RunContext
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
-from ibtui.engine.overlap import MeasureQueue, overlap_possible
+from ibtui.engine.overlap import MeasureQueue, Stopped, overlap_possible
 from ibtui.engine.probes import build_probes
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.schedule import learning_rate, snapshot_epochs
@@ -113,6 +114,7 @@ class Engine:
                          + (" (noisy network: binning measures the noiseless representations)"
                             if max(sc.model.noise_levels) > 0 else ""))
         notes.extend(scenario_warnings(sc))  # settings that leave quantities empty (also printed by the CLI)
+        notes.extend(compiled.notes())  # a kernel cache folder or library passed over as not the user's alone
         widths = [*getattr(self.model, "layer_widths", sc.model.hidden_widths), self.data.n_classes]
         return R.RunInfo(
             run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
@@ -238,24 +240,8 @@ class Engine:
         self._settle = True
 
     def _records(self, values: Values, epoch: int, step: int) -> list[R.Record]:
-        keys = list(values)
-        table = torch.stack([values[k].float() for k in keys]).cpu()  # one copy to the host
-        loss = values[("", Q.LOSS_TRAIN, "")].cpu()
-        newly_dead = self.alive & ~torch.isfinite(loss)
-        out: list[R.Record] = []
-        run, sweep = self.sc.name, self.sweep
-        for i in newly_dead.nonzero().flatten().tolist():
-            out.append(R.Record(run, self.seeds[i], epoch, step, "", Q.SEED_DIVERGED, "", 1.0, sweep))
-        self.alive &= ~newly_dead
-        alive = self.alive
-        alive_idx = alive.nonzero().flatten().tolist()
-        for row, (layer, quantity, estimator) in zip(table, keys):
-            values = row.tolist()
-            for i in alive_idx:
-                out.append(R.Record(run, self.seeds[i], epoch, step, layer, quantity, estimator, values[i], sweep))
-            if alive_idx:
-                out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, seed_mean(row[alive]),
-                                    sweep))
+        finite = torch.isfinite(values[("", Q.LOSS_TRAIN, "")].cpu())
+        out, self.alive = seed_records(values, self.alive, finite, self.seeds, self.sc.name, self.sweep, epoch, step)
         return out
 
     def _noise_record(self) -> R.Record:
@@ -294,6 +280,7 @@ class Engine:
             sink.replay(self.replayed)
             self.replayed = []
         t = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}  # for the ETA (records.Progress)
+        self.measuring.stop = controls.stop  # a stop ends any wait for a snapshot at once
         try:
             if self.epoch == 0:
                 t0 = time.perf_counter()
@@ -303,9 +290,7 @@ class Engine:
             snaps = sorted(self.snapshots)
             while self.epoch < total:
                 if controls.should_stop():
-                    self._emit(sink, self.measuring.drain())
-                    self.at_boundary = True
-                    return False
+                    return self._stop_now(sink, boundary=True)
                 if controls.noise_index is not None and controls.noise_index != self.noise_index:
                     self._emit(sink, self.measuring.drain())  # the noise record follows the snapshots before it
                     self.noise_index = controls.noise_index % len(self.sc.model.noise_levels)
@@ -329,8 +314,42 @@ class Engine:
                 sink.progress(self._progress(snaps, t))
             self.at_boundary = True
             return True
+        except Stopped:  # stopped while waiting for a snapshot (the queue full, a settle, the last ones)
+            return self._stop_now(sink, boundary=False)
         finally:
             self.measuring.close()
+
+    def _stop_now(self, sink: R.Sink, boundary: bool) -> bool:
+        """Stop without waiting for the measuring worker: the snapshots it finished are emitted, the others
+        dropped. Only where none was dropped at an epoch boundary is this a boundary a checkpoint may be taken at;
+        otherwise the last periodic checkpoint stays, and `ibtui resume` trains again from it and measures the
+        dropped snapshots then (the CSV rows after it are replaced), so the export still ends as if uninterrupted."""
+        self._emit(sink, self.measuring.ready())
+        dropped = self.measuring.close()
+        self.at_boundary = boundary and not dropped
+        return False
+
+
+def seed_records(values: Values, alive: torch.Tensor, finite: torch.Tensor, seeds: list, run: str, sweep: str,
+                 epoch: int, step: int) -> tuple[list[R.Record], torch.Tensor]:
+    """One snapshot's values {(layer, quantity, estimator): Tensor[S]} as records: a seed alive until now whose
+    `finite` [S] is False gets a `diverged` record and no more rows; every other live seed its rows, and each key
+    the mean over the live seeds. Returns (records, the seeds still alive). The engine's and ibtui.watch's rows."""
+    keys = list(values)
+    table = torch.stack([values[k].float() for k in keys]).cpu()  # one copy to the host
+    newly_dead = alive & ~finite
+    out: list[R.Record] = []
+    for i in newly_dead.nonzero().flatten().tolist():
+        out.append(R.Record(run, seeds[i], epoch, step, "", Q.SEED_DIVERGED, "", 1.0, sweep))
+    alive = alive & ~newly_dead
+    alive_idx = alive.nonzero().flatten().tolist()
+    for row, (layer, quantity, estimator) in zip(table, keys):
+        row_values = row.tolist()
+        for i in alive_idx:
+            out.append(R.Record(run, seeds[i], epoch, step, layer, quantity, estimator, row_values[i], sweep))
+        if alive_idx:
+            out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, seed_mean(row[alive]), sweep))
+    return out, alive
 
 
 def last_hidden_mi_xt(values: Values, n_layers: int) -> torch.Tensor | None:

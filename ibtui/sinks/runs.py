@@ -65,7 +65,8 @@ def read_meta(path: str | Path) -> dict | None:
 META_TYPES = {"format": str, "columns": list, "csv": str, "scenario": dict, "scenario_toml": str, "versions": dict,
               "command": str, "started": str, "ended": (str, type(None)), "finished": bool, "writer": dict,
               "run_id": str, "alive": str, "run_info": dict, "sweep_points": list, "rows": int, "device": str,
-              "distributed": dict, "resumes": list}
+              "distributed": dict, "resumes": list,
+              "monitor": dict}  # monitor: what ibtui.watch was given (ibtui/monitor.py)
 
 
 def check_meta(meta) -> dict | None:
