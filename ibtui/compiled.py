@@ -1,9 +1,12 @@
 """Small C kernels built once per machine with the system's C compiler and loaded with ctypes; None where no
 compiler works, so that callers fall back to PyTorch.
 
-A library is cached under $XDG_CACHE_HOME/ibtui (else ~/.cache/ibtui; where that cannot be written, a folder of
-the temporary directory owned by the user alone), named by a hash of the source, the compiler and the flags, so a
-changed source or compiler builds a new one and nothing else is ever overwritten. IBTUI_NATIVE=0 turns every
+A library is cached under $XDG_CACHE_HOME/ibtui (else ~/.cache/ibtui; where that cannot be written, or is not a
+folder of the user's that only the user can write, a folder of the temporary directory owned by the user alone),
+named by a hash of the source, the compiler and the flags, so a changed source or compiler builds a new one. The
+hash is the same for every user, so a library is loaded only if the user alone could have written it: opened
+without following a link, checked on the opened file (owner, no write bit for group or others), loaded through
+that open file; anything else is built again, and the run's info says so (`notes`). IBTUI_NATIVE=0 turns every
 kernel off (PyTorch alone, for comparison); CC names the compiler (default: cc, gcc, clang).
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -31,20 +35,60 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ibtui"
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_notes: list[str] = []  # what the run's info says about the cache (a folder or library not trusted, a rebuild)
+_held: list[int] = []  # descriptors of loaded libraries, kept open: /proc/self/fd/N names one file for good
+
+
+def notes() -> tuple[str, ...]:
+    """Notes for the run's info: cache folders or libraries passed over, and why."""
+    return tuple(_notes)
+
+
+def _note(text: str) -> None:
+    if text not in _notes:
+        _notes.append(text)
+
+
+def _mine(st: os.stat_result) -> bool:
+    """Whether only this user (or root) could have written it: owned by the user, no write bit for group or others."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _open_folder(folder: Path) -> int | None:
+    """A descriptor of `folder` (created 0700 if absent) if it is a real folder, not a link, that only this user
+    can write; else None. Everything after is opened relative to it, so a folder swapped in later is never used."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW)
+    except OSError:
+        return None
+    if _mine(os.fstat(fd)):
+        return fd
+    os.close(fd)
+    return None
+
+
 def _folders():
-    """Where a library may be kept: the user's cache, else a folder of the temporary directory that only
-    this user owns and can write (a read-only home on a cluster, say)."""
-    yield cache_dir()
-    uid = getattr(os, "getuid", lambda: None)()
-    if uid is not None:
-        folder = Path(tempfile.gettempdir()) / f"ibtui-{uid}"
+    """(path, descriptor) of each folder a library may be kept in: the user's cache, else a folder of the
+    temporary directory, each only if this user alone can write it (another user's library planted there would
+    run as this user), with a note when the cache is passed over."""
+    if not hasattr(os, "getuid"):
+        return
+    first = True
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"ibtui-{os.getuid()}"):
+        fd = _open_folder(folder)
+        if fd is None:
+            if first:
+                _note(f"kernels: the cache folder {folder} is a link, not yours or writable by others, so nothing "
+                      f"in it was loaded; kernels are kept in a private folder of the temporary directory instead")
+            first = False
+            continue
         try:
-            folder.mkdir(mode=0o700, exist_ok=True)
-            info = folder.stat()
-        except OSError:
-            return
-        if info.st_uid == uid and not info.st_mode & 0o022:
-            yield folder
+            yield folder, fd
+        finally:
+            os.close(fd)
+        first = False
 
 
 def compiler() -> str | None:
@@ -62,54 +106,129 @@ def _version(cc: str) -> str:
         return ""
 
 
-def _build(cc: str, source: str, flags: Sequence[str], target: Path) -> bool:
-    """Compile into a temporary file beside `target`, then rename it into place (atomic: a process that
-    builds the same library at the same time replaces it with an identical file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    src = Path(tmp).with_suffix(".c")
+def _build(cc: str, source: str, flags: Sequence[str], dfd: int, name: str) -> bool:
+    """Compile in a new private folder, copy the result into the checked folder (descriptor `dfd`) under an
+    exclusively created temporary name, then rename it to `name` there (atomic: a process that builds the same
+    library at the same time replaces it with an identical file)."""
+    import secrets
+
     try:
-        src.write_text(source)
-        done = subprocess.run([cc, *flags, "-std=c11", "-fPIC", "-shared", str(src), "-o", tmp],
-                              capture_output=True, timeout=120)
+        work = Path(tempfile.mkdtemp(prefix="ibtui-build-"))
+    except OSError:
+        return False
+    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+    try:
+        (work / "k.c").write_text(source)
+        done = subprocess.run([cc, *flags, "-std=c11", "-fPIC", "-shared", str(work / "k.c"), "-o",
+                               str(work / "k.so")], capture_output=True, timeout=120)
         if done.returncode != 0:
             return False
-        os.replace(tmp, target)
+        data = (work / "k.so").read_bytes()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o755, dir_fd=dfd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         return True
     except (OSError, subprocess.SubprocessError):
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
         return False
     finally:
-        for leftover in (Path(tmp), src):
-            leftover.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def load(name: str, source: str, flag_sets: Sequence[Sequence[str]]) -> ctypes.CDLL | None:
+def _via(fd: int) -> str | None:
+    """A path that names the open file `fd` itself (Linux's /proc/self/fd), None where there is none."""
+    path = f"/proc/self/fd/{fd}"
+    return path if os.path.exists(path) else None
+
+
+def _open_library(folder: Path, dfd: int, name: str) -> tuple[ctypes.CDLL | None, str]:
+    """(library, "") or (None, why): `name` in the checked folder, opened without following a link, loaded only if
+    it is a plain file this user alone could have written (checked on the opened file, then loaded through it)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dfd)
+    except FileNotFoundError:
+        return None, "absent"
+    except OSError as exc:  # a link (ELOOP) or unreadable
+        return None, f"{folder / name} is a link or unreadable ({exc.strerror or exc})"
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or not _mine(st):
+        os.close(fd)
+        return None, f"{folder / name} is not a plain file of yours that only you can write"
+    via = _via(fd)
+    if via is None:  # no /proc: the path must still name the file checked
+        path = folder / name
+        try:
+            same = os.stat(path, follow_symlinks=False)
+        except OSError:
+            same = None
+        if same is None or (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
+            os.close(fd)
+            return None, f"{path} changed while it was checked"
+        via = str(path)
+    try:
+        lib = ctypes.CDLL(via)
+    except OSError as exc:
+        os.close(fd)
+        return None, f"{folder / name} does not load ({str(exc).splitlines()[0] if str(exc) else exc})"
+    _held.append(fd)  # never reused while the library is loaded: the same /proc name never means another file
+    return lib, ""
+
+
+def cached_name(name: str, source: str, cc: str, version: str, flags: Sequence[str]) -> str:
+    """NAME-<hash>.so: the hash covers the source, the compiler and its version, the machine and the flags."""
+    key = hashlib.sha256("\0".join([source, cc, version, platform.machine(), *flags]).encode())
+    return f"{name}-{key.hexdigest()[:16]}.so"
+
+
+def load(name: str, source: str, flag_sets: Sequence[Sequence[str]], rebuild: bool = False) -> ctypes.CDLL | None:
     """The library built from C `source` with the first of `flag_sets` the compiler accepts (-march=native is
-    not known to every compiler), cached as NAME-<hash>.so; None without a working compiler or with
-    IBTUI_NATIVE=0."""
+    not known to every compiler), cached as NAME-<hash>.so in a folder only the user can write (`_folders`); a
+    cached library that is not the user's alone, or does not load, is built again (`rebuild`: always). None
+    without a working compiler or with IBTUI_NATIVE=0."""
     if not enabled():
         return None
     cc = compiler()
     if cc is None:
         return None
     version = _version(cc)
-    for folder in _folders():
+    for folder, dfd in _folders():
         for flags in flag_sets:
-            key = hashlib.sha256("\0".join([source, cc, version, platform.machine(), *flags]).encode())
-            target = folder / f"{name}-{key.hexdigest()[:16]}.so"
-            try:
-                if target.exists() or _build(cc, source, flags, target):
-                    return ctypes.CDLL(str(target))
-            except OSError:  # an unwritable folder or a library that does not load
-                continue
+            target = cached_name(name, source, cc, version, flags)
+            lib, why = (None, "absent") if rebuild else _open_library(folder, dfd, target)
+            if lib is not None:
+                return lib
+            if why != "absent":
+                _note(f"kernels: {why}, so it was not loaded; built again")
+            if not _build(cc, source, flags, dfd, target):
+                continue  # these flags do not compile here: try the next set
+            lib, why = _open_library(folder, dfd, target)
+            if lib is not None:
+                return lib
+            _note(f"kernels: {why}, so it was not loaded")
     return None
 
 
 def library(package: str, filename: str, flag_sets: Sequence[Sequence[str]],
             bind: Callable[[ctypes.CDLL], ctypes.CDLL]) -> ctypes.CDLL | None:
     """The kernel in C file `filename` of `package`, built by `load` (cached under the file's stem) and given its
-    signatures by `bind`; None where `load` gives None."""
+    signatures by `bind`; a cached library without them is built again once, then skipped with a note; None where
+    `load` gives None."""
     source = resources.files(package).joinpath(filename).read_text()
-    lib = load(Path(filename).stem, source, flag_sets)
-    return None if lib is None else bind(lib)
+    for rebuild in (False, True):
+        lib = load(Path(filename).stem, source, flag_sets, rebuild=rebuild)
+        if lib is None:
+            return None
+        try:
+            return bind(lib)
+        except AttributeError as exc:  # a symbol is missing: not the library this source builds
+            _note(f"kernels: the cached {Path(filename).stem} library lacks {exc}; "
+                  + ("built again" if not rebuild else "PyTorch's operations run instead"))
+    return None

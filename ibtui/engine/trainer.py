@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import torch
 
 from ibtui import compiled
+from ibtui import compiled
 from ibtui import quantities as Q
 from ibtui import records as R
 from ibtui.controls import Controls
@@ -114,6 +115,7 @@ class Engine:
                          + (" (noisy network: binning measures the noiseless representations)"
                             if max(sc.model.noise_levels) > 0 else ""))
         notes.extend(scenario_warnings(sc))  # settings that leave quantities empty (also printed by the CLI)
+        notes.extend(compiled.notes())  # a kernel cache folder or library passed over as not the user's alone
         notes.extend(compiled.notes())  # a kernel cache folder or library passed over as not the user's alone
         widths = [*getattr(self.model, "layer_widths", sc.model.hidden_widths), self.data.n_classes]
         return R.RunInfo(

@@ -1,0 +1,136 @@
+"""The kernel cache loads only a library the user alone could have written (issue 34, item 1).
+
+The cached name is the same for every user (a hash of the public source, the compiler and the flags), so a
+library another user plants at that name must never run: each case plants one whose constructor writes a file,
+loads through `ibtui.compiled` in a child process, and checks that the file never appears and that the library
+loaded is one ibtui built (its symbol answers)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ibtui import compiled
+
+pytestmark = pytest.mark.skipif(compiled.compiler() is None or not hasattr(os, "getuid"),
+                                reason="needs a C compiler and POSIX owners")
+
+SOURCE = "int ibtui_answer(void) { return 42; }\n"
+EVIL = """#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+    FILE *f = fopen(getenv("IBTUI_TEST_MARK"), "w");
+    if (f) { fputs("ran", f); fclose(f); }
+}
+int ibtui_answer(void) { return 666; }
+"""
+EMPTY = "int ibtui_other(void) { return 0; }\n"
+
+CHILD = """
+import ctypes, json, sys
+from ibtui import compiled
+lib = compiled.load("probe", sys.argv[1], [[]])
+print(json.dumps({"answer": None if lib is None else lib.ibtui_answer(), "notes": compiled.notes()}))
+"""
+
+
+def _env(tmp_path: Path, cache: Path) -> dict:
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), TMPDIR=str(tmp_path / "tmp"),
+               IBTUI_TEST_MARK=str(tmp_path / "planted-ran"))
+    env.pop("IBTUI_NATIVE", None)
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    return env
+
+
+def _name() -> str:
+    cc = compiled.compiler()
+    return compiled.cached_name("probe", SOURCE, cc, compiled._version(cc), [])
+
+
+def _compile(tmp_path: Path, source: str, out: Path) -> None:
+    src = tmp_path / f"{out.stem}.c"
+    src.write_text(source)
+    subprocess.run([compiled.compiler(), "-shared", "-fPIC", str(src), "-o", str(out)], check=True)
+
+
+def _load(tmp_path: Path, cache: Path, preexec=None) -> dict:
+    done = subprocess.run([sys.executable, "-c", CHILD, SOURCE], env=_env(tmp_path, cache), capture_output=True,
+                          text=True, timeout=120, preexec_fn=preexec)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_library_in_a_folder_others_can_write_never_runs(tmp_path):
+    cache = tmp_path / "cache"  # XDG_CACHE_HOME on a shared folder: mode 1777, like /tmp
+    folder = cache / "ibtui"
+    folder.mkdir(parents=True)
+    os.chmod(cache, 0o1777)
+    os.chmod(folder, 0o1777)
+    _compile(tmp_path, EVIL, folder / _name())
+    out = _load(tmp_path, cache)
+    assert not (tmp_path / "planted-ran").exists()
+    assert out["answer"] == 42  # built again, in the private folder of the temporary directory
+    assert (tmp_path / "tmp" / f"ibtui-{os.getuid()}" / _name()).is_file()
+    assert any("cache folder" in n and str(folder) in n for n in out["notes"])
+
+
+@pytest.mark.parametrize("how", ["group-writable", "link", "other-owner"])
+def test_a_planted_library_in_the_users_own_folder_never_runs(tmp_path, how):
+    cache = tmp_path / "cache"
+    folder = cache / "ibtui"
+    folder.mkdir(parents=True, mode=0o700)
+    target = folder / _name()
+    if how == "link":  # a link at the name to a library elsewhere (even one of the user's)
+        _compile(tmp_path, EVIL, tmp_path / "evil.so")
+        target.symlink_to(tmp_path / "evil.so")
+    else:
+        _compile(tmp_path, EVIL, target)
+        if how == "group-writable":
+            os.chmod(target, 0o775)
+        elif os.getuid() == 0:
+            os.chown(target, 12345, 12345)  # another user's file (only root can make one here)
+        else:
+            pytest.skip("making a file owned by another user needs root")
+    out = _load(tmp_path, cache)
+    assert not (tmp_path / "planted-ran").exists()
+    assert out["answer"] == 42  # built again in place: the folder is the user's alone
+    assert not target.is_symlink() and target.stat().st_uid == os.getuid()
+    assert any("not loaded" in n for n in out["notes"])
+
+
+def test_a_cached_library_without_its_symbols_is_built_again(tmp_path):
+    """A stale or foreign library of the user's own at the name (no symbols the binding needs): built again once."""
+    from importlib import resources
+
+    from ibtui.measures import native
+
+    cache = tmp_path / "cache"
+    folder = cache / "ibtui"
+    folder.mkdir(parents=True, mode=0o700)
+    cc = compiled.compiler()
+    source = resources.files("ibtui.measures").joinpath("tile_sums.c").read_text()
+    name = compiled.cached_name("tile_sums", source, cc, compiled._version(cc), native.FLAG_SETS[0])
+    _compile(tmp_path, EMPTY, folder / name)
+    child = ("import json; from ibtui import compiled; from ibtui.measures import native; "
+             "lib = native.tile_sums(); print(json.dumps({'ok': lib is not None and native.limits(lib)[0] > 0, "
+             "'notes': compiled.notes()}))")
+    done = subprocess.run([sys.executable, "-c", child], env=_env(tmp_path, cache), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["ok"]
+    assert any("lacks" in n and "built again" in n for n in out["notes"])
+
+
+def test_the_users_private_cache_is_used_without_a_note(tmp_path):
+    cache = tmp_path / "cache"
+    out = _load(tmp_path, cache)
+    assert out == {"answer": 42, "notes": []}
+    st = (cache / "ibtui").stat()
+    assert st.st_uid == os.getuid() and not st.st_mode & 0o077  # created 0700
+    again = _load(tmp_path, cache)  # the cached file itself, now
+    assert again == {"answer": 42, "notes": []}
