@@ -483,7 +483,9 @@ class Monitor:
             import torch
 
             for flat, moments in zip(self.flat, self.moments):
-                moments.update([(w.grad if w.grad is not None else torch.zeros_like(w)).unsqueeze(0) for w in flat])
+                if flat:
+                    moments.update([(w.grad if w.grad is not None else torch.zeros_like(w)).unsqueeze(0)
+                                    for w in flat])
 
     def epoch(self, epoch: int, train_loss=None, test_loss=None, train_acc=None, test_acc=None) -> bool:
         """After `epoch` epochs (counted from 1; 0 is the initial network, measured by watch): measures a snapshot
@@ -661,7 +663,7 @@ class Monitor:
         means, stds, norms, changes = [], [], [], []
         for s in range(self.n_seeds):
             groups, flat = self.groups[s], self.flat[s]
-            if self._window and self.moments[s].count > 0 and epoch > 0:
+            if flat and self._window and self.moments[s].count > 0 and epoch > 0:
                 summary = self.moments[s].summary()
                 means.append(_combine(summary[Q.GRAD_MEAN][0], groups, nan))
                 stds.append(_combine(summary[Q.GRAD_STD][0], groups, nan))
