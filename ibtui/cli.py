@@ -201,8 +201,8 @@ def _stop_on_signals(controls) -> tuple[dict, list]:
         received.append(signum)
         controls.stop.set()
         try:
-            typer.echo("ibtui: stopping at the end of this epoch (its checkpoint then matches the export); send the "
-                       "signal again to stop at once.", err=True)
+            typer.echo("ibtui: stopping at the end of this epoch (snapshots still being measured are dropped: "
+                       "`ibtui resume` measures them again); send the signal again to stop at once.", err=True)
         except OSError:  # after a hang-up the terminal may be gone
             pass
 

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
+import math
 import os
 import platform
 import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -232,3 +236,120 @@ def library(package: str, filename: str, flag_sets: Sequence[Sequence[str]],
             _note(f"kernels: the cached {Path(filename).stem} library lacks {exc}; "
                   + ("built again" if not rebuild else "PyTorch's operations run instead"))
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which of two paths that compute the same numbers is faster on this machine, for given shapes: timed once (at most
+# about CHOICE_BUDGET_S at a run's start) and recorded in CHOICES beside the kernels, so a rule measured on one CPU
+# never decides for another (an AVX2 machine ran the compiled step at half PyTorch's speed where an AVX-512 one ran
+# it at three times).
+CHOICES = "choices.json"
+CHOICE_BUDGET_S = 1.0  # seconds of timing for one choice, every path together
+_CHOICES_MAX_BYTES = 1 << 20  # a larger record is not read (and is replaced)
+
+
+@dataclass(frozen=True)
+class Choice:
+    path: str  # the path taken: the faster one
+    seconds: dict  # path -> best seconds of one call
+    timed_now: bool  # False: read from the record of an earlier run on this machine
+
+    def describe(self) -> str:
+        """e.g. 'compiled 2.10 ms, pytorch 4.31 ms a step (timed now)'."""
+        times = ", ".join(f"{name} {s * 1e3:.3g} ms" for name, s in sorted(self.seconds.items(), key=lambda kv: kv[1]))
+        return f"{times} (timed {'now' if self.timed_now else 'on this machine earlier'})"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("model name", "Hardware", "CPU part")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def source_key(package: str, filename: str, flag_sets: Sequence[Sequence[str]]) -> str:
+    """A hash of what a kernel's speed depends on besides its shapes: its source, the flag sets, IBTUI_CFLAGS (which
+    replaces the target flags) and the compiler."""
+    source = resources.files(package).joinpath(filename).read_text()
+    parts = [source, *("\0".join(f) for f in flag_sets), os.environ.get("IBTUI_CFLAGS", ""), compiler() or ""]
+    return hashlib.sha256("\x01".join(parts).encode()).hexdigest()[:16]
+
+
+def choice_key(kind: str, parts: dict) -> str:
+    """The record's key: the kind of choice, the machine, the CPU and IBTUI_CFLAGS, and the caller's `parts`
+    (source_key, shapes, threads…)."""
+    whole = {"kind": kind, "machine": platform.machine(), "cpu": cpu_name(),
+             "cflags": os.environ.get("IBTUI_CFLAGS", ""), **parts}
+    return kind + "-" + hashlib.sha256(json.dumps(whole, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def time_paths(paths: dict, budget_s: float = CHOICE_BUDGET_S, rounds: int = 7) -> dict:
+    """Best seconds of one call of each of `paths` (name -> callable), interleaved round by round after one
+    untimed warm-up call each, stopping after `rounds` rounds or once `budget_s` is spent."""
+    start = time.perf_counter()
+    for fn in paths.values():
+        fn()
+    best = {name: math.inf for name in paths}
+    for _ in range(rounds):
+        for name, fn in paths.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+        if time.perf_counter() - start > budget_s:
+            break
+    return best
+
+
+def _record_path() -> Path | None:
+    """The record in the first kernel folder only this user can write (`_folders`), None where there is none."""
+    for folder, _ in _folders():
+        return folder / CHOICES
+    return None
+
+
+def _read_choices(path: Path) -> dict:
+    """The record, or {} where it is absent, a link, not the user's alone, too large or not a JSON object."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or not _mine(st) or st.st_size > _CHOICES_MAX_BYTES:
+            return {}
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = json.loads(f.read(_CHOICES_MAX_BYTES))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
+    finally:
+        os.close(fd)
+
+
+def choose(kind: str, parts: dict, paths: dict, budget_s: float = CHOICE_BUDGET_S) -> Choice:
+    """The faster of `paths` (name -> a callable doing one call at the run's shapes) on this machine: read from
+    the record under choice_key(kind, parts), else timed (`time_paths`) and recorded (files.atomic_write; a
+    record that cannot be written is only a lost cache)."""
+    from ibtui.files import atomic_write
+
+    key = choice_key(kind, parts)
+    where = _record_path()
+    record = _read_choices(where) if where is not None else {}
+    saved = record.get(key)
+    if (isinstance(saved, dict) and saved.get("path") in paths and isinstance(saved.get("seconds"), dict)
+            and all(isinstance(v, (int, float)) for v in saved["seconds"].values())):
+        return Choice(saved["path"], dict(saved["seconds"]), timed_now=False)
+    seconds = time_paths(paths, budget_s)
+    path = min(seconds, key=seconds.get)
+    if where is not None:
+        record[key] = {"path": path, "seconds": seconds, "parts": {k: str(v) for k, v in parts.items()}}
+        try:
+            atomic_write(where, json.dumps(record, indent=1, sort_keys=True))
+        except OSError:
+            pass
+    return Choice(path, seconds, timed_now=True)

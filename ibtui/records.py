@@ -48,6 +48,7 @@ class RunInfo:
     sweep: str = ""  # "setting=value" when this run is one point of a sweep
     snapshot_epochs: tuple[int, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
     sweep_points: tuple[str, ...] = ()  # every point of the sweep this run belongs to, in run order
+    training_step: str = ""  # MLP: "compiled" or "pytorch", the step that trained (resume keeps it: they round apart)
 
 
 @dataclass(frozen=True)

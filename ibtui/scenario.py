@@ -38,9 +38,12 @@ class RunSettings:
     device: str = _opt("auto", "auto, cpu, cuda or cuda:N")
     checkpoint_every: float = _opt(60.0, "with --export: seconds between checkpoints beside the export, from which "
                                          "`ibtui resume RUN.csv` continues a killed run (0 = none)", lo=0, hi=1e9)
-    compiled_step: bool = _opt(True, "MLP on a CPU, every layer at most 128 wide: train with the compiled C step where "
-                                     "a C compiler works (several times faster; the same bits on every such machine); "
-                                     "false: PyTorch's operations, which round differently")
+    compiled_step: bool | str = _opt("auto", "MLP on a CPU, every layer at most 128 wide: auto times the compiled C "
+                                             "step and PyTorch's step at the run's shapes once per machine and trains "
+                                             "with the faster (the sidecar records which, and resume keeps it); true: "
+                                             "the compiled step where a C compiler works (the same bits on every such "
+                                             "machine); false: PyTorch's operations, which round differently",
+                                      choices=("auto", True, False))
     cuda_graph: bool = _opt(False, "MLP on a GPU: capture a training epoch as a CUDA graph and replay it (far "
                                    "fewer kernel launches; epochs the dynamics probe watches run eagerly)")
 
@@ -300,7 +303,7 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
     for v in items:
         if meta.get("choices") and v not in meta["choices"]:
             raise ScenarioError(f"{origin}: {where} = {_echo(v)} is not allowed; use one of: "
-                                f"{', '.join(map(str, meta['choices']))}.")
+                                f"{', '.join(_toml_value(c) if isinstance(c, bool) else str(c) for c in meta['choices'])}.")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             lo, hi = meta.get("lo"), meta.get("hi")
             if isinstance(v, float) and not math.isfinite(v):

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from typing import Callable
 
 import torch
@@ -31,6 +33,19 @@ from ibtui.measures import native
 
 MAX_IN_FLIGHT = 32
 MAX_IN_FLIGHT_BYTES = 256 << 20
+# The live app keeps at most this many seconds of snapshots queued (by the mean time a job took), so what it
+# draws is at most a few seconds old; headless runs queue up to MAX_IN_FLIGHT.
+LIVE_LAG_S = 3.0
+# At a stop, the snapshots in flight are waited for this long (all of them finished: the stop is at an epoch
+# boundary a checkpoint may be taken at); those still unfinished then are dropped.
+STOP_GRACE_S = 0.8
+# How long `close` waits for a job that is running when the queue is dropped (a stop): longer jobs are left to
+# end on their own (the worker is a daemon thread; a process that exits does not wait for it).
+CLOSE_WAIT_S = 0.3
+
+
+class Stopped(Exception):
+    """A wait for a measuring job was ended by the run's stop event (`q`, a signal): the run stops now."""
 
 
 def cores_available() -> int:
@@ -51,14 +66,22 @@ class MeasureQueue:
     """Snapshot jobs in order: run at once (`worker=False`), or one after another on a worker thread.
 
     `submit(job, nbytes)` starts a job (waiting first, oldest first, for jobs in flight until fewer than
-    `depth` are and they hold at most `max_bytes` with this one); `ready()` returns the results that are
-    finished, oldest first, stopping at the first unfinished one; `drain()` waits for all.
+    `depth` are, they hold at most `max_bytes` with this one, and, with `max_lag_s`, those queued would take at
+    most that long at the mean time a job took); `ready()` returns the results that are finished, oldest first,
+    stopping at the first unfinished one; `drain()` waits for all. Every wait ends with `Stopped` as soon as the
+    `stop` event is set, and `close()` drops what is queued without waiting for it, so a stop is prompt whatever
+    the queue holds.
     """
 
-    def __init__(self, worker: bool, depth: int = MAX_IN_FLIGHT, max_bytes: int = MAX_IN_FLIGHT_BYTES):
+    def __init__(self, worker: bool, depth: int = MAX_IN_FLIGHT, max_bytes: int = MAX_IN_FLIGHT_BYTES,
+                 stop: threading.Event | None = None):
         self.worker = worker
         self.depth, self.max_bytes = depth, max_bytes
-        self._pool: ThreadPoolExecutor | None = None  # started by the first job, stopped by `close`
+        self.max_lag_s = math.inf  # the live app sets LIVE_LAG_S
+        self.stop = stop  # the run's stop event (Engine.run sets it from its Controls)
+        self._thread: threading.Thread | None = None  # started by the first job, stopped by `close`
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._cancel = threading.Event()  # set by `close`: the running job's remaining layers are skipped
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
         self._job_seconds, self._jobs_timed = 0.0, 0  # seconds the finished jobs took, and how many
 
@@ -75,21 +98,27 @@ class MeasureQueue:
     def pending(self) -> bool:
         return bool(self._jobs)
 
+    def _full(self, nbytes: int) -> bool:
+        n = len(self._jobs)
+        lag = n * self.job_s if self._jobs_timed else 0.0
+        return n >= self.depth or sum(b for _, b in self._jobs) + nbytes > self.max_bytes or lag >= self.max_lag_s
+
     def submit(self, job: Callable[[], object], nbytes: int = 0) -> list:
         """Start `job` (holding `nbytes` until it ends); returns the results it waited for first."""
         done = []
-        while self._jobs and (len(self._jobs) >= self.depth
-                              or sum(n for _, n in self._jobs) + nbytes > self.max_bytes):
+        while self._jobs and self._full(nbytes):
             done.append(self.oldest())
         job = self._timed(job)
+        f: Future = Future()
         if not self.worker:
-            f: Future = Future()
             f.set_result(job())
         else:
-            if self._pool is None:  # the worker uses the training thread's torch thread count
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="ibtui-measure",
-                                                initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
-            f = self._pool.submit(job)
+            if self._thread is None:  # the worker uses the training thread's torch thread count
+                self._cancel = threading.Event()
+                self._thread = threading.Thread(target=_work, name="ibtui-measure", daemon=True,
+                                                args=(self._tasks, self._cancel, torch.get_num_threads()))
+                self._thread.start()
+            self._tasks.put((f, job))
         self._jobs.append((f, nbytes))
         return done
 
@@ -117,13 +146,58 @@ class MeasureQueue:
 
     def oldest(self):
         """The oldest job's result, waited for; while the calling thread waits, its core goes to the job's
-        compiled KDE sums (`native.lend_core`)."""
+        compiled KDE sums (`native.lend_core`). Raises `Stopped` (the job stays queued) once `stop` is set."""
+        f = self._jobs[0][0]
         with native.lend_core():
-            return self._jobs.popleft()[0].result()
+            while not f.done():
+                if self.stop is not None and self.stop.is_set():
+                    raise Stopped
+                wait([f], timeout=0.05)
+        self._jobs.popleft()
+        return f.result()
 
-    def close(self) -> None:
-        """Stop the worker thread (jobs not yet collected are dropped); a later `submit` starts a new one."""
+    def finish_within(self, seconds: float) -> list:
+        """The results of the jobs, oldest first, that finish within `seconds` from now (whatever `stop` says);
+        the rest stay queued."""
+        deadline = time.perf_counter() + seconds
+        out = []
+        with native.lend_core():
+            while self._jobs:
+                f = self._jobs[0][0]
+                left = deadline - time.perf_counter()
+                if not f.done() and left > 0:
+                    wait([f], timeout=left)
+                if not f.done():
+                    break
+                self._jobs.popleft()
+                out.append(f.result())
+        return out
+
+    def close(self) -> int:
+        """Drop the jobs not yet collected (a job that is running skips its remaining layers and is left to end
+        on its own after CLOSE_WAIT_S) and stop the worker thread; returns how many were dropped. A later
+        `submit` starts a new worker."""
+        dropped = len(self._jobs)
+        for f, _ in self._jobs:
+            f.cancel()  # a job not yet started never starts
         self._jobs.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._thread is not None:
+            self._cancel.set()
+            self._tasks.put(None)
+            self._thread.join(CLOSE_WAIT_S)
+            self._thread, self._tasks = None, queue.SimpleQueue()
+        return dropped
+
+
+def _work(tasks: queue.SimpleQueue, cancel: threading.Event, threads: int) -> None:
+    """The worker thread: jobs one after another until None."""
+    torch.set_num_threads(threads)
+    native.cancel_with(cancel)
+    while (task := tasks.get()) is not None:
+        f, job = task
+        if not f.set_running_or_notify_cancel():
+            continue
+        try:
+            f.set_result(job())
+        except BaseException as exc:  # the training thread re-raises it
+            f.set_exception(exc)

@@ -21,7 +21,6 @@ from typing import Callable, Iterable
 import torch
 
 from ibtui import compiled
-from ibtui import compiled
 from ibtui import quantities as Q
 from ibtui import records as R
 from ibtui.controls import Controls
@@ -31,7 +30,7 @@ from ibtui.engine.backends import build_backend
 from ibtui.engine.context import RunContext
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
-from ibtui.engine.overlap import MeasureQueue, Stopped, overlap_possible
+from ibtui.engine.overlap import STOP_GRACE_S, MeasureQueue, Stopped, overlap_possible
 from ibtui.engine.probes import build_probes
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.schedule import learning_rate, snapshot_epochs
@@ -116,7 +115,6 @@ class Engine:
                             if max(sc.model.noise_levels) > 0 else ""))
         notes.extend(scenario_warnings(sc))  # settings that leave quantities empty (also printed by the CLI)
         notes.extend(compiled.notes())  # a kernel cache folder or library passed over as not the user's alone
-        notes.extend(compiled.notes())  # a kernel cache folder or library passed over as not the user's alone
         widths = [*getattr(self.model, "layer_widths", sc.model.hidden_widths), self.data.n_classes]
         return R.RunInfo(
             run=sc.name, scenario_path=scenario_path, device=describe(self.device), seeds=tuple(self.seeds),
@@ -124,7 +122,7 @@ class Engine:
             layer_widths=tuple(widths), n_points=int(n_points), mi_points=sc.data.mi_points,
             estimators=tuple(estimators), estimator_settings=settings,
             noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep,
-            snapshot_epochs=tuple(sorted(self.snapshots)))
+            snapshot_epochs=tuple(sorted(self.snapshots)), training_step=getattr(self.backend, "training_step", ""))
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, controls: Controls | None = None) -> None:
@@ -257,7 +255,8 @@ class Engine:
                 "alive": self.alive.clone(), "model": checkpoint.capture(self.model.state_dict()),
                 "optimizer": checkpoint.capture(self.optimizer.state_dict()),
                 "probes": [checkpoint.capture(p) for p in self.probes],
-                "regularizers": [checkpoint.capture(r) for r in self.regularizers]}
+                "regularizers": [checkpoint.capture(r) for r in self.regularizers],
+                "training_step": self.info.training_step}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict` of an engine built from the same scenario."""
@@ -270,6 +269,10 @@ class Engine:
         self.lr = float(state["lr"])
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
+        step = state.get("training_step")  # the step the run began with (auto may choose otherwise today)
+        if step in ("compiled", "pytorch") and step != self.info.training_step and hasattr(self.backend, "use_step"):
+            self.backend.use_step(step)
+            self.info = self._info(self.info.scenario_path)
         self.at_boundary = True
 
     # ------------------------------------------------------------------ the run
@@ -322,11 +325,12 @@ class Engine:
             self.measuring.close()
 
     def _stop_now(self, sink: R.Sink, boundary: bool) -> bool:
-        """Stop without waiting for the measuring worker: the snapshots it finished are emitted, the others
-        dropped. Only where none was dropped at an epoch boundary is this a boundary a checkpoint may be taken at;
-        otherwise the last periodic checkpoint stays, and `ibtui resume` trains again from it and measures the
-        dropped snapshots then (the CSV rows after it are replaced), so the export still ends as if uninterrupted."""
-        self._emit(sink, self.measuring.ready())
+        """Stop without waiting long for the measuring worker: the snapshots it finishes within STOP_GRACE_S are
+        emitted, the others dropped. Only where none was dropped at an epoch boundary is this a boundary a
+        checkpoint may be taken at; otherwise the last periodic checkpoint stays, and `ibtui resume` trains again
+        from it and measures the dropped snapshots then (the CSV rows after it are replaced), so the export still
+        ends as if the run had never stopped."""
+        self._emit(sink, self.measuring.finish_within(STOP_GRACE_S) if boundary else self.measuring.ready())
         dropped = self.measuring.close()
         self.at_boundary = boundary and not dropped
         return False

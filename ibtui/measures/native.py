@@ -22,7 +22,7 @@ from ibtui import compiled
 SOURCE = "tile_sums.c"
 _lent = 0  # cores lent by threads that are waiting for these sums (see lend_core)
 _lent_lock = threading.Lock()
-_local = threading.local()  # .single: this thread is one of map_threads' workers
+_local = threading.local()  # .single: this thread is one of map_threads' workers; .cancel: see cancel_with
 # Tried in order: the first set the compiler accepts is used (-march=native is not known to every compiler).
 FLAG_SETS = (["-O3", "-march=native", "-ffast-math"], ["-O3", "-ffast-math"])
 
@@ -65,6 +65,16 @@ def lend_core():
             _lent -= 1
 
 
+class Cancelled(Exception):
+    """The measuring job that called `map_threads` was dropped (a stop): its remaining items are skipped."""
+
+
+def cancel_with(event: threading.Event) -> None:
+    """In the calling thread (the measuring worker), `map_threads` skips its remaining items once `event` is set,
+    so that its helper threads, which a process waits for at exit, end after the item they are on."""
+    _local.cancel = event
+
+
 def threads() -> int:
     """Threads for a call of the kernel: torch's thread count, plus the cores lent now (1 inside map_threads)."""
     return 1 if getattr(_local, "single", False) else torch.get_num_threads() + _lent
@@ -76,11 +86,14 @@ def map_threads(fn, items: Sequence) -> Iterator:
     layer's kernel calls alone, whose PyTorch steps around them run on one thread. The results do not depend on
     the thread count."""
     n = min(threads(), len(items))
+    cancel = getattr(_local, "cancel", None)
     if n <= 1:
         yield from map(fn, items)
         return
 
     def one(item):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
         _local.single = True
         try:
             return fn(item)

@@ -128,7 +128,7 @@ def szt(extra: str = "") -> Engine:
 
 @needs_compiler
 def test_the_engine_takes_the_compiled_step_unless_told_not_to():
-    fast, plain = szt(), szt("compiled_step = false\n")
+    fast, plain = szt("compiled_step = true\n"), szt("compiled_step = false\n")
     assert fast.backend.compiled is not None and plain.backend.compiled is None
     assert any("compiled step" in n for n in fast.info.notes)
     assert not any("training:" in n for n in plain.info.notes)

@@ -9,7 +9,7 @@ plain per-seed loop. One loop per seed that keeps a batch's layers in cache is 3
 Its rounding is fixed by the source (fixed-order sums, IEEE arithmetic, no contraction into FMA), so a run
 gives the same bits on any machine with a C compiler; it differs from PyTorch's operations (whose matmul sums in
 an order of its own) in float rounding only (tests/engine/test_compiled_step.py). `run.compiled_step = false`
-keeps PyTorch's step.
+keeps PyTorch's step; `auto` (the default) times both at the run's shapes and takes the faster.
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
 # thread, three runs (docs/PERFORMANCE.md): 3.0–4.7× PyTorch's step on the SZT net, 2.1–3.6× at width 64,
 # 1.15–1.66× at 128, 0.88–1.17× at 256, 0.71–0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
 MAX_WIDTH = 128
+# run.compiled_step = auto times both steps at the run's shapes (MlpBackend._choose) up to this width: the rule above
+# is one CPU's; on an AVX2 machine the compiled step lost to PyTorch's even at the SZT net's width.
+AUTO_MAX_WIDTH = 1024
 MAX_LAYERS = 32  # mlp_step.c's MAX_LAYERS
 
 
@@ -48,13 +51,13 @@ def library() -> ctypes.CDLL | None:
     return compiled.library("ibtui.engine.backends", SOURCE, FLAG_SETS, bind)
 
 
-def supports(model: torch.nn.Module, device: torch.device) -> bool:
+def supports(model: torch.nn.Module, device: torch.device, max_width: int = MAX_WIDTH) -> bool:
     """Whether the compiled step can train this model: a float32 BatchedMLP on a CPU, its activation one the
-    kernel knows, no layer wider than MAX_WIDTH, at most MAX_LAYERS layers."""
+    kernel knows, no layer wider than `max_width`, at most MAX_LAYERS layers."""
     weights = getattr(model, "weights", None)
     return (device.type == "cpu" and weights is not None and len(weights) <= MAX_LAYERS
             and getattr(model, "activation_name", None) in ACTIVATIONS
-            and all(w.dtype == torch.float32 for w in weights) and max(model.sizes) <= MAX_WIDTH)
+            and all(w.dtype == torch.float32 for w in weights) and max(model.sizes) <= max_width)
 
 
 def _pointers(tensors) -> ctypes.Array:

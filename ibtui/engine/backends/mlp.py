@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import torch
 
+from ibtui import compiled
 from ibtui.compiled import NO_COMPILER
 from ibtui.engine import rng
 from ibtui.engine.backends import compiled_step
 from ibtui.engine.context import RunContext
+from ibtui.errors import IbtuiError
 from ibtui.engine.snapshot import loss_and_accuracy, take
 
 SNAPSHOT_CHUNK = 16384  # points per forward at a snapshot when there are more (images)
@@ -26,16 +28,77 @@ class MlpBackend:
         self._x_buf = None  # [d_in, S, n_train]; x_epoch is its [S, d_in, n_train] view
         self.compiled = None  # the compiled step, where run.compiled_step asks for it and it can run
         self.notes: tuple[str, ...] = ()
-        if ctx.sc.run.compiled_step and compiled_step.supports(ctx.model, ctx.device):
+        self.training_step = "pytorch"  # or "compiled": the step that ran (RunInfo.training_step, in the sidecar)
+        self.choice: compiled.Choice | None = None  # run.compiled_step = auto: the timing that chose the step
+        mode = ctx.sc.run.compiled_step
+        width = compiled_step.AUTO_MAX_WIDTH if mode == "auto" else compiled_step.MAX_WIDTH
+        if mode is not False and compiled_step.supports(ctx.model, ctx.device, width):
             lib = compiled_step.library()
-            if lib is not None:
-                self.compiled = compiled_step.CompiledStep(ctx.model, lib)
-                self.labels = ctx.data.y.to(torch.int64).contiguous()
-                self.notes = ("training: the compiled step (mlp_step.c), whose float rounding differs from "
-                              "PyTorch's step (run.compiled_step = false)",)
+            if lib is None:
+                self.notes = (f"training: {NO_COMPILER}, so PyTorch's step ran: as correct, and rounded "
+                              "differently from the compiled step",)
+                return
+            step = compiled_step.CompiledStep(ctx.model, lib)
+            self.labels = ctx.data.y.to(torch.int64).contiguous()
+            if mode == "auto":
+                self.choice = self._choose(step)
+                why = f" (run.compiled_step = auto, the faster at this run's shapes: {self.choice.describe()})"
+                if self.choice.path != "compiled":
+                    self.notes = (f"training: PyTorch's step{why}; run.compiled_step = true takes the compiled "
+                                  "step, which rounds differently",)
+                    return
             else:
-                self.notes = (f"training: {NO_COMPILER}, so PyTorch's step ran: as correct, slower, and "
-                              "rounded differently from the compiled step",)
+                why = " (run.compiled_step = true)"
+            self.compiled, self.training_step = step, "compiled"
+            self.notes = (f"training: the compiled step (mlp_step.c){why}; its float rounding differs from "
+                          "PyTorch's step (run.compiled_step = false)",)
+
+    def use_step(self, name: str) -> None:
+        """Train with step `name` ("compiled" or "pytorch") from now on: a resumed run keeps the step it began with,
+        whatever the timing chooses on this machine today (the two round differently)."""
+        if name == self.training_step:
+            return
+        lib = compiled_step.library() if name == "compiled" else None
+        if name == "compiled" and lib is None:
+            raise IbtuiError(f"this run was trained with the compiled step, which needs a working C compiler "
+                             f"(cc, gcc or clang, and IBTUI_NATIVE unset); install one to resume it exactly.")
+        if name == "compiled":
+            self.compiled = compiled_step.CompiledStep(self.ctx.model, lib)
+            self.labels = self.ctx.data.y.to(torch.int64).contiguous()
+            self._x_buf = self.x_epoch = self.y_epoch = None
+        else:
+            self.compiled = self.order = None
+        self.training_step = name
+        what = "the compiled step (mlp_step.c)" if name == "compiled" else "PyTorch's step"
+        self.notes = (f"training: {what}, the step this run began with (kept on resume: the two round differently)",)
+
+    def _choose(self, step: compiled_step.CompiledStep) -> compiled.Choice:
+        """Time one step of each path on the run's first batch (each seed's training points in their stored
+        order; the starting noise level) and take the faster (`ibtui.compiled.choose`: once per machine and
+        shapes). Only the gradients are touched, and they are cleared after: the run's numbers do not change."""
+        ctx = self.ctx
+        order = ctx.train_idx.contiguous()
+        batch = min(ctx.sc.train.batch_size, order.shape[1])
+        beta = ctx.sc.model.noise_levels[ctx.sc.model.noise_start]
+        self.start_epoch(order)  # PyTorch's buffers (self.compiled is None here)
+        self.order = order
+
+        def one(path):
+            def call():
+                self.compiled = step if path == "compiled" else None
+                self.forward_backward(0, batch, beta, 0)
+            return call
+
+        parts = {"source": compiled.source_key("ibtui.engine.backends", compiled_step.SOURCE, compiled_step.FLAG_SETS),
+                 "sizes": list(ctx.model.sizes), "activation": ctx.model.activation_name, "seeds": ctx.n_seeds,
+                 "batch": batch, "noise": beta > 0, "threads": torch.get_num_threads(), "torch": torch.__version__}
+        try:
+            return compiled.choose("training_step", parts, {"compiled": one("compiled"), "pytorch": one("pytorch")})
+        finally:
+            self.compiled = self.order = None
+            self._x_buf = self.x_epoch = self.y_epoch = None
+            for p in ctx.model.parameters():
+                p.grad = None
 
     def start_epoch(self, order: torch.Tensor) -> None:
         """Gather the epoch's inputs, one gather for all seeds, into buffers that stay at the same address
