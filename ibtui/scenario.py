@@ -155,6 +155,25 @@ class SpSettings:
 
 
 @dataclass(frozen=True)
+class RenyiSettings:
+    alpha: float = _opt(1.01, "order α of the matrix-based Rényi entropy (Yu et al. 2019: 1.01, near Shannon's α → 1; "
+                              "1 = Shannon's)", lo=0.0, lo_open=True, hi=100.0)
+    sigma: float = _opt(0.0, "Gaussian kernel width for every layer and the inputs (0 = Silverman's rule as Yu et "
+                             "al. 2019, γ·√d·n^(−1/(4+d)), with Tapia & Estévez 2020's √d)", lo=0.0, hi=1e6)
+    gamma: float = _opt(0.8, "γ of that rule (Yu et al. 2019: 0.8)", lo=0.0, lo_open=True, hi=1e6)
+    points: int = _opt(512, "measure on a fixed random subset of this many MI points (0 = all; the "
+                            "eigendecomposition costs n³: 512 points ≈ 0.05 s a Gram matrix on one CPU core)", lo=0)
+
+
+@dataclass(frozen=True)
+class KsgSettings:
+    k: int = _opt(3, "neighbours of the Kraskov–Stögbauer–Grassberger estimator (Kraskov et al. 2004 use 2–4)",
+                  lo=1, hi=1000)
+    points: int = _opt(512, "measure on a fixed random subset of this many MI points (0 = all; distances cost "
+                            "n²·d a layer)", lo=0)
+
+
+@dataclass(frozen=True)
 class DynamicsSettings:
     enabled: bool = _opt(True, "gradient SNR, weight norms, drift→diffusion transition and the Gaussian bound")
     snr: str = _opt("ratio", "SNR form: ratio ‖mean g‖/√tr Cov g, or squared", choices=("ratio", "squared"))
@@ -190,10 +209,14 @@ class MeasureSettings:
     schedule: str = _opt("log", "log or linear spacing of snapshot epochs", choices=("log", "linear"))
     estimators: list[str] = _opt(["binning"], "MI estimators computed at every snapshot: binning, kde, sp "
                                               "(sp needs a noisy network: model.noise_levels > 0), exact "
-                                              "(quadrature; a noisy first layer of 1 unit)")
+                                              "(quadrature; a noisy first layer of 1 unit), renyi "
+                                              "(matrix-based Rényi α-entropy, for wide layers), ksg "
+                                              "(Kraskov kNN)")
     binning: BinningSettings = field(default_factory=BinningSettings)
     kde: KdeSettings = field(default_factory=KdeSettings)
     sp: SpSettings = field(default_factory=SpSettings)
+    renyi: RenyiSettings = field(default_factory=RenyiSettings)
+    ksg: KsgSettings = field(default_factory=KsgSettings)
     dynamics: DynamicsSettings = field(default_factory=DynamicsSettings)
     clustering: ClusteringSettings = field(default_factory=ClusteringSettings)
 
@@ -210,7 +233,7 @@ class Scenario:
     sweep: SweepSettings = field(default_factory=SweepSettings)
 
 
-ESTIMATORS = ("binning", "kde", "sp", "exact")
+ESTIMATORS = ("binning", "kde", "sp", "exact", "renyi", "ksg")
 
 # ----------------------------------------------------------------------------------------------
 # Facts of the bundled data sets and models that the rules below need (torch-free)

@@ -1,5 +1,5 @@
 """Probes: what the engine measures, one object per measure family, one file each (binning, kde, sp, exact,
-dynamics, clustering; the base class and shared helpers in base.py), all driven the same way.
+renyi, ksg, dynamics, clustering; the base class and shared helpers in base.py), all driven the same way.
 
 A probe is built from the run context (`ibtui.engine.context.RunContext`, never the Engine). It can watch
 training steps (`after_step(step, epoch)`, e.g. gradient moments) and returns, at each snapshot, a dict
@@ -18,9 +18,12 @@ def build_probes(ctx: RunContext) -> tuple[list[Probe], list[Probe]]:
     from ibtui.engine.probes.binning import BinningProbe
     from ibtui.engine.probes.exact import ExactProbe
     from ibtui.engine.probes.kde import KdeProbe
+    from ibtui.engine.probes.ksg import KsgProbe
+    from ibtui.engine.probes.renyi import RenyiProbe
     from ibtui.engine.probes.sp import SpProbe
 
-    kinds = {"binning": BinningProbe, "kde": KdeProbe, "sp": SpProbe, "exact": ExactProbe}
+    kinds = {"binning": BinningProbe, "kde": KdeProbe, "sp": SpProbe, "exact": ExactProbe, "renyi": RenyiProbe,
+             "ksg": KsgProbe}
     estimators: list[Probe] = [kinds[name](ctx) for name in ctx.sc.measure.estimators]
     measures: list[Probe] = []
     if ctx.sc.measure.dynamics.enabled:
