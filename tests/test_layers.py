@@ -21,6 +21,7 @@ LAYERS = {
     "sinks": 4,
     "tui": 5, "reproduce": 5,
     "api": 6,  # the Python face (ibtui.run, ibtui.load): the CLI runs through it
+    "monitor": 6,  # ibtui.watch: your own model, measured by the engine's probes and sinks (beside api)
     "cli": 7, "__main__": 7,
     "__init__": 8,  # imports ibtui.api lazily (module __getattr__), so `import ibtui.x` stays light
 }

@@ -307,3 +307,17 @@ def test_example_on_mnist_5k(tmp_path, shared_data):
     assert acc[-1] > 0.8  # a small CNN on 4,000 real digits: well above chance after two epochs
     _, xt = run.series("I(X;T)", "kde_upper", layer="2")
     assert all(0 < v <= math.log2(1000) + 1e-6 for v in xt)
+
+
+@pytest.mark.slow
+def test_readme_example_runs_as_written(tmp_path, shared_data, monkeypatch):
+    """README "Your own model": the block as written (its MNIST folder made absolute), 5 epochs on 4,000 digits."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Your own model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    block = block.replace('"../shared/data/mnist-5k/"', repr(str(shared_data / "mnist-5k") + "/"))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    run = ibtui.load(tmp_path / "run.csv")
+    assert run.layers == ["1", "2"] and list(run.series("I(X;T)", "bin30", layer="1")[0]) == [0, 1, 2, 3, 4, 5]
+    _, loss = run.series("loss_train")
+    assert loss[-1] < loss[0]  # the mean training loss of epoch 5 below that of epoch 1
