@@ -1,44 +1,26 @@
-"""The bootstrap behind every interval of the reproduction report, and the two falls after a peak."""
+"""The intervals behind every verdict of the reproduction report, how a verdict reads them, and the two falls
+after a peak. Coverage itself is simulated in test_coverage.py."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+from scipy import stats as st
 
-from ibtui.reproduce.stats import Est, bootstrap, corr_ci, falls, mean_ci, slope_ci, verdict3
-
-
-def test_mean_interval_covers_the_true_mean_about_95_percent_of_the_time():
-    # 200 samples of 30 draws from N(1, 2²): the percentile interval of the mean should hold μ = 1 in ~95 % of
-    # them (slightly fewer at n = 30: the percentile interval is a little narrow, ~93 %).
-    rng = np.random.default_rng(0)
-    hits = 0
-    trials = 200
-    for _ in range(trials):
-        e = mean_ci(rng.normal(1.0, 2.0, size=30))
-        hits += e.lo <= 1.0 <= e.hi
-    assert 0.88 <= hits / trials <= 0.99
+from ibtui.reproduce.stats import FEW, Est, as_check, corr_mean_ci, falls, mean_ci, outcome, sweep_corr, \
+    sweep_slope, verdict3
 
 
-def test_interval_width_matches_the_standard_error():
-    rng = np.random.default_rng(1)
-    x = rng.normal(0.0, 1.0, size=400)
-    e = mean_ci(x)
-    se = x.std(ddof=1) / math.sqrt(len(x))
-    assert e.value == pytest.approx(x.mean())
-    assert (e.hi - e.lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
-
-
-def test_same_seed_same_interval_other_seed_other_interval():
+def test_mean_interval_is_students_t():
     x = [0.1, 0.5, 0.9, 1.3, 2.0, 0.7]
-    slow = bootstrap(x, lambda u: float(np.mean(u)))
-    assert slow == mean_ci(x)                                  # the vectorised mean is the same numbers
-    a = bootstrap(x, lambda u: float(np.mean(u)), seed=7)
-    b = bootstrap(x, lambda u: float(np.mean(u)), seed=7)
-    c = bootstrap(x, lambda u: float(np.mean(u)), seed=8)
-    assert a == b
-    assert (a.lo, a.hi) != (c.lo, c.hi)
+    e = mean_ci(x)
+    h = st.t.ppf(0.975, 5) * np.std(x, ddof=1) / math.sqrt(6)
+    assert (e.value, e.lo, e.hi, e.n) == pytest.approx((np.mean(x), np.mean(x) - h, np.mean(x) + h, 6))
+    assert e.half == pytest.approx(h)
+    # n = 2: the interval is x̄ ± 12.71·s/√2, not [seed A, seed B] (which holds the mean half the time)
+    two = mean_ci([1.0, 2.0])
+    assert two.hi - two.lo == pytest.approx(2 * 12.7062 * math.sqrt(0.5) / math.sqrt(2), rel=1e-4)
 
 
 def test_degenerate_cases():
@@ -48,25 +30,80 @@ def test_degenerate_cases():
     const = mean_ci([3.0] * 5)
     assert (const.value, const.lo, const.hi) == (3.0, 3.0, 3.0)
     assert mean_ci([1.0, float("nan"), 3.0]).n == 2           # non-finite seeds left out
-    assert math.isnan(corr_ci([1, 2, 3], [5, 5, 5]).value)    # r of a constant is undefined
-    # a perfect line: every resample with two distinct x has slope 2; those with one are dropped
-    s = slope_ci([1, 2, 3, 4, 5], [2, 4, 6, 8, 10])
-    assert (s.value, s.lo, s.hi) == pytest.approx((2.0, 2.0, 2.0))
+    # a slope of exact lines: zero spread at every point, so a zero-width interval
+    s = sweep_slope([1, 2, 3, 4, 5], [[2.0] * 5, [4.0] * 5, [6.0] * 5, [8.0] * 5, [10.0] * 5])
+    assert (s.value, s.lo, s.hi, s.n) == pytest.approx((2.0, 2.0, 2.0, 5))
+    assert math.isnan(sweep_slope([1, 1], [[1.0, 2.0], [3.0, 4.0]]).value)   # one distinct x: no slope
+    assert math.isnan(sweep_slope([1, 2], [[1.0], [3.0]]).lo)                # one seed a point: no interval
 
 
-def test_conservative_end_decides():
-    e = Est(0.6, 0.2, 1.0, 5)
-    assert e.at_least(0.5) is None            # point meets it, interval straddles: within noise
-    assert Est(0.6, 0.55, 0.7, 5).at_least(0.5) is True
-    assert Est(0.3, 0.1, 0.45, 5).at_least(0.5) is False
-    assert Est(0.4, 0.1, 0.7, 5).at_least(0.5) is False   # the point fails: not met, whatever the interval
+def test_sweep_slope_is_the_t_interval_of_a_weighted_sum_of_means():
+    # two points, x = 0 and 1: the slope is ȳ1 − ȳ0, its variance s0²/n0 + s1²/n1, Welch's degrees of freedom
+    a, b = [1.0, 2.0, 3.0, 2.5, 1.5], [4.0, 6.0, 5.0, 7.0, 5.5, 6.5]
+    e = sweep_slope([0, 1], [a, b])
+    v0, v1 = np.var(a, ddof=1) / 5, np.var(b, ddof=1) / 6
+    df = (v0 + v1) ** 2 / (v0 ** 2 / 4 + v1 ** 2 / 5)
+    h = st.t.ppf(0.975, df) * math.sqrt(v0 + v1)
+    assert (e.value, e.lo, e.hi, e.n) == pytest.approx((np.mean(b) - np.mean(a), np.mean(b) - np.mean(a) - h,
+                                                        np.mean(b) - np.mean(a) + h, 5))
+    # Welch's two-sample interval is the same thing (scipy ≥ 1.11)
+    ci = st.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert (e.lo, e.hi) == pytest.approx((ci.low, ci.high))
+
+
+def test_sweep_corr_resamples_seeds_within_points_never_the_points():
+    rng = np.random.default_rng(3)
+    x = [[k + 0.1 * rng.normal() for _ in range(6)] for k in range(4)]
+    y = [[2 * k + 0.1 * rng.normal() for _ in range(6)] for k in range(4)]
+    r = sweep_corr(x, y)
+    assert r.value > 0.99 and r.lo > 0.98 and r.n == 6   # 4 points resampled would give r = ±1 a third of the time
+    assert r == sweep_corr(x, y)                          # a fixed generator: the same interval every time
+    assert math.isnan(sweep_corr(x[:2], y[:2]).value)    # r over two points is ±1 by construction: none
+
+
+def test_correlations_are_averaged_in_fisher_z():
+    rs = [0.5, 0.7, 0.9, 0.8, 0.6]
+    e = corr_mean_ci(rs)
+    z = np.arctanh(rs)
+    h = st.t.ppf(0.975, 4) * z.std(ddof=1) / math.sqrt(5)
+    assert (e.value, e.lo, e.hi) == pytest.approx((np.tanh(z.mean()), np.tanh(z.mean() - h), np.tanh(z.mean() + h)))
+    assert -1 < e.lo < e.value < e.hi < 1
+
+
+def test_misses_are_judged_like_passes():
+    assert Est(0.6, 0.55, 0.7, 5).at_least(0.5) is True     # whole interval above: met
+    assert Est(0.6, 0.2, 1.0, 5).at_least(0.5) is None      # straddles: within noise
+    assert Est(0.4, 0.1, 0.7, 5).at_least(0.5) is None      # the point misses, the interval straddles: within noise
+    assert Est(0.3, 0.1, 0.45, 5).at_least(0.5) is False    # whole interval below: missed
     assert Est(-2.5, -3.1, -2.2, 5).at_most(-2) is True
     assert Est(-2.5, -3.1, -1.5, 5).at_most(-2) is None
-    assert Est(0.6, math.nan, math.nan, 1).at_least(0.5) is None   # no interval: never "met"
+    assert Est(-1.5, -1.9, -1.1, 5).at_most(-2) is False
+    assert Est(0.6, math.nan, math.nan, 5).at_least(0.5) is None   # no interval: never met, never missed
+    assert Est(math.nan, math.nan, math.nan, 5).at_least(0.5) is False   # nothing measured
+
+
+def test_fewer_than_five_seeds_get_no_verdict():
+    few = Est(3.0, 2.9, 3.1, 4).at_least(0.5)
+    assert few is FEW and not few and outcome(few) == "too few seeds"
+    assert verdict3([True, few]) == "too few seeds"
+    assert Est(3.0, 2.9, 3.1, 4).power(0.5) == "n=4 < 5 seeds"
+
+
+def test_power_is_the_half_width_beside_the_effect():
+    assert Est(1.0, 0.9, 1.1, 6).power(0.5) == "±0.10 vs 0.5"
+    assert Est(1.0, 0.2, 1.8, 6).power(0.5) == "±0.80 vs 0.5, underpowered"
+    assert Est(1.0, 0.2, 1.8, 6).underpowered(0.5) and not Est(1.0, 0.9, 1.1, 6).underpowered(0.5)
+    assert Est(1.0, 0.5, 1.1, 6).half == pytest.approx(0.5)   # the larger side of an asymmetric interval
+
+
+def test_verdicts():
     assert verdict3([True, True]) == "reproduced"
     assert verdict3([True, None]) == "within noise"
     assert verdict3([True, False]) == "partially"
     assert verdict3([False, None]) == "not reproduced"
+    assert [as_check(v) for v in ("reproduced", "partially", "not reproduced", "within noise")] == \
+        [True, False, False, None]
+    assert as_check("too few seeds") is FEW
 
 
 def test_falls_both_ways():
@@ -83,6 +120,9 @@ def test_falls_both_ways():
 def test_a_row_of_two_data_sets_is_reproduced_only_if_both_are():
     from ibtui.reproduce.stats import combined_verdict
 
+    assert combined_verdict(["too few seeds", "reproduced"]) == "partially"     # only part of the claim judged
+    assert combined_verdict(["too few seeds", "within noise"]) == "within noise"
+    assert combined_verdict(["too few seeds", "too few seeds"]) == "too few seeds"
     assert combined_verdict(["reproduced", "reproduced"]) == "reproduced"
     assert combined_verdict(["not reproduced", "not reproduced"]) == "not reproduced"
     assert combined_verdict(["reproduced", "within noise"]) == "within noise"

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from ibtui.reproduce.common import Result, claim, hidden, final, seeds_epochs, _plt, save, curves_axes
+from ibtui.reproduce.common import Result, claim, hidden, final, powers, seeds_epochs, _plt, save, curves_axes
 from ibtui.reproduce.runner import run_spec
-from ibtui.reproduce.stats import mean_ci, ms, verdict3
+from ibtui.reproduce.stats import FEW, mean_ci, ms, outcome, verdict3
 
 run_spec("boolean4", "boolean4",
          {"run.seeds": 5, "run.epochs": 300, "measure.snapshots": 40},
@@ -45,7 +45,7 @@ def c_boolean(runs):
     fig.tight_layout()
     figp = save(fig, "boolean4")
     lo, hi = cc.at_least(3), cc.at_most(12)
-    few = False if False in (lo, hi) else True if (lo, hi) == (True, True) else None
+    few = False if False in (lo, hi) else FEW if FEW in (lo, hi) else True if (lo, hi) == (True, True) else None
     bayes = 1 - (-(0.07 * math.log2(0.07) + 0.93 * math.log2(0.93)))   # I(X;Y)/H(Y) with balanced labels
     mixed = hc.at_most(0.9 * bayes - 1e-12)
     verdict = verdict3([few, mixed])
@@ -53,12 +53,13 @@ def c_boolean(runs):
                 f"{cc.fmt(1)} cells, homogeneity {hc.fmt(3)} (means over seeds [95 % CI]), i.e. {100 * mh / bayes:.1f} % of the {bayes:.3f} that the "
                 f"7 % label noise allows.\n\n" + "\n".join(rows))
     why = (f"Rule: reproduced if the second-to-last layer ends with 3–12 cells (the whole 95 % interval of the mean "
-           f"over seeds inside) (the survey's 6 within a factor 2) and "
+           f"over seeds inside, Student's t) (the survey's 6 within a factor 2) and "
            f"its homogeneity is below 90 % of the Bayes limit (at the interval's high end) {bayes:.3f} (with 7 % label noise no partition can "
-           f"exceed it, so a fixed threshold such as 0.9 would be met by any partition). Cells "
-           f"{'in' if few else 'out of' if few is False else 'within noise of the'} range; homogeneity "
-           f"{'below' if mixed else 'not below' if mixed is False else 'within noise of'} 90 % of the limit: "
+           f"exceed it, so a fixed threshold such as 0.9 would be met by any partition); a check fails only where "
+           f"the whole interval lies on the failing side. Cells in range: {outcome(few)}; homogeneity below 90 % of "
+           f"the limit: {outcome(mixed)}: "
            + ("the cells mix the labels beyond the label noise." if mixed else
               "the cells are as pure as the label noise allows, so 'far from homogeneous' holds only in the raw labels "
               "(homogeneity ≈ 0.63 < 1), not beyond the noise."))
-    return Result(measured, verdict, why, [figp], f"T{t}: {cc.fmt(1)} cells, homogeneity {hc.fmt()}")
+    return Result(measured, verdict, why, [figp], f"T{t}: {cc.fmt(1)} cells, homogeneity {hc.fmt()}",
+                  powers(("cells", cc, 3), ("homogeneity", hc, 0.1 * bayes)))

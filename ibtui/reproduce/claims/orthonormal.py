@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 
-from ibtui.reproduce.common import Result, _plt, claim, final, hidden, mean_curve, save, seeds_ci, seeds_epochs
-from ibtui.reproduce.stats import f2, falls, g3, verdict3
+from ibtui.reproduce.common import COMPRESS, Result, _plt, claim, final, hidden, last_finite, powers, save, \
+    seeds_epochs
+from ibtui.reproduce.stats import f2, falls, g3, mean_ci, verdict3
 
 
 
@@ -34,24 +35,25 @@ def c_orthonormal(runs):
     l0, l1 = lams[0], lams[-1]
     s0, s1 = sws[0], sws[-1]
 
-    def fall_diff(lay):   # unregularised fall − regularised fall (peak → final), paired by seed
-        return lambda seeds: (falls(*mean_curve(r, "I(X;T)", "sp", lay, seeds, s0))["drop"]
-                              - falls(*mean_curve(r, "I(X;T)", "sp", lay, seeds, s1))["drop"])
+    seeds = [x for x in r.seeds(s0) if x in set(r.seeds(s1))]   # both arms start from the same network per seed
 
-    def hb_diff(lay):     # regularised final H_bin − unregularised, paired by seed
-        def last(v):
-            ok = np.isfinite(v)
-            return float(v[ok][-1]) if ok.any() else math.nan
-        return lambda seeds: (last(mean_curve(r, "H_bin", "", lay, seeds, s1)[1])
-                              - last(mean_curve(r, "H_bin", "", lay, seeds, s0)[1]))
+    def paired(q, est, lay, fn):   # fn(with the penalty's series) − fn(without), per seed, mean [t-interval]
+        return mean_ci([fn(r.series(q, est, lay, seed=x, sweep=s1)) - fn(r.series(q, est, lay, seed=x, sweep=s0))
+                        for x in seeds])
 
-    dfall = {lay: seeds_ci(r, fall_diff(lay), s0) for lay in L[2:]}
-    dhb = {lay: seeds_ci(r, hb_diff(lay), s0) for lay in L[2:]}
-    less_comp = [lay for lay in L[2:] if dfall[lay].at_least(1e-9)]
-    less_clu = [lay for lay in L[2:] if dhb[lay].at_least(1e-9)]
-    met = [dfall[lay].at_least(1e-9) for lay in L[2:]] + [dhb[lay].at_least(1e-9) for lay in L[2:]]
-    rows += ["", "| layer | fall without − fall with the penalty [95 % CI] | final H_bin with − without [95 % CI] |",
-             "|---|---|---|"] + [f"| T{lay} | {dfall[lay].fmt()} | {dhb[lay].fmt()} |" for lay in L[2:]]
+    def drop(ev):
+        return falls(*ev)["drop"]
+
+    dfall = {lay: paired("I(X;T)", "sp", lay, lambda ev: -drop(ev)) for lay in L[2:]}      # fall without − with
+    dfin = {lay: paired("I(X;T)", "sp", lay, lambda ev: last_finite(ev[1])) for lay in L[2:]}  # final with − without
+    dhb = {lay: paired("H_bin", "", lay, lambda ev: last_finite(ev[1])) for lay in L[2:]}
+    less_comp = [lay for lay in L[2:] if dfall[lay].at_least(1e-9) is True]
+    higher = [lay for lay in L[2:] if dfin[lay].at_least(1e-9) is True]
+    less_clu = [lay for lay in L[2:] if dhb[lay].at_least(1e-9) is True]
+    met = [d[lay].at_least(1e-9) for d in (dfall, dfin, dhb) for lay in L[2:]]
+    rows += ["", "| layer | SP fall without − fall with the penalty, per seed, mean [95 % CI] | final SP I(X;T) with − "
+             "without [95 % CI] | final H_bin with − without [95 % CI] |", "|---|---|---|---|"] + [
+        f"| T{lay} | {dfall[lay].fmt()} | {dfin[lay].fmt()} | {dhb[lay].fmt()} |" for lay in L[2:]]
     plt = _plt()
     fig, axs = plt.subplots(1, 2, figsize=(8, 3.8), sharey=True)
     for ax, s in zip(axs, sws):
@@ -67,18 +69,25 @@ def c_orthonormal(runs):
     n = len(L[2:])
     verdict = verdict3(met)
     measured = (f"{seeds_epochs(r)} per λ ∈ {{{', '.join(lams)}}}. With λ = {l1}, SP falls less than with λ = {l0} in "
-                f"{len(less_comp)}/{n} of layers T3–T{L[-1]} ({', '.join('T' + x for x in less_comp) or 'none'}); the "
+                f"{len(less_comp)}/{n} of layers T3–T{L[-1]} ({', '.join('T' + x for x in less_comp) or 'none'}) and "
+                f"ends higher in {len(higher)}/{n} ({', '.join('T' + x for x in higher) or 'none'}); the "
                 f"binned entropy H_bin ends higher (less clustering) in {len(less_clu)}/{n} "
                 f"({', '.join('T' + x for x in less_clu) or 'none'}).\n\n" + "\n".join(rows))
     lay = L[-1]
     d_hb = max(abs(dhb[x].value) for x in L[2:])
     f0, f1 = final(r, "I(X;T)", "sp", lay, sws[0]), final(r, "I(X;T)", "sp", lay, sws[-1])
     cp0, cp1 = cmp[(lay, l0)][2], cmp[(lay, l1)][2]
-    why = (f"Rule: reproduced if, in every layer T3–T{L[-1]}, the regularised net's SP fall after the peak is smaller "
-           f"and its final H_bin is higher than the unregularised net's, both at the low end of the 95 % interval of "
-           f"the paired difference (seeds resampled; both arms start from the same initial network per seed; the "
-           f"fall read is peak → final); partially if some of these hold and some fail. Sizes: the final H_bin differences reach {d_hb:.2f} bit; the fraction of close pairs in T{lay} is {g3(cp0)} without and "
+    why = (f"Rule: reproduced if, in every layer T3–T{L[-1]}, the regularised net's SP fall after the peak is smaller, "
+           f"its final SP I(X;T) higher (less compression is a higher end point as well as a smaller fall: a net "
+           f"that peaks higher can fall as far and still end higher) and its final H_bin higher than the "
+           f"unregularised net's, each by the whole 95 % t-interval of the paired difference over seeds (both arms "
+           f"start from the same initial network per seed; the fall read is peak → final, each seed from its own "
+           f"peak); partially if some of these hold and some are missed (the whole interval on the wrong side of "
+           f"0). Sizes: the final H_bin differences reach {d_hb:.2f} bit; the fraction of close pairs in T{lay} is {g3(cp0)} without and "
            f"{g3(cp1)} with the penalty; the SP I(X;T) of T{lay} ends at {f2(f0)} without and {f2(f1)} bits with it "
            f"({'higher' if f1 > f0 else 'lower'} with the penalty).")
-    key = f"less compression in {len(less_comp)}/{n} layers, less clustering in {len(less_clu)}/{n}"
-    return Result(measured, verdict, why, [figp], key)
+    key = (f"smaller fall in {len(less_comp)}/{n} layers, higher final SP in {len(higher)}/{n}, less clustering in "
+           f"{len(less_clu)}/{n}")
+    power = powers((f"T{lay} fall diff", dfall[lay], COMPRESS), (f"T{lay} final diff", dfin[lay], COMPRESS),
+                   (f"T{lay} H_bin diff", dhb[lay], COMPRESS))
+    return Result(measured, verdict, why, [figp], key, power)
