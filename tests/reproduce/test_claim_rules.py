@@ -61,3 +61,89 @@ def test_szt_tanh_rule_reads_the_interval(tmp_path, falls_, verdict):
     res = c.analyze([read_run(path)])
     assert res.verdict == verdict
     assert f"fall: bin {np.mean(falls_):.2f} [" in res.key   # the mean fall, printed beside its interval
+
+
+def _szt_tanh(tmp_path, falls_):
+    path = tmp_path / "szt_tanh.csv"
+    write_export(path, falls_)
+    common.FIGDIR[0] = tmp_path / "figures"
+    c = next(c for c in claims() if c.name == "szt_tanh")
+    return c.analyze([read_run(path)])
+
+
+def test_a_miss_inside_the_noise_is_within_noise_not_a_failure(tmp_path):
+    # mean fall 0.40 < 0.5, but the t-interval [−0.11, 0.91] holds 0.5: the runs cannot tell; before, the point
+    # estimate below the bar read "not reproduced"
+    res = _szt_tanh(tmp_path, [0.0, 0.1, 0.9, 0.1, 0.9])
+    assert res.verdict == "within noise"
+    assert "underpowered" in res.power and "vs 0.5" in res.power
+
+
+def test_fewer_than_five_seeds_get_no_verdict(tmp_path):
+    res = _szt_tanh(tmp_path, [3.0, 3.2, 2.8, 3.1])
+    assert res.verdict == "too few seeds"
+    assert "n=4 < 5 seeds" in res.power
+
+
+def test_a_reproduced_fall_states_its_power(tmp_path):
+    res = _szt_tanh(tmp_path, [3.0, 3.2, 2.8, 3.1, 2.9])
+    # the per-seed falls 3.0 ± 0.158 (SD): half-width t(0.975, 4)·0.158/√5 = 0.196, well under the 0.5-bit rule
+    assert "±0.20 vs 0.5" in res.power and "underpowered" not in res.power
+
+
+def test_where_the_scales_differ_names_only_what_is_larger():
+    from ibtui.reproduce.common import Result
+    from ibtui.reproduce.report import stands
+
+    res = {"cpu": Result("", "not reproduced", ""), "medium": Result("", "partially", "")}
+    same_seeds = stands(res, {"cpu": [(1, 2)], "medium": [(1, 100)]})
+    assert "more epochs (the same seeds)" in same_seeds and "more seeds" not in same_seeds
+    assert "more seeds and more epochs" in stands(res, {"cpu": [(5, 3000)], "medium": [(10, 10000)]})
+    assert "no more seeds or epochs" in stands(res, {"cpu": [(4, 100)], "medium": [(4, 100)]})
+    res["medium"] = Result("", "too few seeds", "")
+    assert "neither stands yet" in stands(res, {"cpu": [(1, 2)], "medium": [(1, 100)]})
+
+
+def test_cifar_reads_the_bound_from_its_first_finite_value():
+    from ibtui.reproduce.claims.cifar_resnet32 import bound_from
+
+    e = np.array([0, 10, 20, 40, 80.0])
+    g = np.array([np.nan, np.nan, 5.0, 4.0, 3.0])   # NaN until W* is frozen at the transition (epoch ~15)
+    assert bound_from(e, g, 15.0) == 5.0            # interpolating at 15 read NaN: "never falls" whatever the data
+    assert bound_from(e, g, 30.0) == 4.0
+    assert np.isnan(bound_from(e, g, float("nan")))
+
+
+def test_snr_transition_compares_onset_with_onset_and_midpoint_with_midpoint():
+    from ibtui.reproduce.claims.snr_transition import band, decades, half_fall, snr_onset
+    from ibtui.reproduce.stats import FEW, Est
+
+    e = np.array([0, 10, 20, 40, 80, 160, 320.0])
+    snr = np.array([0.5, 2.0, 3.0, 1.0, 0.3, 0.1, 0.1])
+    assert snr_onset(e, snr) == 20.0                   # the SNR's maximum: where its fall begins
+    ixt = np.array([5.0, 6.0, 7.0, 7.0, 6.2, 5.6, 5.0])  # peak 7 at 20, final 5: half done (≤ 6) at 160
+    assert half_fall(e, ixt) == 160.0
+    assert np.isnan(half_fall(e, np.array([5.0, 6, 7, 7, 7, 7, 6.98])))   # no fall, no midpoint
+    assert decades(200.0, 20.0) == pytest.approx(1.0)
+    assert band(Est(0.1, -0.2, 0.25, 5), 0.3) is True
+    assert band(Est(0.5, 0.35, 0.7, 5), 0.3) is False
+    assert band(Est(0.2, -0.1, 0.5, 5), 0.3) is None
+    assert band(Est(0.1, -0.2, 0.25, 3), 0.3) is FEW
+
+
+def test_depth_and_batch_rules_read_whole_intervals():
+    from ibtui.reproduce.claims.batch_sweep import batch_verdict
+    from ibtui.reproduce.claims.depth_sweep import depth_verdict
+    from ibtui.reproduce.stats import Est
+
+    assert depth_verdict(Est(-2.5, -2.9, -2.1, 5), True) == "reproduced"
+    assert depth_verdict(Est(-0.8, -1.1, -0.5, 10), True) == "partially"         # falls, but slower than K^−2
+    assert depth_verdict(Est(-1.5, -2.6, -0.4, 10), True) == "within noise"      # falls; −2 inside the interval
+    assert depth_verdict(Est(0.5, 0.2, 0.8, 10), True) == "not reproduced"
+    assert depth_verdict(Est(-0.5, -1.5, 0.5, 10), True) == "within noise"
+    assert depth_verdict(Est(-2.5, -2.9, -2.1, 4), True) == "too few seeds"
+    assert batch_verdict(Est(0.97, 0.93, 0.99, 6), Est(1.2, 0.8, 1.6, 6), 5) == "reproduced"
+    assert batch_verdict(Est(0.8, 0.6, 0.95, 6), Est(1.2, 0.8, 1.6, 6), 5) == "partially"
+    assert batch_verdict(Est(0.7, -0.5, 0.99, 6), Est(1.2, -0.8, 3.0, 6), 5) == "within noise"
+    assert batch_verdict(Est(-0.7, -0.9, -0.4, 6), Est(-1.2, -1.6, -0.8, 6), 5) == "not reproduced"
+    assert batch_verdict(Est(0.97, 0.93, 0.99, 3), Est(1.2, 0.8, 1.6, 3), 5) == "too few seeds"
