@@ -91,22 +91,48 @@ def test_a_seed_gives_the_same_bits_alone_or_beside_others():
         assert torch.equal(a[0], b[2])
 
 
-@needs_compiler
-def test_the_same_bits_whatever_vector_instructions_it_was_built_for(tmp_path, monkeypatch):
-    """Built with -march=native and without it (SSE2 on x86-64): the fixed-order sums and IEEE arithmetic give
-    identical gradients, which is why a run's numbers are the same on every machine with a compiler."""
+def assert_same_bits_over_builds(tmp_path, monkeypatch, targets):
+    """Builds the step with -march=native and with each of `targets` in its place ("" for no target flag), each
+    picking its own vector width and blocking, and checks that all give identical gradients: fixed-order sums and
+    IEEE arithmetic, which is why a run's numbers are the same on every machine with a compiler."""
+    import platform
+
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("IBTUI_CFLAGS", raising=False)
     source = (resources.files("ibtui.engine.backends") / compiled_step.SOURCE).read_text()
-    builds = [compiled.load("mlp_step", source, [flags]) for flags in compiled_step.FLAG_SETS]
+    native_flags = compiled_step.FLAG_SETS[0]
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    flag_sets = [native_flags] + [[f for f in native_flags if f != "-march=native"] if not t else
+                                  [f if f != "-march=native" else f"-march={t}" for f in native_flags]
+                                  for t in targets if x86 or not t]
+    builds = [compiled.load("mlp_step", source, [flags]) for flags in flag_sets]
     if any(lib is None for lib in builds):
         pytest.skip("the compiler refused one of the flag sets")
-    assert len(list((tmp_path / "ibtui").iterdir())) == 2  # two libraries were built
-    for activation in ("tanh", "relu"):
-        model, x, y, order = problem([12, 10, 7, 5, 4, 3, 2], activation, seed=3)
-        native, portable = (compiled_grads(model, x, y, order, 64, 653, lib=compiled_step.bind(lib))
-                            for lib in builds)
-        for a, b in zip(native, portable):
-            assert torch.equal(a, b)
+    assert len(list((tmp_path / "ibtui").glob("mlp_step-*.so"))) == len(builds)  # one library a flag set
+    cases = [([12, 10, 7, 5, 4, 3, 2], "tanh", 0.0), ([12, 10, 7, 5, 4, 3, 2], "relu", 0.0),
+             ([12, 33, 17, 6, 2], "linear", 0.0), ([20, 16, 12, 10], "tanh", 0.1)]  # ragged blocks, noise
+    for sizes, activation, beta in cases:
+        model, x, y, order = problem(sizes, activation, seed=3)
+        g = torch.Generator().manual_seed(4)
+        noise = [torch.randn(3, w, 589, generator=g) for w in sizes[1:-1]] if beta else None
+        first, *others = (compiled_grads(model, x, y, order, 64, 653, beta, noise, lib=compiled_step.bind(lib))
+                          for lib in builds)
+        for other in others:
+            for a, b in zip(first, other):
+                assert torch.equal(a, b)
+
+
+@needs_compiler
+def test_the_same_bits_whatever_vector_instructions_it_was_built_for(tmp_path, monkeypatch):
+    """The machine's own build against plain x86-64 (SSE2: 4-float vectors; elsewhere: no target flag)."""
+    assert_same_bits_over_builds(tmp_path, monkeypatch, ["x86-64"])
+
+
+@pytest.mark.slow
+@needs_compiler
+def test_the_same_bits_for_avx2_and_untargeted_builds(tmp_path, monkeypatch):
+    """… and against AVX2 (x86-64-v3: 8-float vectors, 16 registers) and a build with no target flag."""
+    assert_same_bits_over_builds(tmp_path, monkeypatch, ["x86-64-v3", ""])
 
 
 @needs_compiler

@@ -3,8 +3,10 @@
  *
  * Every sum is written out in a fixed order (64 lane partials over the batch, then a fixed tree) and the
  * build keeps IEEE arithmetic (no -ffast-math, -ffp-contract=off), so a seed's gradients are the same bits
- * whatever the vector width the compiler picks (SSE, AVX2, AVX-512, NEON) and however many seeds run beside
- * it. exp (Cephes) and tanh (Eigen's rational approximation) are single-precision approximations within a few
+ * whatever the vector width it was built for (SSE, AVX2, AVX-512, NEON: VW below) and however many seeds run
+ * beside it. The width and the register blocking follow the target, because vectors wider than the machine's
+ * are lowered piecewise and blocking sized for AVX-512's 32 registers spills on AVX2's 16 (issue 31: 0.58x
+ * PyTorch's step on an AVX2 EPYC with 64-byte vectors everywhere). exp (Cephes) and tanh (Eigen's rational approximation) are single-precision approximations within a few
  * ulp, written here so that they do not depend on the C library.
  *
  * Layout, as the engine keeps it: inputs feature-major x[d_in][N], labels y[N], each seed's epoch order
@@ -15,14 +17,33 @@
 #include <stdint.h>
 #include <string.h>
 
-#define LANES 64 /* a batch chunk: four vectors of 16 floats */
+#define LANES 64 /* a batch chunk: the 64 lane partials every batch sum is split into */
 #define MAX_LAYERS 32 /* compiled_step.MAX_LAYERS */
+
+/* The target's vector unit, from the compiler's predefined macros: VW floats a vector, and GV vectors a lane group
+ * in the blocked loops below, so that BLOCK x GV accumulators, the rows, a broadcast weight and a product fit the
+ * registers (AVX-512 and NEON: 32; AVX/AVX2 and SSE: 16). Neither changes any sum's order: a lane's own sum is
+ * the same whichever vector holds it and whichever lanes run beside it. */
+#if defined(__AVX512F__)
+#define VW 16
+#define GV 4
+#elif defined(__AVX__)
+#define VW 8
+#define GV 2
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+#define VW 4
+#define GV 4
+#else /* SSE2-only x86-64, and a generic fallback the compiler lowers to what it has */
+#define VW 4
+#define GV 2
+#endif
+#define GL (GV * VW) /* lanes a group; divides LANES */
 
 enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_RELU = 2 };
 
-/* GCC/Clang vector extensions: per-lane IEEE operations, lowered to whatever vector unit the machine has. */
-typedef float vf __attribute__((vector_size(64)));
-typedef int32_t vi __attribute__((vector_size(64)));
+/* GCC/Clang vector extensions of the target's own width: per-lane IEEE operations. */
+typedef float vf __attribute__((vector_size(VW * sizeof(float))));
+typedef int32_t vi __attribute__((vector_size(VW * sizeof(int32_t))));
 
 static inline vf splat(float a) { return a - (vf){0}; } /* a - (+0) is a, -0 and NaN included */
 static inline vf sel(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
@@ -73,92 +94,102 @@ static inline vf tanh_v(vf x) {
  * four of them; a block changes which sums run side by side, never any sum's own order. */
 #define BLOCK 4
 
-/* Fixed tree over the 16 lanes of (a0 + a1) + (a2 + a3). */
-static inline float lanes_total(vf a0, vf a1, vf a2, vf a3) {
+/* A batch sum's fixed tree over its 64 lane partials P (P[l] sums the batch entries b = l mod 64, in order):
+ * the 16 sums (P[l] + P[l+16]) + (P[l+32] + P[l+48]), then halves added pairwise (8, 4, 2, 1). */
+static inline float lanes_total(const float *restrict P) {
     float part[16];
-    store(part, (a0 + a1) + (a2 + a3));
+    for (int l = 0; l < 16; l++) part[l] = (P[l] + P[l + 16]) + (P[l + 32] + P[l + 48]);
     for (int w = 8; w >= 1; w /= 2)
         for (int l = 0; l < w; l++) part[l] += part[l + w];
     return part[0];
 }
 
-/* Four accumulators (a whole LANES chunk) for each of up to BLOCK sums, named so that they live in registers. */
-#define ACC4(j) vf a##j##0 = {0}, a##j##1 = {0}, a##j##2 = {0}, a##j##3 = {0}
-#define MAC4(j, m, r0, r1, r2, r3) do { a##j##0 += (m) * (r0); a##j##1 += (m) * (r1); \
-                                      a##j##2 += (m) * (r2); a##j##3 += (m) * (r3); } while (0)
-
-/* g[o] = sum over b of u[b] * v_o[b] for the ob rows v_o = v + o * bp (o < ob), n a multiple of LANES: four
- * vector partials per sum (lane l of partial j sums b = 16 j + l mod 64, in order), then lanes_total. */
+/* g[o] = sum over b of u[b] * v_o[b] for the ob rows v_o = v + o * bp (o < ob), bp a multiple of LANES: one lane
+ * group at a time, each lane summing its entries b = lane mod 64 in order, then lanes_total. */
 static inline void dots(const float *restrict u, const float *restrict v, int64_t bp, float *restrict g, const int ob) {
-    ACC4(0); ACC4(1); ACC4(2); ACC4(3);
-    for (int64_t k = 0; k < bp; k += LANES) {
-        const vf u0 = load(u + k), u1 = load(u + k + 16), u2 = load(u + k + 32), u3 = load(u + k + 48);
-#define DOT4(j) do { const float *row = v + (j) * bp + k; a##j##0 += u0 * load(row); a##j##1 += u1 * load(row + 16); \
-                         a##j##2 += u2 * load(row + 32); a##j##3 += u3 * load(row + 48); } while (0)
-        DOT4(0);
-        if (ob > 1) DOT4(1);
-        if (ob > 2) DOT4(2);
-        if (ob > 3) DOT4(3);
-#undef DOT4
-    }
-    g[0] = lanes_total(a00, a01, a02, a03);
-    if (ob > 1) g[1] = lanes_total(a10, a11, a12, a13);
-    if (ob > 2) g[2] = lanes_total(a20, a21, a22, a23);
-    if (ob > 3) g[3] = lanes_total(a30, a31, a32, a33);
-}
-
-/* The same sums of v_o's own entries (bias gradients). */
-static float total(const float *restrict v, int64_t bp) {
-    vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    for (int64_t k = 0; k < bp; k += LANES) {
-        a0 += load(v + k);
-        a1 += load(v + k + 16);
-        a2 += load(v + k + 32);
-        a3 += load(v + k + 48);
-    }
-    return lanes_total(a0, a1, a2, a3);
-}
-
-/* A finished block row: + bias (forward) or × act'(s), s (at offset `at`) the activation's output (backward). */
-static inline void finish(float *restrict dst, const float *restrict bias, const float *restrict s, int64_t at,
-                          int act, vf a0, vf a1, vf a2, vf a3) {
-    vf v[4] = {a0, a1, a2, a3};
-    for (int q = 0; q < 4; q++) {
-        if (bias) {
-            v[q] = v[q] + *bias;
-        } else if (act == ACT_TANH) {
-            const vf sv = load(s + at + 16 * q);
-            v[q] = v[q] * (1.0f - sv * sv);
-        } else if (act == ACT_RELU) {
-            v[q] = sel(load(s + at + 16 * q) > 0.0f, v[q], splat(0.0f));
+    float part[BLOCK][LANES];
+    for (int g0 = 0; g0 < LANES; g0 += GL) {
+        vf acc[BLOCK][GV];
+#pragma GCC unroll 16
+        for (int j = 0; j < ob; j++)
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) acc[j][q] = splat(0.0f);
+        for (int64_t k = g0; k < bp; k += LANES) {
+            vf uk[GV];
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) uk[q] = load(u + k + q * VW);
+#pragma GCC unroll 16
+            for (int j = 0; j < ob; j++)
+#pragma GCC unroll 16
+                for (int q = 0; q < GV; q++) acc[j][q] += uk[q] * load(v + j * bp + k + q * VW);
         }
-        store(dst + 16 * q, v[q]);
+#pragma GCC unroll 16
+        for (int j = 0; j < ob; j++)
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) store(part[j] + g0 + q * VW, acc[j][q]);
     }
+    for (int j = 0; j < ob; j++) g[j] = lanes_total(part[j]);
+}
+
+/* The same sums of v's own entries (bias gradients). */
+static float total(const float *restrict v, int64_t bp) {
+    float part[LANES];
+    for (int g0 = 0; g0 < LANES; g0 += GL) {
+        vf acc[GV];
+#pragma GCC unroll 16
+        for (int q = 0; q < GV; q++) acc[q] = splat(0.0f);
+        for (int64_t k = g0; k < bp; k += LANES)
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) acc[q] += load(v + k + q * VW);
+#pragma GCC unroll 16
+        for (int q = 0; q < GV; q++) store(part + g0 + q * VW, acc[q]);
+    }
+    return lanes_total(part);
 }
 
 /* out[o][b] = sum over i (ascending) of m[i][o] * in[i][b], for the ob rows o0 … o0 + ob − 1 of out; m is
  * n_in × n_out with row stride m_stride and column stride m_step (a weight matrix or its transpose). Then
- * out = f(out): + bias[o] (forward) or × act'(s[o][b]) (backward). */
+ * out = f(out): + bias[o] (forward) or × act'(s[o][b]) (backward), s the activation's output. Each lane's sum is
+ * its own, so a lane group of GL at a time. */
 static inline void mix_block(const float *restrict m, int64_t m_stride, int64_t m_step, const float *restrict in,
                              float *restrict out, const float *restrict bias, const float *restrict s, int act,
                              int64_t n_in, int64_t bp, int64_t o0, const int ob) {
-    for (int64_t b0 = 0; b0 < bp; b0 += LANES) {
-        ACC4(0); ACC4(1); ACC4(2); ACC4(3);
+    for (int64_t b0 = 0; b0 < bp; b0 += GL) {
+        vf acc[BLOCK][GV];
+#pragma GCC unroll 16
+        for (int j = 0; j < ob; j++)
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) acc[j][q] = splat(0.0f);
         for (int64_t i = 0; i < n_in; i++) {
             const float *row = in + i * bp + b0, *mi = m + i * m_stride + o0 * m_step;
-            const vf r0 = load(row), r1 = load(row + 16), r2 = load(row + 32), r3 = load(row + 48);
-            MAC4(0, splat(mi[0]), r0, r1, r2, r3);
-            if (ob > 1) MAC4(1, splat(mi[m_step]), r0, r1, r2, r3);
-            if (ob > 2) MAC4(2, splat(mi[2 * m_step]), r0, r1, r2, r3);
-            if (ob > 3) MAC4(3, splat(mi[3 * m_step]), r0, r1, r2, r3);
+            vf r[GV];
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) r[q] = load(row + q * VW);
+#pragma GCC unroll 16
+            for (int j = 0; j < ob; j++) {
+                const vf wj = splat(mi[j * m_step]);
+#pragma GCC unroll 16
+                for (int q = 0; q < GV; q++) acc[j][q] += wj * r[q];
+            }
         }
-#define FINISH(j) finish(out + (o0 + j) * bp + b0, bias ? bias + o0 + j : NULL, s, (o0 + j) * bp + b0, \
-                         act, a##j##0, a##j##1, a##j##2, a##j##3)
-        FINISH(0);
-        if (ob > 1) FINISH(1);
-        if (ob > 2) FINISH(2);
-        if (ob > 3) FINISH(3);
-#undef FINISH
+#pragma GCC unroll 16
+        for (int j = 0; j < ob; j++) {
+            float *dst = out + (o0 + j) * bp + b0;
+            const float *sj = s ? s + (o0 + j) * bp + b0 : NULL;
+#pragma GCC unroll 16
+            for (int q = 0; q < GV; q++) {
+                vf v = acc[j][q];
+                if (bias) {
+                    v = v + bias[o0 + j];
+                } else if (act == ACT_TANH) {
+                    const vf sv = load(sj + q * VW);
+                    v = v * (1.0f - sv * sv);
+                } else if (act == ACT_RELU) {
+                    v = sel(load(sj + q * VW) > 0.0f, v, splat(0.0f));
+                }
+                store(dst + q * VW, v);
+            }
+        }
     }
 }
 
@@ -202,7 +233,7 @@ static void weight_grad(const float *t, const float *dz, float *gw, int64_t n_in
 }
 
 static void activate(float *restrict z, int64_t n, int act) {
-    for (int64_t k = 0; k < n; k += 16) {
+    for (int64_t k = 0; k < n; k += VW) {
         vf v = load(z + k);
         if (act == ACT_TANH) v = tanh_v(v);
         else if (act == ACT_RELU) v = sel(v < 0.0f, splat(0.0f), v);
@@ -215,7 +246,7 @@ static void activate(float *restrict z, int64_t n, int act) {
 static void loss_grad(const float *restrict z, const int32_t *restrict y, float *restrict dz, int64_t c, int64_t batch,
                       int64_t bp) {
     const float n = (float)batch;
-    for (int64_t b = 0; b < bp; b += 16) {
+    for (int64_t b = 0; b < bp; b += VW) {
         vf m = load(z + b), total = {0}, others = {0};
         for (int64_t k = 1; k < c; k++) {
             vf zk = load(z + k * bp + b);
