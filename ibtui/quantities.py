@@ -100,6 +100,26 @@ _ALL = (
 
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in _ALL}
 
+# What each MI estimator of `measure.estimators` computes, for the `?` help (the run's exact settings are in its
+# sidecar's run_info.estimator_settings). Keyed by the scenario's estimator name; records carry a label
+# ("bin30", "kde_upper", …) that starts with it.
+ESTIMATORS = {
+    "binning": "equal-width bins per unit; I(X;T) = H(Bin(T)) for a deterministic net, I(T;Y) by plug-in "
+               "(Shwartz-Ziv & Tishby 2017); saturates at log2 N on wide layers",
+    "kde": "Kolchinsky-Tracey pairwise-distance upper (KL) and lower (Bhattacharyya) bounds with Gaussian noise of "
+           "variance sigma^2 added to T (Saxe et al. 2018)",
+    "sp": "sample propagation: Gaussian-mixture entropies of a noisy network's layers by Monte Carlo "
+          "(Goldfeld et al. 2019)",
+    "exact": "quadrature of a 1-unit noisy layer's Gaussian mixture",
+    "renyi": "matrix-based Renyi alpha-entropy: S = log2(sum lambda_i^alpha)/(1-alpha) of the trace-1 Gaussian Gram "
+             "A_ij = K_ij/n; joint S(A o B / tr(A o B)); I = S(A) + S(B) - S(A,B), with the inputs' Gram for "
+             "I(X;T) and the class-indicator Gram for I(T;Y); alpha = 1.01, sigma by Silverman's rule "
+             "(Giraldo, Rao & Principe 2014; Yu et al. 2019); made for wide layers",
+    "ksg": "Kraskov-Stoegbauer-Grassberger kNN estimator 1: I = psi(k) + psi(N) - <psi(n_x+1) + psi(n_t+1)>, "
+           "max-norm, each variable at unit variance; labels at distance infinity between classes for I(T;Y) "
+           "(Kraskov et al. 2004; Ross 2014)",
+}
+
 
 def of_group(group: str) -> tuple[str, ...]:
     """The names of one group, in registry order (e.g. the clustering table's columns)."""

@@ -59,6 +59,12 @@ def help_text(bindings, panes, info=None, quantities=None) -> Table:
         quantities = QUANTITIES.values()
     for q in quantities:
         t.add_row("", Text.assemble((q.name, "bold"), (f" [{q.unit}]" if q.unit else ""), ": ", q.definition))
+    from ibtui.quantities import ESTIMATORS
+
+    t.add_row("", "")
+    t.add_row(Text("estimators", style="underline"), "")
+    for name, definition in ESTIMATORS.items():
+        t.add_row("", Text.assemble((name, "bold"), ": ", definition))
     return t
 
 
