@@ -472,6 +472,8 @@ class Monitor:
         training loss (weighted by `batch_size`). Nothing is copied to the host."""
         self._check_open()
         self.steps += 1
+        if self.queue.pending:  # a snapshot the worker has finished goes to the export now, not at the next epoch
+            self._emit(self.queue.ready())
         if loss is not None:
             weight = float(batch_size) if batch_size else 1.0
             losses = loss if isinstance(loss, (list, tuple)) else [loss] if self.n_seeds == 1 else loss

@@ -89,6 +89,11 @@ def test_export_and_sidecar_read_back(tmp_path):
     assert mon_meta["models"][0]["repr"] == repr(net)
     assert mon_meta["arguments"]["scenario_name"] == "mine"
     assert meta["run_info"]["layer_widths"] == [6, 3] and meta["run_info"]["n_points"] == 64
+    from ibtui.sinks.figures import _settings_line
+
+    line = _settings_line(run, "")  # a figure's subtitle names the watched model, not the scenario's defaults
+    assert line.startswith(f"own model Sequential ({mon_meta['models'][0]['parameters']:,} parameters), watched 1, 3 "
+                           f"on 64 inputs") and "szt" not in line and "10-7-5-4-3" not in line
 
 
 def test_binning_of_an_identity_layer_is_the_input_entropy(tmp_path):

@@ -113,12 +113,15 @@ def _settings_line(ex: Export, sweep: str) -> str:
     """Key settings from the sidecar: model, optimiser, batch, data, with the swept value applied."""
     sc = ex.scenario()
     m, t, d = sc.get("model") or {}, sc.get("train") or {}, sc.get("data") or {}
+    watched = _watched_words(ex.meta.get("monitor"))
+    if watched:  # ibtui.watch: the researcher's own model, loop and data; the scenario holds the measure settings
+        m, t, d = {}, {}, {}
     over = {}
     if sweep:
         setting, _, value = sweep.partition("=")
         over[setting] = value
     get = lambda sec, key, dct: over.get(f"{sec}.{key}", dct.get(key))  # noqa: E731
-    parts = []
+    parts = [watched] if watched else []
     if m:
         hidden = m.get("hidden") or []
         depth = get("model", "depth", m)
@@ -144,6 +147,18 @@ def _settings_line(ex: Export, sweep: str) -> str:
     if ex.meta and not ex.finished():  # no sidecar: unknown, so not claimed
         parts.append(f"partial: up to epoch {ex.last_epoch(sweep)}")
     return ", ".join(p for p in parts if p)
+
+
+def _watched_words(monitor) -> str:
+    """'own model Net (20,522 parameters), watched fc1, fc2 on 1000 inputs' from an ibtui.watch sidecar, else ''."""
+    if not isinstance(monitor, dict):
+        return ""
+    models = [m for m in monitor.get("models") or [] if isinstance(m, dict)]
+    names = [str(d.get("name")) for d in monitor.get("layers") or [] if isinstance(d, dict)]
+    points = (monitor.get("inputs") or {}).get("points") if isinstance(monitor.get("inputs"), dict) else None
+    head = (f"own model {models[0].get('class', '')} ({models[0].get('parameters', 0):,} parameters)"
+            if models and isinstance(models[0].get("parameters"), int) else "own model")
+    return f"{head}, watched {', '.join(names)}" + (f" on {points} inputs" if isinstance(points, int) else "")
 
 
 def _title(fig, ex: Export, sweep: str, what: str) -> None:
