@@ -99,7 +99,8 @@ def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], t
             guard.extend((_OutOfMemoryStops(engine), csv_sink))
             return guard[0], sinks
 
-        code = run_app(factory=factory, fps=fps, mouse=not no_mouse)  # an IbtuiError in the factory: exit 2
+        # an IbtuiError in the factory: exit 2; the status line names the scenario from the first frame
+        code = run_app(factory=factory, fps=fps, mouse=not no_mouse, name=sc.name)
         if guard and guard[0].oom:  # the app showed it as a warning; the terminal gets the sentence, exit 2
             fail(f"{guard[0].oom}{kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)

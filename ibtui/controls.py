@@ -18,6 +18,9 @@ class Controls:
     stop: threading.Event = field(default_factory=threading.Event)
     # Index into the scenario's list of noise levels (model.noise_levels); None = keep current.
     noise_index: int | None = None
+    # The live app draws the run: the engine keeps its measuring queue short (overlap.LIVE_LAG_S), so what is
+    # drawn is at most a few seconds old; headless runs queue deeper.
+    live: bool = False
 
     def request_noise(self, index: int) -> None:
         """Ask the engine to switch to noise level `index` at the next epoch boundary."""

@@ -71,7 +71,7 @@ class Progress:
     trained: int = 0
     measure_s: float = 0.0
     measured: int = 0
-    # after the last epoch: snapshots still being measured on the worker, and its mean seconds a snapshot
+    # snapshots still being measured on the worker (in flight), and its mean seconds a snapshot
     measuring: int = 0
     measure_job_s: float = math.nan
 
@@ -98,10 +98,14 @@ class Progress:
         return self.measuring * self.measure_job_s if math.isfinite(self.measure_job_s) else math.nan
 
     def time_left(self, s_per_epoch: float, s_per_snapshot: float) -> float:
-        """Epochs left at `s_per_epoch`, plus snapshots left at `s_per_snapshot` (nan: none measured yet)."""
+        """Epochs left at `s_per_epoch` plus snapshots left at `s_per_snapshot` (the training thread's share, nan:
+        none measured yet), or, where the measuring worker has more left (the snapshots left and those in flight
+        at its mean time a job), the worker's: the run ends when the slower of the two does."""
         left = (self.total - self.epoch) * s_per_epoch
         snaps = max(self.snapshots_total - self.snapshots_done, 0)
-        return left + snaps * s_per_snapshot if snaps and math.isfinite(s_per_snapshot) else left
+        train = left + snaps * s_per_snapshot if snaps and math.isfinite(s_per_snapshot) else left
+        worker = (snaps + self.measuring) * self.measure_job_s if math.isfinite(self.measure_job_s) else 0.0
+        return max(train, worker)
 
 
 class EtaEstimator:

@@ -325,8 +325,8 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
     items = value if isinstance(value, list) else [value]
     for v in items:
         if meta.get("choices") and v not in meta["choices"]:
-            raise ScenarioError(f"{origin}: {where} = {_echo(v)} is not allowed; use one of: "
-                                f"{', '.join(_toml_value(c) if isinstance(c, bool) else str(c) for c in meta['choices'])}.")
+            allowed = ", ".join(_toml_value(c) if isinstance(c, bool) else str(c) for c in meta["choices"])
+            raise ScenarioError(f"{origin}: {where} = {_echo(v)} is not allowed; use one of: {allowed}.")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             lo, hi = meta.get("lo"), meta.get("hi")
             if isinstance(v, float) and not math.isfinite(v):

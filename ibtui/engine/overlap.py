@@ -84,6 +84,7 @@ class MeasureQueue:
         self._cancel = threading.Event()  # set by `close`: the running job's remaining layers are skipped
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
         self._job_seconds, self._jobs_timed = 0.0, 0  # seconds the finished jobs took, and how many
+        self.waited_s = 0.0  # seconds the calling thread has waited for jobs (not its own work: the ETA's split)
 
     @property
     def in_flight(self) -> int:
@@ -99,9 +100,12 @@ class MeasureQueue:
         return bool(self._jobs)
 
     def _full(self, nbytes: int) -> bool:
+        """Whether a job of `nbytes` must wait: `depth` in flight, `max_bytes` held, or (with `max_lag_s`) the jobs
+        in flight would take that long at the mean time a job took (before the first has ended, one at a time)."""
         n = len(self._jobs)
-        lag = n * self.job_s if self._jobs_timed else 0.0
-        return n >= self.depth or sum(b for _, b in self._jobs) + nbytes > self.max_bytes or lag >= self.max_lag_s
+        if n >= self.depth or sum(b for _, b in self._jobs) + nbytes > self.max_bytes:
+            return True
+        return math.isfinite(self.max_lag_s) and n > 0 and (not self._jobs_timed or n * self.job_s >= self.max_lag_s)
 
     def submit(self, job: Callable[[], object], nbytes: int = 0) -> list:
         """Start `job` (holding `nbytes` until it ends); returns the results it waited for first."""
@@ -148,11 +152,15 @@ class MeasureQueue:
         """The oldest job's result, waited for; while the calling thread waits, its core goes to the job's
         compiled KDE sums (`native.lend_core`). Raises `Stopped` (the job stays queued) once `stop` is set."""
         f = self._jobs[0][0]
-        with native.lend_core():
-            while not f.done():
-                if self.stop is not None and self.stop.is_set():
-                    raise Stopped
-                wait([f], timeout=0.05)
+        t0 = time.perf_counter()
+        try:
+            with native.lend_core():
+                while not f.done():
+                    if self.stop is not None and self.stop.is_set():
+                        raise Stopped
+                    wait([f], timeout=0.05)
+        finally:
+            self.waited_s += time.perf_counter() - t0
         self._jobs.popleft()
         return f.result()
 

@@ -14,6 +14,7 @@ is emitted.
 from __future__ import annotations
 
 import bisect
+import math
 import time
 from dataclasses import replace
 from typing import Callable, Iterable
@@ -30,7 +31,7 @@ from ibtui.engine.backends import build_backend
 from ibtui.engine.context import RunContext
 from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
-from ibtui.engine.overlap import STOP_GRACE_S, MeasureQueue, Stopped, overlap_possible
+from ibtui.engine.overlap import LIVE_LAG_S, STOP_GRACE_S, MeasureQueue, Stopped, overlap_possible
 from ibtui.engine.probes import build_probes
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.schedule import learning_rate, snapshot_epochs
@@ -286,6 +287,7 @@ class Engine:
             self.replayed = []
         t = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}  # for the ETA (records.Progress)
         self.measuring.stop = controls.stop  # a stop ends any wait for a snapshot at once
+        self.measuring.max_lag_s = LIVE_LAG_S if controls.live else math.inf
         try:
             if self.epoch == 0:
                 t0 = time.perf_counter()
@@ -307,8 +309,9 @@ class Engine:
                 t["train_s"] += t1 - t0
                 t["trained"] += 1
                 if self.epoch in self.snapshots:
+                    waited = self.measuring.waited_s  # a full queue's wait is the worker's time, not this thread's
                     self._emit(sink, self._submit_snapshot())
-                    t["measure_s"] += time.perf_counter() - t1
+                    t["measure_s"] += time.perf_counter() - t1 - (self.measuring.waited_s - waited)
                     t["measured"] += 1
                 self._emit(sink, self.measuring.drain() if self._settle else self.measuring.ready())
                 self._settle = False

@@ -80,7 +80,7 @@ class IbtuiApp(App):
     ]
 
     def __init__(self, source=None, sinks: list | tuple = (), fps: float = 3.0, controls: Controls | None = None,
-                 source_label: str = "", factory=None):
+                 source_label: str = "", factory=None, name: str = ""):
         """`source` is the engine (or a CsvReplay); or `factory(say)` builds it in the worker thread and returns
         `(source, extra_sinks)`, calling `say("building the model…")` as it goes, so the first frame does not
         wait for torch. An IbtuiError from the factory ends the app with that sentence and exit code 2."""
@@ -95,6 +95,8 @@ class IbtuiApp(App):
         self.sinks = list(sinks)
         self.fps = fps
         self.controls = controls or Controls()
+        self.controls.live = True  # the engine keeps what is drawn at most a few seconds old
+        self.run_name = name  # the scenario's name: the status line shows it from the first frame
         self.state = TuiState()
         self.vs = ViewState()
         self.source_label = source_label  # "view run.csv" in replay mode
@@ -200,7 +202,7 @@ class IbtuiApp(App):
             requested = info.noise_levels[idx % len(info.noise_levels)]
         return RunFlags(paused=self.controls.paused.is_set(), stopping=self.stopping,
                         noise_requested=requested, source=self.source_label,
-                        stalled=getattr(self.source, "stalled", ""), runs=self.runs)
+                        stalled=getattr(self.source, "stalled", ""), runs=self.runs, name=self.run_name)
 
     def poll(self, force: bool = False) -> None:
         """Timer callback: redraw what changed since the last call (nothing when nothing did)."""
@@ -413,10 +415,11 @@ def _run(app: IbtuiApp, mouse: bool) -> int:
     return app.return_code or 0
 
 
-def run_app(engine=None, sinks: list = (), fps: float = 3.0, mouse: bool = True, factory=None) -> int:
+def run_app(engine=None, sinks: list = (), fps: float = 3.0, mouse: bool = True, factory=None, name: str = "") -> int:
     """Run the live app on `engine` (its `run` in a thread) with extra `sinks`, or on what `factory(say)`
-    builds in the thread (see IbtuiApp); returns the exit code."""
-    return _run(IbtuiApp(engine, sinks, fps=fps, factory=factory), mouse)
+    builds in the thread (see IbtuiApp; `name`: the scenario's, shown before the engine exists); returns the exit
+    code."""
+    return _run(IbtuiApp(engine, sinks, fps=fps, factory=factory, name=name), mouse)
 
 
 def view_app(csv_paths, fps: float = 3.0, mouse: bool = True) -> int:

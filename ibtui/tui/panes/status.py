@@ -27,6 +27,7 @@ class RunFlags:
     source: str = ""  # "view run.csv" in replay mode, "" live
     stalled: str = ""  # replay: "not growing since HH:MM: the run may have been killed" (CsvReplay.stalled)
     runs: tuple[str, ...] = ()  # comparing runs: their names (the view's sweep is the bright one)
+    name: str = ""  # the scenario's name, known before the engine's first report (the first frame shows it)
 
 
 def run_state(view: StateView, flags: RunFlags) -> str:
@@ -50,7 +51,7 @@ def run_state(view: StateView, flags: RunFlags) -> str:
 def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 10_000) -> tuple[str, str]:
     """The two status lines, each fitted to `width` columns (items dropped from the right)."""
     info = view.info
-    name = info.run if info is not None else "starting"
+    name = info.run if info is not None else (flags.name or "starting")
     device = info.device if info is not None else ""
     seeds = len(view.seeds())
     total = view.total
@@ -88,8 +89,11 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
     state = run_state(view, flags)
     if not live and state in ("RUNNING", "FOLLOWING", "NOT GROWING"):
         state = "DONE"
-    second = fit([state, view.stage, view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged,
-                  layers, "each seed" if vs.per_seed else "mean"], width)
+    behind = ""  # the measuring worker more than a snapshot behind training (ibtui.engine.overlap)
+    if live and view.finished is None and not flags.source and p is not None and p.measuring >= 2:
+        behind = f"measuring snapshot {view.snapshots + 1}, training at epoch {view.epoch}"
+    second = fit([state, view.stage, view.error or flags.stalled, behind, f"noise {beta}", f"estimator {est}",
+                  diverged, layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
 
 
