@@ -16,9 +16,21 @@
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
-#define W 16         /* columns a vector */
+/* W, the columns of a block, is the target's vector width, from the compiler's predefined macros: a block's R
+ * distance vectors, a column vector and a product then fit the registers (16 on AVX2 and SSE). 16-float vectors
+ * on AVX2 (two registers each) spilled a block's distances to the stack: 5x slower (issue 31). The width changes
+ * which far blocks are skipped and the order of a row's lane sums, both within the stated error. */
+#if defined(__AVX512F__)
+#define W 16
+#elif defined(__AVX__)
+#define W 8
+#else /* SSE2 (x86-64), NEON, and a generic fallback the compiler lowers to what it has */
+#define W 4
+#endif
 #define R 8          /* rows a block */
 #define MAX_SCALES 8
 #define MAX_TILE 256
@@ -58,11 +70,18 @@ static inline int any_lane(vi m) {
     __m512i v;
     memcpy(&v, &m, sizeof v);
     return _mm512_test_epi32_mask(v, v) != 0;
-#elif defined(__AVX__) && W == 16
-    __m256 lo, hi;
-    memcpy(&lo, &m, sizeof lo);
-    memcpy(&hi, (const char *)&m + sizeof lo, sizeof hi);
-    return !_mm256_testz_ps(_mm256_or_ps(lo, hi), _mm256_or_ps(lo, hi));
+#elif defined(__AVX__) && W == 8
+    __m256 v;
+    memcpy(&v, &m, sizeof v);
+    return !_mm256_testz_ps(v, v);
+#elif defined(__SSE2__) && W == 4
+    __m128 v;
+    memcpy(&v, &m, sizeof v);
+    return _mm_movemask_ps(v) != 0;
+#elif defined(__ARM_NEON) && defined(__aarch64__) && W == 4
+    uint32x4_t v;
+    memcpy(&v, &m, sizeof v);
+    return vmaxvq_u32(v) != 0;
 #else
     int32_t any = 0;
     for (int l = 0; l < W; l++) any |= m[l];

@@ -1,4 +1,6 @@
 """Building, caching and falling back from the compiled tile kernel (ibtui.measures.native)."""
+import functools
+import math
 import os
 import shutil
 import tempfile
@@ -80,3 +82,35 @@ def test_float32_points_on_a_cpu_take_the_compiled_kernel(monkeypatch):
     total, _ = kt.self_kernel_log_sums_tiled(x, (500.0, 125.0))
     exact = torch.logsumexp(-500.0 * torch.cdist(x.double(), x.double()).square(), dim=-1)
     assert float((total[0].double() - exact).abs().max()) < 1e-6
+
+
+@pytest.mark.parametrize("target,width", [("x86-64", 4), ("x86-64-v3", 8)])
+def test_every_vector_width_sums_within_the_stated_error(fresh, monkeypatch, target, width):
+    """Built for SSE2 (4-float vectors) and AVX2 (8 floats, 16 registers) whatever this machine is: the block
+    width follows the target (its vector width, tile_sums_limits), and the sums stay within float32 rounding of
+    the exact ones."""
+    import platform
+    from importlib import resources
+
+    if compiled.compiler() is None or platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("no C compiler, or not an x86-64 machine")
+    monkeypatch.delenv("IBTUI_CFLAGS", raising=False)
+    source = (resources.files("ibtui.measures") / native.SOURCE).read_text()
+    flags = [f if f != "-march=native" else f"-march={target}" for f in native.FLAG_SETS[0]]
+    lib = compiled.load("tile_sums", source, [flags])
+    if lib is None:
+        pytest.skip(f"the compiler refused -march={target}")
+    lib = native._bind(lib)
+    assert native.limits(lib)[0] == width
+    monkeypatch.setattr(native, "tile_sums", functools.cache(lambda: lib))  # `fresh` clears it after
+    g = torch.Generator().manual_seed(7)
+    x = torch.tanh(torch.randn(2, 600, 5, generator=g) * 0.7)
+    y = torch.randint(0, 2, (600,), generator=g)
+    total, own = kt.self_kernel_log_sums_tiled(x, (500.0, 125.0), y, 2)
+    sq = torch.cdist(x.double(), x.double()).square()
+    same = y[:, None] == y[None, :]
+    for k, s in enumerate((500.0, 125.0)):
+        exact = torch.logsumexp(-s * sq, dim=-1)
+        exact_own = torch.logsumexp((-s * sq).masked_fill(~same, -math.inf), dim=-1)
+        assert float((total[k].double() - exact).abs().max()) < 1e-6
+        assert float((own[k].double() - exact_own).abs().max()) < 1e-6
