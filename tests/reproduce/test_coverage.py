@@ -4,7 +4,8 @@ Simulated seeds, normal and skewed (gamma shape 4 and lognormal σ = 0.3, skewne
 Means and per-seed falls get Student's t-interval (stats.mean_ci); slopes over sweep points the Welch–Satterthwaite
 t-interval (stats.sweep_slope). The coverage is computed over many simulated reports at once with the same
 formula, which a sample of trials checks against the functions themselves. Heavier skew is a known limit
-(gamma shape 2: 91–92 %; lognormal σ = 1: 82–84 %): the table is printed by `python tests/reproduce/test_coverage.py`.
+(gamma shape 2: 91–92 %; lognormal σ = 1: 82–84 %). r over sweep points gets a scaled hierarchical bootstrap
+(stats.sweep_corr), checked in a slow test. The table is printed by `python tests/reproduce/test_coverage.py`.
 """
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def _curves(kind: str, rng, size: int) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _true_fall(kind: str) -> float:
-    """The expected per-seed fall peak → final, from 300,000 simulated seeds (MC SE ≈ 0.0008 bit)."""
-    big = _curves(kind, np.random.default_rng([99, KEY[kind]]), 300_000)
+    """The expected per-seed fall peak → final, from 100,000 simulated seeds (MC SE ≈ 0.0015 bit)."""
+    big = _curves(kind, np.random.default_rng([99, KEY[kind]]), 100_000)
     return float(np.mean(big.max(1) - big[:, -1]))
 
 
@@ -115,7 +116,7 @@ def test_mean_interval_covers_95_percent_at_every_seed_count(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_fall_interval_covers_95_percent_where_verdicts_are_read(kind):
-    cover = {n: fall_coverage(kind, n) for n in FAST_NS}
+    cover = {n: fall_coverage(kind, n, trials=10_000) for n in FAST_NS}
     assert all(LO <= c <= HI for c in cover.values()), cover
 
 
@@ -171,12 +172,12 @@ def r_coverage(n: int, trials: int = 300, seed: int = 0) -> float:
 
 
 @pytest.mark.slow
-def test_r_interval_coverage_is_recorded():
-    """r has no unbiased target at five points (a noisy r sits below the true one), so its percentile interval
-    is not held to 93–97 %; this records what it reaches and that it is not the old interval's [−1, 1]."""
-    for n in (5, 6, 10):
-        c = r_coverage(n)
-        assert 0.70 <= c <= 1.0, (n, c)
+@pytest.mark.parametrize("n", (3, 4, 5, 6, 8, 10))
+def test_r_interval_covers_at_least_93_percent(n):
+    """The scaled hierarchical bootstrap of r: 93–99 % over 300 trials (MC SE 1.3 %; slightly conservative at
+    3–5 seeds, where it runs 97–98 %; unscaled it held 78–91 %)."""
+    c = r_coverage(n)
+    assert 0.93 <= c <= 0.99, (n, c)
 
 
 def coverage_table() -> str:
