@@ -3,16 +3,23 @@
 The archive holds `x` (N × d numbers) and `y` (N integer class ids 0…C−1, every class present), and
 optionally `x_test` / `y_test` (then the test set is theirs and the scenario's split settings are not
 used; otherwise data.split, data.train_fraction and data.split_seed split the N points as for SZT). It is
-read with `numpy.load(allow_pickle=False)`: an object array is stored as a pickle, and is refused before
-anything in it is unpickled, so no code in a data file ever runs. Every other fault (a missing array,
-wrong shapes, NaN or inf, labels out of range, mismatched lengths) is one sentence (DataFormatError,
-exit 2). The MLP's input width is d and its output width C (models/factory.py reads both from the data).
+read member by member with the zip module and NumPy's .npy header reader: each member's header (dtype and
+shape) is checked before any of its data is read or inflated (kind, and size against MAX_NPZ_BYTES and the
+member's size in the zip), then inflated once into its final array. An object array (a pickle) is refused
+from its header, so no code in a data file ever runs. Every other fault (not a zip, a symbolic-link,
+encrypted, Deflate64 or corrupt member, a missing array, wrong shapes, NaN or inf, values beyond float32,
+labels out of range, mismatched lengths) is one sentence (DataFormatError, exit 2). The MLP's input width is
+d and its output width C (models/factory.py reads both from the data).
 
 Save one from numpy:  numpy.savez("mine.npz", x=x.astype("float32"), y=y.astype("int64")).
 """
 from __future__ import annotations
 
+import math
+import os
+import stat
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,51 +31,161 @@ NUMBER_KINDS = "fiub"  # float, signed and unsigned integer, bool
 LABEL_KINDS = "iu"
 
 
+# The most bytes one array of own data may announce (x as float64: 2 GiB is 268 M values, e.g. 65,000 points
+# of 4,096 features): a header beyond it is refused before anything is read or inflated, like the IDX reader's.
+MAX_NPZ_BYTES = 2 << 30
+NPY_MAGIC, ZIP_MAGICS = b"\x93NUMPY", (b"PK\x03\x04", b"PK\x05\x06")
+CHUNK = 16 << 20  # inflated into the final array this many bytes at a time
+KEYS = ("x", "y", "x_test", "y_test")
+WANTED_KINDS = {"x": NUMBER_KINDS, "y": LABEL_KINDS, "x_test": NUMBER_KINDS, "y_test": LABEL_KINDS}
+
+
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The checked arrays {x, y[, x_test, y_test]} of an own-data file (x as float32, y as int64)."""
+    from ibtui.files import check_input
+
     p = Path(path)
     where = f"data.path = {str(p)!r}"
-    if not p.is_file():
-        raise DataMissingError(f"{where}: no such file{' (it is a folder)' if p.is_dir() else ''}; a relative "
-                               f"data.path is taken from the scenario file's folder; {SAVE_HINT}.")
+    if not os.path.lexists(p):
+        raise DataMissingError(f"{where}: no such file; a relative data.path is taken from the scenario file's "
+                               f"folder; {SAVE_HINT}.")
+    check_input(p, where, DataMissingError)  # a folder, FIFO, device (/dev/zero) or a link to one: said so
     try:
-        archive = np.load(p, allow_pickle=False)
-    except ValueError as exc:  # numpy refuses a pickle (or any file that is neither .npy nor .npz) here
-        why = "a pickle, which ibtui never loads (loading it could run code)" if "pickle" in str(exc) else "unreadable"
-        raise DataFormatError(f"{where} is not a NumPy .npz archive of arrays but {why}; {SAVE_HINT}.") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{where} cannot be read as a .npz archive ({exc}); {SAVE_HINT}.") from None
-    if isinstance(archive, np.ndarray):
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise DataMissingError(f"{where}: cannot read it ({exc.strerror or exc}); check the path.") from None
+    if head.startswith(NPY_MAGIC):
         raise DataFormatError(f"{where} holds one bare array (.npy), not the named arrays x and y of a .npz; "
                               f"{SAVE_HINT}.")
-    with archive:
-        names = set(archive.files)
-        missing = [k for k in ("x", "y") if k not in names]
-        if missing:
-            raise DataFormatError(f"{where} has no array {' and no array '.join(missing)} (it holds "
-                                  f"{sorted(names) or 'no arrays'}); {SAVE_HINT}.")
-        if ("x_test" in names) != ("y_test" in names):
-            have, lack = ("x_test", "y_test") if "x_test" in names else ("y_test", "x_test")
-            raise DataFormatError(f"{where} has {have} but no {lack}; give both (a test set of your own) or "
-                                  f"neither (the scenario's split applies).")
-        arrays = {}
-        for key in ("x", "y", "x_test", "y_test"):
-            if key in names:
-                arrays[key] = _array(archive, key, where)
+    if not head.startswith(ZIP_MAGICS):
+        raise DataFormatError(f"{where} is not an .npz/.npy file ({_looks_like(head)}); {SAVE_HINT}.")
+    try:
+        with zipfile.ZipFile(p) as archive:
+            members = _members(archive, where)
+            missing = [k for k in ("x", "y") if k not in members]
+            if missing:
+                raise DataFormatError(f"{where} has no array {' and no array '.join(missing)} (it holds "
+                                      f"{sorted(members) or 'no arrays'}); {SAVE_HINT}.")
+            if ("x_test" in members) != ("y_test" in members):
+                have, lack = ("x_test", "y_test") if "x_test" in members else ("y_test", "x_test")
+                raise DataFormatError(f"{where} has {have} but no {lack}; give both (a test set of your own) or "
+                                      f"neither (the scenario's split applies).")
+            headers = {k: _header(archive, members[k], k, where) for k in KEYS if k in members}
+            total = sum(math.prod(shape) * dtype.itemsize for shape, _, dtype, _ in headers.values())
+            if total > MAX_NPZ_BYTES:
+                raise DataFormatError(f"{where}: its arrays announce {total:,} bytes in all, more than the "
+                                      f"{MAX_NPZ_BYTES:,} ibtui reads as own data; use a subset of the points.")
+            arrays = {k: _array(archive, members[k], k, where, headers[k]) for k in headers}
+    except DataFormatError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error, ValueError, RuntimeError,
+            NotImplementedError, OverflowError, MemoryError) as exc:
+        raise DataFormatError(f"{where} cannot be read as a .npz archive ({_first_line(exc)}); it is corrupt: "
+                              f"{SAVE_HINT}.") from None
     return check_arrays(arrays, where)
 
 
-def _array(archive, key: str, where: str) -> np.ndarray:
+def _looks_like(head: bytes) -> str:
+    """What a file that is not a zip seems to be, from its first bytes (for the message)."""
+    if head[:1] == b"\x80" or head[:1] in (b"(", b"}", b"]"):
+        return "it looks like a pickle, which ibtui never loads: loading it could run code"
+    if not head:
+        return "it is empty"
     try:
-        return archive[key]
-    except ValueError as exc:
-        if "pickle" in str(exc):  # dtype=object: numpy stops before unpickling
-            raise DataFormatError(f"{where}: array {key} is an object array, stored as a pickle, which ibtui never "
-                                  f"loads (loading it could run code); save numbers, e.g. "
-                                  f"numpy.asarray({key}, dtype=\"float32\").") from None
-        raise DataFormatError(f"{where}: array {key} cannot be read ({exc}); {SAVE_HINT}.") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{where}: array {key} cannot be read ({exc}); {SAVE_HINT}.") from None
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\x00"
+    if all(ch.isprintable() or ch in "\t\n\r" for ch in text.replace("\x00", "")) and text.strip("\x00"):
+        return "it starts like text"  # (NULs too: /proc/self/environ separates its lines with them)
+    return "it is another kind of binary file"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:160] if text else type(exc).__name__).rstrip(".")
+
+
+def _members(archive: zipfile.ZipFile, where: str) -> dict[str, zipfile.ZipInfo]:
+    """The archive's x, y, x_test, y_test members (`x.npy` as numpy.savez names them), each checked as a plain,
+    unencrypted member in a compression the zip module reads; other members are never read."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in archive.infolist():
+        name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        if name not in KEYS or (name in members and members[name].filename.endswith(".npy")):
+            continue
+        members[name] = info
+    for name, info in members.items():
+        kind = (info.external_attr >> 16) & 0o170000
+        if kind == stat.S_IFLNK:
+            raise DataFormatError(f"{where}: member {info.filename} is a symbolic link, not an array; {SAVE_HINT}.")
+        if info.is_dir():
+            raise DataFormatError(f"{where}: member {info.filename} is a folder, not an array; {SAVE_HINT}.")
+        if info.flag_bits & 0x1:
+            raise DataFormatError(f"{where}: member {info.filename} is encrypted; save the arrays unencrypted: "
+                                  f"{SAVE_HINT}.")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+            method = {9: "Deflate64"}.get(info.compress_type, f"method {info.compress_type}")
+            raise DataFormatError(f"{where}: member {info.filename} is compressed with {method}, which cannot be read "
+                                  f"here; {SAVE_HINT} (or numpy.savez_compressed).")
+    return members
+
+
+def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str):
+    """(shape, fortran_order, dtype, header bytes) of a member's .npy header, checked before any data is read: a
+    number dtype (an object array is a pickle: refused here, never unpickled), and a size that fits both
+    MAX_NPZ_BYTES and the member's size in the zip."""
+    fmt = np.lib.format
+    with archive.open(info) as f:
+        try:
+            version = fmt.read_magic(f)
+            reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = reader(f, max_header_size=10_000)
+        except (ValueError, TypeError, SyntaxError) as exc:
+            raise DataFormatError(f"{where}: member {info.filename} is not a NumPy array ({_first_line(exc)}); "
+                                  f"{SAVE_HINT}.") from None
+        header = f.tell()
+    if dtype.hasobject:
+        raise DataFormatError(f"{where}: array {key} is an object array, stored as a pickle, which ibtui never "
+                              f"loads (loading it could run code); save numbers, e.g. "
+                              f"numpy.asarray({key}, dtype=\"float32\").")
+    if dtype.kind not in WANTED_KINDS[key] or dtype.fields is not None or dtype.subdtype is not None:
+        want = ", not numbers; save it as float32" if key.startswith("x") else \
+            "; it must hold integer class ids 0…C−1 (y.astype(\"int64\"))"
+        raise DataFormatError(f"{where}: {key} has dtype {_dtype_name(dtype)}{want}.")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_NPZ_BYTES:
+        raise DataFormatError(f"{where}: {key} announces shape {shape} of {dtype} ({nbytes:,} bytes), more than the "
+                              f"{MAX_NPZ_BYTES:,} ibtui reads as own data; use a subset of the points.")
+    if info.file_size != header + nbytes:
+        raise DataFormatError(f"{where}: member {info.filename} holds {info.file_size - header:,} data bytes but its "
+                              f"header announces {nbytes:,} (shape {shape} of {dtype}); it is truncated or corrupt.")
+    return shape, fortran, dtype, header
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    text = str(dtype)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, where: str, head) -> np.ndarray:
+    """A member's data inflated once, straight into its final array (no second copy); the zip's CRC checked."""
+    shape, fortran, dtype, header = head
+    out = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+    view = memoryview(out.reshape(-1, order="A").view(np.uint8))  # the array's own bytes
+    with archive.open(info) as f:
+        f.read(header)
+        done = 0
+        while done < len(view):
+            n = f.readinto(view[done:done + CHUNK])
+            if not n:
+                raise DataFormatError(f"{where}: member {info.filename} ends after {done:,} of its {len(view):,} "
+                                      f"data bytes; it is truncated or corrupt.")
+            done += n
+        if f.read(1):  # reading to the end also checks the member's CRC (zipfile raises BadZipFile)
+            raise DataFormatError(f"{where}: member {info.filename} holds more data than its header announces; it "
+                                  f"is corrupt.")
+    return out
 
 
 def check_arrays(arrays: dict[str, np.ndarray], where: str = "data.path") -> dict[str, np.ndarray]:
@@ -95,18 +212,24 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str = "data.path") -> dic
                                   f"(N,)), not one-hot: y = onehot.argmax(1).")
         if len(y) != len(x):
             raise DataFormatError(f"{where}: {xk} has {len(x)} rows but {yk} has {len(y)} labels; they must match.")
-        xf = x.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # a float64 beyond float32: said below, no warning
+            xf = x.astype(np.float32)
         bad = ~np.isfinite(xf)
         if bad.any():
             row, col = np.argwhere(bad)[0]
+            if np.isfinite(x[row, col]):
+                raise DataFormatError(f"{where}: {xk}[{row}, {col}] is {x[row, col]:g}, beyond float32's range "
+                                      f"(±{np.finfo(np.float32).max:.3g}), in which the engine computes; scale the "
+                                      f"features (e.g. standardise them).")
             raise DataFormatError(f"{where}: {xk}[{row}, {col}] is {xf[row, col]} (and {int(bad.sum()) - 1} more "
                                   f"non-finite values); every feature must be a finite number (float32).")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) > np.iinfo(np.int64).max):  # as themselves, not wrapped
+            bad_label = int(y.min()) if int(y.min()) < 0 else int(y.max())
+            raise DataFormatError(f"{where}: {yk} has label {bad_label}; class ids are 0…C−1.")
         out[xk], out[yk] = xf, y.astype(np.int64)
     y = out["y"]
     if len(y) < 2:
         raise DataFormatError(f"{where}: x has {len(y)} point; a data set needs at least 2.")
-    if y.min() < 0:
-        raise DataFormatError(f"{where}: y has label {int(y.min())}; class ids are 0…C−1.")
     n_classes = int(y.max()) + 1
     present = np.unique(y)
     if len(present) != n_classes:
