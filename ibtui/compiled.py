@@ -8,6 +8,11 @@ hash is the same for every user, so a library is loaded only if the user alone c
 without following a link, checked on the opened file (owner, no write bit for group or others), loaded through
 that open file; anything else is built again, and the run's info says so (`notes`). IBTUI_NATIVE=0 turns every
 kernel off (PyTorch alone, for comparison); CC names the compiler (default: cc, gcc, clang).
+
+A kernel is built for this machine's vector unit (-march=native; the C sources pick their vector width and
+register blocking from the compiler's predefined macros). IBTUI_CFLAGS replaces that target flag, e.g.
+IBTUI_CFLAGS=-march=x86-64-v3 (AVX2) or -march=x86-64 (SSE2), to build and time another instruction set on the
+machine at hand; the flags are part of the cached library's name, so each target has its own.
 """
 from __future__ import annotations
 
@@ -192,17 +197,30 @@ def cached_name(name: str, source: str, cc: str, version: str, flags: Sequence[s
     return f"{name}-{key.hexdigest()[:16]}.so"
 
 
+TARGET = "-march=native"  # the target flag of a kernel's first flag set, which IBTUI_CFLAGS replaces
+
+
+def target_flags(flag_sets: Sequence[Sequence[str]]) -> list[list[str]]:
+    """`flag_sets` as given where IBTUI_CFLAGS is unset or blank; else only the sets with TARGET, each with TARGET
+    replaced by IBTUI_CFLAGS's words (no quietly portable fallback: the build asked for is the one timed)."""
+    custom = os.environ.get("IBTUI_CFLAGS", "").split()
+    if not custom:
+        return [list(flags) for flags in flag_sets]
+    return [[g for f in flags for g in (custom if f == TARGET else [f])] for flags in flag_sets if TARGET in flags]
+
+
 def load(name: str, source: str, flag_sets: Sequence[Sequence[str]], rebuild: bool = False) -> ctypes.CDLL | None:
     """The library built from C `source` with the first of `flag_sets` the compiler accepts (-march=native is
     not known to every compiler), cached as NAME-<hash>.so in a folder only the user can write (`_folders`); a
     cached library that is not the user's alone, or does not load, is built again (`rebuild`: always). None
-    without a working compiler or with IBTUI_NATIVE=0."""
+    without a working compiler or with IBTUI_NATIVE=0. IBTUI_CFLAGS replaces the target flag (`target_flags`)."""
     if not enabled():
         return None
     cc = compiler()
     if cc is None:
         return None
     version = _version(cc)
+    flag_sets = target_flags(flag_sets)
     for folder, dfd in _folders():
         for flags in flag_sets:
             target = cached_name(name, source, cc, version, flags)
@@ -217,6 +235,9 @@ def load(name: str, source: str, flag_sets: Sequence[Sequence[str]], rebuild: bo
             if lib is not None:
                 return lib
             _note(f"kernels: {why}, so it was not loaded")
+    if os.environ.get("IBTUI_CFLAGS", "").split():
+        _note(f"kernels: {name} did not build with IBTUI_CFLAGS={os.environ['IBTUI_CFLAGS'].strip()}; "
+              "unset it or give flags this compiler takes")
     return None
 
 
