@@ -57,6 +57,10 @@ def estimate(sc) -> tuple[int, str]:
     if "sp" in sc.measure.estimators and sc.model.kind == "mlp":
         pts = measured if sc.measure.sp.points == 0 else min(measured, sc.measure.sp.points)
         total += seeds * pts * sc.measure.sp.samples * max(widths, default=0) * F32
+    for est in ("renyi", "ksg"):  # float64 n × n matrices: Rényi's Gram matrices, KSG's distances of the inputs
+        if est in sc.measure.estimators:
+            pts = measured if getattr(sc.measure, est).points == 0 else min(measured, getattr(sc.measure, est).points)
+            total += (seeds + 1) * pts * pts * 2 * F32 * (3 if est == "renyi" else 1)
     what = f"{seeds:,} seeds × {params:,} parameters"
     if measured:
         what += f", {measured:,} measured points"

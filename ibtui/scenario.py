@@ -159,8 +159,9 @@ class RenyiSettings:
     alpha: float = _opt(1.01, "order α of the matrix-based Rényi entropy (Yu et al. 2019: 1.01, near Shannon's α → 1; "
                               "1 = Shannon's)", lo=0.0, lo_open=True, hi=100.0)
     sigma: float = _opt(0.0, "Gaussian kernel width for every layer and the inputs (0 = Silverman's rule as Yu et "
-                             "al. 2019, γ·√d·n^(−1/(4+d)), with Tapia & Estévez 2020's √d)", lo=0.0, hi=1e6)
-    gamma: float = _opt(0.8, "γ of that rule (Yu et al. 2019: 0.8)", lo=0.0, lo_open=True, hi=1e6)
+                             "al. 2019 write it, γ·σ̂·√d·n^(−1/(4+d)), σ̂ the data's root-mean marginal std, √d as "
+                             "Tapia & Estévez 2020)", lo=0.0, hi=1e6)
+    gamma: float = _opt(0.8, "γ of that rule (Tapia & Estévez 2020: 0.8)", lo=0.0, lo_open=True, hi=1e6)
     points: int = _opt(512, "measure on a fixed random subset of this many MI points (0 = all; the "
                             "eigendecomposition costs n³: 512 points ≈ 0.05 s a Gram matrix on one CPU core)", lo=0)
 

@@ -8,12 +8,16 @@ saturate at log2 n on a wide layer the way binning does (Yu et al. apply it to C
     S_α(A, B) = S_α(A∘B / tr(A∘B))       (Hadamard product: the joint, Yu et al. 2019, eq. 4)
     I_α(A; B) = S_α(A) + S_α(B) − S_α(A, B)
 
-Defaults, from the literature: α = 1.01, close to Shannon's α → 1 (Yu et al. 2019); kernel width by
-Silverman's rule as Yu et al. use it, σ = γ n^(−1/(4+d)) with γ = 0.8, times √d (Tapia & Estévez 2020's
-dimension normalisation: the distance between points grows as √d, so without it every point of a wide
-layer would sit many widths from every other and S = log2 n). The label Gram is the class indicator
-δ(y_i, y_j), the narrow-width limit of the Gaussian kernel on one-hot labels, so S_α(A_Y) is exactly the
-Rényi entropy of the class frequencies and I(T;Y) ≤ H_α(Y).
+Defaults, from the literature: α = 1.01, close to Shannon's α → 1 (Yu et al. 2019). The kernel width is
+Silverman's rule of thumb in the form of Yu et al. 2019, σ = γ n^(−1/(4+d)), with two factors that make it
+mean the same on any layer: √d (Tapia & Estévez 2020, with their γ = 0.8: distances between points grow as
+√d, so without it every point of a wide layer sits many widths from every other and S = log2 n, binning's
+ceiling again), and σ̂, the layer's root-mean marginal standard deviation (per seed, on the measured points),
+the data scale of Silverman's own rule, which Yu et al. fold into γ by hand. So σ = γ σ̂ √d n^(−1/(4+d)),
+and the estimate does not change with the units of a layer (a ReLU layer's scale, a tanh layer's
+saturation level). A fixed width (the `sigma` setting) is the alternative, e.g. to follow one scale over
+a run. The label Gram is the class indicator δ(y_i, y_j), the narrow-width limit of the Gaussian kernel on
+one-hot labels, so S_α(A_Y) is exactly the Rényi entropy of the class frequencies and I(T;Y) ≤ H_α(Y).
 
 All functions take every seed at once ([S, n, d] → [S]) and work in float64 on the input's device; the
 eigendecomposition is O(n³), so callers keep n to a few hundred or thousand points.
@@ -25,12 +29,24 @@ import math
 import torch
 
 ALPHA = 1.01  # Yu et al. 2019: close to 1, the Shannon limit, while the α-entropy stays defined
-GAMMA = 0.8  # Yu et al. 2019: the empirical constant of their Silverman rule
+GAMMA = 0.8  # Tapia & Estévez 2020: the constant of the rule with its √d normalisation
 
 
-def silverman_width(n: int, d: int, gamma: float = GAMMA) -> float:
-    """σ = γ √d n^(−1/(4+d)): Silverman's rule as Yu et al. 2019 use it, scaled by √d (Tapia & Estévez 2020)."""
-    return gamma * math.sqrt(d) * n ** (-1.0 / (4 + d))
+def silverman_width(n: int, d: int, gamma: float = GAMMA, scale: float | torch.Tensor = 1.0) -> float | torch.Tensor:
+    """σ = γ · scale · √d · n^(−1/(4+d)): Silverman's rule as Yu et al. 2019 write it, with Tapia & Estévez's √d
+    and the data's scale (root-mean marginal standard deviation) of Silverman's own rule."""
+    return gamma * scale * math.sqrt(d) * n ** (-1.0 / (4 + d))
+
+
+def data_scale(h: torch.Tensor) -> torch.Tensor:
+    """Root-mean marginal standard deviation [S] of points h [S, n, d] (float64; tiny, not 0, for identical points)."""
+    h = h.double()
+    return h.var(dim=1, unbiased=False).mean(-1).sqrt().clamp_min(1e-30)
+
+
+def auto_width(h: torch.Tensor, gamma: float = GAMMA) -> torch.Tensor:
+    """The default kernel width [S] of points h [S, n, d] (`silverman_width` with their `data_scale`)."""
+    return silverman_width(h.shape[1], math.prod(h.shape[2:]), gamma, data_scale(h))
 
 
 def gram(h: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
@@ -38,7 +54,7 @@ def gram(h: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
     h = h.double()
     d2 = torch.cdist(h, h).square()
     d2.diagonal(dim1=1, dim2=2).zero_()  # K_ii = 1 exactly, so A_ij = K_ij / n is the paper's normalisation
-    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=h.device).reshape(-1, 1, 1)
+    sigma = torch.as_tensor(sigma, dtype=torch.float64, device=h.device).reshape(-1, 1, 1).clamp_min(1e-30)
     return torch.exp(-d2 / (2 * sigma * sigma)) / h.shape[1]
 
 
@@ -93,10 +109,9 @@ def renyi_mi(h: torch.Tensor, labels: torch.Tensor, alpha: float = ALPHA, sigma:
     """Matrix-based Rényi I(T;Y) (and I(X;T) when x_gram, the inputs' A_X [S or 1, n, n], is given) of one layer.
 
     h: [S, n, d] the layer on n points; labels: [n] class ids shared by the seeds; sigma: the kernel width
-    (0 = `silverman_width` of the layer). Returns {"mi_ty", "h_t" and, with x_gram, "mi_xt"}: [S] in bits.
+    (0 = `auto_width` of the layer, per seed). Returns {"mi_ty", "h_t" and, with x_gram, "mi_xt"}: [S] in bits.
     """
-    n, d = h.shape[1], h.shape[2]
-    a = gram(h, sigma if sigma > 0 else silverman_width(n, d, gamma))
+    a = gram(h, sigma if sigma > 0 else auto_width(h, gamma))
     s_t = entropy(a, alpha)
     out = {"h_t": s_t, "mi_ty": s_t + label_entropy(labels, alpha) - joint_label_entropy(a, labels, alpha)}
     if x_gram is not None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ibtui.measures.renyi import (entropy, gram, joint_entropy, label_entropy, mutual_information, renyi_mi,
-                                  silverman_width)
+from ibtui.measures.renyi import (auto_width, entropy, gram, joint_entropy, label_entropy, mutual_information,
+                                  renyi_mi, silverman_width)
 
 
 # --- a float64 numpy restatement, written from the papers' formulas (loops on purpose) ---
@@ -46,6 +46,7 @@ def test_identical_points_have_zero_entropy_and_information():
     h = torch.ones(2, 40, 7)
     a = gram(h, 0.3)
     assert torch.allclose(entropy(a), torch.zeros(2, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(renyi_mi(h, torch.arange(40) % 2)["h_t"], torch.zeros(2, dtype=torch.float64), atol=1e-9)
     x = gram(_points(1, 40, 5), 1.0)
     assert torch.allclose(mutual_information(x.expand(2, -1, -1), a), torch.zeros(2, dtype=torch.float64), atol=1e-9)
 
@@ -67,6 +68,10 @@ def test_scaling_the_layer_and_the_width_together_changes_nothing():
     scaled = renyi_mi(37.0 * h, y, sigma=37.0 * 0.8, x_gram=x)
     for key in ("h_t", "mi_ty", "mi_xt"):
         assert torch.allclose(base[key], scaled[key], atol=1e-9)
+    # the default width scales with the layer's spread, so it needs no help
+    auto, auto_scaled = renyi_mi(h, y, x_gram=x), renyi_mi(0.01 * h + 5.0, y, x_gram=x)
+    for key in ("h_t", "mi_ty", "mi_xt"):
+        assert torch.allclose(auto[key], auto_scaled[key], atol=1e-9)
 
 
 def test_mutual_information_is_symmetric():
@@ -118,8 +123,10 @@ def test_separated_classes_carry_all_label_information():
 def test_shannon_limit_and_silverman_width():
     a = gram(_points(1, 40, 3, seed=10), 1.0)
     assert entropy(a, 1.0001).item() == pytest.approx(entropy(a, 1.0).item(), abs=1e-3)
-    # Yu et al. 2019's rule with γ = 0.8 and Tapia & Estévez 2020's √d
+    # Silverman's rule as Yu et al. 2019 write it, with Tapia & Estévez 2020's γ = 0.8 and √d, and the data scale
     assert silverman_width(1000, 500) == pytest.approx(0.8 * math.sqrt(500) * 1000 ** (-1 / 504), rel=1e-15)
+    h = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [2.0, 4.0]]])  # marginal stds 1 and 2
+    assert auto_width(h).item() == pytest.approx(0.8 * math.sqrt(2.5) * math.sqrt(2) * 4 ** (-1 / 6), rel=1e-12)
 
 
 def test_batched_seeds_equal_one_at_a_time():

@@ -7,12 +7,13 @@ from ibtui import quantities as Q
 from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, subset_indices
 from ibtui.engine.snapshot import Snapshot, Values
-from ibtui.measures.renyi import entropy, gram, renyi_mi, silverman_width
+from ibtui.measures.renyi import auto_width, entropy, gram, renyi_mi
 
 
 def renyi_description(st) -> str:
     width = (f"σ = {st.sigma:g}" if st.sigma > 0 else
-             f"σ = {st.gamma:g}·√d·n^(−1/(4+d)) (Silverman's rule as Yu et al. 2019, √d as Tapia & Estévez 2020)")
+             f"σ = {st.gamma:g}·σ̂·√d·n^(−1/(4+d)), σ̂ the root-mean marginal std of the layer (or inputs), per "
+             f"seed (Silverman's rule as Yu et al. 2019 write it, √d and γ of Tapia & Estévez 2020)")
     where = f"on {st.points} of the MI points" if st.points else "on all MI points"
     return (f"matrix-based Rényi α-entropy (Giraldo et al. 2014), α = {st.alpha:g}: S = log2(Σλ^α)/(1−α) of the "
             f"trace-1 Gaussian Gram A_ij = K_ij/n, {width}; joint A∘B/tr(A∘B); I(X;T) with the inputs' Gram, "
@@ -44,7 +45,7 @@ class RenyiProbe(Probe):
             idx = idx[:1]
         x = flat.unsqueeze(0) if idx is None else flat[idx]  # [1 or S, n, d_in]
         st = self.settings
-        sigma = st.sigma if st.sigma > 0 else silverman_width(n, x.shape[-1], st.gamma)
+        sigma = st.sigma if st.sigma > 0 else auto_width(x, st.gamma)
         a_x = gram(x, sigma)
         s_x = entropy(a_x, st.alpha)
         self._inputs = (None if idx is None else idx.clone(), a_x, s_x)
