@@ -97,7 +97,18 @@ class Monitor:
         self._times = {"train_s": 0.0, "trained": 0, "measure_s": 0.0, "measured": 0}
         self._t_epoch = time.perf_counter()
         self._open_export(export, overwrite, every, epochs, snapshots, estimators, scenario_name, settings)
-        self._snapshot(0, {})
+        try:
+            self._snapshot(0, {})
+        except BaseException as exc:  # the export stays valid (no snapshot) and the lock is released
+            self._closed = True
+            self.queue.close()
+            self.sink.close(False)
+            from ibtui.resources import is_out_of_memory
+
+            if is_out_of_memory(exc):
+                raise IbtuiError(f"{WHO}: out of memory in the first snapshot's pass over {self.x.shape[0]:,} inputs; "
+                                 f"pass a smaller chunk (chunk={max(self.chunk // 4, 1)}) or fewer inputs.") from None
+            raise
         self._start_window(1)
 
     # ------------------------------------------------------------------ checks, before anything is written

@@ -326,3 +326,35 @@ def test_readme_example_runs_as_written(tmp_path, shared_data, monkeypatch):
     assert run.layers == ["1", "2"] and list(run.series("I(X;T)", "bin30", layer="1")[0]) == [0, 1, 2, 3, 4, 5]
     _, loss = run.series("loss_train")
     assert loss[-1] < loss[0]  # the mean training loss of epoch 5 below that of epoch 1
+
+
+def test_half_precision_and_autocast_outputs_are_measured_in_float32(tmp_path):
+    """A bfloat16 model gets its inputs in its dtype; outputs under autocast are cast to float32 for the estimators."""
+    x, y = points()
+    net = mlp().to(torch.bfloat16)
+    with ibtui.watch(net, x, y, layers=["1"], export=tmp_path / "half.csv") as mon:
+        assert mon.x.dtype == torch.bfloat16
+    with ibtui.watch(mlp(), x, y, layers=["1", "4"], export=tmp_path / "auto.csv") as mon:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert mon.epoch(1)
+    for name in ("half.csv", "auto.csv"):
+        _, xt = ibtui.load(tmp_path / name).series("I(X;T)", "bin30", layer="1")
+        assert all(0 < v <= math.log2(64) + 1e-9 for v in xt)
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_device_and_its_random_state_are_respected(tmp_path):
+    x, y = points()
+    net = mlp().cuda()
+    with pytest.raises(IbtuiError, match="the inputs are on cpu but the model is on cuda:0"):
+        ibtui.watch(net, x, y, layers=["1"], export=tmp_path / "cpu.csv")
+    torch.cuda.manual_seed(5)
+    expected = torch.rand(4, device="cuda")
+    torch.cuda.manual_seed(5)
+    with ibtui.watch(net, x.cuda(), y.cuda(), layers=["1", "3"], export=tmp_path / "w.csv",
+                     estimators=["binning", "kde"]) as mon:
+        with torch.autocast("cuda", dtype=torch.float16):
+            mon.epoch(1)
+    assert torch.equal(torch.rand(4, device="cuda"), expected)
+    run = ibtui.load(tmp_path / "w.csv")
+    assert run.meta["device"].startswith("cuda:0") and list(run.series("I(X;T)", "kde_upper", layer="1")[0]) == [0, 1]
