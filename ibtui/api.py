@@ -34,12 +34,17 @@ def load(path: str | Path) -> "Run":
     ExportError (one sentence) for a file that is not an export."""
     from ibtui.sinks.runs import load as read
 
+    _path_arg(path, "export", optional=False)
     return read(path)
 
 
 def check_numbers(threads: int, fps: float = 3.0) -> None:
     import os
 
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise ScenarioError(f"--threads {_short(threads)} is not a whole number; use 0 (the default) to {MAX_THREADS}.")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)):
+        raise ScenarioError(f"--fps {_short(fps)} is not a number; use a number of redraws per second in (0, 1000].")
     if not 0 <= threads <= MAX_THREADS:
         raise ScenarioError(f"--threads {threads} is out of range; use 0 (the default) to {MAX_THREADS}.")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -73,10 +78,60 @@ def check_torchrun_env() -> None:
 
 
 def overrides(settings: Mapping[str, Any] | None) -> list[str]:
-    """A dict of settings as the CLI's `--set key=value` texts (values spelled as TOML), so the errors match."""
-    from ibtui.scenario import _toml_value
+    """A dict of settings as the CLI's `--set key=value` texts, so the errors match: each key checked as a dotted
+    name and each value spelled as a TOML literal before it becomes text (nothing of a key or value is spliced
+    into TOML); a nested dict ({"run": {"seeds": 2}}) is its dotted keys. ScenarioError for anything else."""
+    import numbers
 
-    return [f"{key}={_toml_value(value)}" for key, value in (settings or {}).items()]
+    from ibtui.scenario import _toml_value, check_key
+
+    if settings is None:
+        return []
+    if not isinstance(settings, Mapping):
+        raise ScenarioError(f"set={_short(settings)}: give the settings as a dict of dotted names to values, e.g. "
+                            f"set={{'run.seeds': 5}}.")
+
+    def literal(value, dotted):
+        if isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return float(value)
+        if isinstance(value, (list, tuple)):
+            return [literal(v, dotted) for v in value]
+        raise ScenarioError(f"--set {dotted}={_short(value)}: {type(value).__name__} is not a setting's value; give "
+                            f"a number, true or false, a text or a list of them.")
+
+    out: list[str] = []
+
+    def add(prefix: str, mapping: Mapping, depth: int = 0) -> None:
+        for key, value in mapping.items():
+            dotted = f"{prefix}{key}" if isinstance(key, str) else f"{prefix}{_short(key)}"
+            check_key(dotted, f"{dotted}={_short(value)}")
+            if isinstance(value, Mapping) and depth < 8:
+                add(dotted + ".", value, depth + 1)
+            else:
+                out.append(f"{dotted}={_toml_value(literal(value, dotted))}")
+
+    add("", settings)
+    return out
+
+
+def _short(value: Any) -> str:
+    """A Python value as a message shows it: its repr, one line, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _path_arg(value: Any, what: str, optional: bool = True) -> None:
+    """A path argument of the API: a str or os.PathLike (None where optional), else the one sentence."""
+    import os
+
+    if (value is None and optional) or isinstance(value, (str, os.PathLike)):
+        return
+    raise IbtuiError(f"{what}={_short(value)}: give a file path (a str or pathlib.Path), not "
+                     f"{type(value).__name__}.")
 
 
 def prepare(scenario: str | Path, set_: list[str] = (), device: str | None = None, data_dir: str | Path | None = None,
@@ -226,6 +281,11 @@ def run(scenario: str | Path, set: Mapping[str, Any] | None = None, export: str 
 
     from ibtui.scenario import scenario_warnings
 
+    _path_arg(scenario, "scenario", optional=False)
+    _path_arg(export, "export")
+    _path_arg(data_dir, "data_dir")
+    if device is not None and not isinstance(device, str):
+        raise IbtuiError(f"device={_short(device)}: give auto, cpu, cuda or cuda:N as a str.")
     sc = prepare(scenario, overrides(set), device, data_dir, export, overwrite, threads)
     for note in scenario_warnings(sc):
         warnings.warn(note, UserWarning, stacklevel=2)

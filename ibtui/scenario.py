@@ -11,9 +11,11 @@ import functools
 import json
 import os
 import math
+import re
 import tomllib
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -340,6 +342,25 @@ def _check_value(value: Any, meta: dict, where: str, origin: str) -> None:
             if isinstance(v, float) and (abs(v) > FLOAT32_MAX or 0 < abs(v) < FLOAT32_TINY):
                 raise ScenarioError(f"{origin}: {where} = {v} is out of range; the engine computes in float32, so use "
                                     f"0 or a magnitude between {FLOAT32_TINY:.2g} and {FLOAT32_MAX:.3g}.")
+        if isinstance(v, str):
+            _check_text(v, where, origin)
+
+
+# Characters a setting's text may not hold: controls (NUL, ESC, BEL, newlines), lone surrogates (undecodable bytes),
+# line and paragraph separators (U+2028 splits a line for some readers). A run's name goes into every exported row
+# and onto the terminal, so it must read back exactly from the CSV and show as written.
+NON_TEXT = ("Cc", "Cs", "Zl", "Zp")
+
+
+def _check_text(v: str, where: str, origin: str) -> None:
+    bad = next((ch for ch in v if unicodedata.category(ch) in NON_TEXT
+                and not (where == "description" and ch in "\n\t")), None)  # a description may span lines
+    if bad is not None:
+        what = (f"the byte {ord(bad) - 0xDC00:#04x}, which is not UTF-8" if 0xDC80 <= ord(bad) <= 0xDCFF
+                else f"the character U+{ord(bad):04X}, which is not printable text")
+        shown = _echo(v.encode("utf-8", "backslashreplace").decode("utf-8"))  # a lone surrogate as \udc80
+        raise ScenarioError(f"{origin}: {where} = {shown} holds {what}; write it as plain UTF-8 text without control "
+                            f"characters.")
 
 
 class _Origin(str):
@@ -674,14 +695,41 @@ def sweep_point(sc: Scenario, value: float, origin: str = "<sweep>") -> Scenario
     return out
 
 
+KEY_PART = re.compile(r"[A-Za-z0-9_-]+")  # a TOML bare key: every setting's name is one
+
+
+def check_key(key: str, text: str) -> str:
+    """A `--set` key (or an API `set` key) as a dotted name of bare keys, else the one sentence; `text` is the
+    whole `--set` as given, for the message."""
+    parts = [part.strip() for part in key.split(".")] if isinstance(key, str) else [""]
+    if not all(KEY_PART.fullmatch(part) for part in parts):
+        raise ScenarioError(f"--set {_echo(text, raw=True)}: the key {_echo(key, raw=True)} is not a dotted name of "
+                            f"settings (letters, digits, _ and - between dots); write it as section.key=value, e.g. "
+                            f"--set train.lr=1e-3.")
+    return ".".join(parts)
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
+    """`section.key=value` as (key parts, value): the key a dotted name of bare TOML keys, the value a TOML literal
+    (or a bare word, taken as a string). The API's `set` comes here too (api.overrides), so both refuse alike."""
+    if not isinstance(text, str):
+        raise ScenarioError(f"--set {_echo(text, raw=True)}: a setting is given as the text section.key=value, not "
+                            f"{type(text).__name__}; e.g. --set train.lr=1e-3.")
+    bad = next((ch for ch in text if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if bad is not None:  # a byte that is not UTF-8 in the command line (Python keeps it as a lone surrogate)
+        shown = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else
+                        f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+        what = f"the byte {ord(bad) - 0xDC00:#04x}" if ord(bad) >= 0xDC80 else f"a lone surrogate U+{ord(bad):04X}"
+        raise ScenarioError(f"--set {_echo(shown, raw=True)}: holds {what}, which is not UTF-8 text; write settings "
+                            f"as UTF-8.")
     if "=" not in text:
-        raise ScenarioError(f"--set {text!r}: write it as section.key=value, e.g. --set train.lr=1e-3.")
+        raise ScenarioError(f"--set {_echo(text, raw=True)}: write it as section.key=value, e.g. --set train.lr=1e-3.")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not all(part.strip() for part in key.split(".")):
         raise ScenarioError(f"--set {_echo(text, raw=True)}: the key {_echo(key, raw=True)} has an empty part; write "
                             f"it as section.key=value, e.g. --set train.lr=1e-3.")
+    key = check_key(key, text)
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -831,6 +879,7 @@ def to_dict(sc: Any) -> dict:
 def _echo(v: Any, raw: bool = False) -> str:
     """A value (or raw --set text) as an error message echoes it: TOML spelling, one line, at most 80 characters."""
     text = (str(v) if raw else _toml_value(v)).replace("\n", "\\n").replace("\r", "\\r")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate as \udc80
     return text if len(text) <= 80 else text[:77] + "…"
 
 
