@@ -95,3 +95,70 @@ def test_bad_input_is_the_cli_sentence(tmp_path, exported):
         assert res.returncode == 2 and res.stderr.strip() == f"ibtui: {err.value}", (res.stderr, err.value)
     with pytest.raises(IbtuiError, match="no such file"):
         ibtui.load(tmp_path / "absent.csv")
+
+
+# ---- issue 34: `set` goes through the --set parser; every bad argument is an IbtuiError, before any file is written
+@pytest.mark.parametrize("kw, words", [
+    ({"set": {"run": {"seeds = 1, epochs": 7}}}, "the key run.seeds = 1, epochs is not a dotted name of settings"),
+    ({"set": {"run.seeds=3 #": 2}}, "the key run.seeds=3 # is not a dotted name"),
+    ({"set": {b"run.seeds": 2}}, "the key b'run.seeds' is not a dotted name"),
+    ({"set": {"name": None}}, "NoneType is not a setting's value"),
+    ({"set": {"name": b"x"}}, "bytes is not a setting's value"),
+    ({"set": {"model.hidden": [4, None]}}, "NoneType is not a setting's value"),
+    ({"set": ["run.seeds=2"]}, "give the settings as a dict of dotted names to values"),
+    ({"set": "run.seeds=2"}, "give the settings as a dict of dotted names to values"),
+    ({"threads": 1.5}, "--threads 1.5 is not a whole number"),
+    ({"threads": True}, "--threads True is not a whole number"),
+    ({"set": {"name": "a\udc80b"}}, "holds the byte 0x80, which is not UTF-8 text"),
+    ({"set": {"name": "a\x00b"}}, "holds the character U+0000, which is not printable text"),
+    ({"set": {"name": "a\x1b[2Jb"}}, "holds the character U+001B"),
+    ({"set": {"name": "a\u2028b"}}, "holds the character U+2028"),
+    ({"export": 5}, "export=5: give a file path"),
+    ({"device": 0}, "device=0: give auto, cpu, cuda or cuda:N as a str"),
+])
+def test_bad_arguments_are_one_sentence_before_any_file(tmp_path, kw, words):
+    out = tmp_path / "run.csv"
+    kw = {"export": out, **kw}
+    with pytest.raises(IbtuiError) as err:
+        ibtui.run("szt_tanh", **kw)
+    assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+    str(err.value).encode("utf-8")  # printable as it is: a lone surrogate is shown escaped
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scenario_and_path_arguments_of_the_wrong_type():
+    for call, words in ((lambda: ibtui.run(123), "scenario=123: give a file path (a str or pathlib.Path), not int."),
+                        (lambda: ibtui.run(None), "scenario=None: give a file path"),
+                        (lambda: ibtui.load(123), "export=123: give a file path (a str or pathlib.Path), not int."),
+                        (lambda: ibtui.load(b"run.csv"), "export=b'run.csv': give a file path")):
+        with pytest.raises(IbtuiError, match=re.escape(words)):
+            call()
+
+
+def test_set_is_spelled_as_the_cli_would_and_refused_alike(tmp_path):
+    from ibtui.api import overrides
+
+    assert overrides({"run": {"seeds": 2, "epochs": 7}, "name": 'a "quoted" \\ name', "model.hidden": (4, 2),
+                      "train.lr": np.float64(0.5), "run.first_seed": np.int64(3)}) == [
+        "run.seeds=2", "run.epochs=7", 'name="a \\"quoted\\" \\\\ name"', "model.hidden=[4, 2]", "train.lr=0.5",
+        "run.first_seed=3"]
+    for settings, cli_args in (({"run": {"seeds epochs": 7}}, ("--set", "run.seeds epochs=7")),
+                               ({"name": "a\x00b"}, ("--set", 'name="a\\u0000b"'))):
+        with pytest.raises(IbtuiError) as err:
+            ibtui.run("szt_tanh", set=settings)
+        res = cli("szt_tanh", *cli_args, "-q", "-o", tmp_path / "x.csv")
+        assert res.returncode == 2 and res.stderr.strip() == f"ibtui: {err.value}", (res.stderr, err.value)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_a_latin1_byte_in_set_is_one_sentence_and_writes_nothing(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"}
+    res = subprocess.run([sys.executable, "-m", "ibtui", "szt_tanh", "-q", "-o", "run.csv", "--set",
+                          b"name=caf\xe9"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == "ibtui: --set name=caf\\xe9: holds the byte 0xe9, which is not UTF-8 text; write " \
+                                 "settings as UTF-8.", res.stderr
+    assert list(tmp_path.iterdir()) == []
