@@ -40,10 +40,12 @@ _ALL = (
              "representation, by the record's estimator", "layer", "mi"),
     Quantity("I(T;Y)", "I(T;Y)", "bits", "linear", "mutual information between a layer's representation "
              "and the label, by the record's estimator", "layer", "mi"),
-    Quantity("I(X;T)_se", "SE of I(X;T)", "bits", "linear", "Monte Carlo standard error of the I(X;T) "
-             "estimate (sample propagation)", "layer", "mi"),
-    Quantity("I(T;Y)_se", "SE of I(T;Y)", "bits", "linear", "Monte Carlo standard error of the I(T;Y) "
-             "estimate (sample propagation)", "layer", "mi"),
+    Quantity("I(X;T)_se", "SE of I(X;T)", "bits", "linear", "standard error of the I(X;T) estimate (sample "
+             "propagation): its Monte Carlo draws and, over a fixed subset of the inputs, the subset's sampling",
+             "layer", "mi"),
+    Quantity("I(T;Y)_se", "SE of I(T;Y)", "bits", "linear", "standard error of the I(T;Y) estimate (sample "
+             "propagation): its Monte Carlo draws and, over a fixed subset of the inputs, the subset's sampling",
+             "layer", "mi"),
     # loss and accuracy
     Quantity("loss_train", "train loss", "nats", "log", "cross-entropy on the training points", "network",
              "loss"),

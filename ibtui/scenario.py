@@ -152,7 +152,8 @@ class KdeSettings:
 class SpSettings:
     samples: int = _opt(8, "noisy passes per input: the components of each conditional mixture", lo=1)
     mc: int = _opt(4, "Monte Carlo draws per input", lo=1)
-    points: int = _opt(512, "evaluate at a fixed random subset of this many inputs (0 = all)", lo=0)
+    points: int = _opt(512, "average over a fixed random subset of this many inputs a seed, drawn once from the seed "
+                            "(the same at every snapshot; the SE counts its sampling), 0 = all inputs", lo=0)
     max_width: int = _opt(8192, "image data: refuse SP on a layer wider than this", lo=1)
 
 

@@ -87,14 +87,24 @@ def pooled_log_sums(points: torch.Tensor, centers: torch.Tensor, inv: float, ref
     return total.to(points.dtype), (own.to(points.dtype) if own is not None else None)
 
 
-def _mean_se(f: torch.Tensor, all_units: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard error of per-point values f [S, M, n_mc] (M units of n_mc i.i.d. draws)."""
+def _mean_se(f: torch.Tensor, population: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard error of per-point values f [S, M, n_mc]: M inputs drawn without replacement from
+    `population` (all of them when M = population), n_mc i.i.d. Monte Carlo draws each.
+
+    Two-stage sampling (Cochran, Sampling Techniques, 1977, §10.2): var = (1 − M/m)·S_b²/M + s_w²/(n_mc·M), with
+    s_w² the mean within-input variance of the draws and S_b² = s²(f̄_i) − s_w²/n_mc the spread of the inputs'
+    own values (clamped at 0). All inputs: only the Monte Carlo term; a subset: it also counts which inputs were
+    drawn. n_mc = 1 (no within-input estimate): s²(f̄_i)/M, which over-covers when all inputs are used.
+    """
     m, n_mc = f.shape[1], f.shape[2]
     fbar = f.mean(dim=-1)
-    if all_units and n_mc >= 2:
-        var = f.var(dim=-1).sum(dim=-1) / (n_mc * m * m)  # units fixed: only the MC noise counts
+    between = fbar.var(dim=-1) if m >= 2 else torch.zeros_like(fbar[:, 0])
+    if n_mc >= 2:
+        within = f.var(dim=-1).mean(dim=-1)
+        fpc = max(0.0, 1.0 - m / population)
+        var = within / (n_mc * m) + fpc * (between - within / n_mc).clamp_min(0.0) / m
     else:
-        var = fbar.var(dim=-1) / m  # units sampled (or n_mc = 1): between-unit variance, over-covers
+        var = between / m
     return fbar.mean(dim=-1), var.sqrt()
 
 
@@ -106,6 +116,7 @@ def sp_mutual_information(
     generator: torch.Generator | None = None,
     n_points: int | None = None,
     chunk_size: int | None = None,
+    points: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """SP estimates of I(X;T) and I(T;Y) in bits [S], with Monte Carlo standard errors (Goldfeld et al. 2019).
 
@@ -115,13 +126,14 @@ def sp_mutual_information(
     x_i's k centres, g = mean_i g_i (all m·k centres) and g_y = mean_{i: y_i=y} g_i:
         I(X;T) = h(T) − mean_i h(T|X=x_i) = E_i E_{t~g_i}[log2 g_i(t) − log2 g(t)]
         I(T;Y) = h(T) − Σ_y p(y) h(T|Y=y) = E_i E_{t~g_i}[log2 g_{y_i}(t) − log2 g(t)]
-    For each input (or each of `n_points` inputs drawn at random without replacement, shared by all
-    seeds), n_mc points t = c + z are drawn, c uniform among its k centres, z ~ N(0, β²I); every term
+    For each input (or each input of `points` [M], a subset the caller fixes — the same at every snapshot —
+    or of `n_points` inputs drawn here at random without replacement; shared by the seeds of the call),
+    n_mc points t = c + z are drawn, c uniform among its k centres, z ~ N(0, β²I); every term
     is evaluated at the same points, so the MI is the mean of per-point differences and its SE is the
     SE of those differences (this includes the correlation between h(T) and the conditional terms,
-    which is what makes the MI much more precise than either entropy). SE: with all inputs and
-    n_mc ≥ 2, from the within-input variance only; with a subset of inputs (or n_mc = 1), from the
-    between-input variance (it also covers the choice of inputs). Also returned: h_t, h_t_x (mean_i
+    which is what makes the MI much more precise than either entropy). SE (`_mean_se`): with all inputs,
+    the Monte Carlo draws only; with a subset, the draws and the sampling of the subset from all m inputs
+    (finite-population corrected). Also returned: h_t, h_t_x (mean_i
     h(T|X=x_i)), h_t_y (Σ_y p(y) h(T|Y=y)) in bits, each with *_se.
 
     Cost: S·M·n_mc·m·k kernel terms (d-dim distance + exp) for the pooled mixtures, M = n_points or m;
@@ -133,8 +145,9 @@ def sp_mutual_information(
     s, m, k, d = x.shape
     if k > 1 and bool((x == x[:, :, :1]).all()):
         x, k = x[:, :, :1], 1
-    all_units = n_points is None or n_points >= m
-    if all_units:
+    if points is not None:
+        idx = points.to(device=x.device, dtype=torch.int64)
+    elif n_points is None or n_points >= m:
         idx = torch.arange(m, device=x.device)
     else:
         perm = torch.randperm(m, generator=generator, device=generator.device if generator else "cpu")
@@ -172,7 +185,7 @@ def sp_mutual_information(
     out: dict[str, torch.Tensor] = {}
 
     def put(name: str, f: torch.Tensor) -> None:
-        out[name], out[name + "_se"] = _mean_se(f / LN2, all_units)
+        out[name], out[name + "_se"] = _mean_se(f / LN2, m)
 
     put("mi_xt", log_gi - log_g)
     put("h_t", -log_g)

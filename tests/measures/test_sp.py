@@ -149,3 +149,50 @@ def test_pooled_sums_by_attention_equal_exact_pairwise_sums(beta):
     assert torch.allclose(own.double(), exact_own[0], atol=2e-5, rtol=0)
     plain, none = pooled_log_sums(t, centers.reshape(s, m * k, d), inv, ref, None, {})
     assert none is None and torch.allclose(plain, total)
+
+
+def _repeat(cond, beta, n_mc, reps, points=None, seed=100):
+    """SP I(X;T) of cond [m, k] (1-D centres) `reps` times with fresh Monte Carlo draws, and with a fresh subset of
+    `points` inputs when given (each repetition a "seed" of one call, its inputs in a random order and the first
+    `points` of them averaged over): the estimates and their reported SEs, float64 numpy [reps]."""
+    m, k = cond.shape
+    g = _gen(seed)
+    c = torch.tensor(cond, dtype=torch.float64)
+    if points is not None:
+        c = torch.stack([c[torch.randperm(m, generator=g)] for _ in range(reps)])
+    else:
+        c = c.expand(reps, m, k)
+    idx = None if points is None else torch.arange(points)
+    out = sp_mutual_information(c.unsqueeze(-1), None, beta, n_mc=n_mc, generator=g, points=idx)
+    return out["mi_xt"].numpy(), out["mi_xt_se"].numpy()
+
+
+def test_sp_se_counts_the_sampling_of_a_fixed_input_subset():
+    """Over repeated draws of the inputs (without replacement, 12 of 40) and of the Monte Carlo noise, the
+    estimates spread as the reported SE says, and they centre on the quadrature MI of all 40 inputs."""
+    rng = np.random.default_rng(21)
+    cond = rng.uniform(-0.6, 0.6, size=(40, 1)) + rng.normal(0.0, 0.04, size=(40, 2))  # k = 2 centres an input
+    labels = (np.arange(40) % 2).astype(np.int64)
+    beta = 0.05
+    i_xt, _ = _exact_1d(cond, labels, beta)
+    est, se = _repeat(cond, beta, n_mc=4, reps=400, points=12)
+    spread = est.std(ddof=1)
+    # The SE of a standard deviation from 400 draws is ~3.5 %: a ratio in [0.8, 1.25] is 5 such SEs either way.
+    assert 0.8 <= np.sqrt(np.mean(se**2)) / spread <= 1.25, (np.sqrt(np.mean(se**2)), spread)
+    assert abs(est.mean() - i_xt) <= 3 * spread / np.sqrt(len(est)) + 1e-3, (est.mean(), i_xt)
+    # The inputs' own spread dominates: a Monte Carlo-only SE (all inputs) is far smaller.
+    est_all, se_all = _repeat(cond, beta, n_mc=4, reps=400)
+    assert np.mean(se_all) < 0.5 * np.mean(se)
+    assert 0.8 <= np.sqrt(np.mean(se_all**2)) / est_all.std(ddof=1) <= 1.25
+    assert abs(est_all.mean() - i_xt) <= 3 * est_all.std(ddof=1) / 20 + 1e-3
+
+
+def test_sp_with_every_input_as_its_own_subset_has_only_monte_carlo_error():
+    """points = all m inputs is the all-inputs estimate: the finite-population correction removes the inputs'
+    spread from the SE, so the two calls report the same number."""
+    cond = np.random.default_rng(22).uniform(-0.5, 0.5, size=(20, 3))
+    c = torch.tensor(cond).view(1, 20, 3, 1)
+    labels = torch.arange(20) % 2
+    a = sp_mutual_information(c, labels, 0.05, n_mc=6, generator=_gen(1))
+    b = sp_mutual_information(c, labels, 0.05, n_mc=6, generator=_gen(1), points=torch.arange(20))
+    assert set(a) == set(b) and all(torch.allclose(a[key], b[key], rtol=1e-12, atol=0) for key in a)

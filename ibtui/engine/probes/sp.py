@@ -8,7 +8,8 @@ import torch
 from ibtui import quantities as Q
 from ibtui.engine import rng
 from ibtui.engine.context import RunContext
-from ibtui.engine.probes.base import Probe, per_labels
+from ibtui.data.sampling import fixed_subset
+from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.sp import sp_mutual_information
 
@@ -25,7 +26,8 @@ class SpProbe(Probe):
         self.ctx = ctx
         self.settings = ctx.sc.measure.sp
         st = self.settings
-        where = f"averaged over {st.points} inputs" if st.points else "averaged over all MI inputs"
+        where = (f"averaged over a fixed subset of {st.points} inputs a seed (drawn once from the seed; its "
+                 f"sampling counted in the SE)" if st.points else "averaged over all MI inputs")
         self.estimators = {"sp": f"sample propagation with the network's noise β, {st.samples} noisy passes a "
                                  f"input, {st.mc} Monte Carlo draws an input, {where}"}
         if min(ctx.sc.model.noise_levels) == 0:
@@ -59,14 +61,22 @@ class SpProbe(Probe):
         epoch = snap.epoch
 
         def sums(final: Snapshot) -> Values:
-            gen = torch.Generator(device=ctx.seed_tensor.device).manual_seed(epoch * 7919 + 17)
-            # X is uniform over all m measured inputs (every centre enters the pooled mixture); the Monte
-            # Carlo average runs over `points` of them, which only widens the standard error.
-            sp = lambda c, y: sp_mutual_information(c, y, beta, st.mc, generator=gen, n_points=st.points or None)  # noqa: E731
+            # One call a seed: its own fixed inputs and its own random draws, both functions of (seed, epoch,
+            # layer) only, so a seed's SP does not depend on the seeds beside it and its sampling error is its own
+            # (independent across seeds, where the seed bootstrap sees it).
+            keys = rng.hash_bits(ctx.seed_tensor, (rng.STREAM_MEASURE, _SP_DRAWS, epoch), len(hidden)).tolist()
+            subsets = fixed_inputs(ctx.seed_tensor, m, st.points)
+            dev = ctx.seed_tensor.device
             out: Values = {}
             with torch.no_grad():
                 for index, h in enumerate(hidden, start=1):
-                    mi = per_labels(sp, h.reshape(s, m, st.samples, -1), labels)
+                    h = h.reshape(s, m, st.samples, -1)
+                    parts = []
+                    for i in range(s):
+                        gen = torch.Generator(device=dev).manual_seed(keys[i][index - 1])
+                        parts.append(sp_mutual_information(h[i:i + 1], labels[i], beta, st.mc, generator=gen,
+                                                           points=subsets[i]))
+                    mi = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
                     out[(str(index), Q.MI_XT, "sp")] = mi["mi_xt"]
                     out[(str(index), Q.MI_XT_SE, "sp")] = mi["mi_xt_se"]
                     out[(str(index), Q.MI_TY, "sp")] = mi["mi_ty"]
@@ -74,3 +84,16 @@ class SpProbe(Probe):
             return out
 
         return sums
+
+
+# Sub-stream tags of STREAM_MEASURE (the network's measuring forward uses (STREAM_MEASURE, epoch)).
+_SP_DRAWS = 0x5350  # the Monte Carlo draws
+_SP_INPUTS = 0x5351  # the fixed inputs
+
+
+def fixed_inputs(seeds: torch.Tensor, m: int, points: int) -> list[torch.Tensor | None]:
+    """Per seed, the positions (of the m measured inputs) its SP average runs over: a subset of `points` drawn once
+    from the seed id — the same at every snapshot — or None (all inputs) when points is 0 or ≥ m."""
+    keys = rng.hash_bits(seeds, (rng.STREAM_MEASURE, _SP_INPUTS), 1)[:, 0].tolist()
+    return [fixed_subset(m, points, seed=k, device=seeds.device) for k in keys]
+
