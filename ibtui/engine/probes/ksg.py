@@ -12,6 +12,7 @@ from ibtui.engine.probes.base import Probe, shared_labels, subset_indices
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.ksg import JITTER, jittered, ksg_mi, ksg_mi_discrete, max_norm_distances, block_rows
 
+HIGH_DIMENSION = 20  # inputs wider than this get a note: KSG's I(X;T) is biased low there
 KSG_NOISE_STREAM = 7  # counter of the noisy pass, apart from SP's (STREAM_MEASURE, epoch) draws
 
 
@@ -33,6 +34,11 @@ class KsgProbe(Probe):
         self.settings = ctx.sc.measure.ksg
         self.estimators = {"ksg": ksg_description(self.settings)}
         self._inputs: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (idx, X's max-norm distances)
+        d_in = ctx.data.x[0].numel()
+        if d_in > HIGH_DIMENSION:
+            self.notes = (f"ksg: kNN estimates fall below the true value as the dimension grows (Gao, Ver Steeg & "
+                          f"Galstyan 2015), and I(X;T) here is measured against {d_in}-dimensional inputs: read "
+                          f"KSG's I(X;T) as a trend at best, and its values on wide layers with the same care.",)
 
     def _points(self, snap: Snapshot) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(kept positions among the snapshot's points or None, their indices in the data set [S, n] or None)."""
