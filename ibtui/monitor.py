@@ -182,7 +182,8 @@ class Monitor:
             x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(inputs)
             y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels)
         except (TypeError, ValueError, RuntimeError):
-            raise IbtuiError(f"{WHO}: inputs and labels must be tensors or arrays (labels: class ids 0…C−1).") from None
+            raise IbtuiError(f"{WHO}: inputs and labels must be tensors or arrays (labels: class ids 0…C−1)."
+                             ) from None
         if x.dim() < 1 or y.dim() < 1 or x.shape[0] != y.shape[0]:
             raise IbtuiError(f"{WHO}: inputs has {x.shape[0] if x.dim() else 0} points but labels has "
                              f"{y.shape[0] if y.dim() else 0}; pass one class id a point.")
@@ -311,7 +312,8 @@ class Monitor:
 
         modes = [(m, m.training) for model in self.models for m in model.modules()]
         cpu_state = torch.get_rng_state()
-        cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+        cuda_states = torch.cuda.get_rng_state_all() if cuda else None
         try:
             for model in self.models:
                 model.eval()
@@ -490,7 +492,8 @@ class Monitor:
             losses = loss if isinstance(loss, (list, tuple)) else [loss] if self.n_seeds == 1 else loss
             for i in range(self.n_seeds):
                 item = losses[i]
-                self._loss_sum[i] = self._loss_sum[i] + (item.detach() if hasattr(item, "detach") else float(item)) * weight
+                value = item.detach() if hasattr(item, "detach") else float(item)
+                self._loss_sum[i] = self._loss_sum[i] + value * weight
             self._loss_weight += weight
         if self.dynamics and self._window:
             import torch
