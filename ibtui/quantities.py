@@ -41,11 +41,11 @@ _ALL = (
     Quantity("I(T;Y)", "I(T;Y)", "bits", "linear", "mutual information between a layer's representation "
              "and the label, by the record's estimator", "layer", "mi"),
     Quantity("I(X;T)_se", "SE of I(X;T)", "bits", "linear", "standard error of the I(X;T) estimate (sample "
-             "propagation): its Monte Carlo draws and, over a fixed subset of the inputs, the subset's sampling",
-             "layer", "mi"),
+             "propagation): its Monte Carlo draws and, over a fixed subset of the inputs, the subset's sampling; "
+             "the mean row is the SE of the seed mean, √(Σ SE²)/n", "layer", "mi"),
     Quantity("I(T;Y)_se", "SE of I(T;Y)", "bits", "linear", "standard error of the I(T;Y) estimate (sample "
-             "propagation): its Monte Carlo draws and, over a fixed subset of the inputs, the subset's sampling",
-             "layer", "mi"),
+             "propagation): its Monte Carlo draws and, over a fixed subset of the inputs, the subset's sampling; "
+             "the mean row is the SE of the seed mean, √(Σ SE²)/n", "layer", "mi"),
     # loss and accuracy
     Quantity("loss_train", "train loss", "nats", "log", "cross-entropy on the training points", "network",
              "loss"),

@@ -357,7 +357,8 @@ def seed_records(values: Values, alive: torch.Tensor, finite: torch.Tensor, seed
         for i in alive_idx:
             out.append(R.Record(run, seeds[i], epoch, step, layer, quantity, estimator, row_values[i], sweep))
         if alive_idx:
-            out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator, seed_mean(row[alive]), sweep))
+            out.append(R.Record(run, "mean", epoch, step, layer, quantity, estimator,
+                                seed_mean(row[alive], quantity), sweep))
     return out, alive
 
 

@@ -300,7 +300,7 @@ def merge(export: Path, world: int) -> int:
         per_seed = seeds_of.pop(key, [])
         if per_seed:
             out.extend([r[f] for f in FIELDS] for r in per_seed)
-            mean = seed_mean(torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32))
+            mean = seed_mean(torch.tensor([float(r["value"]) for r in per_seed], dtype=torch.float32), row["quantity"])
             out.append([*(row[f] for f in FIELDS[:-1]), format_value(mean)])
         else:  # a run-wide record (noise level), identical on every rank
             out.append([row[f] for f in FIELDS])
