@@ -102,11 +102,14 @@ class Est:
         return f"{hs} vs {abs(effect):.{nd}g}" + (", underpowered" if self.underpowered(effect) else "")
 
     def fmt(self, nd: int = 2) -> str:
+        def f(x: float) -> str:   # round first: no "-0.00" for a tiny negative end
+            return f"{round(x, nd) + 0.0:.{nd}f}"
+
         if not math.isfinite(self.value):
             return "–"
         if not self.has_interval:
-            return f"{self.value:.{nd}f} (n={self.n}, no interval)"
-        return f"{self.value:.{nd}f} [{self.lo:.{nd}f}, {self.hi:.{nd}f}]"
+            return f"{f(self.value)} (n={self.n}, no interval)"
+        return f"{f(self.value)} [{f(self.lo)}, {f(self.hi)}]"
 
 
 def outcome(m) -> str:
