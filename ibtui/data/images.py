@@ -124,6 +124,7 @@ def resolve_data_dir(setting: str | None, cli_value: str | None) -> Path:
 
 
 MAX_IDX_BYTES = 1 << 30  # an IDX data set this large is not MNIST-like (MNIST's largest file: 47 MB)
+IDX_CHUNK = 16 << 20  # bytes read or inflated at a time into the final array (a file is never held twice)
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
@@ -166,15 +167,22 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
                 size = st.st_size - header if not gz else isize - header
                 raise DataFormatError(f"{path} holds {size} data bytes but its header announces {expected} "
                                       f"(dimensions {dims}); it is truncated or corrupt.")
-            data = f.read(expected + 1)
+            data = np.empty(expected, dtype=np.uint8)  # inflated straight into the final array, a chunk at a time
+            view, done = memoryview(data), 0
+            while done < expected:
+                n = f.readinto(view[done:done + IDX_CHUNK])
+                if not n:
+                    break
+                done += n
+            extra = f.read(1)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataFormatError(f"Cannot read {path}: {exc}.") from exc
-    if len(data) != expected:
-        raise DataFormatError(f"{path} holds {len(data)} data bytes but its header announces {expected} "
-                              f"(dimensions {dims}); it is truncated or corrupt.")
+    if done != expected or extra:
+        raise DataFormatError(f"{path} holds {done + len(extra)}{'+' if extra else ''} data bytes but its header "
+                              f"announces {expected} (dimensions {dims}); it is truncated or corrupt.")
     if ndim and dims[0] == 0:
         raise DataFormatError(f"{path} holds 0 items; get a good copy from {MNIST_SOURCE}.")
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    return data.reshape(dims)
 
 
 def _find_mnist(folder: Path) -> list[Path]:
@@ -204,15 +212,26 @@ def load_mnist(folder: Path) -> ImageData:
                                   f"expected N images of 28×28 and N labels.")
         if y.size and y.max() > 9:
             raise DataFormatError(f"{py} has label {int(y.max())}; MNIST labels are 0..9.")
+    x = _to_unit([xtr[:, None], xte[:, None]])  # one tensor, train then test: the engine's x needs no second copy
     return ImageData(
-        x_train=_to_unit(xtr[:, None]), y_train=torch.from_numpy(ytr.astype(np.int64)),
-        x_test=_to_unit(xte[:, None]), y_test=torch.from_numpy(yte.astype(np.int64)),
+        x_train=x[:len(xtr)], y_train=torch.from_numpy(ytr.astype(np.int64)),
+        x_test=x[len(xtr):], y_test=torch.from_numpy(yte.astype(np.int64)),
         n_classes=10, name="mnist", source=tuple(paths), class_names=tuple(str(i) for i in range(10)))
 
 
-def _to_unit(x: np.ndarray) -> torch.Tensor:
-    """uint8 → float32 in [0, 1] (x/255)."""
-    return torch.from_numpy(x.astype(np.float32) / np.float32(255.0))
+def _to_unit(parts: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """uint8 → float32 in [0, 1] (x/255); several arrays of the same image shape are stacked along the first axis
+    into one tensor, converted a chunk at a time (no float copy beside the result)."""
+    parts = [parts] if isinstance(parts, np.ndarray) else parts
+    out = np.empty((sum(len(p) for p in parts), *parts[0].shape[1:]), dtype=np.float32)
+    row = 0
+    for p in parts:
+        step = max(1, IDX_CHUNK // max(1, p[0].size if len(p) else 1))
+        for i in range(0, len(p), step):
+            chunk = out[row + i:row + min(i + step, len(p))]
+            np.divide(p[i:i + step], np.float32(255.0), out=chunk, dtype=np.float32)  # as x.astype(f32) / 255
+        row += len(p)
+    return torch.from_numpy(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,6 +355,16 @@ def load_cifar(folder: Path, which: int = 10) -> ImageData:
 # The engine's view of an image set
 
 
+def _joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """torch.cat([a, b]), without a copy when b follows a in one tensor's memory (load_mnist's train and test)."""
+    if (a.is_contiguous() and b.is_contiguous() and a.shape[1:] == b.shape[1:] and a.dtype == b.dtype
+            and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+            and b.storage_offset() == a.storage_offset() + a.numel()):
+        return a.new_empty(0).set_(a.untyped_storage(), a.storage_offset(), (len(a) + len(b), *a.shape[1:]),
+                                   a.stride())
+    return torch.cat([a, b])
+
+
 def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """(id [N] int64, number of distinct images) with equal ids exactly for equal images.
 
@@ -344,10 +373,12 @@ def input_identities(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     once: distinct keys mean distinct images. Only when keys repeat are the bytes compared exactly
     (np.unique on whole rows), so a hash collision can cost time but never give a wrong id.
     """
-    u8 = np.rint(x.reshape(x.shape[0], -1).cpu().numpy() * 255.0).astype(np.uint8)
-    n, d = u8.shape
-    if d % 8:
-        u8 = np.pad(u8, ((0, 0), (0, 8 - d % 8)))
+    flat = x.reshape(x.shape[0], -1).cpu().numpy()
+    n, d = flat.shape
+    u8 = np.zeros((n, d + (-d) % 8), dtype=np.uint8)  # padded to whole 64-bit words; filled a chunk at a time
+    step = max(1, IDX_CHUNK // max(1, d))
+    for i in range(0, n, step):
+        u8[i:i + step, :d] = np.rint(flat[i:i + step] * 255.0)
     words = torch.from_numpy(np.ascontiguousarray(u8).view(np.int64))
     chunk = rows_per_chunk(words.shape[1] * 8 * 2, n)
     keys = torch.cat([row_keys(words[i:i + chunk], method="hash") for i in range(0, n, chunk)]).numpy() if n \
@@ -379,7 +410,7 @@ def load_image_dataset(sc, seeds: list[int], device: torch.device) -> Dataset:
         source = MNIST_SOURCE if name == "mnist" else CIFAR_SOURCE.format(n=n_classes)
         raise DataFormatError(f"{str(exc).rstrip('.')}; replace it with a good copy from {source}.") from None
     n_train, n_test = len(data.y_train), len(data.y_test)
-    x = torch.cat([data.x_train, data.x_test])
+    x = _joined(data.x_train, data.x_test)
     ids, n_distinct = input_identities(x)
     notes = [f"{name}: {n_train} training and {n_test} test images from {data.source[0].parent} "
              f"(the files' own split, the same for every seed)"]

@@ -225,3 +225,37 @@ def test_subset_is_seeded_sorted_and_nested(mnist5k):
     assert torch.equal(mnist5k.subset(10**6, seed=0, split="test"), torch.arange(1000))
     with pytest.raises(ValueError):
         mnist5k.subset(10, seed=0, split="valid")
+
+
+# ---- issue 34: an IDX file is inflated once, straight into its final array, and the engine's x is not copied again
+def test_idx_is_read_exactly_plain_or_gzipped_in_chunks(tmp_path, monkeypatch):
+    import ibtui.data.images as images
+
+    monkeypatch.setattr(images, "IDX_CHUNK", 1000)  # many chunks, a partial last one
+    pixels = np.random.default_rng(1).integers(0, 256, (37, 28, 28), dtype=np.uint8)
+    raw = (images.IDX_IMAGES_MAGIC).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in pixels.shape)
+    (tmp_path / "x.idx").write_bytes(raw + pixels.tobytes())
+    (tmp_path / "x.idx.gz").write_bytes(gzip.compress(raw + pixels.tobytes()))
+    (tmp_path / "long.idx.gz").write_bytes(gzip.compress(raw + pixels.tobytes() + b"\0"))
+    for name in ("x.idx", "x.idx.gz"):
+        got = images.read_idx(tmp_path / name, images.IDX_IMAGES_MAGIC)
+        assert got.dtype == np.uint8 and got.flags.writeable and np.array_equal(got, pixels)
+    with pytest.raises(DataFormatError, match="truncated or corrupt"):  # ISIZE says one byte more than announced
+        images.read_idx(tmp_path / "long.idx.gz", images.IDX_IMAGES_MAGIC)
+    unit = images._to_unit([pixels[:20, None], pixels[20:, None]])
+    assert torch.equal(unit, torch.from_numpy(pixels[:, None].astype(np.float32) / np.float32(255.0)))  # bit-exact
+
+
+@needs_data
+def test_mnist_train_and_test_share_one_tensor_that_the_engine_uses_as_is(mnist5k):
+    from ibtui.data.images import _joined, load_image_dataset
+    from ibtui.scenario import load_scenario
+
+    x = _joined(mnist5k.x_train, mnist5k.x_test)
+    assert x.data_ptr() == mnist5k.x_train.data_ptr() and len(x) == len(mnist5k.x_train) + len(mnist5k.x_test)
+    assert torch.equal(x, torch.cat([mnist5k.x_train, mnist5k.x_test]))
+    a, b = torch.zeros(3, 2), torch.ones(2, 2)  # two tensors apart in memory: joined by a copy, as torch.cat
+    assert torch.equal(_joined(a, b), torch.cat([a, b]))
+    sc = load_scenario("mnist_fc", [f'data.dir="{SHARED / "mnist-5k"}"'])
+    d = load_image_dataset(sc, [0], torch.device("cpu"))
+    assert torch.equal(d.x, x) and d.x.is_contiguous()
