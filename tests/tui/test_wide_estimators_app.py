@@ -38,7 +38,7 @@ def test_help_lists_their_definitions():
     eng = Engine(parse_scenario(SZT))
     table = help_text([], [], info=eng.info)
     cells = [str(c) for col in table.columns for c in col._cells]
-    assert any("α = 1.01" in c and "Silverman" in c for c in cells)
+    assert any("α = 1.01" in c and "σ = 0.8·σ̂·√d·n^(−1/(4+d))" in c for c in cells)
     assert any("k = 3" in c and "max-norm" in c for c in cells)
 
 

@@ -10,18 +10,17 @@ from ibtui.engine import rng
 from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, subset_indices
 from ibtui.engine.snapshot import Snapshot, Values
-from ibtui.measures.ksg import JITTER, jittered, ksg_mi, ksg_mi_discrete, max_norm_distances, block_rows
+from ibtui.measures.ksg import jittered, ksg_mi, ksg_mi_discrete, max_norm_distances, block_rows
 
 HIGH_DIMENSION = 20  # inputs wider than this get a note: KSG's I(X;T) is biased low there
 KSG_NOISE_STREAM = 7  # counter of the noisy pass, apart from SP's (STREAM_MEASURE, epoch) draws
 
 
 def ksg_description(st) -> str:
+    """The estimator's one-line definition and settings (run info, sidecar, `?` help, figure titles)."""
     where = f"on {st.points} of the MI points" if st.points else "on all MI points"
-    return (f"Kraskov–Stögbauer–Grassberger estimator 1, k = {st.k}, max-norm: I = ψ(k) + ψ(N) − ⟨ψ(n_x+1) + "
-            f"ψ(n_t+1)⟩; I(T;Y) with labels at distance ∞ between classes (Ross 2014); I(X;T) against the inputs; "
-            f"T is one noisy pass of the network when β > 0 (hidden layers), else the noiseless layers; ties broken "
-            f"by a fixed {JITTER:g}-relative jitter; {where}")
+    return (f"KSG estimator 1, k = {st.k}: I = ψ(k)+ψ(N)−⟨ψ(n_x+1)+ψ(n_t+1)⟩, max-norm at unit variance, labels ∞ "
+            f"apart (Ross 2014); a noisy pass when β > 0; {where}")
 
 
 class KsgProbe(Probe):

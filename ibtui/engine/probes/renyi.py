@@ -11,13 +11,11 @@ from ibtui.measures.renyi import auto_width, entropy, gram, renyi_mi
 
 
 def renyi_description(st) -> str:
-    width = (f"σ = {st.sigma:g}" if st.sigma > 0 else
-             f"σ = {st.gamma:g}·σ̂·√d·n^(−1/(4+d)), σ̂ the root-mean marginal std of the layer (or inputs), per "
-             f"seed (Silverman's rule as Yu et al. 2019 write it, √d and γ of Tapia & Estévez 2020)")
+    """The estimator's one-line definition and settings (run info, sidecar, `?` help, figure titles)."""
+    width = f"σ = {st.sigma:g}" if st.sigma > 0 else f"σ = {st.gamma:g}·σ̂·√d·n^(−1/(4+d)) per seed"
     where = f"on {st.points} of the MI points" if st.points else "on all MI points"
-    return (f"matrix-based Rényi α-entropy (Giraldo et al. 2014), α = {st.alpha:g}: S = log2(Σλ^α)/(1−α) of the "
-            f"trace-1 Gaussian Gram A_ij = K_ij/n, {width}; joint A∘B/tr(A∘B); I(X;T) with the inputs' Gram, "
-            f"I(T;Y) with the class-indicator Gram; {where}, float64 eigenvalues")
+    return (f"matrix-based Rényi, α = {st.alpha:g}: I = S(A)+S(B)−S(A∘B/tr), S = log2(Σλ^α)/(1−α) of Gaussian "
+            f"Grams, {width}, labels by class indicator; {where}")
 
 
 class RenyiProbe(Probe):
