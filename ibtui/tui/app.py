@@ -50,6 +50,10 @@ WIDE_SIZE = (120, 36)  # from this up, every pane at once
 PAGES = {1: "plane", 2: "dynamics", 3: "clusters", 4: "loss"}
 
 
+class _QuitWhileBuilding(Exception):
+    """`q` was pressed while the factory built the engine: the build ends at its next stage."""
+
+
 class IbtuiApp(App):
     """The app. `source` is the engine (or a CsvReplay): `info`, `run(sinks, controls) -> bool`."""
 
@@ -176,8 +180,16 @@ class IbtuiApp(App):
         from ibtui.errors import IbtuiError
 
         self.state.set_stage("loading torch…")
+
+        def say(text: str) -> None:  # `q` while the engine is built: stop before the next stage (no file made yet)
+            if self.controls.stop.is_set():
+                raise _QuitWhileBuilding
+            self.state.set_stage(text)
+
         try:
-            source, sinks = self.factory(self.state.set_stage)
+            source, sinks = self.factory(say)
+        except _QuitWhileBuilding:
+            return False
         except IbtuiError as exc:  # bad input found while building: one sentence, exit 2 (as the CLI does)
             self.exit_message = str(exc)
             self.state.set_stage("")

@@ -40,6 +40,25 @@ async def test_the_first_frame_names_the_scenario():
         await pilot.press("q")
 
 
+async def test_q_while_the_engine_is_built_stops_the_build_at_its_next_stage():
+    loading, built = threading.Event(), []
+
+    def factory(say):
+        say("loading torch…")
+        loading.set()
+        app.controls.stop.wait(10)  # an import that cannot be interrupted, ending after the key
+        say("loading the data and building the model…")
+        built.append(True)
+        return FakeEngine(epochs=50), []
+
+    app = IbtuiApp(factory=factory, fps=10, name="szt_tanh")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, loading.is_set, what="the first stage")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, what="exit", timeout=5)
+    assert built == [] and app.return_code == 0
+
+
 def behind_view(measuring: int):
     """A live run at epoch 300 with 11 snapshots drawn and `measuring` in flight."""
     engine = FakeEngine(epochs=1000)

@@ -30,8 +30,9 @@ ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
 # 1.15–1.66× at 128, 0.88–1.17× at 256, 0.71–0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
 MAX_WIDTH = 128
 # run.compiled_step = auto times both steps at the run's shapes (MlpBackend._choose) up to this width: the rule above
-# is one CPU's; on an AVX2 machine the compiled step lost to PyTorch's even at the SZT net's width.
-AUTO_MAX_WIDTH = 1024
+# is one CPU's. Wider layers are not timed (a step there costs a large part of the start-up's timing budget, and
+# the compiled step lost at MNIST's widths on every CPU measured: 0.71–0.77× on AVX-512, 0.30–0.56× on a 2-core AVX2 EPYC).
+AUTO_MAX_WIDTH = 256
 MAX_LAYERS = 32  # mlp_step.c's MAX_LAYERS
 
 
