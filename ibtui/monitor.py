@@ -80,6 +80,9 @@ class Monitor:
         if not self.chunk:
             raise IbtuiError(f"{WHO}: chunk = {chunk!r} must be a positive number of inputs a forward pass.")
         self.sc = self._scenario(estimators, scenario_name, settings, snapshots)
+        from ibtui.sinks.csv import check_targets
+
+        check_targets(Path(export), overwrite)  # before any work: a run already there is kept unless overwrite
         self.device = self._device()
         self.x, self.y, self.n_classes = self._points(inputs, labels)
         self.layer_names = self._layer_names(layers)
@@ -437,10 +440,9 @@ class Monitor:
         from ibtui import records as R
         from ibtui.engine.device import describe
         from ibtui.scenario import to_dict, to_toml
-        from ibtui.sinks.csv import CsvSink, check_targets
+        from ibtui.sinks.csv import CsvSink
 
         self.path = Path(export)
-        check_targets(self.path, overwrite)
         layers = [{"layer": str(j + 1), "name": name, "module": type(self.modules[0][j]).__name__,
                    "output_shape": list(shape), "units": width, "binning_range": act,
                    "weights": [self._param_name(w) for w in self.weights[0][j]]}

@@ -358,3 +358,16 @@ def test_on_cuda_the_device_and_its_random_state_are_respected(tmp_path):
     assert torch.equal(torch.rand(4, device="cuda"), expected)
     run = ibtui.load(tmp_path / "w.csv")
     assert run.meta["device"].startswith("cuda:0") and list(run.series("I(X;T)", "kde_upper", layer="1")[0]) == [0, 1]
+
+
+def test_an_earlier_export_is_kept_unless_overwrite(tmp_path):
+    x, y = points()
+    with ibtui.watch(mlp(), x, y, layers=["1"], export=tmp_path / "w.csv"):
+        pass
+    before = (tmp_path / "w.csv").read_bytes()
+    with pytest.raises(IbtuiError, match="already exist"):
+        ibtui.watch(mlp(1), x, y, layers=["1"], export=tmp_path / "w.csv")
+    assert (tmp_path / "w.csv").read_bytes() == before
+    with ibtui.watch(mlp(1), x, y, layers=["1"], export=tmp_path / "w.csv", overwrite=True):
+        pass
+    assert (tmp_path / "w.csv").read_bytes() != before
