@@ -489,6 +489,8 @@ class Monitor:
         self.steps += 1
         if self.queue.pending:  # a snapshot the worker has finished goes to the export now, not at the next epoch
             self._emit(self.queue.ready())
+        if self.steps % 256 == 0:  # the sidecar heartbeat (once a minute) in long epochs, for a viewer elsewhere
+            self._progress()
         if loss is not None:
             weight = float(batch_size) if batch_size else 1.0
             losses = loss if isinstance(loss, (list, tuple)) else [loss] if self.n_seeds == 1 else loss
