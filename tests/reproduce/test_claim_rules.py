@@ -207,3 +207,41 @@ def test_noisy_sp_correlates_per_seed_and_reads_per_seed_falls(tmp_path):
     assert "SP compresses in T1, T2, T3, T4, T5" in res.key
     assert "| 2.00 [2.00, 2.00] |" in res.measured
     assert res.verdict == "reproduced"
+
+
+def write_depth_export(path, scenario: str, seeds: int, taus: dict):
+    """A depth sweep whose seed s at depth K reaches train loss 0.2 nats at epoch taus[K][s] (loss 1 → 0.1)."""
+    import pandas as pd
+
+    ep = list(range(0, 1001, 10))
+    rows = []
+    for k, ts in taus.items():
+        for s in range(seeds):
+            for e in ep:
+                rows.append(["d", f"model.depth={k}", s, e, e * 7, "", "loss_train", "", 0.1 if e >= ts[s] else 1.0])
+    df = pd.DataFrame(rows, columns=["run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value"])
+    mean = df.groupby(["run", "sweep", "epoch", "step", "layer", "quantity", "estimator"], as_index=False)["value"].mean()
+    mean["seed"] = "mean"
+    pd.concat([df, mean[df.columns]]).to_csv(path, index=False)
+    sc = load_scenario(scenario, [f"run.seeds={seeds}", "run.epochs=1000"])
+    info = {"run": "d", "scenario_path": scenario, "device": "cpu", "seeds": list(range(seeds)), "epochs": 1000,
+            "layers": ["1", "2"], "layer_widths": [10, 2], "n_points": 4096, "mi_points": "all", "estimators": [],
+            "estimator_settings": {}, "noise_levels": [0.0]}
+    path.with_name(path.stem + ".meta.json").write_text(json.dumps(
+        {"finished": True, "run_info": info, "scenario_toml": to_toml(sc)}))
+
+
+def test_depth_sweep_fits_the_seeds_mean_log_time(tmp_path):
+    # τ = 800·K^−2 exactly for every seed (to the 10-epoch snapshots: 800, 200, 90, 50, 40): p ≈ −1.96 with a
+    # zero-width interval, so ≤ −2 is missed by the whole interval: τ falls, more slowly than K^−2 → partially
+    taus = {k: [t] * 5 for k, t in zip(range(1, 6), (800, 200, 90, 50, 40))}
+    write_depth_export(tmp_path / "mnist_depth_sweep.csv", "mnist_depth_sweep", 4, {k: v[:4] for k, v in taus.items()})
+    write_depth_export(tmp_path / "szt_depth_sweep.csv", "szt_depth_sweep", 5, taus)
+    common.FIGDIR[0] = tmp_path / "figures"
+    c = next(c for c in claims() if c.name == "depth_sweep")
+    res = c.analyze([read_run(tmp_path / "mnist_depth_sweep.csv"), read_run(tmp_path / "szt_depth_sweep.csv")])
+    p = np.polyfit(np.log(np.arange(1, 6)), np.log([800, 200, 90, 50, 40]), 1)[0]
+    assert f"SZT p = {p:.2f} [{p:.2f}, {p:.2f}]" in res.key
+    assert "MNIST: too few seeds; SZT: partially" in res.why
+    assert res.verdict == "partially"          # one data set judged: only part of the claim
+    assert "fitting time" in c.note
