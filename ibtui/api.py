@@ -185,8 +185,13 @@ def build(sc, scenario: str | Path, export: str | Path | None, device: str | Non
         points = [sweep_point(sc, v) for v in sc.sweep.values] if sc.sweep.setting else [sc]
         check_memory(points, resolve_device(sc.run.device))
         engine = SweepRunner(sc, scenario_path=str(scenario))
-        if resume is not None:
-            engine.load_state_dict(resume["runner"])
+        if resume is not None:  # checked against this engine before anything is set (checkpoint.check_state)
+            from ibtui.engine import checkpoint
+
+            try:
+                engine.load_state_dict(resume["runner"])
+            except checkpoint.Bad as bad:
+                raise checkpoint.refusal(resume.get("path", "the checkpoint"), bad) from None
     except (MemoryError, RuntimeError) as exc:
         if not is_out_of_memory(exc):
             raise

@@ -293,8 +293,7 @@ def _resumable_run(csv_path: Path):
     """(scenario, checkpoint) of an export that may be resumed; every refusal before any file is touched."""
     import json
 
-    from ibtui.engine.checkpoint import load
-    from ibtui.scenario import parse_scenario
+    from ibtui.engine.checkpoint import check, load
     from ibtui.sinks.checkpoint import version
     from ibtui.sinks.csv import checkpoint_path, sidecar_path
     from ibtui.sinks.replay import writer_alive
@@ -327,11 +326,8 @@ def _resumable_run(csv_path: Path):
     if ck.get("scenario_toml") != meta.get("scenario_toml"):
         raise IbtuiError(f"{checkpoint_path(csv_path)}: its scenario differs from the one in {meta_path.name}, so "
                          f"it belongs to another run; start the run again.")
-    size = csv_path.stat().st_size
-    if not isinstance(ck.get("csv_bytes"), int) or size < ck["csv_bytes"]:
-        raise IbtuiError(f"{csv_path}: shorter ({size} bytes) than its checkpoint records "
-                         f"({ck.get('csv_bytes')} bytes): the export was changed since; start the run again.")
-    sc = parse_scenario(ck["scenario_toml"], origin=f"{checkpoint_path(csv_path)} (its scenario)")
+    sc = check(ck, checkpoint_path(csv_path), csv_path)  # every field, against the scenario and the export
+    ck["path"] = str(checkpoint_path(csv_path))
     scenario_path = (meta.get("run_info") or {}).get("scenario_path")
     ck["scenario_path"] = scenario_path if isinstance(scenario_path, str) else ""
     return sc, ck
@@ -454,7 +450,8 @@ def reproduce(
     list_: bool = typer.Option(False, "--list", help="list the claims and their runs, then stop"),
     out: Path = typer.Option(Path("reproduction"), "--out", help="folder for the report, figures and run exports"),
     report_only: bool = typer.Option(False, "--report-only", help="train nothing: rewrite the report from the exports"),
-    force: bool = typer.Option(False, "--force", help="rerun runs whose finished export exists"),
+    force: bool = typer.Option(False, "--force", help="rerun runs whose finished export exists; with --report-only: "
+                                                      "replace a report written from more runs than the exports give"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with mnist/, mnist-5k/, "
                                             "cifar-10-batches-py/ (default $IBTUI_DATA)"),
     device: str = typer.Option("cpu", "--device", help="device for every run"),
@@ -475,7 +472,10 @@ def reproduce(
         typer.echo(listing())
         return
     root = data_dir or Path(os.environ.get("IBTUI_DATA", "data"))
-    path = run_claims(scale, list(only), out, root, device, threads, report_only, force)
+    try:  # an --out that is a file, a device or read-only, or a finished report that fewer runs would replace
+        path = run_claims(scale, list(only), out, root, device, threads, report_only, force)
+    except IbtuiError as exc:
+        fail(str(exc))
     typer.echo(f"ibtui: wrote {path}", err=True)
 
 

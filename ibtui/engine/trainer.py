@@ -260,7 +260,9 @@ class Engine:
                 "training_step": self.info.training_step}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a `state_dict` of an engine built from the same scenario."""
+        """Continue from a `state_dict` of an engine built from the same scenario, once it is checked against this
+        engine's own (`checkpoint.check_state`: a crafted one raises checkpoint.Bad before anything is set)."""
+        checkpoint.check_state(self, state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for obj, saved in [*zip(self.probes, state["probes"]), *zip(self.regularizers, state["regularizers"])]:

@@ -170,6 +170,7 @@ class TransitionDetector:
     """
 
     _state_attrs = ("_epochs", "_x", "_y", "_slope", "_level", "_lev_var", "_ss", "_nr", "_n_complete", "epoch")
+    _state_grows = ("_y", "_slope", "_level", "_lev_var")  # one column a snapshot: a checkpoint's may be wider
 
     def __init__(self, n_seeds: int, n_layers: int, *, window: float = 0.1, margin: float = 0.3,
                  hold: float = 0.1, lookback: float = 1.0, z: float = 4.0, min_points: int = 3,

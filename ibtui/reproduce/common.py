@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ibtui.files import AtomicFile, atomic_write
 from ibtui.reproduce.runner import Run
 from ibtui.reproduce.stats import Est, f2, falls, mean_ci
 
@@ -30,7 +31,8 @@ def save(fig, name: str) -> str:
     name += SUFFIX[0]
     FIGDIR[0].mkdir(parents=True, exist_ok=True)
     path = FIGDIR[0] / f"{name}.png"
-    fig.savefig(path, dpi=100)
+    with AtomicFile(path) as f:  # a temporary file, then a rename: never through a link, never half written
+        fig.savefig(f, format="png", dpi=100)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -153,17 +155,27 @@ def module_figure(csv_path: Path, kind: str, name: str, sweep: str = "") -> str 
     FIGDIR[0].mkdir(parents=True, exist_ok=True)
     path = FIGDIR[0] / f"{name}.png"
     dpi = 800 / fig.get_size_inches()[0]
-    fig.savefig(path, dpi=dpi)
+    from io import BytesIO
+
     from PIL import Image
 
-    with Image.open(path) as im:
+    def png(dpi: float) -> bytes:
+        buf = BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
+    data = png(dpi)
+    with Image.open(BytesIO(data)) as im:
         width = im.size[0]
     if abs(width - 800) > 40:  # the figure trims its margins on save: rescale to ~800 px
         dpi *= 800 / width
-        fig.savefig(path, dpi=dpi)
-    if path.stat().st_size > 150_000:  # many faint per-seed lines: a 256-colour palette keeps it small
-        with Image.open(path) as im:
-            im.convert("RGB").quantize(colors=256).save(path, optimize=True)
+        data = png(dpi)
+    if len(data) > 150_000:  # many faint per-seed lines: a 256-colour palette keeps it small
+        with Image.open(BytesIO(data)) as im:
+            buf = BytesIO()
+            im.convert("RGB").quantize(colors=256).save(buf, format="png", optimize=True)
+            data = buf.getvalue()
+    atomic_write(path, data)  # written once, atomically: never through a link, never half written
     return f"figures/{name}.png"
 
 

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import stat
 import sys
 import traceback
 from pathlib import Path
+
+from ibtui.errors import IbtuiError
+from ibtui.files import atomic_write, check_output, printable
 
 from ibtui.reproduce import common
 from ibtui.reproduce.common import CLAIMS, Claim, Result, module_figure
@@ -147,7 +152,58 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
-def write_report(out: Path) -> Path:
+REPORT = "REPRODUCTION.md"
+MARK = re.compile(r"<!-- ibtui reproduce: (\d+) finished runs read -->")
+
+
+def finished_runs(out: Path) -> int:
+    """How many runs (a run at a scale) have a finished export under `out`: what a report there is written from."""
+    return sum(finished(runs_dir(out, s), n) for s in SCALES for n in RUNS)
+
+
+def _reported(path: Path) -> tuple[int, bool]:
+    """How many finished runs the report at `path` was written from (its last line says; an older report without
+    that line counts as one) and whether it says so; 0 where there is none, or a link or other non-file stands there
+    (it is replaced by a file; what it points to is never written)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return 0, False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+            return 0, False
+        with os.fdopen(os.dup(fd), "rb") as f:
+            text = f.read(1 << 24).decode("utf-8", "replace")
+    except OSError:
+        return 0, False
+    finally:
+        os.close(fd)
+    found = MARK.findall(text)
+    return (int(found[-1]), True) if found else (1, False)
+
+
+def check_out(out: Path, force: bool = False) -> Path:
+    """Refuse (one sentence) an --out that is not a folder ibtui may write in, or whose finished report would be
+    replaced by one read from fewer runs (a `--report-only` in the wrong folder) without `force`; before any run
+    or figure is made. Returns the report's path."""
+    check_output(out, "--out", IbtuiError, folder_ok=True)
+    if out.exists() and not out.is_dir():
+        raise IbtuiError(f"--out {printable(out)} is a file, not a folder; give a folder for the report and runs.")
+    path = check_output(out / REPORT, "--out", IbtuiError) if out.is_dir() else out / REPORT
+    (old, marked), new = _reported(path), finished_runs(out)
+    if new < old and not force:
+        was = (f"was written from {old} finished run{'s' if old != 1 else ''}" if marked else
+               "is a finished report")
+        raise IbtuiError(f"--out {printable(out)}: {printable(path)} {was} and the exports here give "
+                         f"{new or 'none'}, so it is kept; give the --out folder holding its runs, or pass --force to "
+                         f"replace it.")
+    return path
+
+
+def write_report(out: Path, force: bool = False) -> Path:
+    """Write OUT/REPRODUCTION.md from the exports (atomically, never through a link; `check_out` first)."""
+    check_out(out, force)
     shown = list(SHOWN) + (["full"] if runs_dir(out, "full").is_dir() else [])
     summary, sections, total = [], [], {s: [0.0, 0.0, 0] for s in shown}
     for c in claims():
@@ -251,10 +307,11 @@ layer tables print beside it.
   2.48 at 3, 1.59 at 4, 1.24 at 5 and 0.72 at 10.
 """
     text = (head + "\n".join(summary) + "\n\n" + (f"Time of the runs read here: {tot}.\n\n" if tot else "")
-            + medium + "\n" + "\n".join(sections) + "\n" + left + "\n## Runs and timings\n\n" + "\n".join(timings) + "\n")
+            + medium + "\n" + "\n".join(sections) + "\n" + left + "\n## Runs and timings\n\n" + "\n".join(timings) + "\n"
+            + f"\n<!-- ibtui reproduce: {finished_runs(out)} finished runs read -->\n")
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "REPRODUCTION.md"
-    path.write_text(text, encoding="utf-8")
+    path = out / REPORT
+    atomic_write(path, text)
     print(f"[reproduce] wrote {path}", file=sys.stderr)
     return path
 
@@ -270,6 +327,13 @@ def reproduce(scale: str, only: list[str], out: Path, data_root: Path, device: s
               report_only: bool = False, force: bool = False) -> Path:
     """Run the selected claims' runs at `scale` (skipping finished ones unless force), then write the report."""
     todo = [c for c in claims() if not only or c.name in only]
+    if not (out.exists() or out.is_symlink()):
+        try:
+            out.mkdir(parents=True)
+        except OSError as exc:
+            raise IbtuiError(f"--out {printable(out)}: cannot create that folder ({exc.strerror or exc}); pick "
+                             f"another.") from None
+    check_out(out, force or not report_only)  # a finished report is replaced by fewer runs only when asked
     if not report_only:
         seen: set[str] = set()
         for c in todo:
@@ -277,4 +341,4 @@ def reproduce(scale: str, only: list[str], out: Path, data_root: Path, device: s
                 if rn not in seen:
                     seen.add(rn)
                     execute(RUNS[rn], scale, runs_dir(out, scale), data_root, threads, device, force)
-    return write_report(out)
+    return write_report(out, force or not report_only)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ibtui.files import atomic_write
+
 SCALES = ("cpu", "medium", "full")
 # The cpu and medium exports behind docs/REPRODUCTION.md were made with PyTorch's training step; the compiled step
 # (run.compiled_step, the default since) rounds differently, so these scales pin PyTorch's and regenerate those
@@ -135,7 +137,7 @@ def execute(spec: RunSpec, scale: str, folder: Path, data_root: Path, threads: i
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    (folder / f"{spec.name}.time.json").write_text(json.dumps(
+    atomic_write(folder / f"{spec.name}.time.json", json.dumps(  # never through a link, never half written
         {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "rc": proc.returncode, "threads": threads,
          "device": device, "scale": scale, "command": spec.display(scale, threads, device)}, indent=1))
     print(f"[reproduce] {spec.name}: rc {proc.returncode}, {wall:.0f} s wall, {cpu:.0f} s CPU", file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ibtui import quantities as Q
 from ibtui.errors import ExportError
+from ibtui.files import AtomicFile, printable
 from ibtui.sinks.figures import (DYNAMICS, _layer_colors, _mpl, _new_figure, _plot_series, _tidy_log, _xlabel,
                                  plane_panel)
 from ibtui.sinks.runs import Run, layer_key, load_runs
@@ -181,6 +182,11 @@ def draw_comparison(paths: list[str | Path], out_dir: str | Path | None = None, 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"-o {out}: cannot create that folder ({exc.strerror}); pick another.") from None
-    for path, fig in drawn:
-        fig.savefig(path, format=fmt)
+    for path, fig in drawn:  # a temporary name, then a rename: never through a link, never a truncated figure
+        try:
+            with AtomicFile(path) as f:
+                fig.savefig(f, format=fmt)
+        except OSError as exc:
+            raise ExportError(f"-o {printable(out)}: cannot write {printable(path.name)} ({exc.strerror or exc}); "
+                              f"free some space or pick another folder.") from None
     return [p for p, _ in drawn]

@@ -221,10 +221,12 @@ def _now() -> str:
 
 
 def export_targets(export: Path, rank: int | None = None) -> list[Path]:
-    """Every file `--export` writes: the CSV and its sidecar, and under torchrun this rank's CSV and sidecar."""
-    out = [export, sidecar_path(export)]
+    """Every file `--export` writes: the CSV, its sidecar and its checkpoint (a file of the user's at that name is
+    replaced or removed by the run, so it counts as part of the export), and under torchrun this rank's three."""
+    out = [export, sidecar_path(export), checkpoint_path(export)]
     if rank is not None:
-        out += [rank_path(export, rank), sidecar_path(rank_path(export, rank))]
+        mine = rank_path(export, rank)
+        out += [mine, sidecar_path(mine), checkpoint_path(mine)]
     return out
 
 
