@@ -493,4 +493,22 @@ def main(argv: list[str] | None = None) -> None:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError):
             pass
-    app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")
+    try:
+        app(args=command_args(list(sys.argv[1:] if argv is None else argv)), prog_name="ibtui")
+    except SystemExit as done:
+        _exit_now_if_abandoned(done.code)
+        raise
+
+
+def _exit_now_if_abandoned(code) -> None:
+    """After a stop, a measuring job that was dropped may still be computing (its current layer in C); its sinks
+    are closed and nothing of it is kept, so the process ends now instead of waiting for it (Python joins its
+    helper threads at exit): `q` and signals end the process within a couple of seconds whatever was queued."""
+    if "ibtui.engine.overlap" not in sys.modules or not sys.modules["ibtui.engine.overlap"].abandoned():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))

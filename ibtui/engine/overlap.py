@@ -44,6 +44,14 @@ STOP_GRACE_S = 0.8
 CLOSE_WAIT_S = 0.3
 
 
+_dropped_threads: list[threading.Thread] = []  # workers closed while a dropped job still ran (see `abandoned`)
+
+
+def abandoned() -> bool:
+    """Whether a worker whose jobs were dropped is still running one (the CLI then ends the process at once)."""
+    return any(t.is_alive() for t in _dropped_threads)
+
+
 class Stopped(Exception):
     """A wait for a measuring job was ended by the run's stop event (`q`, a signal): the run stops now."""
 
@@ -193,6 +201,8 @@ class MeasureQueue:
             self._cancel.set()
             self._tasks.put(None)
             self._thread.join(CLOSE_WAIT_S)
+            if self._thread.is_alive():
+                _dropped_threads.append(self._thread)
             self._thread, self._tasks = None, queue.SimpleQueue()
         return dropped
 

@@ -106,3 +106,47 @@ def test_resume_after_a_stop_with_a_full_queue_ends_byte_identical(tmp_path, mon
     assert part.read_bytes() == full.read_bytes()
     meta = json.loads(sidecar_path(part).read_text())
     assert meta["finished"] is True and meta["resumes"][0]["from_epoch"] < seen["epochs"]  # an earlier checkpoint
+
+
+SLOW_RUN = """
+import sys, time
+from ibtui.engine.probes.kde import KdeProbe
+real = KdeProbe.at_snapshot
+def slow(self, snap):
+    time.sleep(5.0)
+    return real(self, snap)
+KdeProbe.at_snapshot = slow
+from ibtui.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_headless_process_within_two_seconds_with_snapshots_queued(tmp_path):
+    """A real process (`ibtui` with a measuring job that takes 5 s): once the first snapshots are queued, SIGTERM
+    ends it within 2 s, exit 143, the CSV valid and the sidecar unfinished."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "run.csv"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, "szt_tanh", "--headless", "--threads", "1", "--device",
+                             "cpu", "--set", "run.seeds=2", "--set", "measure.kde.points=256", "-o", str(out),
+                             "--progress-every", "0.2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not out.is_file() and time.monotonic() < deadline:  # the export exists once the run has started
+            time.sleep(0.1)
+        time.sleep(3.0)  # a few snapshots queued behind the first one's 5 s
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and took < 2.0, (took, proc.stderr.read())
+    meta = json.loads(sidecar_path(out).read_text())
+    assert meta["finished"] is False
+    assert out.read_text().count("\n") >= 1
