@@ -9,8 +9,10 @@ export is byte-identical to a run without the worker (tests/engine/test_overlap.
 without are in docs/PERFORMANCE.md).
 
 Snapshots in flight are bounded: a new one waits while MAX_IN_FLIGHT are in flight or while those hold
-MAX_IN_FLIGHT_BYTES of activations, so the live view lags training by at most that many snapshots and memory
-holds at most that much. A log schedule's snapshots come densely at first (default szt_tanh: ~230 of its 300
+MAX_IN_FLIGHT_BYTES of activations, so memory holds at most that much; in the live app also while those would take
+LIVE_LAG_S at the mean time a job took, so what is drawn is at most a few seconds old. A stop never waits for the
+queue: every wait ends on the run's stop event, the snapshots finishing within STOP_GRACE_S are kept and the rest
+dropped (ibtui.engine.trainer, Engine._stop_now). A log schedule's snapshots come densely at first (default szt_tanh: ~230 of its 300
 in the first 1,100 of 8,000 epochs, each 0.5–0.7 s of KDE against ~15 ms an epoch of training), so training
 runs ahead there and waits; while it waits, its core goes to the compiled KDE sums (`native.lend_core`).
 Default run on a 2-core CPU, KDE on all points: 203–235 s end to end with one snapshot in flight, 192–222 s
