@@ -78,6 +78,38 @@ def test_a_library_in_a_folder_others_can_write_never_runs(tmp_path):
     assert any("cache folder" in n and str(folder) in n for n in out["notes"])
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="planting as another user needs root")
+def test_another_user_plants_the_cache_in_a_shared_folder(tmp_path):
+    """The issue's attack end to end: XDG_CACHE_HOME on a folder every user can write (mode 1777, like /tmp);
+    another user (a process that dropped to uid 12345) creates ibtui/ there first and plants a library at the
+    hashed name. The victim's run never loads it."""
+    import shutil
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="ibtui-shared-", dir="/tmp"))
+    try:
+        os.chmod(shared, 0o1777)
+        evil = shared / "evil.so"
+        _compile(tmp_path, EVIL, evil)
+        os.chmod(evil, 0o755)
+        plant = ["/bin/sh", "-c", 'mkdir -m 755 "$1/ibtui" && cp "$2" "$1/ibtui/$3"', "sh", str(shared), str(evil),
+                 _name()]
+
+        def as_other_user():
+            os.setgid(12345)
+            os.setuid(12345)
+
+        subprocess.run(plant, check=True, preexec_fn=as_other_user, cwd="/")  # the other user, not root
+        planted = shared / "ibtui" / _name()
+        assert planted.stat().st_uid == 12345
+        out = _load(tmp_path, shared)
+        assert not (tmp_path / "planted-ran").exists()
+        assert out["answer"] == 42
+        assert any("cache folder" in n for n in out["notes"])
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
 @pytest.mark.parametrize("how", ["group-writable", "link", "other-owner"])
 def test_a_planted_library_in_the_users_own_folder_never_runs(tmp_path, how):
     cache = tmp_path / "cache"
