@@ -97,9 +97,9 @@ class Result:
     why: str                # one paragraph
     figures: list = field(default_factory=list)
     key: str = ""           # one line for the summary table
-
-
     power: str = ""         # the intervals' half-widths beside the effects the rule must resolve
+
+
 @dataclass
 class Claim:
     """A claim of the papers: its runs (names in runner.RUNS), its analysis (runs → Result) and its figures."""
@@ -223,7 +223,7 @@ def fall_ci(run: Run, est: str, lay: str, kind: str = "drop", sweep="", q="I(X;T
     """A fall after the peak taken per seed (`dip`: peak → lowest later value; `drop`: peak → final; each seed
     from its own peak), then their mean with its t-interval over seeds. Per seed, because the peak of a mean
     curve averages seeds that peak at different epochs, and a resampled mean curve's peak runs high (issue 32);
-    the mean of per-seed falls is therefore ≥ the fall of the mean curve."""
+    the mean of per-seed `drop`s is therefore ≥ the mean curve's `drop`."""
     return mean_ci(seed_drops(run, est, lay, sweep, kind, q))
 
 
