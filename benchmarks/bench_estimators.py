@@ -1,9 +1,12 @@
 """Per-snapshot cost of the MI estimators (binning, KDE, SP) at SZT and MNIST sizes, all layers, many seeds.
 
 Activations are synthetic but shaped like the real layers (tanh of random projections, so points spread the
-way a trained layer's do). Each estimator is timed on the device given; the first call is a warm-up.
+way a trained layer's do). Each estimator is timed on the device given; the first call is a warm-up. On a CPU the
+compiled tile kernel is timed for each build (benchmarks/builds.py: native, x86-64-v3 = AVX2, x86-64 = SSE2)
+beside the PyTorch tiles and the fused attention kernel of the same run; --kde-only times just those rows.
 
-    python benchmarks/bench_estimators.py [--device cpu|cuda] [--seeds 10] [--json out.json]
+    python benchmarks/bench_estimators.py [--device cpu|cuda] [--seeds 10] [--json out.json] [--kde-only]
+                                          [--builds native x86-64-v3 x86-64]
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from builds import BUILDS, available, build
 from common import sync
 
 from ibtui.measures.binning import BinSpec, binning_mi
@@ -48,26 +52,43 @@ def main() -> None:
     ap.add_argument("--sp-mc", type=int, default=2)
     ap.add_argument("--sp-points", type=int, default=256)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--kde-only", action="store_true", help="only the KDE rows on all points: tiles (each build, "
+                    "and PyTorch's sums) and fused attention")
+    ap.add_argument("--builds", nargs="+", default=["native", "x86-64-v3"], choices=list(BUILDS),
+                    help="builds of the compiled tile kernel to time (default: native and x86-64-v3)")
     args = ap.parse_args()
     device = torch.device(args.device)
-    rows = []
+    print(f"device {device}, {args.seeds} seeds, all layers — seconds per snapshot, as measured:", flush=True)
+
+    class Rows(list):  # prints each row as it is measured (a busy machine's run may be cut short)
+        def append(self, row):
+            super().append(row)
+            print(f"  {row[0]:6} {row[1]:58} {row[2]:9.3f} s", flush=True)
+
+    rows = Rows()
     for size in args.sizes:
         n, widths, n_cls = SIZES[size]
         y = torch.randint(0, n_cls, (n,), generator=torch.Generator().manual_seed(1)).to(device)
         hs = layers(n, widths, args.seeds, device)
-        rows.append((size, "binning (30 bins)", timed(lambda: [binning_mi(h, BinSpec(), y) for h in hs if h.shape[-1] <= 64], device)))
         var = 1e-3 if size == "szt" else 0.1
-        rows.append((size, f"KDE upper+lower σ²={var:g}, all N, pairwise sums",
-                     timed(lambda: [kde_mi(h, y, var, exact_distances=False) for h in hs], device, repeat=1)))
+        if not args.kde_only:
+            rows.append((size, "binning (30 bins)", timed(lambda: [binning_mi(h, BinSpec(), y) for h in hs if h.shape[-1] <= 64], device)))
+            rows.append((size, f"KDE upper+lower σ²={var:g}, all N, pairwise sums",
+                         timed(lambda: [kde_mi(h, y, var, exact_distances=False) for h in hs], device, repeat=1)))
         cpu = device.type == "cpu"  # the probe sums in tiles on a CPU, by attention on a GPU
         rows.append((size, f"KDE upper+lower σ²={var:g}, all N, fused attention" + ("" if cpu else " (probe)"),
                      timed(lambda: kde_mi_attention(hs, y, var), device, repeat=1)))
-        if cpu:  # the tiles with the compiled kernel (the probe, where a C compiler works) and in PyTorch
-            if native.tile_sums() is not None:
-                rows.append((size, f"KDE upper+lower σ²={var:g}, all N, tiles, compiled kernel (probe)",
-                             timed(lambda: kde_mi_tiled(hs, y, var), device, repeat=3)))
+        if cpu:  # the tiles with the compiled kernel of each build (the probe, where a C compiler works), in PyTorch
+            for name in available(args.builds):
+                with build(name):
+                    if native.tile_sums() is not None:
+                        rows.append((size, f"KDE upper+lower σ²={var:g}, all N, tiles, compiled {name}"
+                                     + (" (probe)" if name == "native" else ""),
+                                     timed(lambda: kde_mi_tiled(hs, y, var), device, repeat=3)))
             rows.append((size, f"KDE upper+lower σ²={var:g}, all N, tiles, PyTorch sums",
                          timed(lambda: kde_mi_tiled(hs, y, var, compiled=False), device, repeat=2)))
+        if args.kde_only:
+            continue
         if size == "szt":  # a fixed 1024-point subset (`--set measure.kde.points=1024`)
             sub = [h[:, :1024] for h in hs]
             rows.append((size, f"KDE upper+lower σ²={var:g}, 1024 points, fused attention",
@@ -83,9 +104,9 @@ def main() -> None:
                      timed(lambda: [sp_mutual_information(c, y, 0.01 if size == "szt" else 0.1, args.sp_mc,
                                                           generator=gen, n_points=args.sp_points or None) for c in cond],
                            device, repeat=1)))
-    print(f"device {device}, {args.seeds} seeds, all layers — seconds per snapshot")
+    print(f"device {device}, {args.seeds} seeds, all layers — seconds per snapshot (all rows)")
     for size, est, sec in rows:
-        print(f"  {size:6} {est:52} {sec:9.3f} s")
+        print(f"  {size:6} {est:58} {sec:9.3f} s")
     if args.json:
         args.json.write_text(json.dumps([{"size": s, "estimator": e, "seconds": t, "device": str(device),
                                           "seeds": args.seeds} for s, e, t in rows], indent=2))

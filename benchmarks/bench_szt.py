@@ -3,10 +3,12 @@
 Both run in this process on the same device and thread count, so the ratio is fair. The engine runs
 with binning measurement on at the snapshot density of scenarios/szt_tanh.toml (300 snapshots per 8000
 epochs); the plain loop measures nothing. On a CPU with a C compiler the engine trains with the compiled
-step (the default); a "torch" row times it with PyTorch's step (run.compiled_step = false). Prints a table
-and writes JSON (--json).
+step (run.compiled_step = true) of each build (benchmarks/builds.py: native, x86-64-v3 = AVX2, and x86-64 =
+SSE2 with --builds), and a "torch" row times it with PyTorch's step (run.compiled_step = false), all in the same
+run as the plain loop. Prints a table and writes JSON (--json).
 
     python benchmarks/bench_szt.py [--device cpu|cuda] [--seeds 1 50] [--threads 1]
+                                   [--builds native x86-64-v3 x86-64]
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from builds import BUILDS, available, build
 from common import SNAPSHOT_DENSITY, SZT_SCENARIO, NullSink, seed_epochs_per_s, sync
 
 from ibtui.api import DEFAULT_CPU_THREADS
@@ -79,6 +82,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="engine epochs per timing (0 = auto)")
     ap.add_argument("--plain-epochs", type=int, default=0, help="plain-loop epochs per seed (0 = auto)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--builds", nargs="+", default=["native", "x86-64-v3"], choices=list(BUILDS),
+                    help="builds of the compiled step to time on a CPU (default: native and x86-64-v3)")
     args = ap.parse_args()
     device = torch.device(args.device)
     threads = args.threads or (DEFAULT_CPU_THREADS if device.type == "cpu" else torch.get_num_threads())
@@ -99,6 +104,13 @@ def main() -> None:
                "plain_by_threads": plain_by_threads, "engine_measure_on": on, "engine_measure_off": off,
                "ratio_on": on / plain, "ratio_off": off / plain, "engine_threads": threads,
                "torch": torch.__version__}
+        if device.type == "cpu":  # the compiled step of the other builds (the rows above: native)
+            for name in available(args.builds):
+                if name == "native":
+                    continue
+                with build(name):
+                    if compiled_step.library() is not None:
+                        row.setdefault("builds", {})[name] = engine_rate(device, s, epochs, measure=True)
         if device.type == "cpu" and compiled_step.library() is not None:  # the same with PyTorch's training step
             row["pytorch_step_measure_on"] = engine_rate(device, s, epochs, measure=True, compiled=False)
             row["pytorch_step_ratio_on"] = row["pytorch_step_measure_on"] / plain
@@ -115,6 +127,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['device']:8} {r['seeds']:5d} {r['plain_seed_epochs_per_s']:12.1f} {r['engine_measure_on']:20.1f} "
               f"{r['engine_measure_off']:13.1f} {r['ratio_on']:8.1f}× {r['ratio_off']:8.1f}×")
+        for name, rate in r.get("builds", {}).items():
+            print(f"{'  ' + name:8} {r['seeds']:5d} {'':12} {rate:20.1f} {'':13} {rate / r['plain_seed_epochs_per_s']:8.1f}×"
+                  f"             (IBTUI_CFLAGS={BUILDS[name]}: the compiled step built for it)")
         if "pytorch_step_measure_on" in r:
             print(f"{'  torch':8} {r['seeds']:5d} {'':12} {r['pytorch_step_measure_on']:20.1f} {'':13} "
                   f"{r['pytorch_step_ratio_on']:8.1f}×             (run.compiled_step = false: PyTorch's step)")
