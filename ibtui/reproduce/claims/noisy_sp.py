@@ -39,7 +39,8 @@ def some_layer(outcomes) -> object:
 @claim("noisy_sp", "Noisy networks: the true I(X;T) (sample propagation, SP) of a noisy tanh net compresses, and "
        "binning (H(Bin(T)), bin 10β) tracks the clustering behind it", "Goldfeld et al. 2019 (ICML), §5", ["szt_orthonormal"], figs=[(0, "clustering", "=0")],
        note="The λ = 0 arm of the orthonormal sweep (noisy tanh SZT net, β = 0.01, Adam 4e-4, batch 512). SP over "
-            "64 of the 4096 inputs (8 noisy passes × 4 MC draws), clustering on 1024 inputs.")
+            "a fixed subset of 256 of the 4096 inputs a seed (8 noisy passes × 4 MC draws; the SE counts the subset), "
+            "clustering on 1024 inputs.")
 def c_noisy(runs):
     (r,) = runs
     sw = [s for s in r.sweeps() if s.endswith("=0.0") or s.endswith("=0")][0]
