@@ -92,8 +92,8 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
     behind = ""  # the measuring worker more than a snapshot behind training (ibtui.engine.overlap)
     if live and view.finished is None and not flags.source and p is not None and p.measuring >= 2:
         behind = f"measuring snapshot {view.snapshots + 1}, training at epoch {view.epoch}"
-    second = fit([state, view.stage, view.error or flags.stalled, behind, f"noise {beta}", f"estimator {est}",
-                  diverged, layers, "each seed" if vs.per_seed else "mean"], width)
+    second = fit([state, view.stage, view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged,
+                  behind, layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
 
 
