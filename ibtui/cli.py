@@ -15,6 +15,7 @@ import typer
 
 from ibtui.api import OOM_HINT, build, check_numbers, check_torchrun_env, execute, first_line, kept, prepare
 from ibtui.errors import IbtuiError
+from ibtui.files import printable
 from ibtui.scenario import load_scenario, to_toml, with_changes
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
@@ -49,6 +50,7 @@ PROGRESS_EVERY = typer.Option(15.0, "--progress-every", min=0.1,
 THREADS = typer.Option(0, "--threads", help="CPU threads for torch (0 = 1 on a CPU run, torch's default with a GPU)")
 FPS = typer.Option(3.0, "--fps", help="app redraws per second")
 NO_MOUSE = typer.Option(False, "--no-mouse", help="app: do not capture the mouse")
+DATA_DIR = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir; resume: if it moved)")
 
 
 @app.command()
@@ -61,7 +63,7 @@ def run(
     quiet: bool = QUIET,
     progress_every: float = PROGRESS_EVERY,
     threads: int = THREADS,
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data (overrides data.dir)"),
+    data_dir: Optional[Path] = DATA_DIR,
     fps: float = FPS,
     no_mouse: bool = NO_MOUSE,
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing export (only once the new run "
@@ -105,7 +107,7 @@ def _launch(sc, scenario: Path, export: Optional[Path], device: Optional[str], t
             fail(f"{guard[0].oom}{kept(guard[1])}; {OOM_HINT}")
         raise typer.Exit(code=code)
     for note in scenario_warnings(sc):  # the app shows them as run notes (Engine.info)
-        typer.echo(f"ibtui: warning: {note}", err=True)
+        typer.echo(f"ibtui: warning: {printable(note)}", err=True)
     from ibtui.engine import distributed as dist
 
     ctx = dist.context_from_env()
@@ -267,7 +269,7 @@ def resume(
     quiet: bool = QUIET,
     progress_every: float = PROGRESS_EVERY,
     threads: int = THREADS,
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="folder with image data, if it moved"),
+    data_dir: Optional[Path] = DATA_DIR,
     fps: float = FPS,
     no_mouse: bool = NO_MOUSE,
 ) -> None:
@@ -312,6 +314,11 @@ def _resumable_run(csv_path: Path):
     if meta.get("finished") is True:
         raise IbtuiError(f"{csv_path}: the run finished; there is nothing to resume (start a new run to train "
                          f"again).")
+    from ibtui.files import locked
+
+    if locked(csv_path):  # the writer lock (files.WriterLock), held by a live run however its sidecar reads
+        raise IbtuiError(f"{csv_path}: another ibtui is still writing this run (it holds the export's lock); stop it "
+                         f"first, or wait for it to end.")
     if not meta.get("ended") and writer_alive(meta):  # an orderly stop sets `ended`; a killed writer never does
         pid = (meta.get("writer") or {}).get("pid")
         raise IbtuiError(f"{csv_path}: another ibtui (pid {pid}) is still writing this run; stop it first, or wait "
@@ -349,7 +356,7 @@ def show(
         raise typer.Exit(code=130)
     try:
         for note in scenario_warnings(sc):
-            typer.echo(f"ibtui: warning: {note}", err=True)
+            typer.echo(f"ibtui: warning: {printable(note)}", err=True)
         typer.echo(to_toml(sc), nl=False)
         sys.stdout.flush()
     except BrokenPipeError:  # `ibtui show x | head`: the reader has what it wanted
@@ -383,14 +390,17 @@ def view(
 
     if len(csv_paths) > MAX_RUNS:
         fail(f"{len(csv_paths)} exports given; compare at most {MAX_RUNS} at once.")
-    if len({p.resolve() for p in csv_paths}) < len(csv_paths):
-        fail("the same export is given twice; compare different runs.")
     try:  # before the app opens: a file that is not an export is one sentence, not an app waiting forever
         check_numbers(0, fps)
         for csv_path in csv_paths:
-            check_export(csv_path)
+            check_export(csv_path)  # a link loop too (Path.resolve would raise RuntimeError on it)
     except IbtuiError as exc:
         fail(str(exc))
+    if len({os.path.realpath(p) for p in csv_paths}) < len(csv_paths):
+        fail("the same export is given twice; compare different runs.")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # the app reads keys and draws: it would wait forever
+        fail("ibtui view needs a terminal (standard input and output are not one); draw the figures with "
+             "`ibtui plot` instead, or read the export in Python with ibtui.load.")
     try:
         from ibtui.tui.app import view_app
     except ImportError:

@@ -36,8 +36,11 @@ from pathlib import Path
 NO_COMPILER = "no working C compiler (cc, gcc or clang; or IBTUI_NATIVE=0)"
 
 
+FALSE_WORDS = ("0", "false", "off", "no")  # IBTUI_NATIVE's usual ways to say no, in any case
+
+
 def enabled() -> bool:
-    return os.environ.get("IBTUI_NATIVE", "1").strip() != "0"
+    return os.environ.get("IBTUI_NATIVE", "1").strip().lower() not in FALSE_WORDS
 
 
 def cache_dir() -> Path:

@@ -13,9 +13,11 @@ import math
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from ibtui.files import printable
 from ibtui.quantities import SEED_DIVERGED
 from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink
 
@@ -84,6 +86,7 @@ class ProgressSink(Sink):
         self.eta = EtaEstimator()
 
     def _say(self, text: str, style: str = "") -> None:
+        text = printable(text)  # a run name or note from a scenario or an export: its escapes shown, never obeyed
         if self.live:
             self.console.print(text, style=style or None, markup=False, highlight=False)
         else:  # a log file: whole lines, flushed, never wrapped or cut by rich
@@ -111,7 +114,7 @@ class ProgressSink(Sink):
                 self.bar.start()
             if self.task is not None:
                 self.bar.update(self.task, visible=True)
-            self.task = self.bar.add_task(info.sweep or info.run, total=info.epochs, snaps="", rate="", eta="–")
+            self.task = self.bar.add_task(escape(printable(info.sweep or info.run)), total=info.epochs, snaps="", rate="", eta="–")
 
     def progress(self, p: Progress) -> None:
         self._p = p

@@ -10,7 +10,6 @@ it is inferred from the records (layers, estimators and seeds seen; no N, so no 
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import socket
@@ -21,7 +20,9 @@ from pathlib import Path
 from ibtui.controls import Controls
 from ibtui.records import FIELDS, Progress, Record, RunInfo, Sink
 from ibtui.quantities import MI_TY, MI_XT, NOISE_BETA
-from ibtui.sinks.runs import column_index, load_runs, parse_row, read_meta, run_info_fits  # the one export reader
+from ibtui.sinks.runs import (  # the one export reader
+    column_index, csv_rows, load_runs, parse_row, read_meta, run_info_fits,
+)
 
 CHUNK = 4 << 20  # bytes read per step: a big file fills the panes progressively
 
@@ -69,19 +70,19 @@ def check_export(path: str | Path) -> None:
         text = complete.decode("utf-8")
     except UnicodeDecodeError:
         raise ExportError(f"{path} is not UTF-8 text, so it is not an ibtui export; {hint}.") from None
-    lines = text.splitlines()
-    try:
-        rows = list(csv.reader(lines[: CHECK_ROWS + 1]))
-    except csv.Error:
-        raise ExportError(f"{path} is not a CSV file; {hint}.") from None
+    lines = text.split("\n")  # one record a line (U+2028 in a run's name is not a line end)
+    body = text if text.endswith("\n") or len(lines) == 1 else text[:text.rfind("\n") + 1]
+    rows = []
+    for _, row in csv_rows(body, path):  # a stray quote: an ExportError naming its line
+        rows.append(row)
+        if len(rows) > CHECK_ROWS:
+            break
     idx = column_index(rows[0]) if rows else None
     if idx is None:
         found = ",".join(rows[0])[:80] if rows else ""
         raise ExportError(f"{path} does not start with the header of an ibtui export ({','.join(FIELDS)}) but with "
                           f"{found!r}; {hint}.")
     for i, row in enumerate(rows[1:], start=2):
-        if i == len(rows) and not text.endswith("\n") and len(rows) == len(lines):
-            break  # the last line may still be being written
         if parse_row(row, idx) is None:
             raise ExportError(f"{path}: line {i} is not an ibtui record ({','.join(row)[:60]!r}); {hint}.")
 
@@ -186,20 +187,17 @@ class CsvReplay:
             self._rest = data
             return []
         self._rest = data[cut + 1:]
-        lines = data[:cut].decode("utf-8", errors="replace").splitlines()
+        text = data[:cut].decode("utf-8", errors="replace")
         out = []
-        try:
-            for row in csv.reader(lines):
-                if self._index is None:
-                    self._index = column_index(row)
-                    if self._index is not None:
-                        continue  # the header
-                    self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
-                rec = parse_row(row, self._index)
-                if rec is not None:
-                    out.append(rec)
-        except csv.Error:
-            pass  # malformed CSV (an unterminated quote): the rows before it are kept, as malformed rows are skipped
+        for _, row in csv_rows(text, self.path, skip_bad=True):  # a line with a stray quote: that line skipped
+            if self._index is None:
+                self._index = column_index(row)
+                if self._index is not None:
+                    continue  # the header
+                self._index = {name: i for i, name in enumerate(FIELDS)}  # no header: today's column order
+            rec = parse_row(row, self._index)
+            if rec is not None:
+                out.append(rec)
         self.rows += len(out)
         return out
 

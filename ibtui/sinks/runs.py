@@ -2,15 +2,18 @@
 
 The replay (`ibtui view`), the figures (`ibtui plot`), the reproduction report and the Python API
 (`ibtui.load`) all read an export through this module: `column_index` maps the header's names to
-positions (any order; `step` and `sweep` optional, so older files read too), `parse_row` turns one row
-into a Record (None for a malformed row, skipped, never fatal), and `load` reads the complete lines of
-a finished or still-written file into a `Run`. numpy only; pandas only when `Run.frame()` is called.
+positions (any order; `step` and `sweep` optional, so older files read too), `csv_rows` splits the text into
+records, one a line (a stray quote is an error naming its line, not the rest of the file swallowed), `parse_row`
+turns one row into a Record (None for a row without its numbers, skipped), and `load` reads the complete lines
+of a finished or still-written file into a `Run`. numpy only; pandas only when `Run.frame()` is called.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,6 +36,40 @@ def column_index(header: list[str]) -> dict[str, int] | None:
     idx = {name: i for i, name in enumerate(header)}
     required = ("run", "seed", "epoch", "layer", "quantity", "estimator", "value")
     return idx if all(k in idx for k in required) else None
+
+
+def csv_rows(text: str, path: str | Path, skip_bad: bool = False):
+    """(line number, fields) of each record of an export's text (the first is its header). A quote that never
+    closes, or one that makes a record span lines with another number of fields than the header's (a stray `"`:
+    the csv module would take the rest of the file as one field), is an ExportError naming the line where the
+    record starts; with `skip_bad` (a live replay) that line alone is skipped. A quoted name holding a newline
+    spans lines and reads back as written; U+2028 is not a line end."""
+    start, width, lines = 0, None, None  # lines read before the current reader; the header's field count
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    done = 0  # lines this reader has read
+    while True:
+        why = ""
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            why = f"{exc}; a stray quote?"
+        else:
+            if width is None:
+                width = len(row)
+            elif reader.line_num > done + 1 and len(row) != width:
+                why = "a quote opens a field that does not close on that line: a stray quote?"
+        if not why:
+            done = reader.line_num
+            yield start + done, row
+            continue
+        if not skip_bad:
+            raise ExportError(f"{path}: line {start + done + 1} is not valid CSV ({why}); {HINT}.")
+        lines = text.split("\n") if lines is None else lines  # go on from the line after the bad one
+        start += done + 1
+        reader = csv.reader(io.StringIO("\n".join(lines[start:]), newline=""), strict=True)
+        done = 0
 
 
 def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
@@ -316,23 +353,21 @@ def load(path: str | Path) -> Run:
     if b"\0" in data[:65536]:
         raise ExportError(f"{path} is a binary file, not an ibtui export; {HINT}.")
     cut = data.rfind(b"\n")
-    lines = data[:cut].decode("utf-8", errors="replace").splitlines() if cut >= 0 else []
-    reader = csv.reader(lines)
-    idx = column_index(next(reader, None) or [])
+    text = data[:cut + 1].decode("utf-8", errors="replace") if cut >= 0 else ""
+    reader = csv_rows(text, path)  # one record a line (U+2028 in a name is not a line end)
+    first = next(reader, None)
+    idx = column_index(first[1] if first else [])
     if idx is None:
         raise ExportError(f"{path} is not an ibtui export (its first line is not the header "
                           f"{','.join(FIELDS)}); {HINT}.")
     rows: dict = defaultdict(list)
     sweeps: dict[str, None] = {}
-    try:
-        for row in reader:
-            r = parse_row(row, idx)
-            if r is None:
-                continue  # a malformed row is skipped, never fatal
-            rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
-            sweeps.setdefault(r.sweep, None)
-    except csv.Error as exc:  # an unterminated quote: the rest of the file is one field
-        raise ExportError(f"{path}: line {reader.line_num} is not valid CSV ({exc}); {HINT}.") from None
+    for _, row in reader:
+        r = parse_row(row, idx)
+        if r is None:
+            continue  # a row without a number where one belongs is skipped; a broken quote is an error (csv_rows)
+        rows[(r.sweep, r.quantity, r.estimator, r.layer, r.seed)].append((r.epoch, r.step, r.value))
+        sweeps.setdefault(r.sweep, None)
     if not rows:
         raise ExportError(f"{path} holds no records yet (only a header); wait for the first snapshot.")
     return Run(path, rows, read_meta(path), list(sweeps))
@@ -352,7 +387,7 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
     paths = [Path(p) for p in paths]
     if len(paths) > MAX_RUNS:
         raise ExportError(f"{len(paths)} exports given; compare at most {MAX_RUNS} at once.")
-    same = {p.resolve() for p in paths}
+    same = {os.path.realpath(p) for p in paths}  # never raises (Path.resolve does on a link loop)
     if len(same) < len(paths):
         raise ExportError("the same export is given twice; compare different runs.")
     return [load(p) for p in paths], run_labels(paths)
@@ -360,10 +395,11 @@ def load_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
 
 def read_records(path: str | Path) -> list[Record]:
     """Every record of an export in file order, parsed as `load` parses them (malformed rows skipped)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        idx = column_index(next(reader, None) or [])
-        if idx is None:
-            raise ExportError(f"{path} is not an ibtui export (its first line is not the header "
-                              f"{','.join(FIELDS)}); {HINT}.")
-        return [r for r in (parse_row(row, idx) for row in reader) if r is not None]
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv_rows(f.read(), path)
+    first = next(reader, None)
+    idx = column_index(first[1] if first else [])
+    if idx is None:
+        raise ExportError(f"{path} is not an ibtui export (its first line is not the header "
+                          f"{','.join(FIELDS)}); {HINT}.")
+    return [r for r in (parse_row(row, idx) for _, row in reader) if r is not None]

@@ -23,6 +23,7 @@ from textual.markup import escape
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from ibtui.files import printable
 from ibtui.tui.state import Series, StateView, ViewState
 
 # Epoch colour ramp (xterm-256 indices, early → late): blue, purple, pink, orange, yellow. Readable on
@@ -57,6 +58,7 @@ def run_legend(view: StateView, shown: str | None) -> str:
     names = []
     for i, (label, _) in enumerate(view.runs):
         hexc = Color.from_ansi(run_color(i, label == shown)).get_truecolor().hex
+        label = printable(label)  # a run's name from its export: escapes shown, never sent to the terminal
         names.append(f"[{hexc}]{escape(f'[{label}]' if label == shown else label)}[/]")
     return " ".join(names)
 
@@ -148,7 +150,7 @@ class Pane(Vertical):
         room = self.size.width - 6 if self.size.width > 12 else 10_000
         if not isinstance(title, str):
             title = fit(list(title), room)
-        self.border_title = escape(title)
+        self.border_title = escape(printable(title))
         parts = [p for p in (subtitle_markup.split(" · ") if isinstance(subtitle_markup, str) else subtitle_markup) if p]
         while len(parts) > 1 and Content.from_markup(" · ".join(parts)).cell_length > room:
             parts.pop()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from ibtui.files import printable
 from ibtui.sinks.progress import duration, plural, rate_text
 from ibtui.tui.panes.base import fit, shown_estimator
 from ibtui.tui.state import StateView, ViewState
@@ -51,7 +52,7 @@ def run_state(view: StateView, flags: RunFlags) -> str:
 def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 10_000) -> tuple[str, str]:
     """The two status lines, each fitted to `width` columns (items dropped from the right)."""
     info = view.info
-    name = info.run if info is not None else (flags.name or "starting")
+    name = printable(info.run if info is not None else (flags.name or "starting"))  # escapes shown, not obeyed
     device = info.device if info is not None else ""
     seeds = len(view.seeds())
     total = view.total
@@ -78,7 +79,7 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
         k = pts.index(view.sweep) + 1 if view.sweep in pts else "?"
         sweep = f"sweep {view.sweep.rsplit('.', 1)[-1]} {k}/{len(pts)}{'' if live else ' (done)'}"
     # fitted from the right: the device, then the speed and the seed count go first when the line is short
-    first = fit([flags.source, name, sweep, epoch, *speed[:1], snaps, plural(seeds, "seed") if seeds else "", *speed[1:],
+    first = fit([printable(flags.source), name, printable(sweep), epoch, *speed[:1], snaps, plural(seeds, "seed") if seeds else "", *speed[1:],
                  device], width)
     beta = "β=–" if view.beta is None else f"β={view.beta:g}"
     if flags.noise_requested is not None and flags.noise_requested != view.beta:
