@@ -248,7 +248,7 @@ class Run:
         if lay not in layers:
             raise IbtuiError(f"{self.path}: {quantity} ({est or 'no estimator'}) has no layer {lay!r}; it has {layers}.")
         mean, per_seed = self.curves(sweep, quantity, est, lay)
-        curve = mean if seed == "mean" else per_seed.get(seed)
+        curve = mean if seed == "mean" else next((c for s, c in per_seed.items() if s == seed), None)  # any type
         if curve is None:
             raise IbtuiError(f"{self.path}: {quantity} has no series for seed {seed!r}; seeds are "
                              f"{list(per_seed)}{' and mean' if mean is not None else ''}.")
