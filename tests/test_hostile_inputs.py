@@ -229,3 +229,16 @@ def test_fuzz_npz_members(tmp_path):
         counts["read"] += 1
     print("fuzz counts (.npz members)", counts)
     assert sum(counts.values()) == 300 and counts["refused"] > 150
+
+
+def test_run_series_with_odd_arguments_is_one_sentence(tmp_path):
+    from ibtui.errors import IbtuiError
+    from ibtui.sinks.runs import load
+
+    run = load(_export(tmp_path)[0])
+    for kw in ({"seed": [1]}, {"seed": {}}, {"seed": None}, {"layer": object()}, {"estimator": 5}, {"sweep": 3}):
+        with pytest.raises(IbtuiError):
+            run.series("I(X;T)", **kw)
+    with pytest.raises(IbtuiError, match="no quantity 123"):
+        run.series(123)
+    assert run.series("I(X;T)", seed=0)[1].tolist() == [1.0, 2.0, 3.0]
