@@ -245,3 +245,48 @@ def test_depth_sweep_fits_the_seeds_mean_log_time(tmp_path):
     assert "MNIST: too few seeds; SZT: partially" in res.why
     assert res.verdict == "partially"          # one data set judged: only part of the claim
     assert "fitting time" in c.note
+
+
+def write_batch_export(path, scenario: str, est: str, seeds: int, batches, noise: float):
+    """A batch sweep: at batch b (steps an epoch 4096/b) each seed's last hidden layer has its transition at
+    iteration 200·(1 + b/1024) and its I(X;T) peak (the compression start) at 1.5 × that, give or take `noise`
+    of a seed; the export holds I(X;T) of that layer, transition_epoch and snr."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for b in batches:
+        spe = 4096 // b
+        ep = np.unique(np.geomspace(1, 4000, 60).astype(int))
+        sw = f"train.batch_size={b}"
+        for s in range(seeds):
+            tr_it = 200 * (1 + b / 1024) * (1 + noise * rng.normal())
+            peak_ep = int(ep[np.argmin(abs(ep * spe - 1.5 * tr_it))])
+            for e in [0, *ep]:
+                v = 5 + e / peak_ep if e <= peak_ep else 6 - np.log(e / peak_ep)
+                rows.append(["b", sw, s, e, e * spe, 5, "I(X;T)", est, v])
+                rows.append(["b", sw, s, e, e * spe, 5, "snr", "", 1.0 / (1 + e)])
+                rows.append(["b", sw, s, e, e * spe, 5, "transition_epoch", "", tr_it / spe])
+    df = pd.DataFrame(rows, columns=["run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value"])
+    mean = df.groupby(["run", "sweep", "epoch", "step", "layer", "quantity", "estimator"], as_index=False)["value"].mean()
+    mean["seed"] = "mean"
+    pd.concat([df, mean[df.columns]]).to_csv(path, index=False)
+    sc = load_scenario(scenario, [f"run.seeds={seeds}", "run.epochs=4000"])
+    info = {"run": "b", "scenario_path": scenario, "device": "cpu", "seeds": list(range(seeds)), "epochs": 4000,
+            "layers": ["1", "2", "3", "4", "5", "6"], "layer_widths": [10, 7, 5, 4, 3, 2], "n_points": 4096,
+            "mi_points": "all", "estimators": [est], "estimator_settings": {}, "noise_levels": [0.0]}
+    path.with_name(path.stem + ".meta.json").write_text(json.dumps(
+        {"finished": True, "run_info": info, "scenario_toml": to_toml(sc)}))
+
+
+def test_batch_sweep_fits_the_seeds_means_and_resamples_seeds_within_batch_sizes(tmp_path):
+    bs = [64, 128, 256, 512, 1024]
+    write_batch_export(tmp_path / "mnist_batch_sweep.csv", "mnist_batch_sweep", "kde_upper", 2, bs[1:], 0.05)
+    write_batch_export(tmp_path / "szt_batch_sweep.csv", "szt_batch_sweep", "bin30", 6, bs, 0.05)
+    common.FIGDIR[0] = tmp_path / "figures"
+    c = next(c for c in claims() if c.name == "batch_sweep")
+    res = c.analyze([read_run(tmp_path / "mnist_batch_sweep.csv"), read_run(tmp_path / "szt_batch_sweep.csv")])
+    assert "MNIST: too few seeds; SZT: reproduced" in res.why   # start = 1.5 × transition, up to the snapshots
+    assert res.verdict == "partially"                           # one data set judged
+    assert "at least 6 seeds a batch size" in res.measured
+    assert "SZT r" in res.power
