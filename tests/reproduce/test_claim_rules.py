@@ -290,3 +290,42 @@ def test_batch_sweep_fits_the_seeds_means_and_resamples_seeds_within_batch_sizes
     assert res.verdict == "partially"                           # one data set judged
     assert "at least 6 seeds a batch size" in res.measured
     assert "SZT r" in res.power
+
+
+def write_fc_export(path, seeds: int):
+    """MNIST FC-like: layer T5's weight change grows ∝ t until the transition at epoch 10, then ∝ √t; I(X;T) peaks at
+    epoch 10 and falls 1 bit; the Gaussian bound on I(T4;T5) is NaN until epoch 10, then falls 30 → 20 bits."""
+    import pandas as pd
+
+    rows = []
+    ep = [0, 1, 2, 5, 10, 20, 50, 100]
+    for s in range(seeds):
+        for e in ep:
+            wc = e if e <= 10 else 10 * np.sqrt(e / 10)
+            ix = 6 + e / 10 if e <= 10 else 7 - np.log10(e / 10)
+            gb = np.nan if e < 10 else 30 - 10 * np.log10(e / 10)
+            for q, lay, v in (("weight_change", 5, wc * (1 + 0.01 * s)), ("snr", 5, 5.0 if e <= 10 else 0.5),
+                              ("I(X;T)", 5, ix + 0.01 * s), ("gaussian_bound", "4-5", gb),
+                              ("transition_epoch", 5, 10.0), ("acc_test", "", 0.9)):
+                rows.append(["m", "", s, e, e * 40, lay, q, "kde_upper" if q == "I(X;T)" else "", v])
+    df = pd.DataFrame(rows, columns=["run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimator", "value"])
+    mean = df.groupby(["run", "sweep", "epoch", "step", "layer", "quantity", "estimator"], as_index=False,
+                      dropna=False)["value"].mean()
+    mean["seed"] = "mean"
+    pd.concat([df, mean[df.columns]]).to_csv(path, index=False)
+    sc = load_scenario("mnist_fc", [f"run.seeds={seeds}", "run.epochs=100"])
+    info = {"run": "m", "scenario_path": "mnist_fc", "device": "cpu", "seeds": list(range(seeds)), "epochs": 100,
+            "layers": ["1", "2", "3", "4", "5", "6"], "layer_widths": [500, 250, 100, 50, 20, 10], "n_points": 1000,
+            "mi_points": "test", "estimators": ["kde_upper"], "estimator_settings": {}, "noise_levels": [0.0]}
+    path.with_name(path.stem + ".meta.json").write_text(json.dumps(
+        {"finished": True, "run_info": info, "scenario_toml": to_toml(sc)}))
+
+
+@pytest.mark.parametrize("seeds, verdict", [(5, "reproduced"), (4, "too few seeds")])
+def test_mnist_fc_takes_each_number_per_seed(tmp_path, seeds, verdict):
+    write_fc_export(tmp_path / "mnist_fc.csv", seeds)
+    common.FIGDIR[0] = tmp_path / "figures"
+    c = next(c for c in claims() if c.name == "mnist_fc")
+    res = c.analyze([read_run(tmp_path / "mnist_fc.csv")])
+    assert res.verdict == verdict
+    assert "first − last 10.00 [10.00, 10.00] bits" in res.measured   # each seed's bound from its first finite value
