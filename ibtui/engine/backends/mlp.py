@@ -80,11 +80,12 @@ class MlpBackend:
         order = ctx.train_idx.contiguous()
         batch = min(ctx.sc.train.batch_size, order.shape[1])
         beta = ctx.sc.model.noise_levels[ctx.sc.model.noise_start]
-        self.start_epoch(order)  # PyTorch's buffers (self.compiled is None here)
-        self.order = order
 
         def one(path):
             def call():
+                if self.order is None:  # first call: PyTorch's buffers (self.compiled is None here), then the order
+                    self.start_epoch(order)
+                    self.order = order
                 self.compiled = step if path == "compiled" else None
                 self.forward_backward(0, batch, beta, 0)
             return call
