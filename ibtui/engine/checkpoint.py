@@ -320,7 +320,9 @@ def _bound(v: dict, obj: Any, field: str, run: dict) -> None:
     table = torch.empty(obj.shape, dtype=torch.float64, device="meta")
     if (v["w_star"] is None) != (v["sigma_t2"] is None) or (v["w_star"] is None) != (v["frozen_epoch"] is None):
         raise Bad(f"{field}.w_star", "and sigma_t2, frozen_epoch are not set together")
-    weights = run["weights"]
+    weights = run["matrices"]  # the weights as the bound's [S, d_in, d_out] matrices (dynamics.as_matrix)
+    if weights is None and (v["w_star"] is not None or v["_buffer"]):
+        raise Bad(f"{field}.w_star", "is set, but a layer of this model has no matrix form")
     if v["w_star"] is not None:
         _weights_like(v["w_star"], f"{field}.w_star", weights)
         _like(v["sigma_t2"], table, f"{field}.sigma_t2")
@@ -413,9 +415,12 @@ def check_state(engine: Any, state: Any) -> None:
     _like(state["alive"], t["alive"], f"{field}.alive")
     _like(state["model"], t["model"], f"{field}.model")
     _optimizer(state["optimizer"], engine.optimizer, f"{field}.optimizer")
-    run = {"step": step, "epoch": epoch,
-           "weights": [w.detach() for w in engine.model.weight_matrices()] if hasattr(engine.model, "weight_matrices")
-           else []}
+    from ibtui.engine.probes.dynamics import as_matrix
+
+    weights = [w.detach() for w in engine.model.weight_matrices()] if hasattr(engine.model, "weight_matrices") else []
+    matrices = [as_matrix(w) for w in weights]
+    run = {"step": step, "epoch": epoch, "weights": weights,
+           "matrices": None if any(m is None for m in matrices) else matrices}
     for name, objs in (("probes", engine.probes), ("regularizers", engine.regularizers)):
         v = state[name]
         if not isinstance(v, list) or len(v) != len(objs):
