@@ -135,26 +135,26 @@ def test_a_planted_library_in_the_users_own_folder_never_runs(tmp_path, how):
 
 
 def test_a_cached_library_without_its_symbols_is_built_again(tmp_path):
-    """A stale or foreign library of the user's own at the name (no symbols the binding needs): built again once."""
-    from importlib import resources
-
-    from ibtui.measures import native
-
+    """A stale or foreign library of the user's own at the name (without the symbol the binding needs), loaded by
+    `compiled.library` from a package's C file: built again once, with a note, instead of a traceback."""
+    package = tmp_path / "pkg" / "kpkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "k.c").write_text(SOURCE)
     cache = tmp_path / "cache"
     folder = cache / "ibtui"
     folder.mkdir(parents=True, mode=0o700)
     cc = compiled.compiler()
-    source = resources.files("ibtui.measures").joinpath("tile_sums.c").read_text()
-    name = compiled.cached_name("tile_sums", source, cc, compiled._version(cc), native.FLAG_SETS[0])
-    _compile(tmp_path, EMPTY, folder / name)
-    child = ("import json; from ibtui import compiled; from ibtui.measures import native; "
-             "lib = native.tile_sums(); print(json.dumps({'ok': lib is not None and native.limits(lib)[0] > 0, "
-             "'notes': compiled.notes()}))")
-    done = subprocess.run([sys.executable, "-c", child], env=_env(tmp_path, cache), capture_output=True, text=True,
-                          timeout=300)
+    _compile(tmp_path, EMPTY, folder / compiled.cached_name("k", SOURCE, cc, compiled._version(cc), []))
+    child = ("import json, sys; sys.path.insert(0, sys.argv[1]); from ibtui import compiled\n"
+             "def bind(lib):\n    lib.ibtui_answer.restype = __import__('ctypes').c_int\n    return lib\n"
+             "lib = compiled.library('kpkg', 'k.c', [[]], bind)\n"
+             "print(json.dumps({'answer': lib.ibtui_answer(), 'notes': compiled.notes()}))")
+    done = subprocess.run([sys.executable, "-c", child, str(tmp_path / "pkg")], env=_env(tmp_path, cache),
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["ok"]
+    assert out["answer"] == 42
     assert any("lacks" in n and "built again" in n for n in out["notes"])
 
 
