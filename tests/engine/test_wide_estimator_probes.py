@@ -24,7 +24,8 @@ def test_a_short_run_records_renyi_and_ksg_for_every_layer():
     Engine(sc).run(sink)
     info = sink.info
     assert info.estimators == ("renyi", "ksg")
-    assert "α = 1.01" in info.estimator_settings["renyi"] and "on 128 of the MI points" in info.estimator_settings["renyi"]
+    renyi = info.estimator_settings["renyi"]
+    assert "α = 1.01" in renyi and "on 128 of the MI points" in renyi
     assert "k = 3" in info.estimator_settings["ksg"] and "on 128 of the MI points" in info.estimator_settings["ksg"]
     layers = [str(i) for i in range(1, len(sc.model.hidden_widths) + 2)]  # hidden layers and the output
     for est in ("renyi", "ksg"):
