@@ -44,6 +44,7 @@ class MlpBackend:
                 self.choice = self._choose(step)
                 why = f" (run.compiled_step = auto, the faster at this run's shapes: {self.choice.describe()})"
                 if self.choice.path != "compiled":
+                    self.labels = None
                     self.notes = (f"training: PyTorch's step{why}; run.compiled_step = true takes the compiled "
                                   "step, which rounds differently",)
                     return
