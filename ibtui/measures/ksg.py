@@ -51,6 +51,46 @@ def block_rows(s: int, n: int) -> int:
     return max(1, min(n, BLOCK_BYTES // (8 * 3 * s * n)))
 
 
+def _ksg_block(da: torch.Tensor, db: torch.Tensor, k: int) -> torch.Tensor:
+    """Σ over a block of rows of ψ(n_a + 1) + ψ(n_b + 1) [S], from the two marginal distance blocks [S, c, N]."""
+    eps = torch.maximum(da, db).topk(k, dim=-1, largest=False).values[..., -1:]  # topk: ~10× kthvalue
+    n_a = (da < eps).sum(-1).double()
+    n_b = (db < eps).sum(-1).double()
+    return (torch.special.digamma(n_a + 1) + torch.special.digamma(n_b + 1)).sum(-1)
+
+
+class _Labels:
+    """What Ross's form needs of class ids [N]: same-class mask, N_{y_i}, k_i = min(k, N_{y_i} − 1), who counts."""
+
+    def __init__(self, labels: torch.Tensor, k: int, device: torch.device):
+        labels = labels.to(device).long()
+        self.same = labels[:, None] == labels[None, :]
+        self.counts = torch.bincount(labels)[labels].double()  # N_{y_i}
+        self.k_i = torch.clamp(self.counts - 1, max=k)  # [N]
+        self.keep = self.k_i >= 1
+        self.k = k
+
+    def block(self, d: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Σ over rows start:stop of ψ(k_i) + ψ(N) − ψ(N_{y_i}) − ψ(m_i) [S] (nats), from T's distances [S, c, N]."""
+        s, n = d.shape[0], d.shape[-1]
+        within = torch.where(self.same[start:stop], d, torch.full_like(d, float("inf")))
+        kk = self.k_i[start:stop].clamp_min(1).long()
+        nearest = within.topk(min(self.k, n), dim=-1, largest=False).values  # [S, c, k], ascending
+        eps = nearest.gather(-1, (kk - 1).expand(s, -1).unsqueeze(-1))  # the k_i-th neighbour within the class
+        m = (d < eps).sum(-1).double() + 1  # the points closer than ε_i, and the k-th neighbour itself
+        term = (torch.special.digamma(self.k_i[start:stop]) + torch.special.digamma(torch.tensor(float(n)).double())
+                - torch.special.digamma(self.counts[start:stop]) - torch.special.digamma(m))
+        return torch.where(self.keep[start:stop], term, torch.zeros_like(term)).sum(-1)
+
+    def mean_bits(self, total: torch.Tensor) -> torch.Tensor:
+        return total / self.keep.sum().clamp_min(1).double() / math.log(2)
+
+
+def _ksg_bits(total: torch.Tensor, k: int, n: int) -> torch.Tensor:
+    digamma = lambda v: torch.special.digamma(torch.tensor(float(v), dtype=torch.float64))  # noqa: E731
+    return (digamma(k) + digamma(n) - total / n) / math.log(2)
+
+
 def ksg_mi(a: torch.Tensor, b: torch.Tensor, k: int = K, a_distances: torch.Tensor | None = None,
            jitter: float = JITTER) -> torch.Tensor:
     """KSG estimator 1 of I(A;B) [S] in bits, for continuous a [S, N, da] and b [S, N, db] (same N).
@@ -68,14 +108,8 @@ def ksg_mi(a: torch.Tensor, b: torch.Tensor, k: int = K, a_distances: torch.Tens
     for start in range(0, n, step):
         stop = min(n, start + step)
         da = (a_distances[:, start:stop] if a_distances is not None else max_norm_distances(a, start, stop))
-        db = max_norm_distances(b, start, stop)
-        eps = torch.maximum(da, db).topk(k, dim=-1, largest=False).values[..., -1:]  # topk: ~10× kthvalue
-        n_a = (da < eps).sum(-1).double()
-        n_b = (db < eps).sum(-1).double()
-        total += (torch.special.digamma(n_a + 1) + torch.special.digamma(n_b + 1)).sum(-1)
-    nats = torch.special.digamma(torch.tensor(float(k), dtype=torch.float64)) + \
-        torch.special.digamma(torch.tensor(float(n), dtype=torch.float64)) - total / n
-    return nats / math.log(2)
+        total += _ksg_block(da, max_norm_distances(b, start, stop), k)
+    return _ksg_bits(total, k, n)
 
 
 def ksg_mi_discrete(h: torch.Tensor, labels: torch.Tensor, k: int = K, jitter: float = JITTER) -> torch.Tensor:
@@ -85,22 +119,30 @@ def ksg_mi_discrete(h: torch.Tensor, labels: torch.Tensor, k: int = K, jitter: f
     nothing (ψ terms cancel) and is left out of the average, as Ross does."""
     s, n = h.shape[0], h.shape[1]
     h = jittered(h, seed=1, jitter=jitter)
-    labels = labels.to(h.device).long()
-    counts = torch.bincount(labels)[labels].double()  # N_{y_i}
-    k_i = torch.clamp(counts - 1, max=k)  # [N]
-    keep = k_i >= 1
-    same = labels[:, None] == labels[None, :]
+    y = _Labels(labels, k, h.device)
     total = torch.zeros(s, dtype=torch.float64, device=h.device)
     step = block_rows(s, n)
     for start in range(0, n, step):
         stop = min(n, start + step)
-        d = max_norm_distances(h, start, stop)  # [S, c, N]
-        within = torch.where(same[start:stop], d, torch.full_like(d, float("inf")))
-        kk = k_i[start:stop].clamp_min(1).long()
-        nearest = within.topk(min(k, n), dim=-1, largest=False).values  # [S, c, k], ascending
-        eps = nearest.gather(-1, (kk - 1).expand(s, -1).unsqueeze(-1))  # the k_i-th neighbour within the class
-        m = (d < eps).sum(-1).double() + 1  # the points closer than ε_i, and the k-th neighbour itself
-        term = (torch.special.digamma(k_i[start:stop]) + torch.special.digamma(torch.tensor(float(n)).double())
-                - torch.special.digamma(counts[start:stop]) - torch.special.digamma(m))
-        total += torch.where(keep[start:stop], term, torch.zeros_like(term)).sum(-1)
-    return total / keep.sum().clamp_min(1).double() / math.log(2)
+        total += y.block(max_norm_distances(h, start, stop), start, stop)
+    return y.mean_bits(total)
+
+
+def ksg_layer(h: torch.Tensor, labels: torch.Tensor, x_distances: torch.Tensor, k: int = K,
+              jitter: float = JITTER) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I(X;T), I(T;Y)) [S] in bits of one layer h [S, N, d] in one pass over its distances: `ksg_mi` against the
+    inputs' distances x_distances [S or 1, N, N] and `ksg_mi_discrete` against labels [N], the same numbers."""
+    s, n = h.shape[0], h.shape[1]
+    if not 1 <= k < n:
+        raise ValueError(f"k = {k} needs 1 ≤ k < N = {n}")
+    h = jittered(h, seed=1, jitter=jitter)
+    y = _Labels(labels, k, h.device)
+    xt = torch.zeros(s, dtype=torch.float64, device=h.device)
+    ty = torch.zeros_like(xt)
+    step = block_rows(s, n)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        dt = max_norm_distances(h, start, stop)
+        xt += _ksg_block(x_distances[:, start:stop], dt, k)
+        ty += y.block(dt, start, stop)
+    return _ksg_bits(xt, k, n), y.mean_bits(ty)

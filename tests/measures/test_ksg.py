@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.special import digamma
 
-from ibtui.measures.ksg import ksg_mi, ksg_mi_discrete
+from ibtui.measures.ksg import jittered, ksg_layer, ksg_mi, ksg_mi_discrete, max_norm_distances
 
 LN2 = math.log(2)
 
@@ -87,3 +87,16 @@ def test_small_classes_use_fewer_neighbours_and_singletons_are_left_out():
     y = torch.tensor([0] * 50 + [1] * 2 + [2])
     h = torch.randn(1, 53, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     assert torch.isfinite(ksg_mi_discrete(h, y, k=3)).all()
+
+
+def test_one_pass_over_a_layer_gives_both_estimates():
+    # ksg_layer (the probe's path: the inputs' distances kept, the layer's computed once for both) equals the two
+    # estimators called one by one
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(1, 300, 4, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, 3, (300,), generator=gen)
+    h = torch.tanh(x[..., :2].expand(2, -1, -1) + 0.3 * torch.randn(2, 300, 2, dtype=torch.float64, generator=gen))
+    dx = max_norm_distances(jittered(x, seed=0), 0, 300)
+    xt, ty = ksg_layer(h, y, dx)
+    assert torch.allclose(xt, ksg_mi(x.expand(2, -1, -1), h), atol=1e-12)
+    assert torch.allclose(ty, ksg_mi_discrete(h, y), atol=1e-12)

@@ -10,7 +10,7 @@ from ibtui.engine import rng
 from ibtui.engine.context import RunContext
 from ibtui.engine.probes.base import Probe, shared_labels, subset_indices
 from ibtui.engine.snapshot import Snapshot, Values
-from ibtui.measures.ksg import jittered, ksg_mi, ksg_mi_discrete, max_norm_distances, block_rows
+from ibtui.measures.ksg import block_rows, jittered, ksg_layer, max_norm_distances
 
 HIGH_DIMENSION = 20  # inputs wider than this get a note: KSG's I(X;T) is biased low there
 KSG_NOISE_STREAM = 7  # counter of the noisy pass, apart from SP's (STREAM_MEASURE, epoch) draws
@@ -94,9 +94,11 @@ class KsgProbe(Probe):
             for index, h in enumerate(layers, start=1):
                 h = h.reshape(h.shape[0], h.shape[1], -1)
                 if shared is not None:
-                    ty = ksg_mi_discrete(h, shared, k)
-                else:
-                    ty = torch.cat([ksg_mi_discrete(h[i:i + 1], labels[i], k) for i in range(h.shape[0])])
-                out[(str(index), Q.MI_XT, "ksg")] = ksg_mi(None, h, k, a_distances=dx)
+                    xt, ty = ksg_layer(h, shared, dx, k)
+                else:  # each seed its own points: its own labels (and inputs, when they differ)
+                    parts = [ksg_layer(h[i:i + 1], labels[i], dx[i:i + 1] if dx.shape[0] > 1 else dx, k)
+                             for i in range(h.shape[0])]
+                    xt, ty = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+                out[(str(index), Q.MI_XT, "ksg")] = xt
                 out[(str(index), Q.MI_TY, "ksg")] = ty
         return out
