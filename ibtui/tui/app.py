@@ -33,6 +33,7 @@ from textual.widgets import Footer, Static
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from ibtui.controls import Controls
+from ibtui.files import printable
 from ibtui.tui.help import HelpScreen, help_text
 from ibtui.tui.panes.base import Pane
 from ibtui.tui.panes.bound import BoundPane
@@ -263,7 +264,7 @@ class IbtuiApp(App):
 
     def say(self, message: str, seconds: float = 5.0) -> None:
         """Show a transient answer to a key in the one-line message area (it covers no data)."""
-        self.message = message
+        self.message = printable(message)  # a warning may quote a name from a scenario or an export: escaped
         if self._message_timer is not None:
             self._message_timer.stop()
         self._message_timer = self.set_timer(seconds, self._clear_message)
@@ -417,11 +418,11 @@ def _run(app: IbtuiApp, mouse: bool) -> int:
     with the engine's traceback if it failed, once the terminal is restored."""
     app.run(mouse=mouse)
     if app.exit_message:
-        print(f"ibtui: {app.exit_message}", file=sys.stderr)
+        print(f"ibtui: {printable(app.exit_message)}", file=sys.stderr)
         return 2
     view = app.state.view()
     for message in view.warnings:
-        print(f"ibtui: warning during the run: {message}", file=sys.stderr)
+        print(f"ibtui: warning during the run: {printable(message)}", file=sys.stderr)
     if view.error:
         print(f"ibtui: {view.error}\n{app.state.error_detail}".rstrip(), file=sys.stderr)
     return app.return_code or 0
