@@ -92,8 +92,9 @@ def _folders():
         fd = _open_folder(folder)
         if fd is None:
             if first:
-                _note(f"kernels: the cache folder {folder} is a link, not yours or writable by others, so nothing "
-                      f"in it was loaded; kernels are kept in a private folder of the temporary directory instead")
+                _note(f"kernels: the cache folder {folder} is a link, another user's, or writable by others, so "
+                      f"nothing in it was loaded; kernels are kept in a private folder of the temporary directory "
+                      f"instead")
             first = False
             continue
         try:
