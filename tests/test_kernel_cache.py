@@ -110,13 +110,15 @@ def test_another_user_plants_the_cache_in_a_shared_folder(tmp_path):
         shutil.rmtree(shared, ignore_errors=True)
 
 
-@pytest.mark.parametrize("how", ["group-writable", "link", "other-owner"])
+@pytest.mark.parametrize("how", ["group-writable", "link", "other-owner", "not-a-library"])
 def test_a_planted_library_in_the_users_own_folder_never_runs(tmp_path, how):
     cache = tmp_path / "cache"
     folder = cache / "ibtui"
     folder.mkdir(parents=True, mode=0o700)
     target = folder / _name()
-    if how == "link":  # a link at the name to a library elsewhere (even one of the user's)
+    if how == "not-a-library":  # the user's own file, damaged (a full disk during a copy): it does not load
+        target.write_bytes(b"\x7fELF" + b"\0" * 60)
+    elif how == "link":  # a link at the name to a library elsewhere (even one of the user's)
         _compile(tmp_path, EVIL, tmp_path / "evil.so")
         target.symlink_to(tmp_path / "evil.so")
     else:
