@@ -12,7 +12,8 @@ def test_mean_row_of_a_quantity_is_the_mean_of_its_finite_seeds():
 
 
 def test_mean_row_of_a_standard_error_is_the_se_of_the_seed_mean():
-    """Independent seeds: Var(mean) = Σ SE_i² / n², so SEs 0.3 and 0.4 give √0.25 / 2 = 0.25 (not their mean 0.35)."""
+    """Independent seeds: Var(mean) = Σ SE_i² / n², so SEs 0.3 and 0.4 give √0.25 / 2 = 0.25 (not their mean
+    0.35)."""
     assert math.isclose(seed_mean(torch.tensor([0.3, 0.4]), "I(X;T)_se"), 0.25, rel_tol=1e-6)
     assert math.isclose(seed_mean(torch.tensor([0.2] * 4 + [math.nan]), "I(T;Y)_se"), 0.1, rel_tol=1e-6)
     assert math.isclose(seed_mean(torch.tensor([0.3, 0.4]), "I(X;T)"), 0.35, rel_tol=1e-6)
