@@ -61,6 +61,9 @@ def main() -> None:
                       ("engine, binning on (seed-epochs/s)", r["engine_measure_on"], ""),
                       ("engine, measurement off (seed-epochs/s)", r["engine_measure_off"], ""),
                       ("engine on / plain loop", r["ratio_on"], "×")]
+            for name, rate in r.get("builds", {}).items():  # the compiled step built for another target (IBTUI_CFLAGS)
+                table += [(f"engine, compiled step built for {name}, binning on (seed-epochs/s)", rate, ""),
+                          (f"engine, {name} build / plain loop", rate / r["plain_seed_epochs_per_s"], "×")]
             if "pytorch_step_measure_on" in r:  # the engine with PyTorch's training step (run.compiled_step = false)
                 table += [("engine with PyTorch's step, binning on (seed-epochs/s)", r["pytorch_step_measure_on"], ""),
                           ("engine with PyTorch's step / plain loop", r["pytorch_step_ratio_on"], "×")]
