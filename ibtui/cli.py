@@ -511,9 +511,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_now_if_abandoned(code) -> None:
-    """After a stop, a measuring job that was dropped may still be computing (its current layer in C); its sinks
-    are closed and nothing of it is kept, so the process ends now instead of waiting for it (Python joins its
-    helper threads at exit): `q` and signals end the process within a couple of seconds whatever was queued."""
+    """After a stop (`q`, a signal), a measuring job that was dropped may still be computing (its current layer in
+    C) and the interpreter's teardown joins helper threads; the run's sinks are closed and nothing else is kept,
+    so the process ends now: `q` and signals end it within a couple of seconds whatever was queued."""
     if "ibtui.engine.overlap" not in sys.modules or not sys.modules["ibtui.engine.overlap"].abandoned():
         return
     for stream in (sys.stdout, sys.stderr):
