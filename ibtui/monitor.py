@@ -439,6 +439,7 @@ class Monitor:
     def _open_export(self, export, overwrite, every, epochs, snapshots, estimators, scenario_name, settings) -> None:
         from ibtui import records as R
         from ibtui.engine.device import describe
+        from ibtui.engine.probes.base import subset_points
         from ibtui.scenario import to_dict, to_toml
         from ibtui.sinks.csv import CsvSink
 
@@ -474,7 +475,8 @@ class Monitor:
             epochs=self.epochs or 0, layers=tuple(str(j + 1) for j in range(len(self.layer_names))),
             layer_widths=tuple(self.widths), n_points=int(self.x.shape[0]), mi_points="the watch inputs",
             estimators=tuple(self.estimator_settings), estimator_settings=self.estimator_settings,
-            noise_levels=(0.0,), notes=tuple(self.notes), snapshot_epochs=snaps)
+            noise_levels=(0.0,), notes=tuple(self.notes), snapshot_epochs=snaps,
+            estimator_points=subset_points(self.probes, int(self.x.shape[0])))
         self.sink.start(self.info)
 
     def _param_name(self, w) -> str:

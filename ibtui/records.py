@@ -8,7 +8,7 @@ The CSV export is exactly these records.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
 from typing import Iterable
 
@@ -49,6 +49,13 @@ class RunInfo:
     snapshot_epochs: tuple[int, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
     sweep_points: tuple[str, ...] = ()  # every point of the sweep this run belongs to, in run order
     training_step: str = ""  # MLP: "compiled" or "pytorch", the step that trained (resume keeps it: they round apart)
+    # label -> the number of points an estimator measures on where it keeps fewer than n_points (matrix-Rényi and
+    # KSG subsample: O(n³) and O(n²)); its own I(X;T) ceiling is log2 of that.
+    estimator_points: dict[str, int] = field(default_factory=dict)
+
+    def ceiling_points(self, estimator: str) -> int:
+        """The number of points `estimator` measures on (log2 of it bounds its I(X;T))."""
+        return int(self.estimator_points.get(estimator, self.n_points))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from ibtui.engine.cuda_graph import EpochGraphs, graphs_possible
 from ibtui.engine.device import describe, resolve_device
 from ibtui.engine.overlap import LIVE_LAG_S, STOP_GRACE_S, MeasureQueue, Stopped, overlap_possible
 from ibtui.engine.probes import build_probes
+from ibtui.engine.probes.base import subset_points
 from ibtui.engine.regularizers import build_regularizers
 from ibtui.engine.schedule import learning_rate, snapshot_epochs
 from ibtui.engine.snapshot import Snapshot, Values, mi_points
@@ -123,7 +124,8 @@ class Engine:
             layer_widths=tuple(widths), n_points=int(n_points), mi_points=sc.data.mi_points,
             estimators=tuple(estimators), estimator_settings=settings,
             noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep,
-            snapshot_epochs=tuple(sorted(self.snapshots)), training_step=getattr(self.backend, "training_step", ""))
+            snapshot_epochs=tuple(sorted(self.snapshots)), training_step=getattr(self.backend, "training_step", ""),
+            estimator_points=subset_points(self.probes, int(n_points)))
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, controls: Controls | None = None) -> None:

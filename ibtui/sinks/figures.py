@@ -239,7 +239,7 @@ def info_plane(ex: Export, sweep: str = ""):
 
     info = ex.run_info(sweep)
     n_points = info.get("n_points") or 0
-    ceiling = math.log2(n_points) if n_points and n_points > 1 else math.nan
+    subsets = info.get("estimator_points") or {}
     settings = info.get("estimator_settings") or {}
     last = max(ex.last_epoch(sweep), 1)
     log_epochs = (ex.scenario().get("measure") or {}).get("schedule", "log") == "log" and last >= 10
@@ -249,6 +249,8 @@ def info_plane(ex: Export, sweep: str = ""):
     fig, axes, _ = _new_figure(len(ests), 3, 4.6 if one else 3.7, 3.8 if one else 3.3, extra_w=0.8)
     for ax, est in zip(axes, ests):
         xmax, ymax = plane_panel(ax, ex, sweep, est, norm, cmap, log_epochs)
+        n_est = subsets.get(est) or n_points  # an estimator measuring a subset is bounded by its own log2 N
+        ceiling = math.log2(n_est) if n_est and n_est > 1 else math.nan
         if math.isfinite(ceiling):
             ax.axvline(ceiling, color="0.45", ls="--", lw=0.9, zorder=0)
             ax.text(ceiling, 0.02, f" log₂N = {ceiling:.3g}", rotation=90, va="bottom", ha="right",

@@ -155,6 +155,9 @@ def _fits(value, kind) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "dict":  # estimator_settings: label → one-line description
         return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if kind == "dict[str, int]":  # estimator_points: label → a count of points
+        return isinstance(value, dict) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                               for v in value.values())
     return isinstance(value, {"str": str}.get(kind, object))
 
 

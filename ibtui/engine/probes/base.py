@@ -13,6 +13,7 @@ class Probe:
     """Base probe: no step hook, no estimator, nothing measured."""
 
     estimators: dict[str, str] = {}  # estimator label → one line describing its settings
+    points: dict[str, int] = {}  # estimator label → points it keeps of the MI points (0 or absent: all)
     notes: tuple[str, ...] = ()
     watches_steps = False
     graph_safe = False  # True if after_step is pure device work that may be captured in a CUDA graph
@@ -64,6 +65,11 @@ def subset_of(snap: Snapshot, points: int) -> tuple[list[torch.Tensor], torch.Te
     if keep is None:
         return snap.layers, snap.labels
     return [h[:, keep] for h in snap.layers], snap.labels[..., keep]
+
+
+def subset_points(probes, n_points: int) -> dict[str, int]:
+    """Estimator label → the points it measures on, for estimators that keep fewer than the run's n_points."""
+    return {label: int(k) for p in probes for label, k in getattr(p, "points", {}).items() if 0 < k < n_points}
 
 
 def subset_indices(n: int, points: int, device: torch.device) -> torch.Tensor | None:

@@ -32,6 +32,7 @@ class KsgProbe(Probe):
         self.ctx = ctx
         self.settings = ctx.sc.measure.ksg
         self.estimators = {"ksg": ksg_description(self.settings)}
+        self.points = {"ksg": self.settings.points}
         self._inputs: tuple[torch.Tensor | None, torch.Tensor] | None = None  # (idx, X's max-norm distances)
         d_in = ctx.data.x[0].numel()
         if d_in > HIGH_DIMENSION:

@@ -31,6 +31,7 @@ class RenyiProbe(Probe):
         self.settings = ctx.sc.measure.renyi
         self.x = ctx.data.x
         self.estimators = {"renyi": renyi_description(self.settings)}
+        self.points = {"renyi": self.settings.points}
         self._inputs: tuple[torch.Tensor | None, torch.Tensor, torch.Tensor] | None = None  # (idx, A_X, S(A_X))
 
     def _x_gram(self, idx: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -60,7 +60,8 @@ class InfoPlanePane(PlotPane):
         self.show_message(None)
         plot = self.plots()[0]
         plt = self.begin(plot)
-        ceiling = math.log2(info.n_points) if info is not None and info.n_points > 1 else None
+        n_ceiling = info.ceiling_points(est or "") if info is not None else 0
+        ceiling = math.log2(n_ceiling) if n_ceiling > 1 else None
         xmax, ymax = (ceiling or 0.0), 1.0
         for layer in layers:
             if plane[layer]:
