@@ -49,6 +49,7 @@ class RunInfo:
     snapshot_epochs: tuple[int, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
     sweep_points: tuple[str, ...] = ()  # every point of the sweep this run belongs to, in run order
     training_step: str = ""  # MLP: "compiled" or "pytorch", the step that trained (resume keeps it: they round apart)
+    kde_path: str = ""  # KDE: the path of layers ≤ 512 wide (compiled, pytorch, attention, pairwise); resume keeps it
     # label -> the number of points an estimator measures on where it keeps fewer than n_points (matrix-Rényi and
     # KSG subsample: O(n³) and O(n²)); its own I(X;T) ceiling is log2 of that.
     estimator_points: dict[str, int] = field(default_factory=dict)

@@ -146,6 +146,15 @@ class KdeSettings:
                                      "float64 (exact to ~1e-7 nats; 2× the cost on a GPU, 3–10× on a CPU, whose "
                                      "compiled tile kernel is float32 only)",
                           choices=("float32", "float64"))
+    path: str = _opt("auto", "how layers up to 512 units wide are summed: auto times the paths this machine has "
+                             "(compiled tile kernel, PyTorch's tile sums, fused attention where accurate) at the "
+                             "run's shapes once per machine and takes the faster (the sidecar records which, and "
+                             "resume keeps it; a GPU keeps fused attention); compiled: the compiled tile kernel where "
+                             "it can run (a CPU, float32, a C compiler), else the rule before auto (PyTorch's tiles "
+                             "on a CPU, attention on a GPU); pytorch: PyTorch's tile sums; attention: the fused "
+                             "attention kernel (within ~1e-3 bits; pairwise sums where it is not accurate on the "
+                             "device). They round differently",
+                     choices=("auto", "compiled", "pytorch", "attention"))
 
 
 @dataclass(frozen=True)

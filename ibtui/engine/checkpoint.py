@@ -402,8 +402,13 @@ def check_state(engine: Any, state: Any) -> None:
     counters within the run, the learning rate the schedule gives, `alive` one flag a seed, the weights, the
     optimiser's state and every probe's as the engine's own (type, dtype, shape)."""
     t = engine.state_dict()
+    if isinstance(state, dict) and "kde_path" not in state:  # a checkpoint from before measure.kde.path
+        t.pop("kde_path", None)
     _keys(state, "runner.engine", t)
     field = "runner.engine"
+    if state.get("kde_path", "") not in ("", "compiled", "pytorch", "attention", "pairwise"):
+        raise Bad(f"{field}.kde_path", f"= {state['kde_path']!r} is not a KDE path (compiled, pytorch, attention, "
+                                       "pairwise)")
     epoch = _int(state["epoch"], f"{field}.epoch", 0, engine.sc.run.epochs)
     step = _int(state["step"], f"{field}.step", 0)
     if step != epoch * engine.steps_per_epoch:

@@ -125,7 +125,8 @@ class Engine:
             estimators=tuple(estimators), estimator_settings=settings,
             noise_levels=tuple(sc.model.noise_levels), notes=tuple(notes), sweep=self.sweep,
             snapshot_epochs=tuple(sorted(self.snapshots)), training_step=getattr(self.backend, "training_step", ""),
-            estimator_points=subset_points(self.probes, int(n_points)))
+            estimator_points=subset_points(self.probes, int(n_points)),
+            kde_path=next((p.kde_path or "" for p in self.estimators if hasattr(p, "kde_path")), ""))
 
     # ------------------------------------------------------------------ training
     def train_epoch(self, controls: Controls | None = None) -> None:
@@ -259,7 +260,7 @@ class Engine:
                 "optimizer": checkpoint.capture(self.optimizer.state_dict()),
                 "probes": [checkpoint.capture(p) for p in self.probes],
                 "regularizers": [checkpoint.capture(r) for r in self.regularizers],
-                "training_step": self.info.training_step}
+                "training_step": self.info.training_step, "kde_path": self.info.kde_path}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a `state_dict` of an engine built from the same scenario, once it is checked against this
@@ -278,6 +279,13 @@ class Engine:
         if step in ("compiled", "pytorch") and step != self.info.training_step and hasattr(self.backend, "use_step"):
             self.backend.use_step(step)
             self.info = self._info(self.info.scenario_path)
+        if self.info.kde_path:  # the KDE path the run began with; none saved: the rule before measure.kde.path
+            kde = state.get("kde_path") or None
+            if kde != self.info.kde_path:
+                for p in self.estimators:
+                    if hasattr(p, "use_path"):
+                        p.use_path(kde)
+                self.info = self._info(self.info.scenario_path)
         self.at_boundary = True
 
     # ------------------------------------------------------------------ the run

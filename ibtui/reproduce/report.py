@@ -252,7 +252,8 @@ the seeds, 10⁴ epochs for the SZT runs (the papers' axis), full MNIST (60k) wh
 iterations on the 5k subset. *full*: the papers' scale, for a GPU (`--scale full --device cuda`). One torch thread
 a run, device cpu. Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while these runs
 were made (wall time therefore exceeds CPU time). The cpu and medium runs train with PyTorch's step
-(`run.compiled_step=false`), as they were made: ibtui's compiled step for narrow networks rounds differently.
+(`run.compiled_step=false`) and sum the KDE bounds with the compiled tile kernel (`measure.kde.path=compiled`), as
+they were made: ibtui's compiled step for narrow networks and the other KDE paths round differently.
 
 **Uncertainty.** Every number a verdict reads is taken per seed first (a fall from that seed's own peak, a
 correlation over that seed's snapshots, a paired difference) and printed as the mean over seeds with its 95 %
