@@ -211,8 +211,9 @@ GROWS = ("_y", "_slope", "_level", "_lev_var")
 def well_formed(path, new) -> bool:
     """Mutations that leave a state the run can continue from (so the schema accepts them): no window watched yet,
     a growing table's spare columns trimmed (it keeps one a snapshot), a kept copy of the weights dropped from the
-    bound's buffer (it then uses the nearest one it kept)."""
-    return ((path[-1] == "_window" and new is None)
+    bound's buffer (it then uses the nearest one it kept), no KDE path (a checkpoint from before measure.kde.path:
+    it resumes with the rule of then)."""
+    return ((path[-1] == "_window" and new is None) or (path == ("runner", "engine", "kde_path") and new is DELETE)
             or (path[-1] in GROWS and isinstance(new, torch.Tensor) and new.dtype == torch.float64 and new.dim() == 2)
             or (path[-1] == "_buffer" and isinstance(new, list)) or (path[-2:-1] == ("_buffer",) and new is DELETE))
 
