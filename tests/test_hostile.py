@@ -174,6 +174,7 @@ def test_world_size_without_torchrun_is_refused_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_show_of_20000_sweep_values(tmp_path):
     """A sweep point no longer copies every value: show of a long sweep lists each point once."""
     sc = tmp_path / "sweep.toml"

@@ -69,6 +69,7 @@ def stopped_then_resumed(tmp_path, monkeypatch, args: list[str], stop_at: int, e
     return full.read_bytes(), part.read_bytes(), json.loads(sidecar_path(part).read_text())
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_szt_with_kde_and_dynamics_resumes_to_the_same_export(tmp_path, monkeypatch):
     full, resumed, meta = stopped_then_resumed(tmp_path, monkeypatch, SZT, stop_at=17, extra_rows=True)
     assert resumed == full
@@ -77,6 +78,7 @@ def test_szt_with_kde_and_dynamics_resumes_to_the_same_export(tmp_path, monkeypa
     assert not checkpoint_path(tmp_path / "part.csv").exists()
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_noisy_sp_run_resumes_to_the_same_export(tmp_path, monkeypatch):
     args = ["szt_noisy_tanh", "--set", "run.seeds=2", "--set", "run.epochs=12", "--set", "measure.snapshots=6",
             "--set", "measure.sp.points=64", "--set", "measure.sp.samples=2", *QUICK]

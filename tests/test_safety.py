@@ -350,6 +350,7 @@ def test_status_line_shows_not_growing():
     assert second.startswith("NOT GROWING") and msg in second and "FOLLOWING" not in second
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_sigkilled_run_is_seen_as_not_growing(tmp_path):
     """A real process killed with SIGKILL: its sidecar never ends; the replay sees the writer gone."""
     import signal
@@ -421,6 +422,7 @@ def test_readme_columns_match_the_file():
     assert tuple(listed.split(",")) == FIELDS
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_readme_pandas_line_keeps_every_quantity(tmp_path):
     pd = pytest.importorskip("pandas")
     out = tmp_path / "run.csv"
@@ -542,6 +544,7 @@ def _check_outcome(label: str, res) -> None:
         assert err.startswith("ibtui: ") and "\n" not in err, (label, err)
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_fuzz_show_with_300_mutations(tmp_path):
     t0 = time.perf_counter()
     outcomes = {0: 0, 2: 0}

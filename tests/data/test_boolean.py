@@ -76,6 +76,7 @@ def test_load_boolean4_dataset():
     assert "boolean4" in d.notes[0] and "0.6341" in d.notes[0]
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_bundled_scenario_and_binning_h_t_given_x_is_zero_for_the_deterministic_net():
     sc = load_scenario(REPO / "scenarios" / "boolean4.toml",
                        ["run.seeds=2", "run.epochs=1", "measure.snapshots=1", 'run.device="cpu"'])

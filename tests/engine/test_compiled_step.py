@@ -122,6 +122,7 @@ def assert_same_bits_over_builds(tmp_path, monkeypatch, targets):
                 assert torch.equal(a, b)
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 @needs_compiler
 def test_the_same_bits_whatever_vector_instructions_it_was_built_for(tmp_path, monkeypatch):
     """The machine's own build against plain x86-64 (SSE2: 4-float vectors; elsewhere: no target flag)."""

@@ -116,6 +116,7 @@ def mnist_small(tmp_path_factory) -> Path:
 # A few steps of each scenario
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_mnist_fc_on_mnist5k(shared_data):
     """The MLP path on real MNIST (4 000 train / 1 000 test): one epoch, binning (width limit raised by the
     scenario), KDE and the dynamics measures; accuracy after one epoch beats chance."""
@@ -128,6 +129,7 @@ def test_mnist_fc_on_mnist5k(shared_data):
     assert acc[0] > 0.2  # ten classes: chance is 0.1
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_mnist_cnn_noisy_sp(mnist_small):
     """The CNN path: noisy training (β of the scenario), SP and KDE on every layer (conv maps 6272 and 3136
     wide, below the limits), clustering and dynamics."""
@@ -140,6 +142,7 @@ def test_mnist_cnn_noisy_sp(mnist_small):
     assert se and all(math.isfinite(v) and v >= 0 for v in se)
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_cifar10_resnet32(shared_data, tmp_path):
     """ResNet-32 on real CIFAR-10 images (a slice of the subset), augmentation on; MI on the pooled stages."""
     folder = write_cifar10_slice(shared_data / "cifar-10-batches-py", tmp_path, 16, 24)
@@ -152,6 +155,7 @@ def test_cifar10_resnet32(shared_data, tmp_path):
     assert engine.data.x[:80].mean(dim=0).abs().max().item() < 1e-5
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_cifar100_resnet32(tmp_path):
     """CIFAR-100 files written here: 100-class output, KDE on the pooled stages and the 100-unit softmax."""
     engine, sink = run_tiny("cifar100_resnet32.toml", write_cifar100(tmp_path, 40, 12),

@@ -75,6 +75,7 @@ def test_the_compression_bound_reads_the_first_estimators_value():
     torch.testing.assert_close(values[("", "input_compression_bound", "")], expected.to(mi.dtype))
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_a_due_checkpoint_waits_for_the_snapshot_in_flight(monkeypatch):
     """KDE slowed down so that a snapshot is still in flight at the boundary after it; a sink that needs a
     settled boundary asks for it and gets it at the next one, with every earlier snapshot emitted."""
@@ -130,6 +131,7 @@ def test_the_worker_uses_the_training_threads_torch_thread_count():
     q.close()
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_a_noisy_sp_run_gives_the_same_records_with_its_sums_on_the_worker(monkeypatch):
     """SP's noisy forward reads the weights, so it runs at the snapshot; its mixture sums go to the worker."""
     from ibtui.engine.probes import sp as sp_probe

@@ -260,6 +260,7 @@ def test_attention_centres_offsets_and_hands_large_logits_to_exact_sums():
             torch.testing.assert_close(out[k].double(), exact[k], atol=2e-4, rtol=0)
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_saturated_layers_float32_within_1e3_bits_and_float64_exact():
     """Saturated tanh layers (points piled up in the hypercube's corners, many near-duplicates) are where the
     float32 attention path's logit rounding shows: within 1e-3 bits of float64 pairwise sums (the measured

@@ -181,6 +181,7 @@ def _train(model, x, y, steps, lr, momentum=0.0):
     return losses[0], losses[-1]
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_sgd_lowers_the_loss_cnn_mnist():
     if not (SHARED / "mnist-5k").is_dir():
         pytest.skip("real MNIST (mnist-5k) absent")
@@ -193,6 +194,7 @@ def test_sgd_lowers_the_loss_cnn_mnist():
     assert (last < 0.9 * first).all(), (first, last)
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_sgd_lowers_the_loss_resnet32_cifar():
     if not (SHARED / "cifar-10-batches-py").is_dir():
         pytest.skip("real CIFAR-10 subset absent")

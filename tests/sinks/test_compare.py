@@ -45,6 +45,7 @@ def test_dynamics_and_training_overlaid_with_a_colour_a_run(runs):
     assert {"tanh train", "tanh test", "relu train", "relu test"} <= names
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_cli_writes_one_file_per_kind_and_refuses_like_plot(runs, tmp_path):
     a, b = (r.path for r in runs[0])
     res = CliRunner().invoke(app, ["plot", str(a), str(b), "-o", str(tmp_path / "cmp")])

@@ -54,6 +54,7 @@ def test_headless_run_exports_every_snapshot(tmp_path):
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130),  # a real process each: the other two signals in the slow set
                                       pytest.param("SIGHUP", 129, marks=pytest.mark.slow),
                                       pytest.param("SIGTERM", 143, marks=pytest.mark.slow)])
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_interrupted_run_leaves_a_valid_csv_and_exit_128_plus_signal(tmp_path, sig, code):
     """Ctrl-C, a dropped SSH session (SIGHUP) and a kill (SIGTERM) all keep every snapshot already computed."""
     out = tmp_path / "run.csv"

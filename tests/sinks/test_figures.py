@@ -56,6 +56,7 @@ def visible(fig):
     return [ax for ax in fig.axes if ax.get_visible() and ax.axison]
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_draw_all_writes_one_file_per_figure_and_never_overwrites(plain, tmp_path):
     skipped = []
     paths = F.draw_all(plain, tmp_path / "figs", "png", skipped=skipped)

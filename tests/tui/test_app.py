@@ -70,6 +70,7 @@ async def test_plane_fills_with_the_engines_numbers():
     assert app.return_code == 0
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 async def test_n_changes_the_engines_noise_and_status_shows_it():
     eng = slow_engine()
     app = IbtuiApp(eng, fps=10)
@@ -107,6 +108,7 @@ async def test_e_cycles_the_estimator_in_status_and_title():
         await pilot.press("q")
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 async def test_space_pauses_the_engine_and_resumes_it():
     eng = slow_engine()
     app = IbtuiApp(eng, fps=10)
@@ -129,6 +131,7 @@ async def test_space_pauses_the_engine_and_resumes_it():
     assert app.return_code == 0 and app.engine_worker.is_finished
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 async def test_l_s_d_and_pages_change_the_view():
     eng = slow_engine()
     app = IbtuiApp(eng, fps=10)
@@ -259,6 +262,7 @@ async def test_warnings_become_notices_not_stderr(capfd):
     assert "something odd" not in capfd.readouterr().err
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 async def test_too_small_terminal_shows_one_sentence_and_recovers():
     app = IbtuiApp(slow_engine(), fps=10)
     async with app.run_test(size=(50, 15)) as pilot:

@@ -182,6 +182,7 @@ async def test_a_factory_error_ends_the_app_with_its_sentence_and_code_2():
 
 
 # ---------------------------------------------------------------------------------------------- keys and sizes
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 async def test_footer_keeps_quit_and_help_at_60x20_and_every_key_at_80x24():
     app = IbtuiApp(FakeEngine(epochs=2000, delay=0.004), fps=10)
     async with app.run_test(size=(60, 20)) as pilot:
@@ -271,6 +272,7 @@ def real_run():
     return record_real_run()
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
 async def test_panes_on_a_real_engine_run(real_run, size):
     rec, progress = real_run

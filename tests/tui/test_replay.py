@@ -138,6 +138,7 @@ def test_state_shows_one_sweep_point_and_counts_the_others():
     assert view.get("I(X;T)", "bin30", "1").values == (1.0,)  # not mixed
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 async def test_view_fills_the_same_panes_as_the_live_run(tmp_path):
     eng = FakeEngine(epochs=80, delay=0.0, snapshots=12)
     live = IbtuiApp(eng, fps=10)

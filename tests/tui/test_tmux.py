@@ -105,6 +105,7 @@ def drive(t: Tmux, check_estimator: bool, capture: Path | None = None) -> str:
     return first
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_fake_engine_in_tmux():
     out = os.environ.get("IBTUI_TMUX_CAPTURE")  # set it to keep the 80×24 capture for a report
     t = Tmux(f"PYTHONPATH=. {shlex.quote(sys.executable)} tests/tui/fake_engine.py --epochs 3000 --delay 0.01")
@@ -132,6 +133,7 @@ def test_real_ibtui_command_in_tmux():
         t.close()
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
 def test_runs_compared_in_tmux(tmp_path):
     """`ibtui view a.csv b.csv` at 80×24: both runs on the plane, named in the subtitle, the bright one in
     [brackets] and digits; `r` switches it; `e` shows the estimator one run lacks; `?` lists `r`; `q` exits 0."""
