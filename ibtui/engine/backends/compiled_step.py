@@ -3,8 +3,10 @@ every seed in one C call, built and cached by `ibtui.compiled`.
 
 Why compiled: the SZT network (12-10-7-5-4-3-2) does ~0.7 MFLOP a seed a step; in PyTorch a step is ~50
 operations, each a pass over memory with its own overhead, so the engine trained 50 seeds at only ~11–14× the
-plain per-seed loop. One loop per seed that keeps a batch's layers in cache is 3–4.7× faster a step
-(benchmarks/bench_step.py) and the engine 22–30× the plain loop (benchmarks/bench_szt.py, docs/PERFORMANCE.md).
+plain per-seed loop. One loop per seed that keeps a batch's layers in cache is 2.0–3.0× faster a step on an
+AVX2 CPU's native and x86-64-v3 builds (1.1–1.5× with SSE2 alone) and 3–4.7× on an AVX-512 one
+(benchmarks/bench_step.py), and the engine 22–38× the plain loop (benchmarks/bench_szt.py, docs/PERFORMANCE.md).
+Which step trains is timed per machine under run.compiled_step = auto, not assumed from these figures.
 
 Its rounding is fixed by the source (fixed-order sums, IEEE arithmetic, no contraction into FMA), so a run
 gives the same bits on any machine with a C compiler; it differs from PyTorch's operations (whose matmul sums in
@@ -26,8 +28,9 @@ FLAG_SETS = (["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math"],
              ["-O3", "-ffp-contract=off", "-fno-fast-math"])
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
 # Widest layer (inputs included) the compiled step takes. benchmarks/bench_step.py, 50 seeds, batch 512, one
-# thread, three runs (docs/PERFORMANCE.md): 3.0–4.7× PyTorch's step on the SZT net, 2.1–3.6× at width 64,
-# 1.15–1.66× at 128, 0.88–1.17× at 256, 0.71–0.77× on MNIST's 784-500-…: wide layers are PyTorch's matmul's ground.
+# thread (docs/PERFORMANCE.md): on an AVX-512 EPYC 3.0–4.7× PyTorch's step on the SZT net, 2.1–3.6× at width 64,
+# 1.15–1.66× at 128, 0.88–1.17× at 256, 0.71–0.77× on MNIST's 784-500-…; on an AVX2 EPYC (native and x86-64-v3
+# builds) 2.0–3.0× on the SZT net, 3.3–3.5× at 64, 1.65–2.2× at 128: wide layers are PyTorch's matmul's ground.
 MAX_WIDTH = 128
 # run.compiled_step = auto times both steps at the run's shapes (MlpBackend._choose) up to this width: the rule above
 # is one CPU's. Wider layers are not timed (a step there costs a large part of the start-up's timing budget, and
