@@ -18,9 +18,8 @@ from pathlib import Path
 
 from ibtui import quantities as Q
 from ibtui.errors import ExportError
-from ibtui.files import AtomicFile, printable
 from ibtui.sinks.figures import (DYNAMICS, _layer_colors, _mpl, _new_figure, _plot_series, _tidy_log, _xlabel,
-                                 plane_panel)
+                                 plane_panel, save_figures)
 from ibtui.sinks.runs import Run, layer_key, load_runs
 
 LAYER_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1, 1, 1)))
@@ -178,15 +177,4 @@ def draw_comparison(paths: list[str | Path], out_dir: str | Path | None = None, 
                 skipped.append(name)
         else:
             drawn.append((out / f"{name}.{fmt}", fig))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"-o {out}: cannot create that folder ({exc.strerror}); pick another.") from None
-    for path, fig in drawn:  # a temporary name, then a rename: never through a link, never a truncated figure
-        try:
-            with AtomicFile(path) as f:
-                fig.savefig(f, format=fmt)
-        except OSError as exc:
-            raise ExportError(f"-o {printable(out)}: cannot write {printable(path.name)} ({exc.strerror or exc}); "
-                              f"free some space or pick another folder.") from None
-    return [p for p, _ in drawn]
+    return save_figures(out, drawn, fmt)

@@ -600,18 +600,21 @@ def draw_all(csv_path: str | Path, out_dir: str | Path | None = None, fmt: str =
     drawn, missing = figures(ex)
     if skipped is not None:
         skipped.extend(missing)
-    targets = [(out / f"{name}.{fmt}", fig) for name, fig in drawn]
+    return save_figures(out, [(out / f"{name}.{fmt}", fig) for name, fig in drawn], fmt)
+
+
+def save_figures(out: Path, targets: list, fmt: str) -> list[Path]:
+    """Create folder `out` and write each (path, figure) of `targets` under a temporary name, then rename it (never
+    through a link; an interrupted plot leaves no truncated figure); the paths written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"-o {out}: cannot create that folder ({exc.strerror}); pick another.") from None
-    written = []
-    for path, fig in targets:  # a temporary name, then a rename: an interrupted plot leaves no truncated figure
+    for path, fig in targets:
         try:
             with AtomicFile(path) as f:
                 fig.savefig(f, format=fmt)
         except OSError as exc:
             raise ExportError(f"-o {printable(out)}: cannot write {printable(path.name)} ({exc.strerror or exc}); "
                               f"free some space or pick another folder.") from None
-        written.append(path)
-    return written
+    return [path for path, _ in targets]
