@@ -11,7 +11,7 @@ from ibtui.reproduce.stats import FEW, Est, combined_verdict, f2, falls, g3, mea
     verdict3
 
 run_spec("szt_batch_sweep", "szt_batch_sweep",
-         {"run.seeds": 3, "run.epochs": 1000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
+         {"run.seeds": 5, "run.epochs": 1000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
          {"run.seeds": 6, "run.epochs": 3000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
          {"run.seeds": 50, "run.epochs": 8000, "sweep.values": [32, 64, 128, 256, 512, 1024]}, medium_cost=2 * 3)
 run_spec("mnist_batch_sweep", "mnist_batch_sweep",

@@ -9,7 +9,7 @@ from ibtui.reproduce.runner import run_spec
 from ibtui.reproduce.stats import FEW, Est, as_check, corr, corr_mean_ci, f2, falls, verdict3
 
 run_spec("szt_orthonormal", "szt_noisy_orthonormal",
-         {"run.seeds": 3, "run.epochs": 2000, "measure.snapshots": 20, "measure.clustering.points": 1024},
+         {"run.seeds": 5, "run.epochs": 2000, "measure.snapshots": 20, "measure.clustering.points": 1024},
          {"run.seeds": 6, "run.epochs": 8000, "measure.snapshots": 20, "measure.clustering.points": 1024},
          {"run.seeds": 10, "run.epochs": 8000, "measure.sp.points": 0, "measure.sp.mc": 2}, medium_cost=5,
          gpu_note="10 seeds, 8000 epochs, SP over all 4096 inputs")
