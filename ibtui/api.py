@@ -270,7 +270,9 @@ def kept(csv_sink) -> str:
         return f"; no snapshot was finished, so {csv_sink.path} was left as it was"
     if csv_sink.last_epoch is None:
         return f"; {csv_sink.path} holds no snapshot yet"
-    return f"; {csv_sink.path} holds every snapshot up to epoch {csv_sink.last_epoch}"
+    from ibtui.records import epoch_text
+
+    return f"; {csv_sink.path} holds every snapshot up to epoch {epoch_text(csv_sink.last_epoch)}"
 
 
 def run(scenario: str | Path, set: Mapping[str, Any] | None = None, export: str | Path | None = None,  # noqa: A002

@@ -387,7 +387,7 @@ class Monitor:
         sc = with_changes(self.sc, {"measure.dynamics.enabled": False}, origin=WHO)
         ctx = RunContext(sc=sc, device=self.device, seeds=seeds, seed_tensor=torch.tensor(seeds, device=self.device),
                          data=data, model=None, train_idx=torch.arange(n, device=self.device).expand(s, n),
-                         mi_idx=None, snapshots=frozenset(self._log or ()), steps_per_epoch=1)
+                         mi_idx=None, snapshot_steps=frozenset(self._log or ()), steps_per_epoch=1)
         self.probes, _ = build_probes(ctx)
         self.estimator_settings = {label: desc for p in self.probes for label, desc in p.estimators.items()}
         if "binning" in self.sc.measure.estimators and self.sc.measure.binning.range == "auto" \

@@ -19,13 +19,35 @@ FIELDS = ("run", "sweep", "seed", "epoch", "step", "layer", "quantity", "estimat
 class Record:
     run: str
     seed: int | str
-    epoch: int
+    epoch: int | float  # a float only for a snapshot inside an epoch (epoch_at)
     step: int
     layer: str
     quantity: str
     estimator: str
     value: float
     sweep: str = ""
+
+
+def epoch_at(step: int, steps_per_epoch: int) -> int | float:
+    """The epoch of a snapshot after `step` optimiser steps: whole at an epoch's end (written as today), else
+    step / steps_per_epoch, a snapshot inside an epoch (measure.snapshot_unit = "step"), so log-epoch axes and
+    the transition detector keep working; the CSV writes it with repr, which `parse_epoch` reads back exactly."""
+    return step // steps_per_epoch if step % steps_per_epoch == 0 else step / steps_per_epoch
+
+
+def parse_epoch(text: str) -> int | float:
+    """An epoch as the CSV holds it: an integer, or a finite fraction (ValueError otherwise)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"epoch {text!r} is not a finite number")
+    return value
+
+
+def epoch_text(epoch: int | float) -> str:
+    """An epoch for a person: whole epochs as they are, a fraction with 4 significant digits."""
+    return f"{epoch:.4g}" if isinstance(epoch, float) else str(epoch)
 
 
 @dataclass(frozen=True)
@@ -46,7 +68,7 @@ class RunInfo:
     noise_levels: tuple[float, ...]  # β levels the user can cycle through; (0.0,) = deterministic net
     notes: tuple[str, ...] = ()  # warnings a researcher must see (biased split, H(T|X)=0 assumption, …)
     sweep: str = ""  # "setting=value" when this run is one point of a sweep
-    snapshot_epochs: tuple[int, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
+    snapshot_epochs: tuple[int | float, ...] = ()  # the epochs measured (engine/schedule.py), 0 and the last included
     sweep_points: tuple[str, ...] = ()  # every point of the sweep this run belongs to, in run order
     training_step: str = ""  # MLP: "compiled" or "pytorch", the step that trained (resume keeps it: they round apart)
     kde_path: str = ""  # KDE: the path of layers ≤ 512 wide (compiled, pytorch, attention, pairwise); resume keeps it

@@ -220,6 +220,8 @@ class SweepSettings:
 class MeasureSettings:
     snapshots: int = _opt(300, "number of snapshot epochs (log-spaced epochs may merge, so fewer can result)", lo=1)
     schedule: str = _opt("log", "log or linear spacing of snapshot epochs", choices=("log", "linear"))
+    snapshot_unit: str = _opt("epoch", "snapshots spaced over epochs, or over optimiser steps from step 1 (inside "
+                                       "epochs too, fractional epochs)", choices=("epoch", "step"))
     estimators: list[str] = _opt(["binning"], "MI estimators computed at every snapshot: binning, kde, sp "
                                               "(sp needs a noisy network: model.noise_levels > 0), exact "
                                               "(quadrature; a noisy first layer of 1 unit), renyi "

@@ -171,8 +171,10 @@ def check(ck: dict, path: Path, csv_path: Path):
         if engine.get("epoch") != epoch or not _is_int(engine.get("epoch")):
             raise Bad("runner.engine.epoch", f"= {engine.get('epoch')!r} differs from epoch = {epoch}")
         rows = _int(ck["rows"], "rows", 0)
-        if ck["last_epoch"] is not None or rows:  # None only before the first record
-            _int(ck["last_epoch"], "last_epoch", 0, epoch)
+        if ck["last_epoch"] is not None or rows:  # None only before the first record; a fraction inside an epoch
+            last = ck["last_epoch"]
+            if not (_is_num(last) and 0 <= last <= epoch):
+                raise Bad("last_epoch", f"= {last!r} is not an epoch from 0 to {epoch}")
         _check_csv(ck["csv_bytes"], rows, csv_path, (",".join(FIELDS) + "\n").encode())
     except Bad as bad:
         raise refusal(path, bad) from None
@@ -341,7 +343,7 @@ def _bound(v: dict, obj: Any, field: str, run: dict) -> None:
 
 def _dynamics(v: dict, obj: Any, field: str, run: dict) -> None:
     """DynamicsProbe: the snapshot epoch whose window the moments hold (one of its windows), or none yet."""
-    if v["_window"] is not None and (not _is_int(v["_window"]) or v["_window"] not in {w[2] for w in obj.windows}):
+    if v["_window"] is not None and (not _is_num(v["_window"]) or v["_window"] not in {w[2] for w in obj.windows}):
         raise Bad(f"{field}._window", f"= {v['_window']!r} is not the epoch of one of the probe's windows")
 
 

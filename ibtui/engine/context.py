@@ -24,7 +24,7 @@ class RunContext:
     model: torch.nn.Module  # all seeds' networks at once (the parameters the optimiser trains)
     train_idx: torch.Tensor  # [S, n_train]: each seed's training points
     mi_idx: torch.Tensor | None  # [S, n]: the points MI is measured on, None = all points
-    snapshots: frozenset[int]  # the epochs after which a snapshot is measured (0 = the initial network)
+    snapshot_steps: frozenset[int]  # the optimiser steps after which a snapshot is measured (0 = the initial network)
     steps_per_epoch: int  # optimiser steps in an epoch (the last batch may be smaller)
 
     @property

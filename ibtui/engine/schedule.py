@@ -1,7 +1,10 @@
 """Schedules: when to take snapshots (log-spaced epochs, so the fast fitting phase gets as many points as the
 long tail) and the learning rate of each optimiser step.
 
-Epoch e means "after e completed epochs"; epoch 0 is the network at initialisation.
+Epoch e means "after e completed epochs"; epoch 0 is the network at initialisation. With
+measure.snapshot_unit = "step" the same spacing runs over optimiser steps instead (image runs: Shwartz-Ziv,
+Painsky & Tishby 2019 plot against iterations, and their transitions fall at ~10^2–10^4 iterations, inside
+the first epochs of a 400-step-an-epoch run), so snapshots may fall inside an epoch.
 IDNNs used np.unique(np.logspace(0, log2(E), K, base=2)) (274 unique epochs of 400 asked in 8000).
 """
 from __future__ import annotations
@@ -37,6 +40,18 @@ def snapshot_epochs(epochs: int, count: int, schedule: str = "log") -> list[int]
         else:
             lo = mid + 1
     return _epochs(epochs, lo, schedule)
+
+
+def snapshot_steps(epochs: int, steps_per_epoch: int, count: int, schedule: str = "log", unit: str = "epoch"
+                   ) -> list[int]:
+    """The optimiser steps after which snapshots are taken, sorted, 0 and the last step included: the snapshot
+    epochs × steps_per_epoch (unit "epoch"), or `snapshot_epochs` over the run's steps (unit "step": steps
+    1, 2, 3, … come first, so the first ten iterations are measured)."""
+    if unit == "step":
+        return snapshot_epochs(epochs * steps_per_epoch, count, schedule)
+    if unit != "epoch":
+        raise ValueError(f"unknown snapshot unit {unit!r}")
+    return [e * steps_per_epoch for e in snapshot_epochs(epochs, count, schedule)]
 
 
 def learning_rate(step: int, lr: float, milestones: list[int], decay: float) -> float:

@@ -20,7 +20,7 @@ Values = dict[tuple[str, str, str], torch.Tensor]
 class Snapshot:
     """What every probe sees at a snapshot (all tensors on the device, all seeds at once)."""
 
-    epoch: int
+    epoch: int | float  # fractional for a snapshot inside an epoch (measure.snapshot_unit = "step")
     beta: float  # the network's noise level now
     layers: list[torch.Tensor]  # [S, n, d_l] noiseless representations on the MI points; the last is the output
     activations: list[str]  # per layer: "tanh", "relu", …, "softmax"
@@ -31,6 +31,12 @@ class Snapshot:
     # I(X;T) of the last hidden layer by the first MI estimator that measured it (the engine sets it after the
     # MI estimators ran; None when none did): what the input-compression bound needs.
     last_hidden_mi_xt: torch.Tensor | None = None
+    key: int | None = None  # the counter of the snapshot's random measuring draws; None = its epoch
+
+    @property
+    def counter(self) -> int:
+        """What keys the snapshot's random draws (SP, KSG): the epoch, or the step where snapshots share epochs."""
+        return self.epoch if self.key is None else self.key
 
 
 def pointwise_cross_entropy(logits_t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ from ibtui.engine.overlap import LIVE_LAG_S, STOP_GRACE_S, MeasureQueue, Stopped
 from ibtui.engine.probes import build_probes
 from ibtui.engine.probes.base import subset_points
 from ibtui.engine.regularizers import build_regularizers
-from ibtui.engine.schedule import learning_rate, snapshot_epochs
+from ibtui.engine.schedule import learning_rate, snapshot_steps
 from ibtui.engine.snapshot import Snapshot, Values, mi_points
 from ibtui.measures.seeds import seed_mean
 from ibtui.models.factory import build_model
@@ -66,15 +66,18 @@ class Engine:
         self.seed_tensor = torch.tensor(self.seeds, dtype=torch.int64, device=self.device)
         self.data = load_dataset(sc, self.seeds, self.device)
         self.model = build_model(sc, self.seeds, self.data).to(self.device)
-        self.snapshots = frozenset(snapshot_epochs(sc.run.epochs, sc.measure.snapshots, sc.measure.schedule))
         self.train_idx = self.data.train_indices()
         self.mi_idx = mi_points(sc.data.mi_points, self.data.train, self.data.test, sc.data.mi_subset)
         n_train, bs = self.train_idx.shape[1], sc.train.batch_size
         self.batches = [(start, min(start + bs, n_train)) for start in range(0, n_train, bs)]
         self.steps_per_epoch = len(self.batches)
+        m = sc.measure
+        steps = snapshot_steps(sc.run.epochs, self.steps_per_epoch, m.snapshots, m.schedule, m.snapshot_unit)
+        self.snapshots = frozenset(R.epoch_at(s, self.steps_per_epoch) for s in steps)  # epochs, fractional inside
+        self.inner_snapshots = frozenset(s for s in steps if s % self.steps_per_epoch)  # steps inside an epoch
         self.ctx = RunContext(sc=sc, device=self.device, seeds=tuple(self.seeds), seed_tensor=self.seed_tensor,
                               data=self.data, model=self.model, train_idx=self.train_idx, mi_idx=self.mi_idx,
-                              snapshots=self.snapshots, steps_per_epoch=self.steps_per_epoch)
+                              snapshot_steps=frozenset(steps), steps_per_epoch=self.steps_per_epoch)
         self.backend = build_backend(self.ctx)
         use_graphs = sc.run.cuda_graph and graphs_possible(self.ctx)
         self.optimizer = build_optimizer(sc, [p for p in self.model.parameters() if p.requires_grad],
@@ -129,11 +132,15 @@ class Engine:
             kde_path=next((p.kde_path or "" for p in self.estimators if hasattr(p, "kde_path")), ""))
 
     # ------------------------------------------------------------------ training
-    def train_epoch(self, controls: Controls | None = None) -> None:
+    def train_epoch(self, controls: Controls | None = None, snapshot: Callable[[], None] | None = None) -> None:
         """One pass over each seed's training points in its own random order, all seeds at once:
-        shuffle; for each batch: forward/backward, hooks, optimiser step. Waits between steps while paused."""
+        shuffle; for each batch: forward/backward, hooks, optimiser step. Waits between steps while paused.
+        `snapshot()` is called after each step that a snapshot follows inside the epoch (measure.snapshot_unit =
+        "step"); such an epoch runs step by step, never as a captured graph."""
         hooks = self.start_epoch()
-        if self._replayable(hooks):  # the same steps, captured once as a CUDA graph and replayed
+        first, last = self.step, self.step + self.steps_per_epoch
+        inside = snapshot is not None and any(first < s < last for s in self.inner_snapshots)
+        if not inside and self._replayable(hooks):  # the same steps, captured once as a CUDA graph and replayed
             self._set_lr(self.step)
             self.graphs.run_epoch((self.beta, self.lr), self.step, lambda first: self._steps(first, hooks))
             self.step += self.steps_per_epoch
@@ -142,6 +149,8 @@ class Engine:
                 self._set_lr(self.step)
                 self.train_step(self.step, start, stop, hooks)
                 self.step += 1
+                if inside and self.step in self.inner_snapshots:
+                    snapshot()
                 if controls is not None and controls.paused.is_set():
                     controls.wait_while_paused()
         self.epoch += 1
@@ -209,9 +218,9 @@ class Engine:
         """
         losses, layers, activations = self.backend.snapshot(self.mi_idx)
         labels = self.data.y if self.mi_idx is None else self.data.y[self.mi_idx]
-        snap = Snapshot(self.epoch, self.beta, layers, activations, labels, self.mi_idx,
-                        x_ids=self.ctx.x_ids(self.mi_idx), losses=losses)
-        epoch, step = self.epoch, self.step
+        epoch, step = self._snapshot_epoch(), self.step
+        snap = Snapshot(epoch, self.beta, layers, activations, labels, self.mi_idx,
+                        x_ids=self.ctx.x_ids(self.mi_idx), losses=losses, key=self._snapshot_key())
         estimated = [probe.start(snap) for probe in self.estimators]
         measured = [probe.start(snap) for probe in self.measures]
 
@@ -226,6 +235,15 @@ class Engine:
                 return epoch, step, values
 
         return finish, sum(h.numel() * h.element_size() for h in layers)
+
+    def _snapshot_epoch(self) -> int | float:
+        """The epoch of a snapshot taken now: the epochs done, plus the fraction of this one (a step-unit run)."""
+        return R.epoch_at(self.step, self.steps_per_epoch) if self.step % self.steps_per_epoch else self.epoch
+
+    def _snapshot_key(self) -> int:
+        """The counter of a snapshot's random measuring draws (SP, KSG): its epoch, as always in an epoch-unit run;
+        its step in a step-unit run, where several snapshots share an epoch."""
+        return self.step if self.sc.measure.snapshot_unit == "step" else self.epoch
 
     def _progress(self, snaps: list[int], times: dict) -> R.Progress:
         """Where the run stands now: epochs, snapshots taken (of `snaps`, sorted), `times` (Progress's timing
@@ -307,6 +325,16 @@ class Engine:
                 self._emit(sink, self._submit_snapshot())
                 t["measure_s"], t["measured"] = time.perf_counter() - t0, 1
             snaps = sorted(self.snapshots)
+
+            def inner_snapshot() -> None:  # a snapshot inside the epoch (measure.snapshot_unit = "step")
+                t0, waited, training = time.perf_counter(), self.measuring.waited_s, self.model.training
+                self._emit(sink, self._submit_snapshot())
+                self.model.train(training)  # a back end's snapshot pass may leave the model in eval mode
+                spent = time.perf_counter() - t0 - (self.measuring.waited_s - waited)
+                t["measure_s"] += spent
+                t["measured"] += 1
+                t["train_s"] -= spent  # counted by the epoch's timer: it is measuring time
+
             while self.epoch < total:
                 if controls.should_stop():
                     return self._stop_now(sink, boundary=True)
@@ -316,7 +344,7 @@ class Engine:
                     sink.emit([self._noise_record()])
                 t0 = time.perf_counter()
                 self.at_boundary = False
-                self.train_epoch(controls)
+                self.train_epoch(controls, inner_snapshot)
                 t1 = time.perf_counter()
                 t["train_s"] += t1 - t0
                 t["trained"] += 1

@@ -98,7 +98,8 @@ class BoundWindow:
     _state_attrs = ("w_star", "sigma_t2", "frozen_epoch", "_buffer")  # what a checkpoint keeps
 
     def __init__(self, n_seeds: int, n_layers: int, *, mode: str = "transition", freeze_epoch: float | None = None,
-                 sigma_z2: float = 0.0, eps: float = 1e-12, store_device: torch.device | str | None = None):
+                 sigma_z2: float = 0.0, eps: float = 1e-12, store_device: torch.device | str | None = None,
+                 epoch_floor: float = 0.5):
         if mode not in ("transition", "confirmed", "epoch"):
             raise ValueError(f"unknown freeze mode {mode!r}: use 'transition', 'confirmed' or 'epoch'")
         if mode == "epoch" and freeze_epoch is None:
@@ -106,6 +107,9 @@ class BoundWindow:
         self.shape = (int(n_seeds), int(n_layers))
         self.mode, self.freeze_epoch = mode, freeze_epoch
         self.sigma_z2, self.eps = float(sigma_z2), float(eps)
+        # log-epoch distances clamp epochs here (epoch 0 has no log): half the smallest epoch step, 0.5 for whole
+        # epochs, 0.5 / steps an epoch where snapshots fall inside epochs
+        self.epoch_floor = float(epoch_floor)
         self.store_device = torch.device(store_device) if store_device is not None else None
         self.w_star: list[Tensor] | None = None
         self.sigma_t2: Tensor | None = None  # [S, L] frozen σ_T²
@@ -153,9 +157,9 @@ class BoundWindow:
                 store = [w.detach().to(self.store_device or w.device, copy=True) for w in weights]
                 self._buffer.append((float(epoch), store, sigma_t2.clone()))
                 if bool(want.any()):
-                    t_log = t_ep.to(free.device).clamp_min(0.5).log()
+                    t_log = t_ep.to(free.device).clamp_min(self.epoch_floor).log()
                     buf_log = torch.tensor([e for e, _, _ in self._buffer], dtype=torch.float64,
-                                           device=free.device).clamp_min(0.5).log()
+                                           device=free.device).clamp_min(self.epoch_floor).log()
                     nearest = (buf_log[None, None, :] - t_log[..., None]).abs().argmin(dim=-1)  # [S, L]
                     for b, (e, ws, s2) in enumerate(self._buffer):
                         pick = want & (nearest == b)

@@ -30,7 +30,7 @@ import numpy as np
 # The only imports of other ibtui modules (kept together: they move in refactors).
 from ibtui import quantities as Q
 from ibtui.errors import ExportError
-from ibtui.records import Record, RunInfo
+from ibtui.records import Record, RunInfo, epoch_text
 from ibtui.sinks.runs import Curve, Run, layer_key as _layer_key, load
 from ibtui.files import AtomicFile, check_output, printable
 from ibtui.sinks.csv import sidecar_path
@@ -145,7 +145,7 @@ def _settings_line(ex: Export, sweep: str) -> str:
     seeds = ex.seeds_of(sweep)
     parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
     if ex.meta and not ex.finished():  # no sidecar: unknown, so not claimed
-        parts.append(f"partial: up to epoch {ex.last_epoch(sweep)}")
+        parts.append(f"partial: up to epoch {epoch_text(ex.last_epoch(sweep))}")
     return ", ".join(p for p in parts if p)
 
 

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from ibtui.files import printable
 from ibtui.quantities import SEED_DIVERGED
-from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink
+from ibtui.records import EtaEstimator, Progress, Record, RunInfo, Sink, epoch_text
 
 
 def duration(seconds: float) -> str:
@@ -135,7 +135,7 @@ class ProgressSink(Sink):
     def emit(self, records: list[Record]) -> None:
         for r in records:
             if r.quantity == SEED_DIVERGED:
-                self._say(f"seed {r.seed} diverged at epoch {r.epoch} (loss not finite); it stops there.", "red")
+                self._say(f"seed {r.seed} diverged at epoch {epoch_text(r.epoch)} (loss not finite); it stops there.", "red")
 
     def close(self, finished: bool) -> None:
         if self.bar is not None:

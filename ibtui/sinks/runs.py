@@ -22,7 +22,7 @@ import numpy as np
 from ibtui.errors import ExportError, IbtuiError
 from ibtui.files import check_input
 from ibtui.quantities import MI_TY, MI_XT
-from ibtui.records import FIELDS, Record
+from ibtui.records import FIELDS, Record, epoch_text, parse_epoch
 from ibtui.sinks.csv import sidecar_path
 
 # A field as long as ibtui can write (a scenario `name` of any length): the csv module's 131,072 is too few.
@@ -80,7 +80,7 @@ def parse_row(row: list[str], idx: dict[str, int]) -> Record | None:
         seed = row[idx["seed"]]
         s: int | str = int(seed) if seed.lstrip("-").isdigit() else seed
         step = row[idx["step"]] if "step" in idx else ""
-        return Record(row[idx["run"]], s, int(row[idx["epoch"]]), int(step or 0), row[idx["layer"]],
+        return Record(row[idx["run"]], s, parse_epoch(row[idx["epoch"]]), int(step or 0), row[idx["layer"]],
                       row[idx["quantity"]], row[idx["estimator"]], float(row[idx["value"]]),
                       row[idx["sweep"]] if "sweep" in idx else "")
     except ValueError:
@@ -203,7 +203,7 @@ class Run:
 
     def __repr__(self) -> str:
         return (f"Run({self.name!r}: {len(self.seeds)} seeds, layers {self.layers}, estimators {self.estimators}"
-                f"{', sweeps ' + str(self.sweeps) if any(self.sweeps) else ''}, up to epoch {self.last_epoch()})")
+                f"{', sweeps ' + str(self.sweeps) if any(self.sweeps) else ''}, up to epoch {epoch_text(self.last_epoch())})")
 
     # -- the researcher's view (every sweep point together)
     @property
@@ -255,7 +255,8 @@ class Run:
         if curve is None:
             raise IbtuiError(f"{self.path}: {quantity} has no series for seed {seed!r}; seeds are "
                              f"{list(per_seed)}{' and mean' if mean is not None else ''}.")
-        return curve.epoch.astype(int), curve.value.copy()
+        whole = bool(np.all(curve.epoch == np.floor(curve.epoch)))  # fractions: snapshots inside epochs
+        return (curve.epoch.astype(int) if whole else curve.epoch.copy()), curve.value.copy()
 
     def frame(self):
         """Every record as a pandas DataFrame: the CSV's columns, `seed` and `layer` as text (seed "0" or "mean"),

@@ -271,9 +271,9 @@ def test_step_window_holds_the_last_steps_before_each_snapshot(window_steps, sch
 def test_step_windows_are_cut_at_the_previous_snapshot():
     from ibtui.engine.probes.dynamics import snr_windows
 
-    assert snr_windows([0, 1, 2, 5], 10, 0) == [(0, 10, 1), (10, 20, 2), (40, 50, 5)]  # the last epoch
-    assert snr_windows([0, 1, 2, 5], 10, 4) == [(6, 10, 1), (16, 20, 2), (46, 50, 5)]
-    assert snr_windows([0, 1, 2, 5], 10, 25) == [(0, 10, 1), (10, 20, 2), (25, 50, 5)]
+    assert snr_windows([0, 10, 20, 50], 10, 0) == [(0, 10, 1), (10, 20, 2), (40, 50, 5)]  # the last epoch
+    assert snr_windows([0, 10, 20, 50], 10, 4) == [(6, 10, 1), (16, 20, 2), (46, 50, 5)]
+    assert snr_windows([0, 10, 20, 50], 10, 25) == [(0, 10, 1), (10, 20, 2), (25, 50, 5)]
 
 
 def test_snr_definition_reaches_the_run_info():

@@ -9,8 +9,11 @@ and bound what a layer passes on with a Gaussian-channel argument.  This probe w
   regularisers added theirs, before the optimiser step): no extra passes, running sums per seed only;
 - the SNR window of a snapshot is the last epoch before it (measure.dynamics.window_steps = 0), or its last
   `window_steps` optimiser steps, cut at the previous snapshot so that windows never overlap (a step-based
-  window resolves transitions at 10^3–10^4 iterations, where an image epoch is ~400 steps). The windows
-  are fixed when the probe is built (the snapshot epochs and steps per epoch are known); the moments are
+  window resolves transitions at 10^3–10^4 iterations, where an image epoch is ~400 steps). With snapshots
+  spaced in steps (measure.snapshot_unit = "step") the cut makes each window the steps since the previous
+  snapshot, at most an epoch (or window_steps): the first snapshots, one step apart, have a window of one
+  gradient, no covariance, and an SNR of NaN. The windows
+  are fixed when the probe is built (the snapshot steps and steps per epoch are known); the moments are
   reset lazily at a window's first step and summarised at its snapshot. Only steps inside a window are
   accumulated, so with the log schedule the cost falls as the snapshots thin out;
 - the transition detector is fed the ratio SNR of every snapshot (whatever form is displayed), so its
@@ -41,6 +44,7 @@ from ibtui.engine.probes.base import Probe
 from ibtui.engine.snapshot import Snapshot, Values
 from ibtui.measures.gaussian_bound import BOUND_DEFINITION, BoundWindow, input_compression_bound, input_variance
 from ibtui.measures.gradients import SNR_DEFINITION, GradientMoments, TransitionDetector, weight_norms
+from ibtui.records import epoch_at
 
 COMPRESSION_DELTA = 0.05  # confidence 1 − δ of Theorem 1
 
@@ -58,18 +62,18 @@ def as_matrix(w: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-def snr_windows(snapshots: list[int], steps_per_epoch: int, window_steps: int) -> list[tuple[int, int, int]]:
+def snr_windows(snapshot_steps: list[int], steps_per_epoch: int, window_steps: int
+                ) -> list[tuple[int, int, int | float]]:
     """(first step, end step, snapshot epoch) of every snapshot's SNR window, in order; steps count from 0.
 
-    The window of snapshot epoch e ends at step e·steps_per_epoch; it is the last epoch (window_steps = 0) or
-    the last window_steps steps, never reaching back before the previous snapshot.
+    The window of the snapshot after step s ends at s (its epoch is records.epoch_at(s)); it is the last epoch
+    (window_steps = 0) or the last window_steps steps, never reaching back before the previous snapshot.
     """
     out, previous = [], 0
-    for epoch in sorted(e for e in snapshots if e > 0):
-        end = epoch * steps_per_epoch
-        span = steps_per_epoch if window_steps <= 0 else window_steps
-        out.append((max(previous * steps_per_epoch, end - span), end, epoch))
-        previous = epoch
+    span = steps_per_epoch if window_steps <= 0 else window_steps
+    for end in sorted(s for s in snapshot_steps if s > 0):
+        out.append((max(previous, end - span), end, epoch_at(end, steps_per_epoch)))
+        previous = end
     return out
 
 
@@ -91,12 +95,13 @@ class DynamicsProbe(Probe):
         self.detector = TransitionDetector(s, n_layers, window=st.window, margin=st.margin, hold=st.hold,
                                            device=self.device)
         epoch_mode = st.bound_w_star == "epoch"
+        floor = 0.5 / ctx.steps_per_epoch if ctx.sc.measure.snapshot_unit == "step" else 0.5  # half a snapshot step
         self.bound = BoundWindow(s, n_layers, mode="epoch" if epoch_mode else "transition",
-                                 freeze_epoch=float(st.bound_epoch) if epoch_mode else None)
+                                 freeze_epoch=float(st.bound_epoch) if epoch_mode else None, epoch_floor=floor)
         self.matrices_ok = all(as_matrix(w) is not None for w in self.weights)
         self.x_variance = self._input_variance(ctx)  # [S]: σ_T² of layer 1's input X (fixed)
         self.m_train = int(ctx.train_idx.shape[1])
-        self.windows = snr_windows(sorted(ctx.snapshots), ctx.steps_per_epoch, st.window_steps)
+        self.windows = snr_windows(sorted(ctx.snapshot_steps), ctx.steps_per_epoch, st.window_steps)
         self._starts = [first for first, _, _ in self.windows]
         spe = ctx.steps_per_epoch
         self._epochs = {e for first, end, _ in self.windows for e in range(first // spe, -(-end // spe))}
@@ -104,8 +109,13 @@ class DynamicsProbe(Probe):
         w_star = f"the weights at epoch {st.bound_epoch}" if epoch_mode else "the weights at the layer's transition"
         snr_form = "reported squared (SNR²)" if st.snr == "squared" else "reported as the ratio"
         window = ("the last epoch before each snapshot" if st.window_steps <= 0 else
-                  f"the last {st.window_steps} optimiser steps before each snapshot (fewer when the previous "
-                  f"snapshot is closer)")
+                  f"the last {st.window_steps} optimiser steps before each snapshot")
+        window += (" (fewer when the previous snapshot is closer)" if st.window_steps > 0
+                   or ctx.sc.measure.snapshot_unit == "step" else "")
+        if ctx.sc.measure.snapshot_unit == "step":
+            window += ("; snapshots are spaced in steps, so a window is the steps since the previous snapshot: one "
+                       "step (no covariance, SNR NaN) at the first ones, and as it grows the SNR of a diffusion "
+                       "phase falls like 1/sqrt(steps) (set window_steps to hold it fixed once the spacing allows)")
         self.notes = (
             f"dynamics: {SNR_DEFINITION}; {snr_form}; window = {window}. Transition = "
             f"steepest fall of the smoothed log SNR (ratio) against log epoch, window ±{st.window:g}, margin "

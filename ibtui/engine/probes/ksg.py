@@ -75,7 +75,7 @@ class KsgProbe(Probe):
             s = ctx.seed_tensor.shape[0]
             rows = idx if idx is not None else torch.arange(ctx.data.x.shape[0], device=ctx.seed_tensor.device)
             rows = rows.expand(s, -1)
-            noise = rng.noise_fn(ctx.seed_tensor, (rng.STREAM_MEASURE, snap.epoch, KSG_NOISE_STREAM))
+            noise = rng.noise_fn(ctx.seed_tensor, (rng.STREAM_MEASURE, snap.counter, KSG_NOISE_STREAM))
             x = ctx.data.x.reshape(ctx.data.x.shape[0], -1)[rows]  # [S, n, d_in]
             if ctx.sc.model.kind != "mlp":  # convolutional models take images [S, n, C, H, W]
                 x = x.reshape(*x.shape[:2], *ctx.data.x.shape[1:])

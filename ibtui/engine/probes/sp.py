@@ -55,10 +55,10 @@ class SpProbe(Probe):
         x = x.repeat_interleave(st.samples, dim=1)  # [S, m·k, d_in], copies of x_i adjacent
         if ctx.sc.model.kind != "mlp":  # convolutional models take images [S, m·k, C, H, W]
             x = x.reshape(*x.shape[:2], *ctx.data.x.shape[1:])
-        noise = rng.noise_fn(ctx.seed_tensor, (rng.STREAM_MEASURE, snap.epoch))
+        noise = rng.noise_fn(ctx.seed_tensor, (rng.STREAM_MEASURE, snap.counter))
         with torch.no_grad():  # the network's own noisy forward on the measured inputs
             _, hidden = ctx.model(x, beta, noise)
-        epoch = snap.epoch
+        epoch = snap.counter
 
         def sums(final: Snapshot) -> Values:
             # One call a seed: its own fixed inputs and its own random draws, both functions of (seed, epoch,

@@ -11,6 +11,7 @@ import math
 from rich.table import Table
 
 from ibtui.quantities import GAUSSIAN_BOUND
+from ibtui.records import epoch_text
 from rich.text import Text
 
 from ibtui.tui.panes.base import TablePane, fmt, latest, seed_mode, seed_range, thin
@@ -48,7 +49,7 @@ class BoundPane(TablePane):
             self.mark_drawn(view, vs)
             return
         epoch = max((v[0] for p in pairs if (v := latest(view, QUANTITY, p, "mean")) is not None), default=None)
-        self.set_titles(["Gaussian bound", f"epoch {epoch}", seed_mode(view, vs)], "bits · history = sparkline")
+        self.set_titles(["Gaussian bound", f"epoch {epoch_text(epoch)}", seed_mode(view, vs)], "bits · history = sparkline")
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
         table.add_column(Text("pair"), justify="right", no_wrap=True)
         table.add_column(Text("bound [bits]"), justify="right", no_wrap=True)

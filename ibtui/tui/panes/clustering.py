@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.markup import escape
 
 from ibtui import quantities as Q
+from ibtui.records import epoch_text
 from ibtui.tui.panes.base import TablePane, fmt, latest, seed_mode, seed_range, shown_layers
 from ibtui.tui.state import StateView, ViewState
 
@@ -60,7 +61,7 @@ class ClusteringPane(TablePane):
             return
         epoch = max((e for q in cols for layer in layers if (e := (latest(view, q, layer, "mean") or (-1,))[0]) >= 0),
                     default=None)
-        self.set_titles(["clustering", f"epoch {epoch}",
+        self.set_titles(["clustering", f"epoch {epoch_text(epoch)}",
                          "mean [min–max over seeds]" if vs.per_seed else seed_mode(view, vs)])
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
         table.add_column(Text("layer"), justify="right", no_wrap=True)
@@ -81,7 +82,7 @@ class ClusteringPane(TablePane):
             return
         epoch = max((e for layer in layers if (e := (latest(view, cols[0], layer, "mean") or (-1,))[0]) >= 0),
                     default=None)
-        self.set_titles(["transitions", f"epoch {epoch}", seed_mode(view, vs), "(no clustering measured)"])
+        self.set_titles(["transitions", f"epoch {epoch_text(epoch)}", seed_mode(view, vs), "(no clustering measured)"])
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False)
         table.add_column(Text("layer"), justify="right", no_wrap=True)
         for q in cols:
@@ -89,7 +90,7 @@ class ClusteringPane(TablePane):
         for layer in layers:
             table.add_row(*(Text(c) for c in [layer, *(_cell(view, q, layer, vs) for q in cols)]))
         net = {"gen_gap": "gen. gap", "error_gap": "error gap", "input_compression_bound": "IC bound"}
-        self.set_titles(["transitions", f"epoch {epoch}", seed_mode(view, vs), "(no clustering measured)"],
+        self.set_titles(["transitions", f"epoch {epoch_text(epoch)}", seed_mode(view, vs), "(no clustering measured)"],
                         [escape(f"{net[q]} {_cell(view, q, '', vs)}") for q in NETWORK if view.has(q)])
         self.show_message(None)
         self.put(table)

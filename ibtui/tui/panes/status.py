@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ibtui.files import printable
+from ibtui.records import epoch_text
 from ibtui.sinks.progress import duration, plural, rate_text
 from ibtui.tui.panes.base import fit, shown_estimator
 from ibtui.tui.state import StateView, ViewState
@@ -57,7 +58,7 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
     seeds = len(view.seeds())
     total = view.total
     p = view.progress
-    epoch = f"epoch {view.epoch}/{total}" if total else f"epoch {view.epoch}"
+    epoch = f"epoch {epoch_text(view.epoch)}/{total}" if total else f"epoch {epoch_text(view.epoch)}"
     n_snaps = len(info.snapshot_epochs) if info is not None and info.snapshot_epochs else (
         p.snapshots_total if p is not None else 0)
     snaps = f"snapshot {view.snapshots}/{n_snaps}" if n_snaps else (
@@ -92,7 +93,7 @@ def status_lines(view: StateView, vs: ViewState, flags: RunFlags, width: int = 1
         state = "DONE"
     behind = ""  # the measuring worker more than a snapshot behind training (ibtui.engine.overlap)
     if live and view.finished is None and not flags.source and p is not None and p.measuring >= 2:
-        behind = f"measuring snapshot {view.snapshots + 1}, training at epoch {view.epoch}"
+        behind = f"measuring snapshot {view.snapshots + 1}, training at epoch {epoch_text(view.epoch)}"
     second = fit([state, view.stage, view.error or flags.stalled, f"noise {beta}", f"estimator {est}", diverged,
                   behind, layers, "each seed" if vs.per_seed else "mean"], width)
     return first, second
