@@ -43,8 +43,22 @@ def test_every_run_is_accepted_at_every_scale(scale):
         assert need > 0 and what, f"{spec.name} at {scale}"
 
 
-def test_medium_doubles_the_seeds_at_least():
+# mnist_plane's extra settings: its rule compares mean curves, so no verdict reads their seeds
+NO_SEED_VERDICT = {"mnist_mi_bin30_kde0.1", "mnist_mi_bin4_kde0.01"}
+
+
+def test_every_verdict_has_the_seeds_it_needs_at_cpu_and_medium():
+    """A verdict needs MIN_SEEDS seeds (issue 32), so both scales give them; medium is larger than cpu in seeds,
+    epochs or data (not always in seeds: doubling them everywhere would take medium past its ~4 h of CPU)."""
+    from ibtui.reproduce.stats import MIN_SEEDS
+
     for spec in RUNS.values():
         cpu, med = spec.sets["cpu"], spec.sets["medium"]
-        if "run.seeds" in cpu:
-            assert med["run.seeds"] >= 2 * cpu["run.seeds"] or cpu["run.seeds"] == 1, spec.name
+        if "run.seeds" not in cpu:
+            continue
+        if spec.name not in NO_SEED_VERDICT:
+            assert cpu["run.seeds"] >= MIN_SEEDS and med["run.seeds"] >= MIN_SEEDS, spec.name
+        assert med["run.seeds"] >= cpu["run.seeds"], spec.name
+        larger = (med["run.seeds"] > cpu["run.seeds"] or med.get("run.epochs", 0) > cpu.get("run.epochs", 0)
+                  or spec.data["medium"] != spec.data["cpu"])
+        assert larger, spec.name

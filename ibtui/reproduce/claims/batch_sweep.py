@@ -12,11 +12,11 @@ from ibtui.reproduce.stats import FEW, Est, combined_verdict, f2, falls, g3, mea
 
 run_spec("szt_batch_sweep", "szt_batch_sweep",
          {"run.seeds": 5, "run.epochs": 1000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
-         {"run.seeds": 6, "run.epochs": 3000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
+         {"run.seeds": 10, "run.epochs": 3000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
          {"run.seeds": 50, "run.epochs": 8000, "sweep.values": [32, 64, 128, 256, 512, 1024]}, medium_cost=2 * 3)
 run_spec("mnist_batch_sweep", "mnist_batch_sweep",
-         {"run.seeds": 2, "run.epochs": 300, "measure.snapshots": 40, "sweep.values": [128, 256, 512, 1024]},
-         {"run.seeds": 4, "run.epochs": 300, "measure.snapshots": 40, "sweep.values": [128, 256, 512, 1024]},
+         {"run.seeds": 5, "run.epochs": 150, "measure.snapshots": 40, "sweep.values": [128, 256, 512, 1024]},
+         {"run.seeds": 5, "run.epochs": 300, "measure.snapshots": 40, "sweep.values": [128, 256, 512, 1024]},
          {"run.seeds": 10, "run.epochs": 200}, data="mnist-5k", full_data="mnist", medium_cost=2,
          gpu_note="full MNIST, 10 seeds, 200 epochs per batch size")
 

@@ -14,10 +14,10 @@ run_spec("szt_depth_sweep", "szt_depth_sweep",
          {"run.seeds": 10, "run.epochs": 10000, "measure.snapshots": 80, "measure.estimators": []},
          {"run.seeds": 50, "run.epochs": 8000, "measure.estimators": []}, medium_cost=2 * 10 / 3)
 run_spec("mnist_depth_sweep", "mnist_depth_sweep",
-         {"run.seeds": 2, "run.epochs": 40, "measure.snapshots": 40},
-         {"run.seeds": 4, "run.epochs": 40, "measure.snapshots": 40, "data.mi_subset": 1000},
+         {"run.seeds": 5, "run.epochs": 40, "measure.snapshots": 40},
+         {"run.seeds": 5, "run.epochs": 40, "measure.snapshots": 40, "data.mi_subset": 1000},
          {"run.seeds": 10, "run.epochs": 200}, data="mnist-5k", medium_data="mnist", full_data="mnist",
-         medium_cost=2 * 12, gpu_note="full MNIST, 10 seeds, 200 epochs per depth")
+         medium_cost=12, gpu_note="full MNIST, 10 seeds, 200 epochs per depth")
 
 
 def conv_epochs(r: Run, sweep: str, thr: float) -> list[float]:

@@ -13,11 +13,11 @@ from ibtui.reproduce.stats import FEW, Est, f2, falls, mean_ci, verdict3
 # layer but the dense one at β = 1 (7.40-7.57 of 7.64 bits, test accuracy 0.85 after 4 epochs), while conv 8-16-dense
 # 32 at β = 0.5 takes the dense layer off it (3.72 → 7.04 → 6.93 bits over 16 epochs, test accuracy 0.96; 1 seed,
 # mnist-5k, SP on all 200 images). The conv maps stay at log2 N in all of these.
-_CPU = {"run.seeds": 2, "run.epochs": 4, "measure.snapshots": 12, "data.mi_subset": 200, "measure.sp.points": 128,
+_CPU = {"run.seeds": 5, "run.epochs": 4, "measure.snapshots": 12, "data.mi_subset": 200, "measure.sp.points": 128,
         "model.hidden": [8, 16, 32], "model.noise_levels": [0.5]}
 run_spec("mnist_cnn_noisy", "mnist_cnn_noisy", _CPU,
-         {**_CPU, "run.seeds": 4, "run.epochs": 12, "measure.snapshots": 12},
-         {"run.seeds": 10, "run.epochs": 20}, data="mnist-5k", full_data="mnist", medium_cost=2 * 3,
+         {**_CPU, "run.seeds": 5, "run.epochs": 12, "measure.snapshots": 12},
+         {"run.seeds": 10, "run.epochs": 20}, data="mnist-5k", full_data="mnist", medium_cost=3,
          gpu_note="full MNIST, 10 seeds × 20 epochs, SP over 256 of 500 test images")
 
 

@@ -11,9 +11,9 @@ from ibtui.reproduce.runner import run_spec
 from ibtui.reproduce.stats import FEW, f2, falls, g3, mean_ci, mean_sd, ms, outcome
 
 run_spec("mnist_fc", "mnist_fc",
-         {"run.seeds": 2, "run.epochs": 100, "measure.snapshots": 40},
-         {"run.seeds": 4, "run.epochs": 100, "measure.snapshots": 40, "data.mi_subset": 1000},
-         {"run.seeds": 10}, data="mnist-5k", medium_data="mnist", full_data="mnist", medium_cost=2 * 12,
+         {"run.seeds": 5, "run.epochs": 100, "measure.snapshots": 40},
+         {"run.seeds": 5, "run.epochs": 100, "measure.snapshots": 40, "data.mi_subset": 1000},
+         {"run.seeds": 10}, data="mnist-5k", medium_data="mnist", full_data="mnist", medium_cost=12,
          gpu_note="full MNIST (60k/10k), 10 seeds, 200 epochs")
 
 

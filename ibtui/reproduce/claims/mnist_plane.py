@@ -29,9 +29,10 @@ def _setting_label(r: Run, est: str) -> str:
 @claim("mnist_plane", "Open finding: with 30 bins the MNIST FC hidden layers sit at log2 N; which measurement lets "
        "the MNIST information plane show its dynamics?", "ibtui (issue 16 part 5); Saxe et al. 2018 used KDE σ² = 0.1 "
        "on MNIST", MNIST_CANDIDATES, figs=[(2, "info_plane", "")],
-       note="Same net and training (mnist_fc.toml, 2 seeds × 100 epochs on the 5k subset, MI on its 1000 test images, "
+       note="Same net and training (mnist_fc.toml, 100 epochs on the 5k subset, MI on its 1000 test images, "
             "ceiling log2 1000 = 9.97 bits), measured six ways. A layer 'moves' if its mean I(X;T) spans ≥ 0.3 bit "
-            "over the run.")
+            "over the run. The two extra settings' runs keep 2 seeds at cpu scale and 4 at medium: this rule reads "
+            "mean curves, not seed intervals.")
 def c_mnist_plane(runs):
     rows = ["| setting | run | " + " | ".join(f"T{x}: min–max" for x in hidden(runs[0])) +
             " | hidden layers moving | falling ≥ 0.3 after peak |", "|---|---|" + "---|" * len(hidden(runs[0])) + "---|---|"]

@@ -12,7 +12,7 @@ from ibtui.reproduce.stats import FEW, mean_ci, outcome, verdict3
 run_spec("saturation_sweep", "saturation_sweep", {}, {"run.seeds": 8}, {}, medium_cost=2)
 run_spec("saturation_toy", "saturation_toy",
          {"run.seeds": 5, "run.epochs": 20000, "measure.snapshots": 50},
-         {"run.seeds": 6, "run.epochs": 20000, "measure.snapshots": 50},
+         {"run.seeds": 10, "run.epochs": 20000, "measure.snapshots": 50},
          {"run.seeds": 10}, medium_cost=2)
 
 
