@@ -205,6 +205,8 @@ def write_report(out: Path, force: bool = False) -> Path:
     """Write OUT/REPRODUCTION.md from the exports (atomically, never through a link; `check_out` first)."""
     check_out(out, force)
     shown = list(SHOWN) + (["full"] if runs_dir(out, "full").is_dir() else [])
+    made = [s for s in shown if any(finished(runs_dir(out, s), n) for n in RUNS)]
+    compared = len(made) >= 2   # "where the scales differ" only where two scales have runs to compare
     summary, sections, total = [], [], {s: [0.0, 0.0, 0] for s in shown}
     for c in claims():
         results = {s: analyse(c, s, out) for s in shown}
@@ -212,8 +214,8 @@ def write_report(out: Path, force: bool = False) -> Path:
         cells = [f"**{results[s].verdict}**" if results[s] else _not_run(c, s, out) for s in shown]
         keys = "; ".join(f"{s}: {results[s].key}" for s in shown if results[s])
         power = "; ".join(f"{s}: {results[s].power}" for s in shown if results[s] and results[s].power)
-        summary.append(f"| [{c.name}](#{c.name}) | {c.short} | " + " | ".join(cells) + f" | {keys} | {power or '–'} | "
-                       f"{stands(results, sizes) or '–'} |")
+        summary.append(f"| [{c.name}](#{c.name}) | {c.short} | " + " | ".join(cells) + f" | {keys} | {power or '–'} |"
+                       + (f" {stands(results, sizes) or '–'} |" if compared else ""))
         sec = [f"## {c.name}\n\n**Claim.** {c.title}{'' if c.title[-1] in '.?' else '.'} *{c.source}.*\n"]
         if c.note:
             sec.append(c.note + "\n")
@@ -239,6 +241,13 @@ def write_report(out: Path, force: bool = False) -> Path:
         sections.append("\n".join(sec))
     est, missing = medium_estimate(out)
     cols = " | ".join(f"verdict ({s})" for s in shown)
+    round_ = ("" if compared or not made else
+              f"**This report: {made[0]} scale only.** Its runs were made with the statistics and instruments "
+              f"described here; no run at the other scales was remade with them, so their columns say what each "
+              f"would take instead of a verdict (verdicts from older exports, read with earlier statistics, are not "
+              f"carried over: every number here is read from the exports under `--out`)."
+              + (f" The medium set needs about {est / 3600:.1f} h of CPU on this machine: `ibtui reproduce --scale "
+                 f"medium --out OUT` (resumable)." if made == ["cpu"] else "") + "\n\n")
     head = f"""# Reproduction report: the information-bottleneck papers' headline claims
 
 Written by `ibtui reproduce` from the run exports under its `--out` folder (every number below is read from
@@ -247,9 +256,10 @@ them through ibtui's export reader; nothing is typed in by hand). Regenerate: `i
 one claim, `--report-only` rewrites this file from the exports, `--list` lists the claims.
 `$DATA` is the folder with `mnist/`, `mnist-5k/` and `cifar-10-batches-py/` (`--data-dir`, default `$IBTUI_DATA`).
 
-**Scales.** *cpu*: few seeds, short runs, the MNIST 5k and CIFAR-10 5k subsets (minutes). *medium*: at least twice
-the seeds, 10⁴ epochs for the SZT runs (the papers' axis), full MNIST (60k) where affordable, CIFAR-10 for 4,000
-iterations on the 5k subset. *full*: the papers' scale, for a GPU (`--scale full --device cuda`). One torch thread
+**Scales.** *cpu*: 5 seeds (the floor for a verdict) wherever a verdict reads seeds, short runs, the MNIST 5k and
+CIFAR-10 5k subsets (about 50 minutes in all). *medium*: at least 5 seeds and more seeds or longer runs than cpu,
+10⁴ epochs for the SZT runs (the papers' axis), full MNIST (60k) where affordable, CIFAR-10 for 800 iterations of
+5 seeds on the 5k subset. *full*: the papers' scale, for a GPU (`--scale full --device cuda`). One torch thread
 a run, device cpu. Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while these runs
 were made (wall time therefore exceeds CPU time). The cpu and medium runs train with PyTorch's step
 (`run.compiled_step=false`) and sum the KDE bounds with the compiled tile kernel (`measure.kde.path=compiled`), as
@@ -276,8 +286,8 @@ the half-width is larger. MI in bits; losses in nats.
 The mean of per-seed falls peak → final is at least the mean curve's (seeds peak at different epochs); the
 layer tables print the mean curve beside it.
 
-| claim | source | {cols} | key numbers | power | where the scales differ |
-|---|---|{'---|' * len(shown)}---|---|---|
+{round_}| claim | source | {cols} | key numbers | power |{' where the scales differ |' if compared else ''}
+|---|---|{'---|' * len(shown)}---|---|{'---|' if compared else ''}
 """
     timings = ["| run | scale | settings | wall s | CPU s |", "|---|---|---|---|---|"]
     for n, spec in RUNS.items():
@@ -301,7 +311,7 @@ layer tables print the mean curve beside it.
 
 - The paper-scale runs (`ibtui reproduce --scale full --device cuda`): 50 seeds and the papers' epoch counts for
   the SZT rows, full MNIST for the MNIST rows, and 50 × 64k iterations of ResNet-32 on full CIFAR-10 (the medium
-  CIFAR-10 run covers 4,000 iterations of one seed on the 5k subset: the first decades of the paper's 10¹–10⁵ axis).
+  CIFAR-10 run covers 800 iterations of 5 seeds on the 5k subset: the first decades of the paper's 10¹–10⁵ axis).
 - CIFAR-100: no data on this machine; `cifar100_resnet32.toml` is ready for a folder holding `cifar-100-python/`.
 - Thresholds of the rules (0.5 bit, 0.3 decades, r ≥ 0.9, the 0.2-nat convergence loss) are this report's
   choices; the papers give none (each rule names its own). The 5-seed floor for a verdict is this report's too

@@ -153,8 +153,8 @@ class Run:
 
     def series(self, q, est="", layer="", seed="mean", sweep="") -> tuple[np.ndarray, np.ndarray]:
         s = self.d.get((sweep, str(seed), str(layer), q, est), {})
-        e = np.array(sorted(s), dtype=float)
-        return e, np.array([s[int(x)] for x in e], dtype=float)
+        keys = sorted(s)   # whole epochs, and fractions for snapshots inside an epoch (measure.snapshot_unit = step)
+        return np.array(keys, dtype=float), np.array([s[k] for k in keys], dtype=float)
 
     def seeds(self, sweep="") -> list[str]:
         return sorted({k[1] for k in self.d if k[0] == sweep and k[1] != "mean"}, key=int)
@@ -183,8 +183,8 @@ def read_run(path: Path) -> Run:
     for (sweep, q, est, layer, seed), rows in ex.rows.items():
         s = d.setdefault((sweep, str(seed), str(layer), q, est), {})
         for e, st, v in rows:
-            s[int(e)] = float(v)
-            steps[(sweep, int(e))] = int(st)
+            s[e] = float(v)   # the epoch as the export holds it: an int, or a fraction inside an epoch
+            steps[(sweep, e)] = int(st)
     return Run(path, d, steps, ex.meta or {}, timing(path.parent, path.stem))
 
 
