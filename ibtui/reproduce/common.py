@@ -12,7 +12,7 @@ import numpy as np
 
 from ibtui.files import AtomicFile, atomic_write
 from ibtui.reproduce.runner import Run
-from ibtui.reproduce.stats import Est, f2, falls, mean_ci
+from ibtui.reproduce.stats import Est, ep, f2, falls, mean_ci
 
 FIGDIR = [Path("figures")]   # set by the report writer: where this scale's figures go
 SUFFIX = [""]                # appended to figure names at a scale other than cpu ("_medium")
@@ -203,8 +203,8 @@ def layer_table(run: Run, ests, layers=None, sweep="") -> str:
                 continue
             p = falls(e, v)
             dip, drop = fall_ci(run, est, lay, "dip", sweep), fall_ci(run, est, lay, "drop", sweep)
-            rows.append(f"| T{lay} | {est} | {f2(p['start'])} | {f2(p['peak'])} ({p['peak_epoch']:.0f}) | "
-                        f"{f2(p['low'])} ({p['low_epoch']:.0f}) | {f2(p['final'])} | {dip.fmt()} | {drop.fmt()} |")
+            rows.append(f"| T{lay} | {est} | {f2(p['start'])} | {f2(p['peak'])} ({ep(p['peak_epoch'])}) | "
+                        f"{f2(p['low'])} ({ep(p['low_epoch'])}) | {f2(p['final'])} | {dip.fmt()} | {drop.fmt()} |")
     return "\n".join(rows)
 
 

@@ -245,6 +245,14 @@ def g3(x) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.3g}"
 
 
+def ep(x) -> str:
+    """An epoch: whole as today, a fraction (a snapshot inside an epoch, measure.snapshot_unit = step) with 3
+    significant digits, so the first epoch's snapshots do not all print as 0."""
+    if x is None or not np.isfinite(x):
+        return "–"
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.3g}"
+
+
 def mean_sd(vals) -> tuple[float, float, int]:
     v = np.array(_finite(vals), dtype=float)
     if len(v) == 0:

@@ -7,8 +7,8 @@ import numpy as np
 
 from ibtui.reproduce.common import Result, claim, hidden, powers, seeds_epochs, _plt, save, transitions
 from ibtui.reproduce.runner import Run, run_spec
-from ibtui.reproduce.stats import FEW, Est, combined_verdict, f2, falls, g3, mean_sd, sweep_corr, sweep_slope, \
-    verdict3
+from ibtui.reproduce.stats import FEW, Est, combined_verdict, ep, f2, falls, g3, mean_sd, sweep_corr, \
+    sweep_slope, verdict3
 
 run_spec("szt_batch_sweep", "szt_batch_sweep",
          {"run.seeds": 5, "run.epochs": 1000, "measure.snapshots": 60, "sweep.values": [64, 128, 256, 512, 1024]},
@@ -137,7 +137,7 @@ def c_batch(runs):
             bl = ", ".join("%.0f" % p["batch"] for p in early)
             sl = ", ".join("%.0f" % p["spe"] for p in early)
             parts[-1] += (f"\n\nNo transition is declared at batch {bl}: "
-                          f"there the SNR is largest at the first snapshot (epoch {early[0]['first_ep']:.0f} = "
+                          f"there the SNR is largest at the first snapshot (epoch {ep(early[0]['first_ep'])} = "
                           f"{sl} steps) and only falls afterwards, so the "
                           f"drift phase ends inside the first epoch, below the resolution of per-epoch snapshots.")
         keys.append(f"{tag} r = {r_ci.fmt()} (n={n})")

@@ -8,7 +8,7 @@ import numpy as np
 from ibtui.reproduce.common import Result, _plt, ceiling, claim, fall_ci, final, hidden, per_seed, powers, save, \
     seeds_epochs, transitions
 from ibtui.reproduce.runner import run_spec
-from ibtui.reproduce.stats import FEW, f2, falls, g3, mean_ci, mean_sd, ms, outcome
+from ibtui.reproduce.stats import FEW, ep, f2, falls, g3, mean_ci, mean_sd, ms, outcome
 
 run_spec("mnist_fc", "mnist_fc",
          {"run.seeds": 5, "run.epochs": 100, "measure.snapshots": 40},
@@ -41,7 +41,7 @@ def c_mnist_fc(runs):
     _, snr = r.series("snr", "", lay)
     ei, ix = r.series("I(X;T)", "kde_upper", lay)
     eb, gb = r.series("gaussian_bound", "", pair)
-    s_before = loglog_slope(e, wc, 1, mt) if np.isfinite(mt) else math.nan
+    s_before = loglog_slope(e, wc, 0, mt) if np.isfinite(mt) else math.nan  # from the first snapshot after epoch 0
     s_after = loglog_slope(e, wc, mt, e.max()) if np.isfinite(mt) else math.nan
     p = falls(ei, ix)
     okb = np.isfinite(gb)
@@ -49,7 +49,7 @@ def c_mnist_fc(runs):
     snr_drop = (np.log10(np.nanmax(snr[e <= mt])) - np.log10(snr[-1])) if np.isfinite(mt) and len(snr) else math.nan
     def slow_down(seed):   # a seed's log-log slope of ‖W − W(0)‖ before minus after the (mean) transition
         ew, w = r.series("weight_change", "", lay, seed=seed)
-        return loglog_slope(ew, w, 1, mt) - loglog_slope(ew, w, mt, ew.max()) if np.isfinite(mt) else math.nan
+        return loglog_slope(ew, w, 0, mt) - loglog_slope(ew, w, mt, ew.max()) if np.isfinite(mt) else math.nan
 
     def bound_fall(seed):   # a seed's bound: first finite value (W* frozen at the transition) − last
         v = r.series("gaussian_bound", "", pair, seed=seed)[1]
@@ -59,7 +59,8 @@ def c_mnist_fc(runs):
     # per seed, then the mean with its t-interval (issue 32: a resampled mean curve's slopes and falls run high)
     slow, gfall = mean_ci(per_seed(r, slow_down)), mean_ci(per_seed(r, bound_fall))
     ifall = fall_ci(r, "kde_upper", lay, "drop")
-    aligned = np.isfinite(mt) and mt > 0 and abs(math.log10(max(p["peak_epoch"], 1) / mt)) <= 0.3
+    first = float(ei[ei > 0].min()) if (ei > 0).any() else 1.0  # the first snapshot after epoch 0 (a fraction in steps)
+    aligned = np.isfinite(mt) and mt > 0 and abs(math.log10(max(p["peak_epoch"], first) / mt)) <= 0.3
     checks = {
         "transition declared in every seed": nt == len(r.seeds()) and nt > 0,
         f"weight change slower after the transition (slope before − after {slow.fmt()})": slow.at_least(1e-12),
@@ -94,14 +95,14 @@ def c_mnist_fc(runs):
         ok = (e > 0) & np.isfinite(snr)
         first, top = (float(e[ok][0]), float(e[ok][np.argmax(snr[ok])])) if ok.any() else (math.nan, math.nan)
         missing = (f" No transition is declared in {len(r.seeds()) - nt} of {len(r.seeds())} seeds: the mean SNR of "
-                   f"T{lay} is largest at epoch {top:.0f}"
+                   f"T{lay} is largest at epoch {ep(top)}"
                    + (f", the first snapshot after training starts, so at {r.steps_per_epoch():.0f} steps an epoch "
                       f"the drift phase ends inside it, below the resolution of per-epoch snapshots."
                       if top == first else ", and the detector found no steep fall of the smoothed log SNR after it."))
     measured = (f"{seeds_epochs(r)} ({r.steps_per_epoch():.0f} steps an epoch). Layer T{lay}: transition at epoch "
                 f"{ms(tr)}; ‖W − W(0)‖ log-log slope {f2(s_before)} before and {f2(s_after)} after it; SNR falls "
                 f"{f2(snr_drop)} decades from its drift maximum to the end; KDE I(X;T) {f2(p['start'])} → peak "
-                f"{f2(p['peak'])} at epoch {p['peak_epoch']:.0f} → {f2(p['final'])} (ceiling log2 N = "
+                f"{f2(p['peak'])} at epoch {ep(p['peak_epoch'])} → {f2(p['final'])} (ceiling log2 N = "
                 f"{ceiling(r):.2f}); Gaussian bound on I(T{int(lay)-1};T{lay}) {f2(gb0)} → {f2(gb1)} bits "
                 f"(from the transition on). Final test accuracy {final(r, 'acc_test'):.3f}.{missing}\n\n"
                 + "\n".join(f"- {k}: {outcome(v)}" for k, v in checks.items()))
@@ -112,6 +113,6 @@ def c_mnist_fc(runs):
            f"within noise if none fails and some straddle; partially if two or three hold ({n_ok}/4); too few "
            f"seeds under 5 seeds. The 0.3-bit fall and the positive slope and bound differences are this report's "
            f"thresholds (the paper gives none).")
-    key = f"T{lay}: transition {g3(mt)} ep, I(X;T) peak {p['peak_epoch']:.0f} ep, bound {f2(gb0)}→{f2(gb1)}"
+    key = f"T{lay}: transition {g3(mt)} ep, I(X;T) peak {ep(p['peak_epoch'])} ep, bound {f2(gb0)}→{f2(gb1)}"
     power = powers(("slope change", slow, 0.5), ("I(X;T) fall", ifall, 0.3), ("bound fall", gfall, 1.0))
     return Result(measured, verdict, why, [figp], key, power)
