@@ -86,6 +86,18 @@ def test_noisy_sp_run_resumes_to_the_same_export(tmp_path, monkeypatch):
     assert resumed == full
 
 
+@pytest.mark.slow  # over 2 s: keeps the README's fast set under 3 minutes on 2 cores
+def test_step_unit_run_resumes_to_the_same_export(tmp_path, monkeypatch):
+    """Snapshots inside epochs (measure.snapshot_unit = "step"): the checkpoint at an epoch boundary holds a
+    fractional last epoch and an SNR window that spans the boundary; the resumed export is the same bytes."""
+    args = ["szt_tanh", "--set", "run.seeds=2", "--set", "run.epochs=6", "--set", "measure.snapshots=16",
+            "--set", 'measure.snapshot_unit="step"', "--set", "measure.kde.points=256", *QUICK]
+    full, resumed, meta = stopped_then_resumed(tmp_path, monkeypatch, args, stop_at=3, extra_rows=True)
+    assert resumed == full
+    assert [r["from_epoch"] for r in meta["resumes"]] == [3]
+    assert b"\nszt_tanh,,0,0.14285714285714285,1,1," in full  # a snapshot after step 1 of 7
+
+
 def test_sweep_resumes_in_its_second_point(tmp_path, monkeypatch):
     args = ["szt_batch_sweep", "--set", "run.seeds=2", "--set", "run.epochs=6", "--set", "measure.snapshots=4",
             "--set", "sweep.values=[512, 1024]", *QUICK]
