@@ -19,7 +19,7 @@ def bound_from(eb, gb, mt: float) -> float:
     return float(gb[ok][0]) if ok.any() else math.nan
 
 run_spec("cifar10_resnet32", "cifar10_resnet32",
-         {"run.seeds": 5, "run.epochs": 1, "measure.snapshots": 3, "data.mi_subset": 200},
+         {"run.seeds": 5, "run.epochs": 1, "measure.snapshots": 10, "data.mi_subset": 200},
          {"run.seeds": 5, "run.epochs": 20, "measure.snapshots": 25, "data.mi_subset": 200},
          {"run.seeds": 50}, data=".", medium_cost=20,
          gpu_note="full CIFAR-10 (50k/10k), 50 seeds, 164 epochs = 64k iterations: hours on a GPU")
