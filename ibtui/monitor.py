@@ -402,7 +402,7 @@ class Monitor:
         if distinct and "binning" in self.sc.measure.estimators:
             self.notes.append("binning: the inputs are distinct and the measuring pass is deterministic (eval mode), "
                               "so H(T|X) = 0 and I(X;T) = H(T)")
-        self.queue = MeasureQueue(True)
+        self.queue = MeasureQueue(True, workers=1)  # a KDE path auto-timed at the first snapshot is one job's
 
     def _setup_dynamics(self) -> None:
         import torch

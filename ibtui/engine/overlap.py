@@ -87,12 +87,13 @@ class MeasureQueue:
     """
 
     def __init__(self, worker: bool, depth: int = MAX_IN_FLIGHT, max_bytes: int = MAX_IN_FLIGHT_BYTES,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, workers: int = 2):
         self.worker = worker
+        self.workers = max(1, workers)  # jobs at once at most: the second only while a core is lent (`_work`)
         self.depth, self.max_bytes = depth, max_bytes
         self.max_lag_s = math.inf  # the live app sets LIVE_LAG_S
         self.stop = stop  # the run's stop event (Engine.run sets it from its Controls)
-        self._thread: threading.Thread | None = None  # started by the first job, stopped by `close`
+        self._threads: list[threading.Thread] = []  # started by the first job, stopped by `close`
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._cancel = threading.Event()  # set by `close`: the running job's remaining layers are skipped
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
@@ -130,11 +131,13 @@ class MeasureQueue:
         if not self.worker:
             f.set_result(job())
         else:
-            if self._thread is None:  # the worker uses the training thread's torch thread count
+            if not self._threads:  # the workers use the training thread's torch thread count
                 self._cancel = threading.Event()
-                self._thread = threading.Thread(target=_work, name="ibtui-measure", daemon=True,
-                                                args=(self._tasks, self._cancel, torch.get_num_threads()))
-                self._thread.start()
+                self._threads = [threading.Thread(target=_work, name=f"ibtui-measure-{i}", daemon=True,
+                                                  args=(self._tasks, self._cancel, torch.get_num_threads(), i > 0))
+                                 for i in range(self.workers)]
+                for t in self._threads:
+                    t.start()
             self._tasks.put((f, job))
         self._jobs.append((f, nbytes))
         return done
@@ -204,25 +207,45 @@ class MeasureQueue:
         for f, _ in self._jobs:
             f.cancel()  # a job not yet started never starts
         self._jobs.clear()
-        if self._thread is not None:
+        if self._threads:
             self._cancel.set()
-            self._tasks.put(None)
-            self._thread.join(CLOSE_WAIT_S)
-            if self._thread.is_alive():
-                _dropped_threads.append(self._thread)
-            self._thread, self._tasks = None, queue.SimpleQueue()
+            for _ in self._threads:
+                self._tasks.put(None)
+            deadline = time.perf_counter() + CLOSE_WAIT_S
+            for t in self._threads:
+                t.join(max(0.0, deadline - time.perf_counter()))
+                if t.is_alive():
+                    _dropped_threads.append(t)
+            self._threads, self._tasks = [], queue.SimpleQueue()
         return dropped
 
 
-def _work(tasks: queue.SimpleQueue, cancel: threading.Event, threads: int) -> None:
-    """The worker thread: jobs one after another until None."""
+def _work(tasks: queue.SimpleQueue, cancel: threading.Event, threads: int, extra: bool = False) -> None:
+    """A worker thread: jobs one after another until None (or, for an extra worker, until `cancel`). An extra
+    worker takes a job only while a core is lent (the training thread waits for the jobs: the dense start of a
+    log schedule), so that two snapshots are measured at once there, each on one core, instead of one snapshot
+    whose layers share the two cores unevenly; while training runs, one worker keeps to its own core. Results
+    are taken in submission order whichever worker finishes first, and a job's numbers do not depend on the
+    thread that runs it, so the export stays the same."""
     torch.set_num_threads(threads)
     native.cancel_with(cancel)
-    while (task := tasks.get()) is not None:
+    while not cancel.is_set():
+        if extra:
+            if not native.wait_for_lent_core(0.1):
+                continue
+            try:
+                task = tasks.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        else:
+            task = tasks.get()
+        if task is None:
+            return
         f, job = task
         if not f.set_running_or_notify_cancel():
             continue
         try:
-            f.set_result(job())
+            with native.running_job():
+                f.set_result(job())
         except BaseException as exc:  # the training thread re-raises it
             f.set_exception(exc)

@@ -202,11 +202,12 @@ def _torch_blocks(xs, real, pairs, need, steps, factor, n_tiles, tile, double):
                 yield p0, p1, k, kern.sum(-1), kern.sum(-2).mul_(off)
 
 
-def _native_blocks(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, radius2):
+def _native_sums(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, radius2, same, acc_total, acc_own):
     """The same sums from the compiled kernel (tile_sums.c: direct differences, one exp2, squarings), in
     groups of NATIVE_PAIRS tile pairs spread over `native.threads()` threads (torch's count, plus a core lent
-    by a waiting thread); yields as `_torch_blocks` does, in pair order whatever the thread count, so the sums
-    are the same."""
+    by a waiting thread), added into acc_total and acc_own (where `same` [P]: both tiles of one class) by the
+    compiled add_pair_sums in pair order whatever the thread count, so the sums are the same (and the same bits
+    as `_torch_blocks`' sums added by index_add_ would give)."""
     b, _, d = xs.shape
     # Each entry's widest coordinates first, so that the kernel finds far blocks after summing few of them.
     # Dummies sit far away: their kernel with every real point is 0 (their own sums are dropped).
@@ -227,9 +228,14 @@ def _native_blocks(lib, xs, real, pairs, need, steps, factor, n_tiles, tile, rad
                            radius2, sorted_steps.data_ptr(), len(steps), rows.data_ptr(), cols.data_ptr())
         return p0, p1, rows, cols
 
+    scale_index = torch.tensor(by_step, dtype=torch.int64)
+    same = same.to(torch.uint8).contiguous()
+    own_ptr = acc_own.data_ptr() if acc_own is not None else None
     for p0, p1, rows, cols in native.map_threads(group, range(0, pairs.shape[0], NATIVE_PAIRS)):
-        for q, k in enumerate(by_step):
-            yield p0, p1, k, rows[:, q], cols[:, q]
+        lib.add_pair_sums(rows.data_ptr(), cols.data_ptr(), rows_at[p0:p1].contiguous().data_ptr(),
+                          cols_at[p0:p1].contiguous().data_ptr(), same[p0:p1].data_ptr(),
+                          n_need[p0:p1].contiguous().data_ptr(), p1 - p0, len(steps), tile, scale_index.data_ptr(),
+                          acc_total.shape[1], acc_total.data_ptr(), own_ptr)
 
 
 def self_kernel_log_sums_tiled(
@@ -306,12 +312,14 @@ def self_kernel_log_sums_tiled(
     pairs = pairs[by_need]
     factor = -scale_min / math.log(2.0)  # log2 kernel = factor · D
     width, most_scales, largest_tile = native.limits(lib) if lib is not None else (0, 0, 0)
-    if lib is not None and len(scales) <= most_scales and tile <= largest_tile and tile % width == 0:
-        blocks = _native_blocks(lib, xs, real_s, pairs, need, steps, factor, n_tiles, tile, radius2)
-    else:
-        blocks = _torch_blocks(xs, real_s, pairs, need, steps, factor, n_tiles, tile, double)
     acc_total = torch.zeros(len(scales), b * n_tiles, tile, dtype=torch.float64, device=device)
     acc_own = torch.zeros_like(acc_total) if labels is not None else None
+    if lib is not None and len(scales) <= most_scales and tile <= largest_tile and tile % width == 0:
+        same = tile_class[pairs[:, 1]] == tile_class[pairs[:, 2]]
+        _native_sums(lib, xs, real_s, pairs, need, steps, factor, n_tiles, tile, radius2, same, acc_total, acc_own)
+        blocks = ()
+    else:
+        blocks = _torch_blocks(xs, real_s, pairs, need, steps, factor, n_tiles, tile, double)
     for p0, p1, k, row_sum, col_sum in blocks:  # the sums of pairs[p0:p1] at scale k
         bi, ti, tj = pairs[p0:p1].unbind(1)
         ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
@@ -325,11 +333,12 @@ def self_kernel_log_sums_tiled(
     point = source[order]  # [B, Np]
     keep = point >= 0
     flat = (torch.arange(b, device=device).unsqueeze(1) * n + point)[keep]
+    where = torch.empty(b * n, dtype=torch.int64, device=device)  # each point's position (one gather a sum)
+    where[flat] = torch.arange(b * n_pos, device=device).view(b, n_pos)[keep]
     dtype = torch.float64 if double else torch.float32
 
     def unpermute(acc: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(len(scales), b * n, dtype=torch.float64, device=device)
-        out[:, flat] = acc.view(len(scales), b, n_pos)[:, keep]
+        out = acc.view(len(scales), b * n_pos).index_select(1, where)
         return out.log_().view(len(scales), b, n).masked_fill_(broken.view(1, b, 1), math.nan).to(dtype)
 
     return unpermute(acc_total), (unpermute(acc_own) if acc_own is not None else None)

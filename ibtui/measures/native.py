@@ -21,7 +21,9 @@ from ibtui import compiled
 
 SOURCE = "tile_sums.c"
 _lent = 0  # cores lent by threads that are waiting for these sums (see lend_core)
+_jobs = 0  # measuring jobs running at once (see running_job): they share the lent cores
 _lent_lock = threading.Lock()
+_lent_changed = threading.Condition(_lent_lock)
 _local = threading.local()  # .single: this thread is one of map_threads' workers; .cancel: see cancel_with
 # Tried in order: the first set the compiler accepts is used (-march=native is not known to every compiler).
 FLAG_SETS = (["-O3", "-march=native", "-ffast-math"], ["-O3", "-ffast-math"])
@@ -33,6 +35,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.tile_pair_sums.restype = None
     lib.tree_order.argtypes = [p, p, i64, i64, i64, p, i64, i64, p, p]
     lib.tree_order.restype = None
+    lib.add_pair_sums.argtypes = [p, p, p, p, p, p, i64, i64, i64, p, i64, p, p]
+    lib.add_pair_sums.restype = None
     lib.tile_sums_limits.argtypes = [ctypes.POINTER(i64)] * 3
     lib.tile_sums_limits.restype = ctypes.c_int
     return lib
@@ -56,13 +60,34 @@ def lend_core():
     """While the calling thread only waits for work that uses the kernel (the training thread waiting for the
     measuring worker: ibtui.engine.overlap), the kernel may run one more thread on its core."""
     global _lent
-    with _lent_lock:
+    with _lent_changed:
         _lent += 1
+        _lent_changed.notify_all()
     try:
         yield
     finally:
         with _lent_lock:
             _lent -= 1
+
+
+def wait_for_lent_core(timeout: float) -> bool:
+    """Whether a core is lent now, waiting up to `timeout` seconds for one (a second measuring worker runs a
+    job only then: ibtui.engine.overlap)."""
+    with _lent_changed:
+        return _lent_changed.wait_for(lambda: _lent > 0, timeout)
+
+
+@contextmanager
+def running_job():
+    """Around a measuring job on a worker thread: jobs running at once share the lent cores (`threads`)."""
+    global _jobs
+    with _lent_lock:
+        _jobs += 1
+    try:
+        yield
+    finally:
+        with _lent_lock:
+            _jobs -= 1
 
 
 class Cancelled(Exception):
@@ -76,8 +101,11 @@ def cancel_with(event: threading.Event) -> None:
 
 
 def threads() -> int:
-    """Threads for a call of the kernel: torch's thread count, plus the cores lent now (1 inside map_threads)."""
-    return 1 if getattr(_local, "single", False) else torch.get_num_threads() + _lent
+    """Threads for a call of the kernel: torch's thread count, plus the cores lent now less those taken by the
+    other measuring jobs running (1 inside map_threads)."""
+    if getattr(_local, "single", False):
+        return 1
+    return max(1, torch.get_num_threads() + _lent - max(0, _jobs - 1))
 
 
 def map_threads(fn, items: Sequence) -> Iterator:

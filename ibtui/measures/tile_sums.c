@@ -175,6 +175,34 @@ void tile_pair_sums(const float *xt, int64_t d, int64_t tile, const int64_t *row
     }
 }
 
+/* Adds one tile_pair_sums call's sums into float64 accumulators [scales, tiles, tile]: acc_total[k, ri[p]] +=
+ * rows[p, q] and acc_total[k, ci[p]] += cols[p, q] (k = scale_index[q]), and the same into acc_own (may be NULL)
+ * where same[p] (both tiles of one class). Each scale's row sums go in pair order, then its column sums: the
+ * order PyTorch's index_add_ took them in, so the sums are the same bit for bit; an entry the kernel left 0
+ * (q >= n_need[p], or a pair not of one class for acc_own) is skipped, as adding +0 changes nothing. */
+void add_pair_sums(const float *rows, const float *cols, const int64_t *ri, const int64_t *ci, const uint8_t *same,
+                   const int32_t *n_need, int64_t n_pairs, int64_t n_scales, int64_t tile, const int64_t *scale_index,
+                   int64_t acc_tiles, double *acc_total, double *acc_own) {
+    for (int64_t q = 0; q < n_scales; q++) {
+        double *total = acc_total + scale_index[q] * acc_tiles * tile;
+        double *own = acc_own ? acc_own + scale_index[q] * acc_tiles * tile : NULL;
+        for (int pass = 0; pass < 2; pass++) {
+            const float *sums = pass ? cols : rows;
+            const int64_t *at = pass ? ci : ri;
+            for (int64_t p = 0; p < n_pairs; p++) {
+                if (q >= n_need[p]) continue;
+                const float *s = sums + (p * n_scales + q) * tile;
+                double *t = total + at[p] * tile;
+                for (int64_t j = 0; j < tile; j++) t[j] += (double)s[j];
+                if (own && same[p]) {
+                    double *o = own + at[p] * tile;
+                    for (int64_t j = 0; j < tile; j++) o[j] += (double)s[j];
+                }
+            }
+        }
+    }
+}
+
 /* Reorders idx[lo, hi) so that its first k entries have the smallest keys (quickselect, median-of-three). */
 static void select_smallest(int64_t *idx, const float *key, int64_t lo, int64_t hi, int64_t k) {
     while (k > 0 && k < hi - lo) {

@@ -77,9 +77,10 @@ def test_a_stop_with_an_empty_queue_is_a_checkpoint_boundary():
 
 @pytest.mark.slow
 def test_resume_after_a_stop_with_a_full_queue_ends_byte_identical(tmp_path, monkeypatch):
-    """SIGTERM while snapshots are queued (KDE slowed to 0.4 s a snapshot): they are dropped, no checkpoint is
-    written at the stop, and resume continues from the last periodic one to the uninterrupted export."""
-    slowed_kde(monkeypatch, 0.4)
+    """SIGTERM while snapshots are queued (KDE slowed to 1 s a snapshot, so that two workers cannot finish them
+    within the stop's grace): they are dropped, no checkpoint is written at the stop, and resume continues from
+    the last periodic one to the uninterrupted export."""
+    slowed_kde(monkeypatch, 1.0)
     args = ["szt_tanh", "--device", "cpu", "-q", "--threads", "1", "--set", "run.seeds=2", "--set", "run.epochs=300",
             "--set", "measure.snapshots=24", "--set", "measure.schedule=\"linear\"", "--set", "measure.kde.points=128",
             "--set", "run.checkpoint_every=1.0"]
