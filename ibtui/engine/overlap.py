@@ -97,7 +97,9 @@ class MeasureQueue:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._cancel = threading.Event()  # set by `close`: the running job's remaining layers are skipped
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
-        self._job_seconds, self._jobs_timed = 0.0, 0  # seconds the finished jobs took, and how many
+        # seconds during which a job ran (two at once count once), jobs finished, jobs running, since when
+        self._job_seconds, self._jobs_timed, self._running, self._busy_since = 0.0, 0, 0, 0.0
+        self._timing = threading.Lock()
         self.waited_s = 0.0  # seconds the calling thread has waited for jobs (not its own work: the ETA's split)
 
     @property
@@ -106,8 +108,13 @@ class MeasureQueue:
 
     @property
     def job_s(self) -> float:
-        """Mean seconds a job took (nan before the first)."""
-        return self._job_seconds / self._jobs_timed if self._jobs_timed else math.nan
+        """Seconds a job takes at the rate the workers finish them (their busy time over the jobs finished: the
+        mean time of one job where one runs at a time, half of it where two run at once; nan before the first)."""
+        with self._timing:
+            if not self._jobs_timed:
+                return math.nan
+            busy = self._job_seconds + (time.perf_counter() - self._busy_since if self._running else 0.0)
+            return busy / (self._jobs_timed + 0.5 * self._running)  # a running job: about half done
 
     @property
     def pending(self) -> bool:
@@ -144,12 +151,18 @@ class MeasureQueue:
 
     def _timed(self, job: Callable[[], object]) -> Callable[[], object]:
         def run():
-            t0 = time.perf_counter()
+            with self._timing:
+                if not self._running:
+                    self._busy_since = time.perf_counter()
+                self._running += 1
             try:
                 return job()
             finally:
-                self._job_seconds += time.perf_counter() - t0
-                self._jobs_timed += 1
+                with self._timing:
+                    self._running -= 1
+                    self._jobs_timed += 1
+                    if not self._running:
+                        self._job_seconds += time.perf_counter() - self._busy_since
         return run
 
     def ready(self) -> list:
