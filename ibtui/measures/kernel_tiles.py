@@ -277,15 +277,16 @@ def self_kernel_log_sums_tiled(
     n_pos, n_tiles = source.numel(), tile_class.numel()
     # An entry with a non-finite coordinate (a diverged seed) gets NaN sums, as a dense sum would; the others
     # are computed as usual.
-    broken = ~torch.isfinite(x).flatten(1).all(1)  # [B]
+    largest = x.abs().amax(dim=(1, 2))  # [B]: NaN or inf where a coordinate is not finite (amax keeps NaN)
+    broken = ~torch.isfinite(largest)
     if bool(broken.any()):
         x = x.masked_fill(broken.view(b, 1, 1), 0.0)
+        largest = largest.masked_fill(broken, 0.0)
     # Scale by a power of two so that |x| ≤ 1: exact (no centring, which would round), distances scale by
     # 4^−e and the kernel's scale by 4^e.
-    e = math.ceil(math.log2(max(float(x.abs().amax()), 1e-30)))
-    xc = x * 2.0 ** -e
+    e = math.ceil(math.log2(max(float(largest.max()), 1e-30)))
+    padded = x.index_select(1, source.clamp_min(0)).mul_(2.0 ** -e).masked_fill_(~real.view(1, -1, 1), 0.0)
     scale_min = s_min * 4.0 ** e
-    padded = xc[:, source.clamp_min(0)].masked_fill(~real.view(1, -1, 1), 0.0)  # [B, Np, d]
     lib = native.tile_sums() if compiled and x.dtype == torch.float32 and device.type == "cpu" else None
     order = _native_tree_order(lib, padded, real, spans, tile) if lib is not None else _tree_order(padded, real, spans, tile)
     xs = padded.gather(1, order.unsqueeze(-1).expand(b, n_pos, d))
