@@ -14,9 +14,10 @@ LIVE_LAG_S at the mean time a job took, so what is drawn is at most a few second
 queue: every wait ends on the run's stop event, the snapshots finishing within STOP_GRACE_S are kept and the rest
 dropped (ibtui.engine.trainer, Engine._stop_now). A log schedule's snapshots come densely at first (default szt_tanh: ~230 of its 300
 in the first 1,100 of 8,000 epochs, each 0.5–0.7 s of KDE against ~15 ms an epoch of training), so training
-runs ahead there and waits; while it waits, its core goes to the compiled KDE sums (`native.lend_core`).
-Default run on a 2-core CPU, KDE on all points: 203–235 s end to end with one snapshot in flight, 192–222 s
-now (docs/PERFORMANCE.md).
+runs ahead there and waits; while it waits, its core goes to a second worker, which measures the next snapshot
+beside the first (`native.lend_core`; one snapshot alone gets both cores for its KDE sums). Default run on a
+2-core AVX2 CPU, KDE on all points: 251–265 s end to end with one worker, 205–249 s with the second
+(docs/PERFORMANCE.md).
 """
 from __future__ import annotations
 
