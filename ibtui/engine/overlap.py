@@ -98,8 +98,8 @@ class MeasureQueue:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._cancel = threading.Event()  # set by `close`: the running job's remaining layers are skipped
         self._jobs: deque[tuple[Future, int]] = deque()  # (job, bytes it holds)
-        # seconds during which a job ran (two at once count once), jobs finished, jobs running, since when
-        self._job_seconds, self._jobs_timed, self._running, self._busy_since = 0.0, 0, 0, 0.0
+        # seconds covered by the finished jobs' run times (two at once count once), how many, where the last ended
+        self._job_seconds, self._jobs_timed, self._covered_to = 0.0, 0, -math.inf
         self._timing = threading.Lock()
         self.waited_s = 0.0  # seconds the calling thread has waited for jobs (not its own work: the ETA's split)
 
@@ -112,10 +112,7 @@ class MeasureQueue:
         """Seconds a job takes at the rate the workers finish them (their busy time over the jobs finished: the
         mean time of one job where one runs at a time, half of it where two run at once; nan before the first)."""
         with self._timing:
-            if not self._jobs_timed:
-                return math.nan
-            busy = self._job_seconds + (time.perf_counter() - self._busy_since if self._running else 0.0)
-            return busy / (self._jobs_timed + 0.5 * self._running)  # a running job: about half done
+            return self._job_seconds / self._jobs_timed if self._jobs_timed else math.nan
 
     @property
     def pending(self) -> bool:
@@ -152,18 +149,15 @@ class MeasureQueue:
 
     def _timed(self, job: Callable[[], object]) -> Callable[[], object]:
         def run():
-            with self._timing:
-                if not self._running:
-                    self._busy_since = time.perf_counter()
-                self._running += 1
+            t0 = time.perf_counter()
             try:
                 return job()
             finally:
-                with self._timing:
-                    self._running -= 1
+                t1 = time.perf_counter()
+                with self._timing:  # the part of [t0, t1] not yet covered by a job that ended before
+                    self._job_seconds += t1 - max(t0, min(self._covered_to, t1))
+                    self._covered_to = max(self._covered_to, t1)
                     self._jobs_timed += 1
-                    if not self._running:
-                        self._job_seconds += time.perf_counter() - self._busy_since
         return run
 
     def ready(self) -> list:
