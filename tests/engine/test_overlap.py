@@ -45,6 +45,36 @@ def test_the_same_records_in_the_same_order_with_and_without_the_worker():
     assert {r.estimator for r in on} >= {"bin30", "kde_upper", "kde_lower"}
 
 
+@pytest.mark.slow  # 3-5 s: keeps the README's fast set under 3 minutes on 2 cores
+def test_two_snapshots_measured_at_once_give_the_same_records(monkeypatch):
+    """While training waits for a full queue, the second worker measures the next snapshot beside the first: both
+    workers run jobs, at once, and the records are still those of the run without a worker, in order."""
+    original = KdeProbe.at_snapshot
+    running, most, names = [0], [0], set()
+    lock = threading.Lock()
+
+    def slowed(self, snap):  # long enough that the training thread fills the queue and waits
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            names.add(threading.current_thread().name)
+        try:
+            time.sleep(0.1)
+            return original(self, snap)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(KdeProbe, "at_snapshot", slowed)
+    sc = szt(**{"run.epochs": 12, "measure.snapshots": 6})
+    engine = Engine(sc)
+    engine.measuring = MeasureQueue(True, depth=4, workers=2)
+    sink = ListSink()
+    assert engine.run(sink)
+    assert most[0] == 2 and names == {"ibtui-measure-0", "ibtui-measure-1"}
+    assert exact(sink.records) == exact(records(sc, False))
+
+
 def test_kde_runs_on_the_worker_while_the_next_epoch_trains(monkeypatch):
     seen = []
     original = KdeProbe.at_snapshot
