@@ -257,7 +257,7 @@ one claim, `--report-only` rewrites this file from the exports, `--list` lists t
 `$DATA` is the folder with `mnist/`, `mnist-5k/` and `cifar-10-batches-py/` (`--data-dir`, default `$IBTUI_DATA`).
 
 **Scales.** *cpu*: 5 seeds (the floor for a verdict) wherever a verdict reads seeds, short runs, the MNIST 5k and
-CIFAR-10 5k subsets (about 50 minutes in all). *medium*: at least 5 seeds and more seeds or longer runs than cpu,
+CIFAR-10 5k subsets (minutes a run). *medium*: at least 5 seeds and more seeds or longer runs than cpu,
 10⁴ epochs for the SZT runs (the papers' axis), full MNIST (60k) where affordable, CIFAR-10 for 800 iterations of
 5 seeds on the 5k subset. *full*: the papers' scale, for a GPU (`--scale full --device cuda`). One torch thread
 a run, device cpu. Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other jobs while these runs

@@ -8,7 +8,7 @@ import numpy as np
 from ibtui.reproduce.common import Result, _plt, claim, curves_axes, final, last_epoch, save, seeds_epochs, \
     transitions
 from ibtui.reproduce.runner import run_spec
-from ibtui.reproduce.stats import MIN_SEEDS, TOO_FEW, f2, g3, ms
+from ibtui.reproduce.stats import MIN_SEEDS, TOO_FEW, ep, f2, g3, ms
 
 
 def bound_from(eb, gb, mt: float) -> float:
@@ -52,7 +52,7 @@ def c_cifar(runs):
             found.append(lay)
             if g_end < g_at:
                 falling.append(lay)
-        rows.append(f"| T{lay} | {', '.join(f'{int(a)}: {g3(b)}' for a, b in zip(e, snr))} | {ms(tr)} | "
+        rows.append(f"| T{lay} | {', '.join(f'{ep(a)}: {g3(b)}' for a, b in zip(e, snr))} | {ms(tr)} | "
                     f"{f2(g_at)} → {f2(g_end)} |")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -76,8 +76,12 @@ def c_cifar(runs):
     why = (f"Rule: reproduced if the SNR of some layer shows a declared drift→diffusion transition and the Gaussian "
            f"bound falls from the transition to the end; partially if a transition is declared but the bound does "
            f"not fall (the bound read from its first finite value at or after the transition: it is undefined until "
-           f"W* is frozen there). {seeds} seed{'' if seeds == 1 else 's'}, so no interval and no verdict (fewer than "
-           f"{MIN_SEEDS} seeds; the paper averages 50): the rule would read {would}. {iters:.0f} iterations reach 10^{decades:.1f} "
+           f"W* is frozen there). "
+           + (f"{seeds} seed{'' if seeds == 1 else 's'}, so no interval and no verdict (fewer than {MIN_SEEDS} seeds; "
+              f"the paper averages 50): the rule would read {would}. " if seeds < MIN_SEEDS else
+              f"{seeds} seeds (the paper averages 50); a layer's transition is the mean of its seeds' declared "
+              f"epochs. ")
+           + f"{iters:.0f} iterations reach 10^{decades:.1f} "
            f"of the paper's 10¹–10⁵ axis; the rest (50 seeds × 64k iterations on full CIFAR-10, and CIFAR-100, for "
            f"which there is no data here) needs the GPU run (`--scale full --device cuda`).")
     return Result(measured, verdict, why, [figp],
