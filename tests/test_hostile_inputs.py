@@ -65,7 +65,8 @@ def test_ctrl_c_while_python_m_ibtui_imports_is_quiet(tmp_path):
     """SIGINT delivered exactly while ibtui.cli imports typer (deterministic, unlike a timed signal): exit 130,
     nothing printed, no traceback and no "Exception ignored" from the import machinery."""
     code = ("import builtins, os, runpy, signal, sys\n"
-            "real = builtins.__import__\n"
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # as in a terminal: a shell's background
+            "real = builtins.__import__\n"                                # job (CI run with &) ignores SIGINT
             "def hook(name, *a, **k):\n"
             "    if name == 'typer' and not getattr(hook, 'sent', False):\n"
             "        hook.sent = True\n"
