@@ -137,11 +137,11 @@ def c_batch(runs):
         early = [p for p in pts if p["n"] == 0 and p["snr_max_ep"] == p["first_ep"]]
         if early:
             bl = ", ".join("%.0f" % p["batch"] for p in early)
-            sl = ", ".join("%.0f" % p["spe"] for p in early)
+            sl = ", ".join("%.0f" % (p["first_ep"] * p["spe"]) for p in early)
             parts[-1] += (f"\n\nNo transition is declared at batch {bl}: "
                           f"there the SNR is largest at the first snapshot (epoch {ep(early[0]['first_ep'])} = "
                           f"{sl} steps) and only falls afterwards, so the "
-                          f"drift phase ends inside the first epoch, below the resolution of per-epoch snapshots.")
+                          f"drift phase ends before that snapshot, below the resolution of the snapshots.")
         keys.append(f"{tag} r = {r_ci.fmt()} (n={n})")
     fig.tight_layout()
     figp = save(fig, "batch_sweep")

@@ -98,8 +98,8 @@ def c_mnist_fc(runs):
         first, top = (float(e[ok][0]), float(e[ok][np.argmax(snr[ok])])) if ok.any() else (math.nan, math.nan)
         missing = (f" No transition is declared in {len(r.seeds()) - nt} of {len(r.seeds())} seeds: the mean SNR of "
                    f"T{lay} is largest at epoch {ep(top)}"
-                   + (f", the first snapshot after training starts, so at {r.steps_per_epoch():.0f} steps an epoch "
-                      f"the drift phase ends inside it, below the resolution of per-epoch snapshots."
+                   + (f", the first snapshot after training starts ({top * r.steps_per_epoch():.0f} steps), so the "
+                      f"drift phase ends before it, below the resolution of the snapshots."
                       if top == first else ", and the detector found no steep fall of the smoothed log SNR after it."))
     measured = (f"{seeds_epochs(r)} ({r.steps_per_epoch():.0f} steps an epoch). Layer T{lay}: transition at epoch "
                 f"{ms(tr)}; ‖W − W(0)‖ log-log slope {f2(s_before)} before and {f2(s_after)} after it; SNR falls "
