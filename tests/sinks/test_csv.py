@@ -51,6 +51,12 @@ def test_headless_run_exports_every_snapshot(tmp_path):
     assert any("H(T|X) = 0" in n for n in meta["run_info"]["notes"])
 
 
+def _as_in_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default, as under a terminal (a shell's background job, e.g. a CI
+    script run with &, starts with it ignored, and Python then keeps it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130),  # a real process each: the other two signals in the slow set
                                       pytest.param("SIGHUP", 129, marks=pytest.mark.slow),
                                       pytest.param("SIGTERM", 143, marks=pytest.mark.slow)])
@@ -60,7 +66,8 @@ def test_interrupted_run_leaves_a_valid_csv_and_exit_128_plus_signal(tmp_path, s
     out = tmp_path / "run.csv"
     proc = subprocess.Popen([sys.executable, "-m", "ibtui", "scenarios/szt_tanh.toml", "--export", str(out),
                              "--quiet", "--device", "cpu", "--set", "run.seeds=2", "--set", "measure.snapshots=3000"],
-                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_in_a_terminal)
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until a few snapshots are on disk
         if out.exists() and out.stat().st_size > 20_000:
