@@ -318,18 +318,17 @@ def self_kernel_log_sums_tiled(
     if lib is not None and len(scales) <= most_scales and tile <= largest_tile and tile % width == 0:
         same = tile_class[pairs[:, 1]] == tile_class[pairs[:, 2]]
         _native_sums(lib, xs, real_s, pairs, need, steps, factor, n_tiles, tile, radius2, same, acc_total, acc_own)
-        blocks = ()
     else:
         blocks = _torch_blocks(xs, real_s, pairs, need, steps, factor, n_tiles, tile, double)
-    for p0, p1, k, row_sum, col_sum in blocks:  # the sums of pairs[p0:p1] at scale k
-        bi, ti, tj = pairs[p0:p1].unbind(1)
-        ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
-        acc_total[k].index_add_(0, ri, row_sum.double())
-        acc_total[k].index_add_(0, ci, col_sum.double())
-        if acc_own is not None:
-            same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(row_sum.dtype)
-            acc_own[k].index_add_(0, ri, row_sum.mul_(same).double())
-            acc_own[k].index_add_(0, ci, col_sum.mul_(same).double())
+        for p0, p1, k, row_sum, col_sum in blocks:  # the sums of pairs[p0:p1] at scale k
+            bi, ti, tj = pairs[p0:p1].unbind(1)
+            ri, ci = bi * n_tiles + ti, bi * n_tiles + tj
+            acc_total[k].index_add_(0, ri, row_sum.double())
+            acc_total[k].index_add_(0, ci, col_sum.double())
+            if acc_own is not None:
+                same = (tile_class[ti] == tile_class[tj]).unsqueeze(1).to(row_sum.dtype)
+                acc_own[k].index_add_(0, ri, row_sum.mul_(same).double())
+                acc_own[k].index_add_(0, ci, col_sum.mul_(same).double())
     # Back to the caller's point order: position p of entry i holds point source[order[i, p]].
     point = source[order]  # [B, Np]
     keep = point >= 0
